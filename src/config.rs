@@ -1,0 +1,368 @@
+//! Typed settings: defaults, then an optional TOML file, then `GUESTBRIDGE_*` environment
+//! variables (which win). Everything is validated at start-up; an error names the setting.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// Variables this program reads; any other `GUESTBRIDGE_*` variable draws a warning.
+const KNOWN_ENV: &[&str] = &[
+    "GUESTBRIDGE_CONFIG",
+    "GUESTBRIDGE_DATABASE_URL",
+    "GUESTBRIDGE_DATABASE_MAX_CONNECTIONS",
+    "GUESTBRIDGE_LISTEN",
+    "GUESTBRIDGE_PUBLIC_URL",
+    "GUESTBRIDGE_MAX_BODY_BYTES",
+    "GUESTBRIDGE_SMTP_URL",
+    "GUESTBRIDGE_MAPPINGS",
+    "GUESTBRIDGE_JOBS",
+    "GUESTBRIDGE_LOG_FORMAT",
+    "GUESTBRIDGE_TEST_POSTGRES_URL",
+];
+
+/// A setting that cannot be used, named as in the file (`section.key`) or the environment.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("setting {name}: {message}")]
+    Invalid { name: String, message: String },
+}
+
+fn invalid(name: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        name: name.to_string(),
+        message: message.into(),
+    }
+}
+
+/// All settings of one Guestbridge instance.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where data lives.
+    pub database: DatabaseSettings,
+    /// The HTTP server.
+    pub http: HttpSettings,
+    /// Outgoing mail; `None` keeps mail in the outbox and logs it.
+    pub smtp_url: Option<SecretString>,
+    /// Folder of mapping rule files.
+    pub mappings_dir: PathBuf,
+    /// Whether this instance runs the scheduler.
+    pub jobs_enabled: bool,
+    /// Log line format.
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    /// `sqlite://PATH` or `postgres://…`.
+    pub url: String,
+    /// Upper bound of the connection pool.
+    pub max_connections: u32,
+    /// How long SQLite waits on a locked database before giving up, in milliseconds.
+    pub busy_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Address to serve HTTP on.
+    pub listen: SocketAddr,
+    /// Base URL for links and SCIM `meta.location`, without a trailing slash.
+    pub public_url: String,
+    /// Largest accepted request body in bytes (SCIM `413` above it).
+    pub max_body_bytes: usize,
+    /// Largest page a SCIM list returns (`filter.maxResults`).
+    pub max_page_size: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The TOML file's shape; unknown keys are errors.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    database: Option<FileDatabase>,
+    http: Option<FileHttp>,
+    smtp: Option<FileSmtp>,
+    mappings_dir: Option<PathBuf>,
+    jobs: Option<bool>,
+    log_format: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDatabase {
+    url: Option<String>,
+    max_connections: Option<u32>,
+    busy_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHttp {
+    listen: Option<String>,
+    public_url: Option<String>,
+    max_body_bytes: Option<usize>,
+    max_page_size: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSmtp {
+    url: Option<String>,
+}
+
+impl Settings {
+    /// Load from the process environment and the file it names (`--config` wins over
+    /// `GUESTBRIDGE_CONFIG`).
+    pub fn from_env(config_file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env: BTreeMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("GUESTBRIDGE_"))
+            .collect();
+        let file = config_file
+            .map(Path::to_path_buf)
+            .or_else(|| env.get("GUESTBRIDGE_CONFIG").map(PathBuf::from));
+        Self::load(file.as_deref(), &env)
+    }
+
+    /// `GUESTBRIDGE_*` variables in the environment that no setting reads (likely typos);
+    /// the caller warns about them once logging is up.
+    pub fn unknown_env_vars() -> Vec<String> {
+        std::env::vars()
+            .map(|(k, _)| k)
+            .filter(|k| k.starts_with("GUESTBRIDGE_") && !KNOWN_ENV.contains(&k.as_str()))
+            .collect()
+    }
+
+    /// Load from an explicit file and variable map (tests pass their own).
+    pub fn load(file: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let file_settings = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                toml::from_str::<FileSettings>(&text).map_err(|e| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })?
+            }
+            None => FileSettings::default(),
+        };
+        Self::resolve(file_settings, env)
+    }
+
+    fn resolve(f: FileSettings, env: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let db = f.database.unwrap_or_default();
+        let http = f.http.unwrap_or_default();
+        let var = |name: &str| env.get(name).cloned();
+
+        let url = var("GUESTBRIDGE_DATABASE_URL")
+            .or(db.url)
+            .unwrap_or_else(|| "sqlite://guestbridge.db".to_string());
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database.url (GUESTBRIDGE_DATABASE_URL)",
+                "must start with sqlite:// or postgres://",
+            ));
+        }
+        let max_connections = match var("GUESTBRIDGE_DATABASE_MAX_CONNECTIONS") {
+            Some(v) => parse_number(&v, "GUESTBRIDGE_DATABASE_MAX_CONNECTIONS")?,
+            None => db.max_connections.unwrap_or(10),
+        };
+        if max_connections == 0 {
+            return Err(invalid("database.max_connections", "must be at least 1"));
+        }
+
+        let listen_text = var("GUESTBRIDGE_LISTEN")
+            .or(http.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".to_string());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            invalid(
+                "http.listen (GUESTBRIDGE_LISTEN)",
+                format!("{listen_text:?} is not an address such as 127.0.0.1:8080"),
+            )
+        })?;
+        let public_url = var("GUESTBRIDGE_PUBLIC_URL")
+            .or(http.public_url)
+            .unwrap_or_else(|| format!("http://{listen}"));
+        let parsed = url::Url::parse(&public_url).map_err(|e| {
+            invalid(
+                "http.public_url (GUESTBRIDGE_PUBLIC_URL)",
+                format!("{public_url:?}: {e}"),
+            )
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(invalid(
+                "http.public_url (GUESTBRIDGE_PUBLIC_URL)",
+                "must be an http:// or https:// URL",
+            ));
+        }
+        let max_body_bytes = match var("GUESTBRIDGE_MAX_BODY_BYTES") {
+            Some(v) => parse_number(&v, "GUESTBRIDGE_MAX_BODY_BYTES")?,
+            None => http.max_body_bytes.unwrap_or(1024 * 1024),
+        };
+        let max_page_size = http.max_page_size.unwrap_or(1000);
+        if max_page_size == 0 {
+            return Err(invalid("http.max_page_size", "must be at least 1"));
+        }
+
+        let smtp_url = var("GUESTBRIDGE_SMTP_URL").or(f.smtp.and_then(|s| s.url));
+        if let Some(u) = &smtp_url {
+            let ok = url::Url::parse(u)
+                .map(|p| matches!(p.scheme(), "smtp" | "smtps"))
+                .unwrap_or(false);
+            if !ok {
+                // The URL may carry a password, so it is not echoed.
+                return Err(invalid(
+                    "smtp.url (GUESTBRIDGE_SMTP_URL)",
+                    "must be smtp://host:port or smtps://user:pass@host",
+                ));
+            }
+        }
+
+        let jobs_enabled = match var("GUESTBRIDGE_JOBS") {
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "on" | "true" | "1" => true,
+                "off" | "false" | "0" => false,
+                _ => {
+                    return Err(invalid(
+                        "GUESTBRIDGE_JOBS",
+                        format!("{v:?} is neither on nor off"),
+                    ))
+                }
+            },
+            None => f.jobs.unwrap_or(true),
+        };
+
+        let log_format = match var("GUESTBRIDGE_LOG_FORMAT")
+            .or(f.log_format)
+            .as_deref()
+            .unwrap_or("text")
+        {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(invalid(
+                    "log_format (GUESTBRIDGE_LOG_FORMAT)",
+                    format!("{other:?} is neither text nor json"),
+                ))
+            }
+        };
+
+        Ok(Settings {
+            database: DatabaseSettings {
+                url,
+                max_connections,
+                busy_timeout_ms: db.busy_timeout_ms.unwrap_or(5000),
+            },
+            http: HttpSettings {
+                listen,
+                public_url: public_url.trim_end_matches('/').to_string(),
+                max_body_bytes,
+                max_page_size,
+            },
+            smtp_url: smtp_url.map(SecretString::from),
+            mappings_dir: var("GUESTBRIDGE_MAPPINGS")
+                .map(PathBuf::from)
+                .or(f.mappings_dir)
+                .unwrap_or_else(|| PathBuf::from("mappings")),
+            jobs_enabled,
+            log_format,
+        })
+    }
+}
+
+fn parse_number<T: std::str::FromStr>(value: &str, name: &str) -> Result<T, ConfigError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| invalid(name, format!("{value:?} is not a number")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let s = Settings::load(None, &env(&[])).unwrap();
+        assert_eq!(s.database.url, "sqlite://guestbridge.db");
+        assert_eq!(s.http.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.http.public_url, "http://127.0.0.1:8080");
+        assert!(s.smtp_url.is_none());
+        assert_eq!(s.mappings_dir, PathBuf::from("mappings"));
+        assert!(s.jobs_enabled);
+        assert_eq!(s.http.max_body_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn environment_wins_over_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.toml");
+        std::fs::write(
+            &path,
+            "[database]\nurl = \"sqlite://file.db\"\n[http]\nlisten = \"0.0.0.0:9000\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(
+            Some(&path),
+            &env(&[("GUESTBRIDGE_DATABASE_URL", "postgres://h/db")]),
+        )
+        .unwrap();
+        assert_eq!(s.database.url, "postgres://h/db");
+        assert_eq!(s.http.listen.to_string(), "0.0.0.0:9000");
+    }
+
+    #[test]
+    fn bad_settings_name_the_setting() {
+        let err = Settings::load(None, &env(&[("GUESTBRIDGE_LISTEN", "nowhere")])).unwrap_err();
+        assert!(err.to_string().contains("GUESTBRIDGE_LISTEN"), "{err}");
+        let err = Settings::load(None, &env(&[("GUESTBRIDGE_JOBS", "maybe")])).unwrap_err();
+        assert!(err.to_string().contains("GUESTBRIDGE_JOBS"), "{err}");
+        let err =
+            Settings::load(None, &env(&[("GUESTBRIDGE_DATABASE_URL", "mysql://x")])).unwrap_err();
+        assert!(err.to_string().contains("database.url"), "{err}");
+        let err = Settings::load(None, &env(&[("GUESTBRIDGE_SMTP_URL", "http://u:secret@x")]))
+            .unwrap_err();
+        assert!(!err.to_string().contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn the_shipped_example_file_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/guestbridge.example.toml");
+        let s = Settings::load(Some(&path), &env(&[])).unwrap();
+        assert_eq!(s.http.max_page_size, 1000);
+    }
+
+    #[test]
+    fn unknown_file_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.toml");
+        std::fs::write(&path, "[http]\nlisten_port = 1\n").unwrap();
+        let err = Settings::load(Some(&path), &env(&[])).unwrap_err();
+        assert!(err.to_string().contains("listen_port"), "{err}");
+    }
+}

@@ -1,0 +1,19 @@
+//! Guestbridge: a SCIM 2.0 provisioning and sync bridge for business-to-business guest
+//! access. Protocol adapters (`scim`, `cli`) translate; `services` decide; `store` holds
+//! all SQL. See docs/architecture.md.
+
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod health;
+pub mod metrics;
+pub mod scim;
+pub mod services;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

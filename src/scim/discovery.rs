@@ -1,0 +1,119 @@
+//! Discovery endpoints (RFC 7644 §4): `/ServiceProviderConfig`, `/ResourceTypes`, `/Schemas`.
+//! They describe exactly what this build supports and carry no tenant data, so they are
+//! served without authentication (RFC 7644 §4 allows it).
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde_json::{json, Value};
+
+use super::error::ScimError;
+use super::http::scim_json;
+use super::schema::{all_schemas, ResourceTypeDef, USER_RESOURCE};
+use super::users_api::{LIST_RESPONSE_SCHEMA, MAX_PATCH_OPERATIONS};
+use crate::startup::AppState;
+
+/// Resource types served by this build.
+fn resource_types() -> [&'static ResourceTypeDef; 1] {
+    [&USER_RESOURCE]
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/ServiceProviderConfig",
+        web::get().to(get_service_provider_config),
+    )
+    .route("/ResourceTypes", web::get().to(list_resource_types))
+    .route("/ResourceTypes/{name}", web::get().to(get_resource_type))
+    .route("/Schemas", web::get().to(list_schemas))
+    .route("/Schemas/{id}", web::get().to(get_schema));
+}
+
+fn list_response(resources: Vec<Value>) -> HttpResponse {
+    scim_json(
+        StatusCode::OK,
+        &json!({
+            "schemas": [LIST_RESPONSE_SCHEMA],
+            "totalResults": resources.len(),
+            "startIndex": 1,
+            "itemsPerPage": resources.len(),
+            "Resources": resources,
+        }),
+    )
+}
+
+pub async fn get_service_provider_config(state: web::Data<AppState>) -> HttpResponse {
+    let base = &state.settings.http.public_url;
+    scim_json(
+        StatusCode::OK,
+        &json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+            "documentationUri": format!("{base}/docs"),
+            "patch": {"supported": true},
+            "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+            "filter": {"supported": true, "maxResults": state.settings.http.max_page_size},
+            "changePassword": {"supported": false},
+            "sort": {"supported": false},
+            "etag": {"supported": true},
+            "authenticationSchemes": [{
+                "type": "oauthbearertoken",
+                "name": "OAuth Bearer Token",
+                "description": "A partner token issued by `guestbridge token issue`, sent as Authorization: Bearer.",
+                "primary": true
+            }],
+            "maxPatchOperations": MAX_PATCH_OPERATIONS,
+            "meta": {
+                "resourceType": "ServiceProviderConfig",
+                "location": format!("{base}/scim/v2/ServiceProviderConfig"),
+            }
+        }),
+    )
+}
+
+pub async fn list_resource_types(state: web::Data<AppState>) -> HttpResponse {
+    let base = &state.settings.http.public_url;
+    list_response(resource_types().iter().map(|rt| rt.to_json(base)).collect())
+}
+
+pub async fn get_resource_type(
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ScimError> {
+    let rt = resource_types()
+        .into_iter()
+        .find(|rt| rt.name.eq_ignore_ascii_case(&name))
+        .ok_or_else(|| ScimError::not_found(format!("no resource type {name:?}")))?;
+    Ok(scim_json(
+        StatusCode::OK,
+        &rt.to_json(&state.settings.http.public_url),
+    ))
+}
+
+pub async fn list_schemas(state: web::Data<AppState>) -> HttpResponse {
+    let base = &state.settings.http.public_url;
+    let served: Vec<&str> = resource_types()
+        .iter()
+        .flat_map(|rt| rt.schemas().map(|s| s.id))
+        .collect();
+    list_response(
+        all_schemas()
+            .iter()
+            .filter(|s| served.contains(&s.id))
+            .map(|s| s.to_json(base))
+            .collect(),
+    )
+}
+
+pub async fn get_schema(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ScimError> {
+    let schema = resource_types()
+        .iter()
+        .flat_map(|rt| rt.schemas())
+        .find(|s| s.id.eq_ignore_ascii_case(&id))
+        .ok_or_else(|| ScimError::not_found(format!("no schema {id:?}")))?;
+    Ok(scim_json(
+        StatusCode::OK,
+        &schema.to_json(&state.settings.http.public_url),
+    ))
+}

@@ -1,0 +1,19 @@
+//! SCIM 2.0 (RFC 7643 schemas and resources, RFC 7644 protocol) under `/scim/v2`.
+
+pub mod discovery;
+pub mod error;
+pub mod filter;
+pub mod http;
+pub mod patch;
+pub mod projection;
+pub mod resource;
+pub mod schema;
+pub mod users_api;
+
+use actix_web::web;
+
+/// Register every SCIM route under the scope this is mounted on.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.configure(discovery::configure)
+        .configure(users_api::configure);
+}

@@ -1,0 +1,46 @@
+//! Use cases. Each public function is one transaction; SCIM handlers, the CLI and (later)
+//! CSV import and jobs call these, so every path applies the same rules, audit and outbox.
+
+pub mod partners;
+pub mod users;
+
+use crate::clock::SharedClock;
+use crate::scim::error::ScimError;
+use crate::store::{Db, DbError};
+
+/// What services need from the outside world.
+#[derive(Clone, Debug)]
+pub struct Deps {
+    pub db: Db,
+    pub clock: SharedClock,
+}
+
+impl Deps {
+    pub fn now_ms(&self) -> i64 {
+        crate::clock::to_millis(self.clock.now())
+    }
+}
+
+/// Who is acting, for authorisation scoping and the audit log.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// `partner:SLUG`, `admin:ID`, `cli`, `job:NAME`.
+    pub label: String,
+    pub request_id: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the resource changed since version {0}")]
+    PreconditionFailed(String),
+    #[error(transparent)]
+    Invalid(#[from] ScimError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("{0}")]
+    Corrupt(String),
+}

@@ -1,0 +1,339 @@
+//! Provisioning of a partner's people as SCIM Users. SCIM requests (and later CSV rows) go
+//! through these functions: validation, uniqueness, storage, audit — one transaction each.
+
+use serde_json::{json, Map, Value};
+
+use super::{Actor, Deps, ServiceError};
+use crate::domain::Partner;
+use crate::scim::filter::Filter;
+use crate::scim::patch::{self, PatchOp};
+use crate::scim::resource::{self, WriteMode};
+use crate::scim::schema::USER_RESOURCE;
+use crate::store::audit::{self, AuditEntry};
+use crate::store::scim_filter::FilterCompiler;
+use crate::store::users::{self as user_store, UserRow};
+use crate::store::{is_unique_violation, Tx};
+
+/// A stored user with its parsed document.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub row: UserRow,
+    pub doc: Map<String, Value>,
+}
+
+impl User {
+    /// The ETag value for this version (RFC 7644 §3.14).
+    pub fn etag(&self) -> String {
+        etag(self.row.version)
+    }
+}
+
+pub fn etag(version: i64) -> String {
+    format!("W/\"{version}\"")
+}
+
+fn parse_doc(row: UserRow) -> Result<User, ServiceError> {
+    let doc = match serde_json::from_str(&row.doc) {
+        Ok(Value::Object(m)) => m,
+        _ => {
+            return Err(ServiceError::Corrupt(format!(
+                "user {} has an unreadable document",
+                row.id
+            )))
+        }
+    };
+    Ok(User { row, doc })
+}
+
+/// The indexed columns derived from a normalised document.
+fn row_for(
+    id: &str,
+    partner: &Partner,
+    doc: &Map<String, Value>,
+    version: i64,
+    created_at: i64,
+    now: i64,
+) -> UserRow {
+    let user_name = doc
+        .get("userName")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let emails = doc.get("emails").and_then(Value::as_array);
+    let primary_email = emails
+        .and_then(|list| {
+            list.iter()
+                .find(|e| e.get("primary") == Some(&Value::Bool(true)))
+                .or_else(|| list.first())
+        })
+        .and_then(|e| e.get("value"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    UserRow {
+        id: id.to_string(),
+        partner_id: partner.id.clone(),
+        user_name,
+        external_id: doc
+            .get("externalId")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        // RFC 7643 leaves `active` open when absent; a person pushed without it is active.
+        active: doc.get("active").and_then(Value::as_bool).unwrap_or(true),
+        display_name: doc
+            .get("displayName")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        primary_email,
+        doc: Value::Object(doc.clone()).to_string(),
+        version,
+        created_at,
+        updated_at: now,
+    }
+}
+
+async fn audit_user(
+    tx: &mut Tx,
+    actor: &Actor,
+    partner: &Partner,
+    action: &str,
+    id: &str,
+    detail: Value,
+    now: i64,
+) -> Result<(), ServiceError> {
+    audit::append(
+        tx,
+        &AuditEntry {
+            actor: &actor.label,
+            partner_id: Some(&partner.id),
+            action,
+            target_type: "user",
+            target_id: Some(id),
+            request_id: actor.request_id.as_deref(),
+            detail,
+        },
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+fn uniqueness_error(user_name: &str) -> ServiceError {
+    ServiceError::Conflict(format!(
+        "userName {user_name:?} is already in use by this partner"
+    ))
+}
+
+/// Create a user from a SCIM body.
+#[tracing::instrument(skip_all, fields(partner = %partner.slug), err(level = "info"))]
+pub async fn create(
+    deps: &Deps,
+    actor: &Actor,
+    partner: &Partner,
+    body: &Value,
+) -> Result<User, ServiceError> {
+    let doc = resource::normalize(body, &USER_RESOURCE, WriteMode::Create)?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let now = deps.now_ms();
+    let row = row_for(&id, partner, &doc, 1, now, now);
+    let leaves = resource::flatten(&doc, &USER_RESOURCE);
+    let mut tx = deps.db.begin_write().await?;
+    if let Err(e) = user_store::insert(&mut tx, &row, &leaves).await {
+        return Err(if is_unique_violation(&e) {
+            uniqueness_error(&row.user_name)
+        } else {
+            e.into()
+        });
+    }
+    audit_user(
+        &mut tx,
+        actor,
+        partner,
+        "user.created",
+        &id,
+        json!({"userName": row.user_name, "active": row.active}),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(User { row, doc })
+}
+
+pub async fn get(deps: &Deps, partner: &Partner, id: &str) -> Result<User, ServiceError> {
+    let mut conn = deps.db.pool().acquire().await?;
+    let row = user_store::get(&mut conn, &partner.id, id)
+        .await?
+        .ok_or(ServiceError::NotFound)?;
+    parse_doc(row)
+}
+
+/// One page of users matching a filter; `start_index` is 1-based (RFC 7644 §3.4.2.4).
+pub async fn list(
+    deps: &Deps,
+    partner: &Partner,
+    filter: Option<&Filter>,
+    start_index: i64,
+    count: i64,
+) -> Result<(i64, Vec<User>), ServiceError> {
+    let condition = filter
+        .map(|f| {
+            FilterCompiler {
+                rt: &USER_RESOURCE,
+                columns: user_store::user_columns,
+                partner_id: &partner.id,
+            }
+            .compile(f)
+        })
+        .transpose()?;
+    let mut conn = deps.db.pool().acquire().await?;
+    let (total, rows) =
+        user_store::list(&mut conn, &partner.id, condition, start_index - 1, count).await?;
+    let users = rows
+        .into_iter()
+        .map(parse_doc)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((total, users))
+}
+
+/// Check an `If-Match` precondition against the stored version.
+fn check_if_match(if_match: Option<&str>, current: &User) -> Result<(), ServiceError> {
+    match if_match {
+        Some(tags)
+            if !tags
+                .split(',')
+                .map(str::trim)
+                .any(|t| t == "*" || t == current.etag()) =>
+        {
+            Err(ServiceError::PreconditionFailed(current.etag()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Store a changed document for an existing user, within the caller's transaction.
+async fn save(
+    tx: &mut Tx,
+    actor: &Actor,
+    partner: &Partner,
+    current: &User,
+    doc: Map<String, Value>,
+    action: &str,
+    now: i64,
+) -> Result<User, ServiceError> {
+    let row = row_for(
+        &current.row.id,
+        partner,
+        &doc,
+        current.row.version + 1,
+        current.row.created_at,
+        now,
+    );
+    let leaves = resource::flatten(&doc, &USER_RESOURCE);
+    match user_store::update(tx, &row, current.row.version, &leaves).await {
+        Ok(true) => {}
+        Ok(false) => return Err(ServiceError::PreconditionFailed(current.etag())),
+        Err(e) if is_unique_violation(&e) => return Err(uniqueness_error(&row.user_name)),
+        Err(e) => return Err(e.into()),
+    }
+    let changed: Vec<&String> = doc
+        .iter()
+        .filter(|(k, v)| current.doc.get(*k) != Some(*v))
+        .map(|(k, _)| k)
+        .chain(current.doc.keys().filter(|k| !doc.contains_key(*k)))
+        .collect();
+    audit_user(
+        tx,
+        actor,
+        partner,
+        action,
+        &row.id,
+        json!({"changed": changed, "active": row.active}),
+        now,
+    )
+    .await?;
+    Ok(User { row, doc })
+}
+
+async fn load_for_write(tx: &mut Tx, partner: &Partner, id: &str) -> Result<User, ServiceError> {
+    let row = user_store::get(tx, &partner.id, id)
+        .await?
+        .ok_or(ServiceError::NotFound)?;
+    parse_doc(row)
+}
+
+/// Replace a user with a full SCIM body (PUT).
+#[tracing::instrument(skip_all, fields(partner = %partner.slug, id = %id), err(level = "info"))]
+pub async fn replace(
+    deps: &Deps,
+    actor: &Actor,
+    partner: &Partner,
+    id: &str,
+    body: &Value,
+    if_match: Option<&str>,
+) -> Result<User, ServiceError> {
+    let doc = resource::normalize(body, &USER_RESOURCE, WriteMode::Replace { id })?;
+    let now = deps.now_ms();
+    let mut tx = deps.db.begin_write().await?;
+    let current = load_for_write(&mut tx, partner, id).await?;
+    check_if_match(if_match, &current)?;
+    let user = save(&mut tx, actor, partner, &current, doc, "user.replaced", now).await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+/// Apply PATCH operations atomically.
+#[tracing::instrument(skip_all, fields(partner = %partner.slug, id = %id), err(level = "info"))]
+pub async fn patch(
+    deps: &Deps,
+    actor: &Actor,
+    partner: &Partner,
+    id: &str,
+    ops: &[PatchOp],
+    if_match: Option<&str>,
+) -> Result<User, ServiceError> {
+    let now = deps.now_ms();
+    let mut tx = deps.db.begin_write().await?;
+    let current = load_for_write(&mut tx, partner, id).await?;
+    check_if_match(if_match, &current)?;
+    let patched = patch::apply_patch_with_id(&current.doc, ops, &USER_RESOURCE, id)?;
+    let doc = resource::normalize(
+        &Value::Object(patched),
+        &USER_RESOURCE,
+        WriteMode::Replace { id },
+    )?;
+    if doc == current.doc {
+        return Ok(current);
+    }
+    let user = save(&mut tx, actor, partner, &current, doc, "user.patched", now).await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+/// Delete a user.
+#[tracing::instrument(skip_all, fields(partner = %partner.slug, id = %id), err(level = "info"))]
+pub async fn delete(
+    deps: &Deps,
+    actor: &Actor,
+    partner: &Partner,
+    id: &str,
+    if_match: Option<&str>,
+) -> Result<(), ServiceError> {
+    let now = deps.now_ms();
+    let mut tx = deps.db.begin_write().await?;
+    let current = load_for_write(&mut tx, partner, id).await?;
+    check_if_match(if_match, &current)?;
+    if !user_store::delete(&mut tx, &partner.id, id).await? {
+        return Err(ServiceError::NotFound);
+    }
+    audit_user(
+        &mut tx,
+        actor,
+        partner,
+        "user.deleted",
+        id,
+        json!({"userName": current.row.user_name}),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! Builds the HTTP application on a bound listener and runs it until a shutdown signal.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use tracing_actix_web::TracingLogger;
+
+use crate::clock::SharedClock;
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::scim::error::ScimError;
+use crate::services::Deps;
+use crate::store::Db;
+
+/// Shared, read-only state of a running instance.
+pub struct AppState {
+    pub deps: Deps,
+    pub settings: Arc<Settings>,
+    pub metrics: Metrics,
+}
+
+/// A built, not yet running, instance.
+pub struct Application {
+    port: u16,
+    server: Server,
+    db: Db,
+}
+
+impl Application {
+    /// Connect, migrate and bind. Port 0 picks a free port (tests).
+    pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Application> {
+        let db = Db::connect(&settings.database).await?;
+        db.migrate().await?;
+        let listener = TcpListener::bind(settings.http.listen).with_context(|| {
+            format!(
+                "cannot listen on {} (setting http.listen / GUESTBRIDGE_LISTEN)",
+                settings.http.listen
+            )
+        })?;
+        let port = listener.local_addr()?.port();
+        let mut settings = settings;
+        if settings.http.listen.port() == 0 && settings.http.public_url.ends_with(":0") {
+            settings.http.public_url = format!("http://{}:{port}", settings.http.listen.ip());
+        }
+        let state = web::Data::new(AppState {
+            deps: Deps {
+                db: db.clone(),
+                clock,
+            },
+            settings: Arc::new(settings),
+            metrics: Metrics::new().context("registering metrics")?,
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(crate::metrics::record))
+                .wrap(TracingLogger::default())
+                .app_data(state.clone())
+                .route("/healthz", web::get().to(crate::health::get_healthz))
+                .route("/readyz", web::get().to(crate::health::get_readyz))
+                .route("/metrics", web::get().to(crate::metrics::get_metrics))
+                .service(
+                    web::scope("/scim/v2")
+                        .configure(crate::scim::configure)
+                        .default_service(web::to(|| async {
+                            Err::<actix_web::HttpResponse, _>(ScimError::not_found(
+                                "no such SCIM endpoint",
+                            ))
+                        })),
+                )
+        })
+        .listen(listener)?
+        .shutdown_timeout(10)
+        .run();
+        Ok(Application { port, server, db })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serve until SIGINT/SIGTERM, then drain requests and close the pool.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await?;
+        self.db.close().await;
+        Ok(())
+    }
+}

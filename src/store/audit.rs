@@ -1,0 +1,64 @@
+//! The append-only audit log (UPDATE and DELETE are refused by triggers).
+
+use serde_json::Value;
+use sqlx::AnyConnection;
+
+use super::DbError;
+
+/// One audited change.
+#[derive(Debug, Clone)]
+pub struct AuditEntry<'a> {
+    /// Who: `partner:SLUG`, `admin:TOKEN_ID`, `cli`, `job:NAME`.
+    pub actor: &'a str,
+    pub partner_id: Option<&'a str>,
+    /// What, as `noun.verb`: `user.created`, `partner.token_issued`.
+    pub action: &'a str,
+    pub target_type: &'a str,
+    pub target_id: Option<&'a str>,
+    pub request_id: Option<&'a str>,
+    /// Context without secrets.
+    pub detail: Value,
+}
+
+pub async fn append(
+    conn: &mut AnyConnection,
+    entry: &AuditEntry<'_>,
+    now_ms: i64,
+) -> Result<(), DbError> {
+    tracing::info!(
+        target: "audit",
+        actor = entry.actor,
+        action = entry.action,
+        target_type = entry.target_type,
+        target_id = entry.target_id,
+        request_id = entry.request_id,
+    );
+    sqlx::query(
+        "INSERT INTO audit_log (at, actor, partner_id, action, target_type, target_id, request_id, detail)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(now_ms)
+    .bind(entry.actor)
+    .bind(entry.partner_id)
+    .bind(entry.action)
+    .bind(entry.target_type)
+    .bind(entry.target_id)
+    .bind(entry.request_id)
+    .bind(entry.detail.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Number of audit rows for a target (used by tests and the admin API).
+pub async fn count_for_target(
+    conn: &mut AnyConnection,
+    target_type: &str,
+    target_id: &str,
+) -> Result<i64, DbError> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE target_type = $1 AND target_id = $2")
+        .bind(target_type)
+        .bind(target_id)
+        .fetch_one(conn)
+        .await
+}

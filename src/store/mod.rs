@@ -1,0 +1,132 @@
+//! Storage: every SQL statement lives under this module. One code path serves SQLite and
+//! PostgreSQL through sqlx's `Any` driver with portable SQL (`$n` placeholders, integers for
+//! timestamps and flags, TEXT for JSON); the DDL differs per backend and lives in
+//! `migrations/sqlite` and `migrations/postgres`. See docs/architecture.md for why.
+
+pub mod audit;
+pub mod partners;
+pub mod scim_filter;
+pub mod sql;
+pub mod tokens;
+pub mod users;
+pub mod values;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+use crate::config::DatabaseSettings;
+
+pub use sqlx::Error as DbError;
+
+/// A transaction on either backend.
+pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The connection pool and which backend it talks to.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Db {
+    /// Open the pool; a SQLite file is created when missing.
+    pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Db> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if settings.url.starts_with("sqlite:") {
+            (Backend::Sqlite, sqlite_url_with_create(&settings.url))
+        } else {
+            (Backend::Postgres, settings.url.clone())
+        };
+        let options: AnyConnectOptions = url.parse().with_context(|| {
+            "setting database.url (GUESTBRIDGE_DATABASE_URL) is not a valid database URL"
+        })?;
+        let busy_timeout = settings.busy_timeout_ms;
+        let pool = AnyPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers proceed during a write; LIKE is made case-sensitive so
+                        // that caseExact attributes compare the same way as on PostgreSQL.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute(format!("PRAGMA busy_timeout = {busy_timeout}").as_str())
+                            .await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute("PRAGMA case_sensitive_like = ON").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .with_context(|| format!("cannot open the {backend:?} database"))?;
+        Ok(Db { pool, backend })
+    }
+
+    /// Apply pending migrations for this backend.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+        };
+        migrator
+            .run(&self.pool)
+            .await
+            .context("applying database migrations")?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Begin a transaction that will write. On SQLite it takes the write lock up front, so
+    /// two writers queue on the busy timeout instead of failing on a stale snapshot.
+    pub async fn begin_write(&self) -> Result<Tx, DbError> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
+    /// True when the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn sqlite_url_with_create(url: &str) -> String {
+    if url.contains("mode=") {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+/// True when the error is a violated unique constraint, on either backend.
+pub fn is_unique_violation(err: &DbError) -> bool {
+    err.as_database_error()
+        .map(|e| e.is_unique_violation())
+        .unwrap_or(false)
+}

@@ -1,0 +1,100 @@
+//! Partner and admin bearer tokens, looked up by hash.
+
+use sqlx::{AnyConnection, Row};
+
+use super::DbError;
+use crate::domain::{Partner, PartnerSlug};
+
+/// How stale `last_used_at` may get before a request refreshes it; saves a write per request.
+const LAST_USED_GRANULARITY_MS: i64 = 60_000;
+
+pub async fn insert_partner_token(
+    conn: &mut AnyConnection,
+    id: &str,
+    partner_id: &str,
+    token_hash: &str,
+    now_ms: i64,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO partner_tokens (id, partner_id, token_hash, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id)
+    .bind(partner_id)
+    .bind(token_hash)
+    .bind(now_ms)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The partner owning an unrevoked token with this hash; records the use.
+pub async fn authenticate_partner(
+    conn: &mut AnyConnection,
+    token_hash: &str,
+    now_ms: i64,
+) -> Result<Option<Partner>, DbError> {
+    let row = sqlx::query(
+        "SELECT t.id AS token_id, p.id, p.slug, p.name, t.last_used_at
+         FROM partner_tokens t JOIN partners p ON p.id = t.partner_id
+         WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
+    )
+    .bind(token_hash)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let last_used: Option<i64> = row.try_get("last_used_at")?;
+    if last_used.is_none_or(|t| now_ms - t >= LAST_USED_GRANULARITY_MS) {
+        let token_id: String = row.try_get("token_id")?;
+        sqlx::query("UPDATE partner_tokens SET last_used_at = $1 WHERE id = $2")
+            .bind(now_ms)
+            .bind(token_id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let slug: String = row.try_get("slug")?;
+    Ok(Some(Partner {
+        id: row.try_get("id")?,
+        slug: PartnerSlug::parse(&slug).map_err(|e| DbError::Decode(Box::new(e)))?,
+        name: row.try_get("name")?,
+    }))
+}
+
+pub async fn insert_admin_token(
+    conn: &mut AnyConnection,
+    id: &str,
+    token_hash: &str,
+    now_ms: i64,
+) -> Result<(), DbError> {
+    sqlx::query("INSERT INTO admin_tokens (id, token_hash, created_at) VALUES ($1, $2, $3)")
+        .bind(id)
+        .bind(token_hash)
+        .bind(now_ms)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The id of an unrevoked admin token with this hash; records the use.
+pub async fn authenticate_admin(
+    conn: &mut AnyConnection,
+    token_hash: &str,
+    now_ms: i64,
+) -> Result<Option<String>, DbError> {
+    let row = sqlx::query(
+        "SELECT id, last_used_at FROM admin_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+    )
+    .bind(token_hash)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let id: String = row.try_get("id")?;
+    let last_used: Option<i64> = row.try_get("last_used_at")?;
+    if last_used.is_none_or(|t| now_ms - t >= LAST_USED_GRANULARITY_MS) {
+        sqlx::query("UPDATE admin_tokens SET last_used_at = $1 WHERE id = $2")
+            .bind(now_ms)
+            .bind(&id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(Some(id))
+}

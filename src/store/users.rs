@@ -1,0 +1,187 @@
+//! SCIM Users: one row per user (the JSON document plus indexed columns) and its leaf values
+//! in `scim_values` for filtering. Every query is scoped by partner.
+
+use sqlx::{AnyConnection, Row};
+
+use super::scim_filter::{Column, ColumnKind};
+use super::sql::{Arg, Sql};
+use super::values;
+use super::DbError;
+use crate::scim::resource::LeafValue;
+
+/// A stored user.
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    pub id: String,
+    pub partner_id: String,
+    pub user_name: String,
+    pub external_id: Option<String>,
+    pub active: bool,
+    pub display_name: Option<String>,
+    pub primary_email: Option<String>,
+    /// The normalised SCIM document as JSON text.
+    pub doc: String,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str =
+    "r.id, r.partner_id, r.user_name, r.external_id, r.active, r.display_name, r.primary_email_lower, r.doc, r.version, r.created_at, r.updated_at";
+
+fn from_row(row: &sqlx::any::AnyRow) -> Result<UserRow, DbError> {
+    Ok(UserRow {
+        id: row.try_get("id")?,
+        partner_id: row.try_get("partner_id")?,
+        user_name: row.try_get("user_name")?,
+        external_id: row.try_get("external_id")?,
+        active: row.try_get::<i64, _>("active")? != 0,
+        display_name: row.try_get("display_name")?,
+        primary_email: row.try_get("primary_email_lower")?,
+        doc: row.try_get("doc")?,
+        version: row.try_get("version")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// Attributes of the User resource held in columns, for the filter compiler.
+pub fn user_columns(attr: &str, sub: Option<&str>) -> Option<Column> {
+    let col = |expr, kind| Some(Column { expr, kind });
+    match (
+        attr.to_ascii_lowercase().as_str(),
+        sub.map(str::to_ascii_lowercase).as_deref(),
+    ) {
+        ("id", None) => col("r.id", ColumnKind::TextExact),
+        ("username", None) => col("r.user_name_lower", ColumnKind::TextLower),
+        ("externalid", None) => col("r.external_id", ColumnKind::TextExact),
+        ("active", None) => col("r.active", ColumnKind::Flag),
+        ("meta", Some("created")) => col("r.created_at", ColumnKind::Millis),
+        ("meta", Some("lastmodified")) => col("r.updated_at", ColumnKind::Millis),
+        _ => None,
+    }
+}
+
+pub async fn insert(
+    conn: &mut AnyConnection,
+    u: &UserRow,
+    leaves: &[LeafValue],
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO scim_users (id, partner_id, user_name, user_name_lower, external_id, active,
+            display_name, primary_email_lower, doc, version, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(&u.id)
+    .bind(&u.partner_id)
+    .bind(&u.user_name)
+    .bind(u.user_name.to_lowercase())
+    .bind(&u.external_id)
+    .bind(i64::from(u.active))
+    .bind(&u.display_name)
+    .bind(u.primary_email.as_ref().map(|e| e.to_lowercase()))
+    .bind(&u.doc)
+    .bind(u.version)
+    .bind(u.created_at)
+    .bind(u.updated_at)
+    .execute(&mut *conn)
+    .await?;
+    values::insert(conn, &u.id, &u.partner_id, leaves).await
+}
+
+/// Overwrite a user whose stored version is `expected_version`; false when it changed meanwhile.
+pub async fn update(
+    conn: &mut AnyConnection,
+    u: &UserRow,
+    expected_version: i64,
+    leaves: &[LeafValue],
+) -> Result<bool, DbError> {
+    let done = sqlx::query(
+        "UPDATE scim_users SET user_name = $1, user_name_lower = $2, external_id = $3, active = $4,
+            display_name = $5, primary_email_lower = $6, doc = $7, version = $8, updated_at = $9
+         WHERE id = $10 AND partner_id = $11 AND version = $12",
+    )
+    .bind(&u.user_name)
+    .bind(u.user_name.to_lowercase())
+    .bind(&u.external_id)
+    .bind(i64::from(u.active))
+    .bind(&u.display_name)
+    .bind(u.primary_email.as_ref().map(|e| e.to_lowercase()))
+    .bind(&u.doc)
+    .bind(u.version)
+    .bind(u.updated_at)
+    .bind(&u.id)
+    .bind(&u.partner_id)
+    .bind(expected_version)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    values::replace(conn, &u.id, &u.partner_id, leaves).await?;
+    Ok(true)
+}
+
+pub async fn get(
+    conn: &mut AnyConnection,
+    partner_id: &str,
+    id: &str,
+) -> Result<Option<UserRow>, DbError> {
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM scim_users r WHERE r.partner_id = $1 AND r.id = $2"
+    ))
+    .bind(partner_id)
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .map(|r| from_row(&r))
+    .transpose()
+}
+
+/// Delete a user and its values; false when the partner has no such user.
+pub async fn delete(conn: &mut AnyConnection, partner_id: &str, id: &str) -> Result<bool, DbError> {
+    let done = sqlx::query("DELETE FROM scim_users WHERE partner_id = $1 AND id = $2")
+        .bind(partner_id)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    values::delete(&mut *conn, id).await?;
+    sqlx::query("DELETE FROM group_members WHERE member_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(true)
+}
+
+/// One page of a partner's users matching `filter` (a condition over `r`), and the total.
+pub async fn list(
+    conn: &mut AnyConnection,
+    partner_id: &str,
+    filter: Option<Sql>,
+    offset: i64,
+    limit: i64,
+) -> Result<(i64, Vec<UserRow>), DbError> {
+    let mut condition = Sql::new("r.partner_id = ");
+    condition.bind(Arg::Text(partner_id.to_string()));
+    if let Some(f) = filter {
+        condition.push(" AND ").append(f);
+    }
+    let mut count = Sql::new("SELECT COUNT(*) FROM scim_users r WHERE ");
+    count.append(condition.clone());
+    let total: i64 = count.query().fetch_one(&mut *conn).await?.try_get(0)?;
+    if limit == 0 || offset >= total {
+        return Ok((total, Vec::new()));
+    }
+    let mut page = Sql::new(format!("SELECT {COLUMNS} FROM scim_users r WHERE "));
+    page.append(condition)
+        .push(" ORDER BY r.created_at, r.id LIMIT ")
+        .bind(Arg::Int(limit))
+        .push(" OFFSET ")
+        .bind(Arg::Int(offset));
+    let rows = page.query().fetch_all(&mut *conn).await?;
+    let users = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+    Ok((total, users))
+}

@@ -1,0 +1,68 @@
+//! Indexed leaf values of SCIM resources (`scim_values`), written with the resource in the
+//! same transaction and read only by compiled filters and sorting.
+
+use sqlx::AnyConnection;
+
+use super::sql::{Arg, Sql};
+use super::DbError;
+use crate::scim::resource::LeafValue;
+
+/// Rows per multi-row INSERT: 7 parameters a row stays far below either backend's limit.
+const CHUNK: usize = 200;
+
+pub async fn insert(
+    conn: &mut AnyConnection,
+    resource_id: &str,
+    partner_id: &str,
+    leaves: &[LeafValue],
+) -> Result<(), DbError> {
+    for chunk in leaves.chunks(CHUNK) {
+        let mut sql = Sql::new(
+            "INSERT INTO scim_values (resource_id, partner_id, path, elem, value, value_ci, num) VALUES ",
+        );
+        for (i, leaf) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push("(")
+                .bind(Arg::Text(resource_id.to_string()))
+                .push(", ")
+                .bind(Arg::Text(partner_id.to_string()))
+                .push(", ")
+                .bind(Arg::Text(leaf.path.clone()))
+                .push(", ")
+                .bind(Arg::Int(leaf.elem))
+                .push(", ")
+                .bind(Arg::Text(leaf.value.clone()))
+                .push(", ")
+                .bind(Arg::Text(leaf.value_ci.clone()))
+                .push(", ");
+            match leaf.num {
+                Some(n) => sql.bind(Arg::Real(n)),
+                None => sql.push("NULL"),
+            };
+            sql.push(")");
+        }
+        sql.query().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+pub async fn delete(conn: &mut AnyConnection, resource_id: &str) -> Result<(), DbError> {
+    sqlx::query("DELETE FROM scim_values WHERE resource_id = $1")
+        .bind(resource_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Replace all values of a resource.
+pub async fn replace(
+    conn: &mut AnyConnection,
+    resource_id: &str,
+    partner_id: &str,
+    leaves: &[LeafValue],
+) -> Result<(), DbError> {
+    delete(&mut *conn, resource_id).await?;
+    insert(conn, resource_id, partner_id, leaves).await
+}

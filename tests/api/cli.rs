@@ -1,0 +1,133 @@
+//! The command-line contract: partner add, token issue, admin token, migrate, and errors.
+
+use std::process::{Command, Output};
+
+use serde_json::json;
+
+use crate::both_backends;
+use crate::helpers::{fresh_database, read, settings_for, Backend, Scim};
+
+fn guestbridge(database_url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_guestbridge"))
+        .args(args)
+        .env("GUESTBRIDGE_DATABASE_URL", database_url)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run guestbridge")
+}
+
+fn last_line(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string()
+}
+
+both_backends!(
+    cli_registers_partners_and_issues_working_tokens,
+    cli_errors_are_one_line_and_non_zero
+);
+
+async fn cli_registers_partners_and_issues_working_tokens(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(backend, &dir).await;
+    let migrate = guestbridge(&url, &["migrate"]);
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    let add = guestbridge(&url, &["partner", "add", "acme", "--name", "Acme Health"]);
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    let issue = guestbridge(&url, &["token", "issue", "acme"]);
+    assert!(
+        issue.status.success(),
+        "{}",
+        String::from_utf8_lossy(&issue.stderr)
+    );
+    let token = last_line(&issue);
+    assert!(token.starts_with("gbp_") && !token.contains(' '), "{token}");
+    let admin = guestbridge(&url, &["admin", "token"]);
+    assert!(admin.status.success());
+    assert!(last_line(&admin).starts_with("gba_"));
+
+    // Tokens are stored hashed only.
+    let settings = settings_for(&url);
+    let db = guestbridge::store::Db::connect(&settings.database)
+        .await
+        .unwrap();
+    let stored: Vec<String> = sqlx::query_scalar("SELECT token_hash FROM partner_tokens")
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_ne!(stored[0], token);
+    assert_eq!(stored[0], guestbridge::auth::tokens::hash(&token));
+
+    // The issued token works against a server on the same database.
+    let app = guestbridge::startup::Application::build(
+        settings,
+        std::sync::Arc::new(guestbridge::clock::SystemClock),
+    )
+    .await
+    .unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let scim = Scim {
+        base,
+        token,
+        client: reqwest::Client::new(),
+    };
+    let res = scim
+        .post("/Users", &json!({"userName": "ann@acme.example"}))
+        .await;
+    assert_eq!(res.status.as_u16(), 201, "{}", res.body);
+    let listed = read(
+        scim.client
+            .get(format!("{}/scim/v2/Users", scim.base))
+            .bearer_auth(&scim.token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(listed.body["totalResults"], 1);
+}
+
+async fn cli_errors_are_one_line_and_non_zero(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(backend, &dir).await;
+    assert!(
+        guestbridge(&url, &["partner", "add", "acme", "--name", "Acme"])
+            .status
+            .success()
+    );
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["partner", "add", "acme", "--name", "Again"],
+            "already exists",
+        ),
+        (&["partner", "add", "Bad_Slug", "--name", "X"], "slug"),
+        (&["token", "issue", "nobody"], "not found"),
+    ];
+    for (args, needle) in cases {
+        let out = guestbridge(&url, args);
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+    let bad_setting = Command::new(env!("CARGO_BIN_EXE_guestbridge"))
+        .args(["migrate"])
+        .env("GUESTBRIDGE_DATABASE_URL", &url)
+        .env("GUESTBRIDGE_LISTEN", "not-an-address")
+        .output()
+        .unwrap();
+    assert!(!bad_setting.status.success());
+    assert!(String::from_utf8_lossy(&bad_setting.stderr).contains("GUESTBRIDGE_LISTEN"));
+}

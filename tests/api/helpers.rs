@@ -1,0 +1,278 @@
+//! One way to start the real application for a test: port 0, a fresh SQLite file or a fresh
+//! PostgreSQL schema, migrations applied, and a typed HTTP client.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use guestbridge::clock::SystemClock;
+use guestbridge::config::Settings;
+use guestbridge::domain::{Partner, PartnerSlug};
+use guestbridge::services::{self, Actor, Deps};
+use guestbridge::startup::Application;
+use guestbridge::store::Db;
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server tests may use, if any.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("GUESTBRIDGE_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// Generate a `sqlite` and a `postgres` test for each named async fn taking a `Backend`.
+/// Without GUESTBRIDGE_TEST_POSTGRES_URL the postgres variant says so and returns.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if $crate::helpers::postgres_url().is_none() {
+                        eprintln!("GUESTBRIDGE_TEST_POSTGRES_URL is not set: PostgreSQL variant not run");
+                        return;
+                    }
+                    super::$name($crate::helpers::Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub deps: Deps,
+    pub client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+/// A fresh database URL for this test.
+pub async fn fresh_database(backend: Backend, dir: &tempfile::TempDir) -> String {
+    match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.path().join("guestbridge.db").display()),
+        Backend::Postgres => {
+            let base = postgres_url().expect("GUESTBRIDGE_TEST_POSTGRES_URL");
+            let schema = format!("gbt_{}", uuid::Uuid::new_v4().simple());
+            sqlx::any::install_default_drivers();
+            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&base)
+                .await
+                .expect("connect to test PostgreSQL");
+            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                .execute(&mut conn)
+                .await
+                .expect("create test schema");
+            let sep = if base.contains('?') { '&' } else { '?' };
+            format!("{base}{sep}options=-c%20search_path%3D{schema}")
+        }
+    }
+}
+
+pub fn settings_for(database_url: &str) -> Settings {
+    let env: BTreeMap<String, String> = [
+        ("GUESTBRIDGE_DATABASE_URL", database_url),
+        ("GUESTBRIDGE_LISTEN", "127.0.0.1:0"),
+        ("GUESTBRIDGE_JOBS", "off"),
+        ("GUESTBRIDGE_DATABASE_MAX_CONNECTIONS", "5"),
+        ("GUESTBRIDGE_MAX_BODY_BYTES", "65536"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    Settings::load(None, &env).expect("test settings")
+}
+
+pub async fn spawn(backend: Backend) -> TestApp {
+    if std::env::var("TEST_LOG").is_ok() {
+        guestbridge::telemetry::init(guestbridge::config::LogFormat::Text, "debug");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let database_url = fresh_database(backend, &dir).await;
+    let settings = settings_for(&database_url);
+    let app = Application::build(settings.clone(), Arc::new(SystemClock))
+        .await
+        .expect("build app");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let db = Db::connect(&settings.database).await.expect("connect");
+    TestApp {
+        address,
+        deps: Deps {
+            db,
+            clock: Arc::new(SystemClock),
+        },
+        client: reqwest::Client::new(),
+        _dir: dir,
+    }
+}
+
+pub fn test_actor() -> Actor {
+    Actor {
+        label: "test".into(),
+        request_id: None,
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Res {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Res {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Assert an RFC 7644 error with this status and scimType.
+    pub fn assert_scim_error(&self, status: u16, scim_type: Option<&str>) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(
+            self.body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error",
+            "{}",
+            self.body
+        );
+        assert_eq!(self.body["status"], status.to_string(), "{}", self.body);
+        match scim_type {
+            Some(t) => assert_eq!(self.body["scimType"], t, "{}", self.body),
+            None => assert!(self.body.get("scimType").is_none(), "{}", self.body),
+        }
+        assert!(self.body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    }
+}
+
+/// A SCIM client for one partner's token.
+#[derive(Clone)]
+pub struct Scim {
+    pub base: String,
+    pub token: String,
+    pub client: reqwest::Client,
+}
+
+impl Scim {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Res {
+        let mut req = self
+            .client
+            .request(method, format!("{}/scim/v2{}", self.base, path))
+            .bearer_auth(&self.token);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req
+                .header("Content-Type", "application/scim+json")
+                .body(b.to_string());
+        }
+        read(req.send().await.expect("request")).await
+    }
+
+    pub async fn get(&self, path: &str) -> Res {
+        self.send(Method::GET, path, None, &[]).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Res {
+        self.send(Method::POST, path, Some(body), &[]).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Res {
+        self.send(Method::PUT, path, Some(body), &[]).await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> Res {
+        self.send(Method::PATCH, path, Some(body), &[]).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Res {
+        self.send(Method::DELETE, path, None, &[]).await
+    }
+
+    /// GET /Users with a filter, URL-encoded.
+    pub async fn filter_users(&self, filter: &str) -> Res {
+        let q: String = url_encode(filter);
+        self.get(&format!("/Users?filter={q}")).await
+    }
+
+    /// Create a user and return its id.
+    pub async fn create_user(&self, body: &Value) -> String {
+        let res = self.post("/Users", body).await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        res.body["id"].as_str().expect("id").to_string()
+    }
+}
+
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub async fn read(res: reqwest::Response) -> Res {
+    let status = res.status();
+    let headers = res.headers().clone();
+    let text = res.text().await.expect("body");
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    Res {
+        status,
+        headers,
+        body,
+    }
+}
+
+impl TestApp {
+    /// Register a partner and issue it a token, through the same services as the CLI.
+    pub async fn partner(&self, slug: &str) -> (Partner, Scim) {
+        let slug = PartnerSlug::parse(slug).expect("slug");
+        let partner =
+            services::partners::add_partner(&self.deps, &test_actor(), &slug, "Test Partner")
+                .await
+                .expect("add partner");
+        let token = services::partners::issue_partner_token(&self.deps, &test_actor(), &slug)
+            .await
+            .expect("issue token");
+        (
+            partner,
+            Scim {
+                base: self.address.clone(),
+                token,
+                client: self.client.clone(),
+            },
+        )
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{}", self.address, path))
+            .send()
+            .await
+            .expect("request")
+    }
+}
