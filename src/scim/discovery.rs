@@ -8,13 +8,15 @@ use serde_json::{json, Value};
 
 use super::error::ScimError;
 use super::http::scim_json;
-use super::schema::{all_schemas, ResourceTypeDef, USER_RESOURCE};
-use super::users_api::{LIST_RESPONSE_SCHEMA, MAX_PATCH_OPERATIONS};
+use super::list_params::LIST_RESPONSE_SCHEMA;
+use super::schema::{all_schemas, ResourceTypeDef, GROUP_RESOURCE, USER_RESOURCE};
+use super::bulk_api::MAX_BULK_OPERATIONS;
+use super::users_api::MAX_PATCH_OPERATIONS;
 use crate::startup::AppState;
 
 /// Resource types served by this build.
-fn resource_types() -> [&'static ResourceTypeDef; 1] {
-    [&USER_RESOURCE]
+fn resource_types() -> [&'static ResourceTypeDef; 2] {
+    [&USER_RESOURCE, &GROUP_RESOURCE]
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -49,11 +51,23 @@ pub async fn get_service_provider_config(state: web::Data<AppState>) -> HttpResp
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
             "documentationUri": format!("{base}/docs"),
             "patch": {"supported": true},
-            "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+            "bulk": {
+                "supported": true,
+                "maxOperations": MAX_BULK_OPERATIONS,
+                "maxPayloadSize": state.settings.http.max_body_bytes,
+            },
             "filter": {"supported": true, "maxResults": state.settings.http.max_page_size},
             "changePassword": {"supported": false},
-            "sort": {"supported": false},
+            "sort": {"supported": true},
             "etag": {"supported": true},
+            // RFC 9865 §4: both paging styles; index is the default.
+            "pagination": {
+                "cursor": true,
+                "index": true,
+                "defaultPaginationMethod": "index",
+                "defaultPageSize": state.settings.http.max_page_size,
+                "maxPageSize": state.settings.http.max_page_size,
+            },
             "authenticationSchemes": [{
                 "type": "oauthbearertoken",
                 "name": "OAuth Bearer Token",

@@ -18,6 +18,8 @@ pub enum ScimType {
     InvalidValue,
     InvalidVers,
     Sensitive,
+    /// RFC 9865 §2.3: the cursor is not one this server issued.
+    InvalidCursor,
 }
 
 impl ScimType {
@@ -33,6 +35,7 @@ impl ScimType {
             ScimType::InvalidValue => "invalidValue",
             ScimType::InvalidVers => "invalidVers",
             ScimType::Sensitive => "sensitive",
+            ScimType::InvalidCursor => "invalidCursor",
         }
     }
 }
@@ -82,6 +85,11 @@ impl ScimError {
 
     pub fn mutability(detail: impl Into<String>) -> Self {
         Self::bad_request(ScimType::Mutability, detail)
+    }
+
+    /// 413: the request exceeds a size or count limit.
+    pub fn payload_too_large(detail: impl Into<String>) -> Self {
+        Self::new(413, None, detail)
     }
 
     pub fn not_found(detail: impl Into<String>) -> Self {

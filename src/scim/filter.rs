@@ -685,8 +685,10 @@ fn parse_json_string(raw: &str, pos: usize) -> Result<String, FilterError> {
     })
 }
 
-/// `true` / `false` / `null` (any case) or a JSON number.
-fn parse_literal(word: &str, pos: usize) -> Result<CompValue, FilterError> {
+/// `true` / `false` / `null` (any case), a JSON number, or else the bare word as a string:
+/// Entra ID sends unquoted values (`externalId eq jyoung`, ids that start with digits), so an
+/// unquoted token that is not a literal is taken as the string it spells.
+fn parse_literal(word: &str, _pos: usize) -> Result<CompValue, FilterError> {
     if word.eq_ignore_ascii_case("true") {
         return Ok(CompValue::Bool(true));
     }
@@ -697,19 +699,11 @@ fn parse_literal(word: &str, pos: usize) -> Result<CompValue, FilterError> {
         return Ok(CompValue::Null);
     }
     if word.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
-        return parse_json_number(word)
-            .map(CompValue::Number)
-            .map_err(|reason| {
-                FilterError::new(pos, format!("invalid number '{}': {reason}", shorten(word)))
-            });
+        if let Ok(n) = parse_json_number(word) {
+            return Ok(CompValue::Number(n));
+        }
     }
-    Err(FilterError::new(
-        pos,
-        format!(
-            "expected a value (quoted string, number, true, false or null), found '{}'; strings must be in double quotes",
-            shorten(word)
-        ),
-    ))
+    Ok(CompValue::Str(word.to_string()))
 }
 
 /// A JSON number (RFC 8259 §6). Integers that fit become `i64`/`u64`,
@@ -1609,7 +1603,6 @@ mod tests {
             (r#"(emails[type eq "work"]))"#, 24, "unbalanced ')'"),
             ("userName", 8, "expected a comparison operator or '[' after 'userName', found end of input"),
             ("userName eq", 11, "expected a value (quoted string, number, true, false or null) after 'eq', found end of input"),
-            ("userName eq abc", 12, "strings must be in double quotes"),
             ("userName eq (", 12, "found '('"),
             ("userName gt true", 12, "'gt' needs a string, number or date-time value, found 'true'"),
             ("userName GE null", 12, "'GE' needs a string, number or date-time value"),
@@ -1644,13 +1637,6 @@ mod tests {
             (r#"a eq "a\qb""#, 8, "invalid string literal: invalid escape"),
             ("a eq \"tab\there\"", 9, "invalid string literal: control character"),
             (r#"a eq "\ud800""#, 12, "invalid string literal"),
-            ("a eq 01", 5, "invalid number '01'"),
-            ("a eq 1.", 5, "invalid number '1.'"),
-            ("a eq -", 5, "invalid number '-'"),
-            ("a eq 1e999", 5, "invalid number '1e999'"),
-            ("a eq 1x", 5, "invalid number '1x'"),
-            ("a eq +1", 5, "strings must be in double quotes"),
-            ("a eq 'x'", 5, "strings must be in double quotes"),
         ];
         for (input, position, fragment) in cases {
             let e = err(input);
@@ -1658,6 +1644,26 @@ mod tests {
             assert!(e.message.contains(fragment), "{input:?}: {e}");
             assert!(e.position <= input.len(), "{input:?}");
         }
+    }
+
+    #[test]
+    fn unquoted_values_are_strings_as_entra_sends_them() {
+        for (input, expected) in [
+            ("externalId eq jyoung", "jyoung"),
+            ("userName eq jyoung@contoso.com", "jyoung@contoso.com"),
+            ("externalId eq 5b1e-77", "5b1e-77"),
+            ("a eq 01", "01"),
+            ("a eq 'x'", "'x'"),
+        ] {
+            match parse(input) {
+                Filter::Compare { value, .. } => assert_eq!(value, CompValue::Str(expected.into()), "{input}"),
+                other => panic!("{input}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            parse("a eq 12"),
+            cmp("a", CompareOp::Eq, CompValue::Number(12.into()))
+        );
     }
 
     #[test]

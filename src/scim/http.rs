@@ -143,3 +143,33 @@ pub fn scim_json(status: actix_web::http::StatusCode, body: &Value) -> HttpRespo
         .insert_header((header::CONTENT_TYPE, SCIM_CONTENT_TYPE))
         .body(body.to_string())
 }
+
+/// The `If-Match` header, if any (RFC 7644 §3.14).
+pub fn if_match(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(header::IF_MATCH)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+}
+
+/// 304 when `If-None-Match` names the current version (RFC 7644 §3.14).
+pub fn not_modified(req: &HttpRequest, etag: &str) -> Option<HttpResponse> {
+    let matches = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|tags| tags.split(',').map(str::trim).any(|t| t == "*" || t == etag));
+    matches.then(|| {
+        HttpResponse::NotModified()
+            .insert_header((header::ETAG, etag.to_string()))
+            .finish()
+    })
+}
+
+/// Add the `ETag` header.
+pub fn with_etag(mut res: HttpResponse, etag: &str) -> HttpResponse {
+    if let Ok(v) = header::HeaderValue::from_str(etag) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    res
+}

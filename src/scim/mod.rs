@@ -1,13 +1,17 @@
 //! SCIM 2.0 (RFC 7643 schemas and resources, RFC 7644 protocol) under `/scim/v2`.
 
+pub mod bulk_api;
 pub mod discovery;
 pub mod error;
 pub mod filter;
+pub mod groups_api;
 pub mod http;
+pub mod list_params;
 pub mod patch;
 pub mod projection;
 pub mod resource;
 pub mod schema;
+pub mod search_api;
 pub mod users_api;
 
 use actix_web::web;

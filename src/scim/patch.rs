@@ -2086,7 +2086,6 @@ mod tests {
     fn malformed_paths_are_invalid_path_with_position() {
         for (path, position) in [
             ("emails[type eq \"work\"", "at position 6"),
-            ("emails[type eq work].value", "at position 15"),
             ("name..givenName", "at position 5"),
             ("emails[type eq \"work\"] .value", "at position 23"),
         ] {

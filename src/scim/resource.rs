@@ -132,6 +132,10 @@ fn insert_attr(
         // RFC 7643 §2.2: readOnly values sent by a client are ignored.
         return Ok(());
     }
+    if def.mutability == Mutability::WriteOnly {
+        // Guests never sign in with a partner's password: it is neither stored nor returned.
+        return Ok(());
+    }
     if let Some(v) = normalize_value(def, value, prefix)? {
         out.insert(def.name.to_string(), v);
     }

@@ -8,6 +8,8 @@ pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const ENTERPRISE_USER_SCHEMA: &str =
     "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+/// Guestbridge's extension for partner-supplied guest data that mapping rules read.
+pub const GUEST_SCHEMA: &str = "urn:guestbridge:params:scim:schemas:extension:guest:1.0:User";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttrType {
@@ -524,6 +526,19 @@ pub static ENTERPRISE_USER: SchemaDef = SchemaDef {
     ],
 };
 
+pub static GUEST: SchemaDef = SchemaDef {
+    id: GUEST_SCHEMA,
+    name: "GuestbridgeGuest",
+    description: "Partner-supplied data about a guest, read by Guestbridge's mapping rules",
+    attributes: &[
+        AttrDef::string("sponsorEmail", "Email of the host organisation's person who sponsors this guest."),
+        AttrDef::string("accessEndDate", "When the partner says this person's access should end.")
+            .typed(DateTime),
+        AttrDef::string("homeOrganization", "The partner organisation (or site) the person works for."),
+        AttrDef::string("professionalRegistration", "Professional registration or licence number."),
+    ],
+};
+
 const MEMBER_SUBS: &[AttrDef] = &[
     AttrDef::string("value", "Identifier of the member of this Group.")
         .case_exact()
@@ -560,7 +575,7 @@ pub static USER_RESOURCE: ResourceTypeDef = ResourceTypeDef {
     endpoint: "/Users",
     description: "User Account",
     schema: &USER,
-    extensions: &[(&ENTERPRISE_USER, false)],
+    extensions: &[(&ENTERPRISE_USER, false), (&GUEST, false)],
 };
 
 pub static GROUP_RESOURCE: ResourceTypeDef = ResourceTypeDef {
@@ -572,8 +587,8 @@ pub static GROUP_RESOURCE: ResourceTypeDef = ResourceTypeDef {
 };
 
 /// Every schema served by `/Schemas`.
-pub fn all_schemas() -> [&'static SchemaDef; 3] {
-    [&USER, &ENTERPRISE_USER, &GROUP]
+pub fn all_schemas() -> [&'static SchemaDef; 4] {
+    [&USER, &ENTERPRISE_USER, &GUEST, &GROUP]
 }
 
 #[cfg(test)]

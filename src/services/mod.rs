@@ -1,6 +1,8 @@
 //! Use cases. Each public function is one transaction; SCIM handlers, the CLI and (later)
 //! CSV import and jobs call these, so every path applies the same rules, audit and outbox.
 
+pub mod groups;
+pub mod listing;
 pub mod partners;
 pub mod users;
 

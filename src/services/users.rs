@@ -3,14 +3,15 @@
 
 use serde_json::{json, Map, Value};
 
+use super::listing::{self, ListParams, Page};
 use super::{Actor, Deps, ServiceError};
 use crate::domain::Partner;
-use crate::scim::filter::Filter;
 use crate::scim::patch::{self, PatchOp};
 use crate::scim::resource::{self, WriteMode};
 use crate::scim::schema::USER_RESOURCE;
 use crate::store::audit::{self, AuditEntry};
 use crate::store::scim_filter::FilterCompiler;
+use crate::store::groups as group_store;
 use crate::store::users::{self as user_store, UserRow};
 use crate::store::{is_unique_violation, Tx};
 
@@ -19,6 +20,15 @@ use crate::store::{is_unique_violation, Tx};
 pub struct User {
     pub row: UserRow,
     pub doc: Map<String, Value>,
+    /// Groups the user is a direct member of; filled by `attach_groups`.
+    pub groups: Vec<GroupRef>,
+}
+
+/// A group as seen from a member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRef {
+    pub id: String,
+    pub display: String,
 }
 
 impl User {
@@ -42,7 +52,7 @@ fn parse_doc(row: UserRow) -> Result<User, ServiceError> {
             )))
         }
     };
-    Ok(User { row, doc })
+    Ok(User { row, doc, groups: Vec::new() })
 }
 
 /// The indexed columns derived from a normalised document.
@@ -138,11 +148,20 @@ pub async fn create(
     let leaves = resource::flatten(&doc, &USER_RESOURCE);
     let mut tx = deps.db.begin_write().await?;
     if let Err(e) = user_store::insert(&mut tx, &row, &leaves).await {
-        return Err(if is_unique_violation(&e) {
-            uniqueness_error(&row.user_name)
-        } else {
-            e.into()
-        });
+        if !is_unique_violation(&e) {
+            return Err(e.into());
+        }
+        // A client retrying a create after a timeout (Okta does) learns the existing id.
+        tx.rollback().await?;
+        let mut conn = deps.db.pool().acquire().await?;
+        let existing = user_store::id_by_user_name(&mut conn, &partner.id, &row.user_name).await?;
+        return Err(ServiceError::Conflict(match existing {
+            Some(existing) => format!(
+                "userName {:?} is already in use by this partner: existing resource id {existing}",
+                row.user_name
+            ),
+            None => format!("userName {:?} is already in use by this partner", row.user_name),
+        }));
     }
     audit_user(
         &mut tx,
@@ -155,7 +174,7 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
-    Ok(User { row, doc })
+    Ok(User { row, doc, groups: Vec::new() })
 }
 
 pub async fn get(deps: &Deps, partner: &Partner, id: &str) -> Result<User, ServiceError> {
@@ -166,32 +185,41 @@ pub async fn get(deps: &Deps, partner: &Partner, id: &str) -> Result<User, Servi
     parse_doc(row)
 }
 
-/// One page of users matching a filter; `start_index` is 1-based (RFC 7644 §3.4.2.4).
-pub async fn list(
-    deps: &Deps,
-    partner: &Partner,
-    filter: Option<&Filter>,
-    start_index: i64,
-    count: i64,
-) -> Result<(i64, Vec<User>), ServiceError> {
-    let condition = filter
-        .map(|f| {
-            FilterCompiler {
-                rt: &USER_RESOURCE,
-                columns: user_store::user_columns,
-                partner_id: &partner.id,
-            }
-            .compile(f)
-        })
-        .transpose()?;
+/// One page of users.
+pub async fn list(deps: &Deps, partner: &Partner, params: &ListParams) -> Result<Page<User>, ServiceError> {
+    let compiler = FilterCompiler {
+        rt: &USER_RESOURCE,
+        columns: user_store::user_columns,
+        partner_id: &partner.id,
+    };
+    let query = listing::store_query(params, &compiler)?;
     let mut conn = deps.db.pool().acquire().await?;
-    let (total, rows) =
-        user_store::list(&mut conn, &partner.id, condition, start_index - 1, count).await?;
-    let users = rows
-        .into_iter()
-        .map(parse_doc)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((total, users))
+    let (total, rows) = user_store::list(&mut conn, &partner.id, query.clone()).await?;
+    let users = rows.into_iter().map(parse_doc).collect::<Result<Vec<_>, _>>()?;
+    Ok(listing::page(params, &query, total, users, |u| {
+        (u.row.created_at, u.row.id.clone())
+    }))
+}
+
+/// Fill in each user's read-only `groups` (RFC 7643 §4.1.2), derived from memberships.
+pub async fn attach_groups(deps: &Deps, users: &mut [User]) -> Result<(), ServiceError> {
+    if users.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = users.iter().map(|u| u.row.id.as_str()).collect();
+    let mut conn = deps.db.pool().acquire().await?;
+    let memberships = group_store::groups_of_users(&mut conn, &ids).await?;
+    for user in users.iter_mut() {
+        user.groups = memberships
+            .iter()
+            .filter(|(member, _, _)| *member == user.row.id)
+            .map(|(_, id, name)| GroupRef {
+                id: id.clone(),
+                display: name.clone(),
+            })
+            .collect();
+    }
+    Ok(())
 }
 
 /// Check an `If-Match` precondition against the stored version.
@@ -250,7 +278,7 @@ async fn save(
         now,
     )
     .await?;
-    Ok(User { row, doc })
+    Ok(User { row, doc, groups: Vec::new() })
 }
 
 async fn load_for_write(tx: &mut Tx, partner: &Partner, id: &str) -> Result<User, ServiceError> {

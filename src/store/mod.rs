@@ -4,6 +4,8 @@
 //! `migrations/sqlite` and `migrations/postgres`. See docs/architecture.md for why.
 
 pub mod audit;
+pub mod groups;
+pub mod listing;
 pub mod partners;
 pub mod scim_filter;
 pub mod sql;

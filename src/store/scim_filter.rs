@@ -26,6 +26,19 @@ pub enum ColumnKind {
     Flag,
     /// Epoch milliseconds, compared with dateTime operands.
     Millis,
+    /// A value held in another table (group memberships).
+    Related(&'static Relation),
+}
+
+/// An attribute held outside the resource's table: `r.id IN (select WHERE partner AND cond)`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Relation {
+    /// `SELECT <resource id> FROM … ` without WHERE.
+    pub select: &'static str,
+    pub partner_column: &'static str,
+    pub value_column: &'static str,
+    /// Whether the stored value is lower-cased (a case-insensitive attribute).
+    pub lower: bool,
 }
 
 /// Which attributes of a resource type live in columns of its table.
@@ -163,7 +176,7 @@ impl FilterCompiler<'_> {
                                 .is_some_and(|u| u.eq_ignore_ascii_case(self.rt.schema.id))
                     })
                 {
-                    return column_condition(col, cmp);
+                    return column_condition(col, cmp, self.partner_id);
                 }
                 let Some((prefix, def)) = self.resolve_attr(path.uri.as_deref(), &path.attr) else {
                     return Ok(Sql::new("(1 = 0)"));
@@ -396,8 +409,24 @@ fn like_escape(s: &str) -> String {
         .replace('_', "\\_")
 }
 
-/// A comparison on a column of the resource table.
-fn column_condition(col: Column, cmp: Option<(CompareOp, &CompValue)>) -> Result<Sql, ScimError> {
+/// A comparison on a column of the resource table, or on a related table.
+fn column_condition(col: Column, cmp: Option<(CompareOp, &CompValue)>, partner_id: &str) -> Result<Sql, ScimError> {
+    if let ColumnKind::Related(rel) = col.kind {
+        let mut sql = Sql::new("r.id IN (");
+        sql.push(rel.select)
+            .push(" WHERE ")
+            .push(rel.partner_column)
+            .push(" = ")
+            .bind(Arg::Text(partner_id.to_string()));
+        if let Some((op, value)) = cmp {
+            let text = text_operand(value)?;
+            let text = if rel.lower { text.to_lowercase() } else { text };
+            sql.push(" AND ");
+            string_condition(&mut sql, rel.value_column, op, text);
+        }
+        sql.push(")");
+        return Ok(sql);
+    }
     let mut sql = Sql::default();
     let Some((op, value)) = cmp else {
         return Ok(Sql::new(match col.kind {
@@ -411,56 +440,79 @@ fn column_condition(col: Column, cmp: Option<(CompareOp, &CompValue)>) -> Result
                 CompValue::Bool(b) => *b,
                 CompValue::Str(s) if s.eq_ignore_ascii_case("true") => true,
                 CompValue::Str(s) if s.eq_ignore_ascii_case("false") => false,
-                _ => {
-                    return Err(ScimError::invalid_filter(
-                        "compare a boolean attribute with true or false",
-                    ))
-                }
+                _ => return Err(ScimError::invalid_filter("compare a boolean attribute with true or false")),
             };
             if op != CompareOp::Eq {
-                return Err(ScimError::invalid_filter(format!(
-                    "operator {op:?} does not apply to a boolean attribute"
-                )));
+                return Err(ScimError::invalid_filter(format!("operator {op:?} does not apply to a boolean attribute")));
             }
             sql.push(col.expr).push(" = ").bind(Arg::Int(i64::from(b)));
         }
         ColumnKind::Millis => {
             let CompValue::Str(s) = value else {
-                return Err(ScimError::invalid_filter(
-                    "compare a dateTime attribute with an xsd:dateTime string",
-                ));
+                return Err(ScimError::invalid_filter("compare a dateTime attribute with an xsd:dateTime string"));
             };
             let t = chrono::DateTime::parse_from_rfc3339(s)
                 .map_err(|_| ScimError::invalid_filter(format!("{s:?} is not an xsd:dateTime")))?;
-            let sym = ordering_symbol(op).ok_or_else(|| {
-                ScimError::invalid_filter(format!("operator {op:?} does not apply to a dateTime"))
-            })?;
-            sql.push(col.expr)
-                .push(" ")
-                .push(sym)
-                .push(" ")
-                .bind(Arg::Int(t.timestamp_millis()));
+            let sym = ordering_symbol(op)
+                .ok_or_else(|| ScimError::invalid_filter(format!("operator {op:?} does not apply to a dateTime")))?;
+            sql.push(col.expr).push(" ").push(sym).push(" ").bind(Arg::Int(t.timestamp_millis()));
         }
         ColumnKind::TextExact | ColumnKind::TextLower => {
-            let text = match value {
-                CompValue::Str(s) => s.clone(),
-                CompValue::Number(n) => n.to_string(),
-                CompValue::Bool(b) => b.to_string(),
-                CompValue::Null => {
-                    return Err(ScimError::invalid_filter(
-                        "null can only be compared with eq or ne",
-                    ))
-                }
-            };
-            let text = if col.kind == ColumnKind::TextLower {
-                text.to_lowercase()
-            } else {
-                text
-            };
+            let text = text_operand(value)?;
+            let text = if col.kind == ColumnKind::TextLower { text.to_lowercase() } else { text };
             sql.push("(");
             string_condition(&mut sql, col.expr, op, text);
             sql.push(")");
         }
+        ColumnKind::Related(_) => {}
     }
     Ok(sql)
+}
+
+fn text_operand(value: &CompValue) -> Result<String, ScimError> {
+    Ok(match value {
+        CompValue::Str(s) => s.clone(),
+        CompValue::Number(n) => n.to_string(),
+        CompValue::Bool(b) => b.to_string(),
+        CompValue::Null => return Err(ScimError::invalid_filter("null can only be compared with eq or ne")),
+    })
+}
+
+/// What a list is ordered by (RFC 7644 §3.4.2.3).
+#[derive(Debug, Clone)]
+pub enum SortKey {
+    /// A column of the resource table.
+    Column(&'static str),
+    /// The smallest leaf value at a path in `scim_values`, from the given value column.
+    Leaf { path: String, column: &'static str },
+    /// The attribute is unknown or has no sortable value: the default order applies.
+    Default,
+}
+
+impl FilterCompiler<'_> {
+    /// Resolve `sortBy` to a sort key. Unknown attributes sort nothing rather than failing.
+    pub fn sort_key(&self, path: &AttrPath) -> SortKey {
+        if let Some(col) = (self.columns)(&path.attr, path.sub_attr.as_deref()) {
+            return match col.kind {
+                ColumnKind::Related(_) => SortKey::Default,
+                _ => SortKey::Column(col.expr),
+            };
+        }
+        let Some((prefix, def)) = self.resolve_attr(path.uri.as_deref(), &path.attr) else {
+            return SortKey::Default;
+        };
+        let base = format!("{prefix}{}", def.name.to_ascii_lowercase());
+        let (path, leaf) = match leaf_def(def, path.sub_attr.as_deref()) {
+            LeafTarget::Leaf(leaf, Some(sub)) => (format!("{base}.{}", sub.to_ascii_lowercase()), leaf),
+            LeafTarget::Leaf(leaf, None) => (base, leaf),
+            LeafTarget::Whole | LeafTarget::Unknown => return SortKey::Default,
+        };
+        let column = match leaf.ty {
+            AttrType::Integer | AttrType::Decimal => "num",
+            AttrType::Boolean | AttrType::DateTime => "value",
+            _ if leaf.case_exact => "value",
+            _ => "value_ci",
+        };
+        SortKey::Leaf { path, column }
+    }
 }

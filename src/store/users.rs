@@ -4,7 +4,7 @@
 use sqlx::{AnyConnection, Row};
 
 use super::scim_filter::{Column, ColumnKind};
-use super::sql::{Arg, Sql};
+use super::listing::{self, ListQuery};
 use super::values;
 use super::DbError;
 use crate::scim::resource::LeafValue;
@@ -138,6 +138,19 @@ pub async fn get(
     .transpose()
 }
 
+/// The id of the partner's user with this userName (case-insensitive), if any.
+pub async fn id_by_user_name(
+    conn: &mut AnyConnection,
+    partner_id: &str,
+    user_name: &str,
+) -> Result<Option<String>, DbError> {
+    sqlx::query_scalar("SELECT id FROM scim_users WHERE partner_id = $1 AND user_name_lower = $2")
+        .bind(partner_id)
+        .bind(user_name.to_lowercase())
+        .fetch_optional(conn)
+        .await
+}
+
 /// Delete a user and its values; false when the partner has no such user.
 pub async fn delete(conn: &mut AnyConnection, partner_id: &str, id: &str) -> Result<bool, DbError> {
     let done = sqlx::query("DELETE FROM scim_users WHERE partner_id = $1 AND id = $2")
@@ -156,32 +169,14 @@ pub async fn delete(conn: &mut AnyConnection, partner_id: &str, id: &str) -> Res
     Ok(true)
 }
 
-/// One page of a partner's users matching `filter` (a condition over `r`), and the total.
+/// One page of a partner's users and the total matching.
 pub async fn list(
     conn: &mut AnyConnection,
     partner_id: &str,
-    filter: Option<Sql>,
-    offset: i64,
-    limit: i64,
+    query: ListQuery,
 ) -> Result<(i64, Vec<UserRow>), DbError> {
-    let mut condition = Sql::new("r.partner_id = ");
-    condition.bind(Arg::Text(partner_id.to_string()));
-    if let Some(f) = filter {
-        condition.push(" AND ").append(f);
-    }
-    let mut count = Sql::new("SELECT COUNT(*) FROM scim_users r WHERE ");
-    count.append(condition.clone());
-    let total: i64 = count.query().fetch_one(&mut *conn).await?.try_get(0)?;
-    if limit == 0 || offset >= total {
-        return Ok((total, Vec::new()));
-    }
-    let mut page = Sql::new(format!("SELECT {COLUMNS} FROM scim_users r WHERE "));
-    page.append(condition)
-        .push(" ORDER BY r.created_at, r.id LIMIT ")
-        .bind(Arg::Int(limit))
-        .push(" OFFSET ")
-        .bind(Arg::Int(offset));
-    let rows = page.query().fetch_all(&mut *conn).await?;
+    let columns = COLUMNS.to_string();
+    let (total, rows) = listing::list(conn, "scim_users", &columns, partner_id, query).await?;
     let users = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
     Ok((total, users))
 }
