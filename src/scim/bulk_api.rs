@@ -36,23 +36,26 @@ struct BulkOp {
 
 fn parse_ops(body: &Value) -> Result<(Vec<BulkOp>, Option<usize>), ScimError> {
     let Value::Object(obj) = body else {
-        return Err(ScimError::invalid_syntax("the BulkRequest must be a JSON object"));
+        return Err(ScimError::invalid_syntax(
+            "the BulkRequest must be a JSON object",
+        ));
     };
     let schemas_ok = obj
         .get("schemas")
         .and_then(Value::as_array)
         .is_some_and(|s| s.iter().any(|v| v.as_str() == Some(BULK_REQUEST_SCHEMA)));
     if !schemas_ok {
-        return Err(ScimError::invalid_value(format!("'schemas' must contain {BULK_REQUEST_SCHEMA}")));
+        return Err(ScimError::invalid_value(format!(
+            "'schemas' must contain {BULK_REQUEST_SCHEMA}"
+        )));
     }
-    let fail_on_errors = match obj.get("failOnErrors") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_u64()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| ScimError::invalid_value("failOnErrors must be a positive integer"))? as usize,
-        ),
-    };
+    let fail_on_errors =
+        match obj.get("failOnErrors") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_u64().filter(|n| *n > 0).ok_or_else(|| {
+                ScimError::invalid_value("failOnErrors must be a positive integer")
+            })? as usize),
+        };
     let list = obj
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("Operations"))
@@ -70,11 +73,19 @@ fn parse_ops(body: &Value) -> Result<(Vec<BulkOp>, Option<usize>), ScimError> {
         let method = field("method")
             .map(|m| m.to_ascii_uppercase())
             .filter(|m| matches!(m.as_str(), "POST" | "PUT" | "PATCH" | "DELETE"))
-            .ok_or_else(|| ScimError::invalid_syntax(format!("Operations[{i}]: method must be POST, PUT, PATCH or DELETE")))?;
-        let path = field("path").ok_or_else(|| ScimError::invalid_syntax(format!("Operations[{i}]: path is required")))?;
+            .ok_or_else(|| {
+                ScimError::invalid_syntax(format!(
+                    "Operations[{i}]: method must be POST, PUT, PATCH or DELETE"
+                ))
+            })?;
+        let path = field("path").ok_or_else(|| {
+            ScimError::invalid_syntax(format!("Operations[{i}]: path is required"))
+        })?;
         let bulk_id = field("bulkId");
         if method == "POST" && bulk_id.is_none() {
-            return Err(ScimError::invalid_syntax(format!("Operations[{i}]: POST needs a bulkId")));
+            return Err(ScimError::invalid_syntax(format!(
+                "Operations[{i}]: POST needs a bulkId"
+            )));
         }
         ops.push(BulkOp {
             method,
@@ -117,53 +128,101 @@ fn substitute(v: &mut Value, ids: &HashMap<String, String>) {
 /// The outcome of one operation: (status, location, version, created id).
 type Outcome = Result<(StatusCode, Option<String>, Option<String>, Option<String>), ScimError>;
 
-async fn execute(state: &AppState, partner: &crate::domain::Partner, actor: &Actor, op: &BulkOp) -> Outcome {
+async fn execute(
+    state: &AppState,
+    partner: &crate::domain::Partner,
+    actor: &Actor,
+    op: &BulkOp,
+) -> Outcome {
     let base = &state.settings.http.public_url;
     let segments: Vec<&str> = op.path.trim_matches('/').split('/').collect();
-    let data = || op.data.clone().ok_or_else(|| ScimError::invalid_syntax("this operation needs 'data'"));
+    let data = || {
+        op.data
+            .clone()
+            .ok_or_else(|| ScimError::invalid_syntax("this operation needs 'data'"))
+    };
     let version = op.version.as_deref();
     let deps = &state.deps;
     let loc = |kind: &str, id: &str| Some(format!("{base}/scim/v2/{kind}/{id}"));
     match (op.method.as_str(), segments.as_slice()) {
         ("POST", ["Users"]) => {
-            let u = users::create(deps, actor, partner, &data()?).await.map_err(scim_error)?;
-            Ok((StatusCode::CREATED, loc("Users", &u.row.id), Some(u.etag()), Some(u.row.id)))
+            let u = users::create(deps, actor, partner, &data()?)
+                .await
+                .map_err(scim_error)?;
+            Ok((
+                StatusCode::CREATED,
+                loc("Users", &u.row.id),
+                Some(u.etag()),
+                Some(u.row.id),
+            ))
         }
         ("POST", ["Groups"]) => {
-            let g = groups::create(deps, actor, partner, &data()?).await.map_err(scim_error)?;
-            Ok((StatusCode::CREATED, loc("Groups", &g.row.id), Some(g.etag()), Some(g.row.id)))
+            let g = groups::create(deps, actor, partner, &data()?)
+                .await
+                .map_err(scim_error)?;
+            Ok((
+                StatusCode::CREATED,
+                loc("Groups", &g.row.id),
+                Some(g.etag()),
+                Some(g.row.id),
+            ))
         }
         ("PUT", ["Users", id]) => {
-            let u = users::replace(deps, actor, partner, id, &data()?, version).await.map_err(scim_error)?;
+            let u = users::replace(deps, actor, partner, id, &data()?, version)
+                .await
+                .map_err(scim_error)?;
             Ok((StatusCode::OK, loc("Users", id), Some(u.etag()), None))
         }
         ("PUT", ["Groups", id]) => {
-            let g = groups::replace(deps, actor, partner, id, &data()?, version).await.map_err(scim_error)?;
+            let g = groups::replace(deps, actor, partner, id, &data()?, version)
+                .await
+                .map_err(scim_error)?;
             Ok((StatusCode::OK, loc("Groups", id), Some(g.etag()), None))
         }
         ("PATCH", ["Users", id]) => {
             let ops = parse_patch_request(&data()?, MAX_PATCH_OPERATIONS)?;
-            let u = users::patch(deps, actor, partner, id, &ops, version).await.map_err(scim_error)?;
+            let u = users::patch(deps, actor, partner, id, &ops, version)
+                .await
+                .map_err(scim_error)?;
             Ok((StatusCode::OK, loc("Users", id), Some(u.etag()), None))
         }
         ("PATCH", ["Groups", id]) => {
             let ops = parse_patch_request(&data()?, MAX_PATCH_OPERATIONS)?;
-            let g = groups::patch(deps, actor, partner, id, &ops, version).await.map_err(scim_error)?;
-            Ok((StatusCode::NO_CONTENT, loc("Groups", id), Some(g.etag()), None))
+            let g = groups::patch(deps, actor, partner, id, &ops, version)
+                .await
+                .map_err(scim_error)?;
+            Ok((
+                StatusCode::NO_CONTENT,
+                loc("Groups", id),
+                Some(g.etag()),
+                None,
+            ))
         }
         ("DELETE", ["Users", id]) => {
-            users::delete(deps, actor, partner, id, version).await.map_err(scim_error)?;
+            users::delete(deps, actor, partner, id, version)
+                .await
+                .map_err(scim_error)?;
             Ok((StatusCode::NO_CONTENT, loc("Users", id), None, None))
         }
         ("DELETE", ["Groups", id]) => {
-            groups::delete(deps, actor, partner, id, version).await.map_err(scim_error)?;
+            groups::delete(deps, actor, partner, id, version)
+                .await
+                .map_err(scim_error)?;
             Ok((StatusCode::NO_CONTENT, loc("Groups", id), None, None))
         }
-        _ => Err(ScimError::invalid_path(format!("{} {} is not a supported bulk operation", op.method, op.path))),
+        _ => Err(ScimError::invalid_path(format!(
+            "{} {} is not a supported bulk operation",
+            op.method, op.path
+        ))),
     }
 }
 
-pub async fn post_bulk(state: web::Data<AppState>, caller: ScimPartner, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, ScimError> {
+pub async fn post_bulk(
+    state: web::Data<AppState>,
+    caller: ScimPartner,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ScimError> {
     let body = read_json(&req, payload, state.settings.http.max_body_bytes).await?;
     let (mut ops, fail_on_errors) = parse_ops(&body)?;
     let mut resolved: HashMap<String, String> = HashMap::new();
@@ -184,27 +243,42 @@ pub async fn post_bulk(state: web::Data<AppState>, caller: ScimPartner, req: Htt
             if let Some(d) = &ops[i].data {
                 references(d, &mut refs);
             }
-            references(&Value::String(ops[i].path.clone()), &mut refs);
+            for segment in ops[i].path.split('/') {
+                references(&Value::String(segment.to_string()), &mut refs);
+            }
             let waiting = refs.iter().any(|r| {
                 !resolved.contains_key(r)
-                    && defined.iter().enumerate().any(|(j, d)| d.as_deref() == Some(r) && j != i && results[j].is_none())
+                    && defined
+                        .iter()
+                        .enumerate()
+                        .any(|(j, d)| d.as_deref() == Some(r) && j != i && results[j].is_none())
             });
             if waiting {
                 still.push(i);
                 continue;
             }
             progressed = true;
-            let unresolved: Vec<&String> = refs.iter().filter(|r| !resolved.contains_key(*r)).collect();
+            let unresolved: Vec<&String> =
+                refs.iter().filter(|r| !resolved.contains_key(*r)).collect();
             let outcome = if let Some(r) = unresolved.first() {
-                Err(ScimError::invalid_value(format!("bulkId:{r} does not refer to a created resource")))
+                Err(ScimError::invalid_value(format!(
+                    "bulkId:{r} does not refer to a created resource"
+                )))
             } else {
                 let op = &mut ops[i];
                 if let Some(d) = op.data.as_mut() {
                     substitute(d, &resolved);
                 }
-                let mut p = Value::String(op.path.clone());
-                substitute(&mut p, &resolved);
-                op.path = p.as_str().unwrap_or_default().to_string();
+                op.path = op
+                    .path
+                    .split('/')
+                    .map(|segment| {
+                        let mut v = Value::String(segment.to_string());
+                        substitute(&mut v, &resolved);
+                        v.as_str().unwrap_or_default().to_string()
+                    })
+                    .collect::<Vec<_>>()
+                    .join("/");
                 execute(&state, &caller.partner, &caller.actor, op).await
             };
             let op = &ops[i];
@@ -237,7 +311,9 @@ pub async fn post_bulk(state: web::Data<AppState>, caller: ScimPartner, req: Htt
             // Circular references: nothing left can run.
             for i in still {
                 let e = ScimError::invalid_value("circular bulkId references cannot be resolved");
-                results[i] = Some(json!({"method": ops[i].method, "bulkId": ops[i].bulk_id, "status": "400", "response": e.to_json()}));
+                results[i] = Some(
+                    json!({"method": ops[i].method, "bulkId": ops[i].bulk_id, "status": "400", "response": e.to_json()}),
+                );
             }
             break;
         }

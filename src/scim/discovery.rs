@@ -6,11 +6,11 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
+use super::bulk_api::MAX_BULK_OPERATIONS;
 use super::error::ScimError;
 use super::http::scim_json;
 use super::list_params::LIST_RESPONSE_SCHEMA;
 use super::schema::{all_schemas, ResourceTypeDef, GROUP_RESOURCE, USER_RESOURCE};
-use super::bulk_api::MAX_BULK_OPERATIONS;
 use super::users_api::MAX_PATCH_OPERATIONS;
 use crate::startup::AppState;
 

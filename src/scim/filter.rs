@@ -373,6 +373,11 @@ impl<'a> Lexer<'a> {
         Ok(token)
     }
 
+    /// Un-read the token just read (at most one).
+    fn push_back(&mut self, token: Token<'a>) {
+        self.peeked = Some(token);
+    }
+
     fn next_token(&mut self) -> Result<Token<'a>, FilterError> {
         match self.peeked.take() {
             Some(token) => Ok(token),
@@ -589,20 +594,48 @@ impl<'a> Parser<'a> {
                 check_value_path_attr(&path, word, token.pos)?;
                 let inner = self.parse_value_filter(token.pos)?;
                 let after = self.lex.peek()?;
-                if matches!(after.tok, Tok::Word(w) if w.starts_with('.')) {
-                    return Err(FilterError::new(
-                        after.pos,
-                        format!(
-                            "a sub-attribute after ']' is only allowed in PATCH paths, not in filters; found {}",
-                            after.describe()
-                        ),
-                    ));
-                }
+                let filter = match after.tok {
+                    // Not in RFC 7644's filter grammar, but Entra ID matches users with
+                    // `emails[type eq "work"].value eq "x"`: read it as
+                    // `emails[type eq "work" and value eq "x"]`.
+                    Tok::Word(w) if w.starts_with('.') => {
+                        self.lex.next_token()?;
+                        let sub_word = &w[1..];
+                        let sub = parse_attr_path(sub_word, after.pos + 1)?;
+                        if sub.uri.is_some() || sub.sub_attr.is_some() {
+                            return Err(FilterError::new(
+                                after.pos + 1,
+                                format!(
+                                    "expected a sub-attribute name after ']', found '{}'",
+                                    shorten(w)
+                                ),
+                            ));
+                        }
+                        let comparison = self.parse_comparison(sub, sub_word)?;
+                        Filter::And(Box::new(inner), Box::new(comparison))
+                    }
+                    _ => inner,
+                };
                 Ok(Filter::ValuePath {
                     attr: path,
-                    filter: Box::new(inner),
+                    filter: Box::new(filter),
                 })
             }
+            Tok::Word(_) => {
+                self.lex.push_back(token);
+                self.parse_comparison(path, word)
+            }
+            _ => Err(expected(
+                &format!("a comparison operator or '[' after '{}'", shorten(word)),
+                &token,
+            )),
+        }
+    }
+
+    /// `op value` or `pr` after an attribute path.
+    fn parse_comparison(&mut self, path: AttrPath, word: &str) -> Result<Filter, FilterError> {
+        let token = self.lex.next_token()?;
+        match token.tok {
             Tok::Word(op_word) if op_word.eq_ignore_ascii_case("pr") => Ok(Filter::Present(path)),
             Tok::Word(op_word) => {
                 let Some(op) = CompareOp::from_keyword(op_word) else {
@@ -615,7 +648,7 @@ impl<'a> Parser<'a> {
                 Ok(Filter::Compare { path, op, value })
             }
             _ => Err(expected(
-                &format!("a comparison operator or '[' after '{}'", shorten(word)),
+                &format!("a comparison operator after '{}'", shorten(word)),
                 &token,
             )),
         }
@@ -1620,7 +1653,6 @@ mod tests {
             ("and pr", 0, "expected an attribute path, 'not' or '(', found 'and'"),
             ("()", 1, "expected an attribute path, 'not' or '(', found ')'"),
             (r#""a" eq "b""#, 0, "expected an attribute path, 'not' or '(', found \"a\""),
-            (r#"emails[type eq "work"].value eq "x""#, 22, "only allowed in PATCH paths"),
             (r#"emails[addr[x pr]]"#, 11, "nested value paths are not allowed"),
             (r#"emails[(addr[x pr])]"#, 12, "nested value paths"),
             (r#"emails.value[type pr]"#, 12, "not the sub-attribute path 'emails.value'"),
@@ -1647,6 +1679,16 @@ mod tests {
     }
 
     #[test]
+    fn entra_sub_attribute_after_value_path_joins_the_filter() {
+        assert_eq!(
+            parse(r#"emails[type eq "work"].value eq "a@b""#),
+            parse(r#"emails[type eq "work" and value eq "a@b"]"#)
+        );
+        assert!(parse_filter(r#"emails[type eq "work"].value.x eq "a""#).is_err());
+        assert!(parse_filter(r#"emails[type eq "work"].value"#).is_err());
+    }
+
+    #[test]
     fn unquoted_values_are_strings_as_entra_sends_them() {
         for (input, expected) in [
             ("externalId eq jyoung", "jyoung"),
@@ -1656,7 +1698,9 @@ mod tests {
             ("a eq 'x'", "'x'"),
         ] {
             match parse(input) {
-                Filter::Compare { value, .. } => assert_eq!(value, CompValue::Str(expected.into()), "{input}"),
+                Filter::Compare { value, .. } => {
+                    assert_eq!(value, CompValue::Str(expected.into()), "{input}")
+                }
                 other => panic!("{input}: {other:?}"),
             }
         }

@@ -6,7 +6,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::error::ScimError;
-use super::http::{if_match, not_modified, read_json, scim_error, scim_json, with_etag, ScimPartner};
+use super::http::{
+    if_match, not_modified, read_json, scim_error, scim_json, with_etag, ScimPartner,
+};
 use super::list_params::{check_search_schema, list_response, RawListParams};
 use super::patch::parse_patch_request;
 use super::projection::Projection;
@@ -61,7 +63,12 @@ pub fn group_json(state: &AppState, group: &Group) -> Value {
     body
 }
 
-async fn respond(state: &AppState, status: StatusCode, mut group: Group, projection: &Projection) -> Result<HttpResponse, ScimError> {
+async fn respond(
+    state: &AppState,
+    status: StatusCode,
+    mut group: Group,
+    projection: &Projection,
+) -> Result<HttpResponse, ScimError> {
     if projection.wants(&GROUP, "members") {
         groups::attach_members(&state.deps, std::slice::from_mut(&mut group))
             .await
@@ -75,19 +82,32 @@ async fn respond(state: &AppState, status: StatusCode, mut group: Group, project
             .and_then(Value::as_str)
             .and_then(|l| actix_web::http::header::HeaderValue::from_str(l).ok())
         {
-            res.headers_mut().insert(actix_web::http::header::LOCATION, loc);
+            res.headers_mut()
+                .insert(actix_web::http::header::LOCATION, loc);
         }
     }
     Ok(res)
 }
 
 /// Run a list or search for groups and render the ListResponse body.
-pub async fn search(state: &AppState, partner: &Partner, raw: &RawListParams) -> Result<Value, ScimError> {
+pub async fn search(
+    state: &AppState,
+    partner: &Partner,
+    raw: &RawListParams,
+) -> Result<Value, ScimError> {
     let params = raw.parse(state.settings.http.max_page_size as i64)?;
-    let mut page = groups::list(&state.deps, partner, &params).await.map_err(scim_error)?;
-    let projection = Projection::new(raw.attributes.as_deref(), raw.excluded_attributes.as_deref(), &GROUP_RESOURCE);
+    let mut page = groups::list(&state.deps, partner, &params)
+        .await
+        .map_err(scim_error)?;
+    let projection = Projection::new(
+        raw.attributes.as_deref(),
+        raw.excluded_attributes.as_deref(),
+        &GROUP_RESOURCE,
+    );
     if projection.wants(&GROUP, "members") {
-        groups::attach_members(&state.deps, &mut page.items).await.map_err(scim_error)?;
+        groups::attach_members(&state.deps, &mut page.items)
+            .await
+            .map_err(scim_error)?;
     }
     let resources = page
         .items
@@ -97,12 +117,21 @@ pub async fn search(state: &AppState, partner: &Partner, raw: &RawListParams) ->
     Ok(list_response(&page, resources))
 }
 
-pub async fn list_groups(state: web::Data<AppState>, caller: ScimPartner, query: web::Query<RawListParams>) -> Result<HttpResponse, ScimError> {
+pub async fn list_groups(
+    state: web::Data<AppState>,
+    caller: ScimPartner,
+    query: web::Query<RawListParams>,
+) -> Result<HttpResponse, ScimError> {
     let body = search(&state, &caller.partner, &query).await?;
     Ok(scim_json(StatusCode::OK, &body))
 }
 
-pub async fn search_groups(state: web::Data<AppState>, caller: ScimPartner, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, ScimError> {
+pub async fn search_groups(
+    state: web::Data<AppState>,
+    caller: ScimPartner,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ScimError> {
     let body = read_json(&req, payload, state.settings.http.max_body_bytes).await?;
     check_search_schema(&body)?;
     let raw = RawListParams::from_search_body(&body)?;
@@ -121,7 +150,13 @@ pub async fn create_group(
     let group = groups::create(&state.deps, &caller.actor, &caller.partner, &body)
         .await
         .map_err(scim_error)?;
-    respond(&state, StatusCode::CREATED, group, &query.projection(&GROUP_RESOURCE)).await
+    respond(
+        &state,
+        StatusCode::CREATED,
+        group,
+        &query.projection(&GROUP_RESOURCE),
+    )
+    .await
 }
 
 pub async fn get_group(
@@ -131,11 +166,19 @@ pub async fn get_group(
     id: web::Path<String>,
     query: web::Query<ProjectionQuery>,
 ) -> Result<HttpResponse, ScimError> {
-    let group = groups::get(&state.deps, &caller.partner, &id).await.map_err(scim_error)?;
+    let group = groups::get(&state.deps, &caller.partner, &id)
+        .await
+        .map_err(scim_error)?;
     if let Some(res) = not_modified(&req, &group.etag()) {
         return Ok(res);
     }
-    respond(&state, StatusCode::OK, group, &query.projection(&GROUP_RESOURCE)).await
+    respond(
+        &state,
+        StatusCode::OK,
+        group,
+        &query.projection(&GROUP_RESOURCE),
+    )
+    .await
 }
 
 pub async fn replace_group(
@@ -147,10 +190,23 @@ pub async fn replace_group(
     query: web::Query<ProjectionQuery>,
 ) -> Result<HttpResponse, ScimError> {
     let body = read_json(&req, payload, state.settings.http.max_body_bytes).await?;
-    let group = groups::replace(&state.deps, &caller.actor, &caller.partner, &id, &body, if_match(&req).as_deref())
-        .await
-        .map_err(scim_error)?;
-    respond(&state, StatusCode::OK, group, &query.projection(&GROUP_RESOURCE)).await
+    let group = groups::replace(
+        &state.deps,
+        &caller.actor,
+        &caller.partner,
+        &id,
+        &body,
+        if_match(&req).as_deref(),
+    )
+    .await
+    .map_err(scim_error)?;
+    respond(
+        &state,
+        StatusCode::OK,
+        group,
+        &query.projection(&GROUP_RESOURCE),
+    )
+    .await
 }
 
 /// PATCH answers 204 (what Entra ID expects) unless the client asks for attributes back.
@@ -164,18 +220,42 @@ pub async fn patch_group(
 ) -> Result<HttpResponse, ScimError> {
     let body = read_json(&req, payload, state.settings.http.max_body_bytes).await?;
     let ops = parse_patch_request(&body, MAX_PATCH_OPERATIONS)?;
-    let group = groups::patch(&state.deps, &caller.actor, &caller.partner, &id, &ops, if_match(&req).as_deref())
-        .await
-        .map_err(scim_error)?;
+    let group = groups::patch(
+        &state.deps,
+        &caller.actor,
+        &caller.partner,
+        &id,
+        &ops,
+        if_match(&req).as_deref(),
+    )
+    .await
+    .map_err(scim_error)?;
     if query.attributes.is_none() && query.excluded_attributes.is_none() {
         return Ok(with_etag(HttpResponse::NoContent().finish(), &group.etag()));
     }
-    respond(&state, StatusCode::OK, group, &query.projection(&GROUP_RESOURCE)).await
+    respond(
+        &state,
+        StatusCode::OK,
+        group,
+        &query.projection(&GROUP_RESOURCE),
+    )
+    .await
 }
 
-pub async fn delete_group(state: web::Data<AppState>, caller: ScimPartner, req: HttpRequest, id: web::Path<String>) -> Result<HttpResponse, ScimError> {
-    groups::delete(&state.deps, &caller.actor, &caller.partner, &id, if_match(&req).as_deref())
-        .await
-        .map_err(scim_error)?;
+pub async fn delete_group(
+    state: web::Data<AppState>,
+    caller: ScimPartner,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ScimError> {
+    groups::delete(
+        &state.deps,
+        &caller.actor,
+        &caller.partner,
+        &id,
+        if_match(&req).as_deref(),
+    )
+    .await
+    .map_err(scim_error)?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -158,7 +158,11 @@ pub fn not_modified(req: &HttpRequest, etag: &str) -> Option<HttpResponse> {
         .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|h| h.to_str().ok())
-        .is_some_and(|tags| tags.split(',').map(str::trim).any(|t| t == "*" || t == etag));
+        .is_some_and(|tags| {
+            tags.split(',')
+                .map(str::trim)
+                .any(|t| t == "*" || t == etag)
+        });
     matches.then(|| {
         HttpResponse::NotModified()
             .insert_header((header::ETAG, etag.to_string()))

@@ -34,10 +34,16 @@ impl RawListParams {
     /// From a SearchRequest body, where numbers are numbers and attribute lists are arrays.
     pub fn from_search_body(body: &Value) -> Result<Self, ScimError> {
         let Value::Object(obj) = body else {
-            return Err(ScimError::invalid_syntax("the SearchRequest must be a JSON object"));
+            return Err(ScimError::invalid_syntax(
+                "the SearchRequest must be a JSON object",
+            ));
         };
         let text = |key: &str| -> Result<Option<String>, ScimError> {
-            match obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v) {
+            match obj
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| v)
+            {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
                 Some(Value::Number(n)) => Ok(Some(n.to_string())),
@@ -46,10 +52,14 @@ impl RawListParams {
                         .iter()
                         .map(|i| i.as_str().map(str::to_string))
                         .collect::<Option<Vec<_>>>()
-                        .ok_or_else(|| ScimError::invalid_value(format!("'{key}' must list strings")))?
+                        .ok_or_else(|| {
+                            ScimError::invalid_value(format!("'{key}' must list strings"))
+                        })?
                         .join(","),
                 )),
-                Some(_) => Err(ScimError::invalid_value(format!("'{key}' has the wrong type"))),
+                Some(_) => Err(ScimError::invalid_value(format!(
+                    "'{key}' has the wrong type"
+                ))),
             }
         };
         Ok(RawListParams {
@@ -66,7 +76,12 @@ impl RawListParams {
 
     /// Validate into list parameters; `max` caps `count`.
     pub fn parse(&self, max: i64) -> Result<ListParams, ScimError> {
-        let filter = match self.filter.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
+        let filter = match self
+            .filter
+            .as_deref()
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+        {
             Some(text) if text.len() > MAX_FILTER_LEN => {
                 return Err(ScimError::invalid_filter(format!(
                     "filter is longer than {MAX_FILTER_LEN} characters"
@@ -75,11 +90,19 @@ impl RawListParams {
             Some(text) => Some(parse_filter(text)?),
             None => None,
         };
-        let sort_by = match self.sort_by.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let sort_by = match self
+            .sort_by
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             Some(s) => {
-                let p = parse_patch_path(s).map_err(|e| ScimError::invalid_value(format!("sortBy: {e}")))?;
+                let p = parse_patch_path(s)
+                    .map_err(|e| ScimError::invalid_value(format!("sortBy: {e}")))?;
                 if p.value_filter.is_some() {
-                    return Err(ScimError::invalid_value("sortBy must be an attribute path without a filter"));
+                    return Err(ScimError::invalid_value(
+                        "sortBy must be an attribute path without a filter",
+                    ));
                 }
                 Some(p.attr)
             }
@@ -96,7 +119,9 @@ impl RawListParams {
             }
         };
         // RFC 7644 §3.4.2.4: a negative count is 0 and count is capped at the maximum.
-        let count = int_param(self.count.as_deref(), "count")?.unwrap_or(max).clamp(0, max);
+        let count = int_param(self.count.as_deref(), "count")?
+            .unwrap_or(max)
+            .clamp(0, max);
         let paging = match &self.cursor {
             Some(c) => Paging::Cursor {
                 cursor: Some(c.trim()).filter(|c| !c.is_empty()).map(str::to_string),
@@ -104,7 +129,9 @@ impl RawListParams {
             },
             None => Paging::Index {
                 // startIndex below 1 is 1.
-                start_index: int_param(self.start_index.as_deref(), "startIndex")?.unwrap_or(1).max(1),
+                start_index: int_param(self.start_index.as_deref(), "startIndex")?
+                    .unwrap_or(1)
+                    .max(1),
                 count,
             },
         };
@@ -120,9 +147,9 @@ impl RawListParams {
 fn int_param(value: Option<&str>, name: &str) -> Result<Option<i64>, ScimError> {
     value
         .map(|v| {
-            v.trim()
-                .parse::<i64>()
-                .map_err(|_| ScimError::invalid_value(format!("query parameter {name} must be an integer")))
+            v.trim().parse::<i64>().map_err(|_| {
+                ScimError::invalid_value(format!("query parameter {name} must be an integer"))
+            })
         })
         .transpose()
 }
@@ -154,6 +181,8 @@ pub fn check_search_schema(body: &Value) -> Result<(), ScimError> {
     if ok {
         Ok(())
     } else {
-        Err(ScimError::invalid_value(format!("'schemas' must contain {SEARCH_REQUEST_SCHEMA}")))
+        Err(ScimError::invalid_value(format!(
+            "'schemas' must contain {SEARCH_REQUEST_SCHEMA}"
+        )))
     }
 }

@@ -19,5 +19,8 @@ use actix_web::web;
 /// Register every SCIM route under the scope this is mounted on.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(discovery::configure)
-        .configure(users_api::configure);
+        .configure(users_api::configure)
+        .configure(groups_api::configure)
+        .configure(bulk_api::configure)
+        .configure(search_api::configure);
 }

@@ -91,13 +91,10 @@ fn check_schemas(schemas: &Value, rt: &'static ResourceTypeDef) -> Result<(), Sc
                 "'schemas' must be an array of schema URNs",
             ));
         };
+        // Other URNs are ignored with their attributes: Entra ID lists a Microsoft marker
+        // schema on every group it creates.
         if urn.eq_ignore_ascii_case(rt.schema.id) {
             has_core = true;
-        } else if rt.extension(urn).is_none() {
-            return Err(ScimError::invalid_value(format!(
-                "schema {urn:?} is not supported for {} resources",
-                rt.name
-            )));
         }
     }
     if !has_core {

@@ -531,11 +531,23 @@ pub static GUEST: SchemaDef = SchemaDef {
     name: "GuestbridgeGuest",
     description: "Partner-supplied data about a guest, read by Guestbridge's mapping rules",
     attributes: &[
-        AttrDef::string("sponsorEmail", "Email of the host organisation's person who sponsors this guest."),
-        AttrDef::string("accessEndDate", "When the partner says this person's access should end.")
-            .typed(DateTime),
-        AttrDef::string("homeOrganization", "The partner organisation (or site) the person works for."),
-        AttrDef::string("professionalRegistration", "Professional registration or licence number."),
+        AttrDef::string(
+            "sponsorEmail",
+            "Email of the host organisation's person who sponsors this guest.",
+        ),
+        AttrDef::string(
+            "accessEndDate",
+            "When the partner says this person's access should end.",
+        )
+        .typed(DateTime),
+        AttrDef::string(
+            "homeOrganization",
+            "The partner organisation (or site) the person works for.",
+        ),
+        AttrDef::string(
+            "professionalRegistration",
+            "Professional registration or licence number.",
+        ),
     ],
 };
 

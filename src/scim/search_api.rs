@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::error::ScimError;
 use super::http::{read_json, scim_json, ScimPartner};
-use super::list_params::{check_search_schema, LIST_RESPONSE_SCHEMA, RawListParams};
+use super::list_params::{check_search_schema, RawListParams, LIST_RESPONSE_SCHEMA};
 use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -28,12 +28,19 @@ fn resources(v: Value) -> Vec<Value> {
     }
 }
 
-pub async fn search_root(state: web::Data<AppState>, caller: ScimPartner, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, ScimError> {
+pub async fn search_root(
+    state: web::Data<AppState>,
+    caller: ScimPartner,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ScimError> {
     let body = read_json(&req, payload, state.settings.http.max_body_bytes).await?;
     check_search_schema(&body)?;
     let mut raw = RawListParams::from_search_body(&body)?;
     if raw.cursor.is_some() {
-        return Err(ScimError::invalid_value("cursor paging is available per resource type, not at the root"));
+        return Err(ScimError::invalid_value(
+            "cursor paging is available per resource type, not at the root",
+        ));
     }
     // Validate once, with the caller's paging, before splitting it across the two types.
     let max = state.settings.http.max_page_size as i64;

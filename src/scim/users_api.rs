@@ -7,7 +7,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ScimError;
-use super::http::{if_match, not_modified, read_json, scim_error, scim_json, with_etag, ScimPartner};
+use super::http::{
+    if_match, not_modified, read_json, scim_error, scim_json, with_etag, ScimPartner,
+};
 use super::list_params::{check_search_schema, list_response, RawListParams};
 use super::patch::parse_patch_request;
 use super::projection::Projection;
@@ -46,7 +48,11 @@ pub struct ProjectionQuery {
 
 impl ProjectionQuery {
     pub fn projection(&self, rt: &'static super::schema::ResourceTypeDef) -> Projection {
-        Projection::new(self.attributes.as_deref(), self.excluded_attributes.as_deref(), rt)
+        Projection::new(
+            self.attributes.as_deref(),
+            self.excluded_attributes.as_deref(),
+            rt,
+        )
     }
 }
 
@@ -55,7 +61,10 @@ pub fn user_json(state: &AppState, user: &User) -> Value {
     let meta = Meta {
         created: to_rfc3339(from_millis(user.row.created_at)),
         last_modified: to_rfc3339(from_millis(user.row.updated_at)),
-        location: format!("{}/scim/v2/Users/{}", state.settings.http.public_url, user.row.id),
+        location: format!(
+            "{}/scim/v2/Users/{}",
+            state.settings.http.public_url, user.row.id
+        ),
         version: user.etag(),
     };
     let mut body = render(&USER_RESOURCE, &user.row.id, &user.doc, &meta);
@@ -77,7 +86,12 @@ pub fn user_json(state: &AppState, user: &User) -> Value {
     body
 }
 
-async fn respond(state: &AppState, status: StatusCode, mut user: User, projection: &Projection) -> Result<HttpResponse, ScimError> {
+async fn respond(
+    state: &AppState,
+    status: StatusCode,
+    mut user: User,
+    projection: &Projection,
+) -> Result<HttpResponse, ScimError> {
     if projection.wants(&USER, "groups") {
         users::attach_groups(&state.deps, std::slice::from_mut(&mut user))
             .await
@@ -98,12 +112,24 @@ async fn respond(state: &AppState, status: StatusCode, mut user: User, projectio
 }
 
 /// Run a list or search for users and render the ListResponse body.
-pub async fn search(state: &AppState, partner: &Partner, raw: &RawListParams) -> Result<Value, ScimError> {
+pub async fn search(
+    state: &AppState,
+    partner: &Partner,
+    raw: &RawListParams,
+) -> Result<Value, ScimError> {
     let params = raw.parse(state.settings.http.max_page_size as i64)?;
-    let mut page = users::list(&state.deps, partner, &params).await.map_err(scim_error)?;
-    let projection = Projection::new(raw.attributes.as_deref(), raw.excluded_attributes.as_deref(), &USER_RESOURCE);
+    let mut page = users::list(&state.deps, partner, &params)
+        .await
+        .map_err(scim_error)?;
+    let projection = Projection::new(
+        raw.attributes.as_deref(),
+        raw.excluded_attributes.as_deref(),
+        &USER_RESOURCE,
+    );
     if projection.wants(&USER, "groups") {
-        users::attach_groups(&state.deps, &mut page.items).await.map_err(scim_error)?;
+        users::attach_groups(&state.deps, &mut page.items)
+            .await
+            .map_err(scim_error)?;
     }
     let resources = page
         .items
@@ -113,12 +139,21 @@ pub async fn search(state: &AppState, partner: &Partner, raw: &RawListParams) ->
     Ok(list_response(&page, resources))
 }
 
-pub async fn list_users(state: web::Data<AppState>, caller: ScimPartner, query: web::Query<RawListParams>) -> Result<HttpResponse, ScimError> {
+pub async fn list_users(
+    state: web::Data<AppState>,
+    caller: ScimPartner,
+    query: web::Query<RawListParams>,
+) -> Result<HttpResponse, ScimError> {
     let body = search(&state, &caller.partner, &query).await?;
     Ok(scim_json(StatusCode::OK, &body))
 }
 
-pub async fn search_users(state: web::Data<AppState>, caller: ScimPartner, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, ScimError> {
+pub async fn search_users(
+    state: web::Data<AppState>,
+    caller: ScimPartner,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ScimError> {
     let body = read_json(&req, payload, state.settings.http.max_body_bytes).await?;
     check_search_schema(&body)?;
     let raw = RawListParams::from_search_body(&body)?;
@@ -137,7 +172,13 @@ pub async fn create_user(
     let user = users::create(&state.deps, &caller.actor, &caller.partner, &body)
         .await
         .map_err(scim_error)?;
-    respond(&state, StatusCode::CREATED, user, &query.projection(&USER_RESOURCE)).await
+    respond(
+        &state,
+        StatusCode::CREATED,
+        user,
+        &query.projection(&USER_RESOURCE),
+    )
+    .await
 }
 
 pub async fn get_user(
@@ -147,11 +188,19 @@ pub async fn get_user(
     id: web::Path<String>,
     query: web::Query<ProjectionQuery>,
 ) -> Result<HttpResponse, ScimError> {
-    let user = users::get(&state.deps, &caller.partner, &id).await.map_err(scim_error)?;
+    let user = users::get(&state.deps, &caller.partner, &id)
+        .await
+        .map_err(scim_error)?;
     if let Some(res) = not_modified(&req, &user.etag()) {
         return Ok(res);
     }
-    respond(&state, StatusCode::OK, user, &query.projection(&USER_RESOURCE)).await
+    respond(
+        &state,
+        StatusCode::OK,
+        user,
+        &query.projection(&USER_RESOURCE),
+    )
+    .await
 }
 
 pub async fn replace_user(
@@ -163,10 +212,23 @@ pub async fn replace_user(
     query: web::Query<ProjectionQuery>,
 ) -> Result<HttpResponse, ScimError> {
     let body = read_json(&req, payload, state.settings.http.max_body_bytes).await?;
-    let user = users::replace(&state.deps, &caller.actor, &caller.partner, &id, &body, if_match(&req).as_deref())
-        .await
-        .map_err(scim_error)?;
-    respond(&state, StatusCode::OK, user, &query.projection(&USER_RESOURCE)).await
+    let user = users::replace(
+        &state.deps,
+        &caller.actor,
+        &caller.partner,
+        &id,
+        &body,
+        if_match(&req).as_deref(),
+    )
+    .await
+    .map_err(scim_error)?;
+    respond(
+        &state,
+        StatusCode::OK,
+        user,
+        &query.projection(&USER_RESOURCE),
+    )
+    .await
 }
 
 pub async fn patch_user(
@@ -179,15 +241,39 @@ pub async fn patch_user(
 ) -> Result<HttpResponse, ScimError> {
     let body = read_json(&req, payload, state.settings.http.max_body_bytes).await?;
     let ops = parse_patch_request(&body, MAX_PATCH_OPERATIONS)?;
-    let user = users::patch(&state.deps, &caller.actor, &caller.partner, &id, &ops, if_match(&req).as_deref())
-        .await
-        .map_err(scim_error)?;
-    respond(&state, StatusCode::OK, user, &query.projection(&USER_RESOURCE)).await
+    let user = users::patch(
+        &state.deps,
+        &caller.actor,
+        &caller.partner,
+        &id,
+        &ops,
+        if_match(&req).as_deref(),
+    )
+    .await
+    .map_err(scim_error)?;
+    respond(
+        &state,
+        StatusCode::OK,
+        user,
+        &query.projection(&USER_RESOURCE),
+    )
+    .await
 }
 
-pub async fn delete_user(state: web::Data<AppState>, caller: ScimPartner, req: HttpRequest, id: web::Path<String>) -> Result<HttpResponse, ScimError> {
-    users::delete(&state.deps, &caller.actor, &caller.partner, &id, if_match(&req).as_deref())
-        .await
-        .map_err(scim_error)?;
+pub async fn delete_user(
+    state: web::Data<AppState>,
+    caller: ScimPartner,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ScimError> {
+    users::delete(
+        &state.deps,
+        &caller.actor,
+        &caller.partner,
+        &id,
+        if_match(&req).as_deref(),
+    )
+    .await
+    .map_err(scim_error)?;
     Ok(HttpResponse::NoContent().finish())
 }

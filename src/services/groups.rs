@@ -65,10 +65,9 @@ fn take_members(doc: &mut Map<String, Value>) -> Result<Vec<String>, ServiceErro
                 .into());
             }
         }
-        let id = m
-            .get("value")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ScimError::invalid_value("every member needs a 'value' (the user's id)"))?;
+        let id = m.get("value").and_then(Value::as_str).ok_or_else(|| {
+            ScimError::invalid_value("every member needs a 'value' (the user's id)")
+        })?;
         if seen.insert(id.to_string()) {
             ids.push(id.to_string());
         }
@@ -85,19 +84,34 @@ async fn check_members(tx: &mut Tx, partner: &Partner, ids: &[&str]) -> Result<(
         .await?
         .into_iter()
         .collect();
-    let missing: Vec<&&str> = ids.iter().filter(|id| !found.contains(**id)).take(5).collect();
+    let missing: Vec<&&str> = ids
+        .iter()
+        .filter(|id| !found.contains(**id))
+        .take(5)
+        .collect();
     if missing.is_empty() {
         Ok(())
     } else {
         Err(ScimError::invalid_value(format!(
             "members must be users of this partner; unknown: {}",
-            missing.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ")
+            missing
+                .iter()
+                .map(|s| format!("{s:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
         .into())
     }
 }
 
-fn row_for(id: &str, partner: &Partner, doc: &Map<String, Value>, version: i64, created_at: i64, now: i64) -> GroupRow {
+fn row_for(
+    id: &str,
+    partner: &Partner,
+    doc: &Map<String, Value>,
+    version: i64,
+    created_at: i64,
+    now: i64,
+) -> GroupRow {
     GroupRow {
         id: id.to_string(),
         partner_id: partner.id.clone(),
@@ -106,7 +120,10 @@ fn row_for(id: &str, partner: &Partner, doc: &Map<String, Value>, version: i64, 
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string(),
-        external_id: doc.get("externalId").and_then(Value::as_str).map(str::to_string),
+        external_id: doc
+            .get("externalId")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         doc: Value::Object(doc.clone()).to_string(),
         version,
         created_at,
@@ -114,7 +131,15 @@ fn row_for(id: &str, partner: &Partner, doc: &Map<String, Value>, version: i64, 
     }
 }
 
-async fn audit_group(tx: &mut Tx, actor: &Actor, partner: &Partner, action: &str, id: &str, detail: Value, now: i64) -> Result<(), ServiceError> {
+async fn audit_group(
+    tx: &mut Tx,
+    actor: &Actor,
+    partner: &Partner,
+    action: &str,
+    id: &str,
+    detail: Value,
+    now: i64,
+) -> Result<(), ServiceError> {
     audit::append(
         tx,
         &AuditEntry {
@@ -150,7 +175,12 @@ async fn conflict(deps: &Deps, tx: Tx, partner: &Partner, display_name: &str) ->
 }
 
 #[tracing::instrument(skip_all, fields(partner = %partner.slug), err(level = "info"))]
-pub async fn create(deps: &Deps, actor: &Actor, partner: &Partner, body: &Value) -> Result<Group, ServiceError> {
+pub async fn create(
+    deps: &Deps,
+    actor: &Actor,
+    partner: &Partner,
+    body: &Value,
+) -> Result<Group, ServiceError> {
     let mut doc = resource::normalize(body, &GROUP_RESOURCE, WriteMode::Create)?;
     let members = take_members(&mut doc)?;
     let id = uuid::Uuid::new_v4().to_string();
@@ -167,9 +197,22 @@ pub async fn create(deps: &Deps, actor: &Actor, partner: &Partner, body: &Value)
         return Err(e.into());
     }
     group_store::add_members(&mut tx, &partner.id, &id, &member_refs).await?;
-    audit_group(&mut tx, actor, partner, "group.created", &id, json!({"displayName": row.display_name, "members": members.len()}), now).await?;
+    audit_group(
+        &mut tx,
+        actor,
+        partner,
+        "group.created",
+        &id,
+        json!({"displayName": row.display_name, "members": members.len()}),
+        now,
+    )
+    .await?;
     tx.commit().await?;
-    Ok(Group { row, doc, members: None })
+    Ok(Group {
+        row,
+        doc,
+        members: None,
+    })
 }
 
 /// Load members' display names into groups (for responses that include `members`).
@@ -189,7 +232,11 @@ pub async fn get(deps: &Deps, partner: &Partner, id: &str) -> Result<Group, Serv
     parse_doc(row)
 }
 
-pub async fn list(deps: &Deps, partner: &Partner, params: &ListParams) -> Result<Page<Group>, ServiceError> {
+pub async fn list(
+    deps: &Deps,
+    partner: &Partner,
+    params: &ListParams,
+) -> Result<Page<Group>, ServiceError> {
     let compiler = FilterCompiler {
         rt: &GROUP_RESOURCE,
         columns: group_store::group_columns,
@@ -198,13 +245,23 @@ pub async fn list(deps: &Deps, partner: &Partner, params: &ListParams) -> Result
     let query = listing::store_query(params, &compiler)?;
     let mut conn = deps.db.pool().acquire().await?;
     let (total, rows) = group_store::list(&mut conn, &partner.id, query.clone()).await?;
-    let groups = rows.into_iter().map(parse_doc).collect::<Result<Vec<_>, _>>()?;
-    Ok(listing::page(params, &query, total, groups, |g| (g.row.created_at, g.row.id.clone())))
+    let groups = rows
+        .into_iter()
+        .map(parse_doc)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(listing::page(params, &query, total, groups, |g| {
+        (g.row.created_at, g.row.id.clone())
+    }))
 }
 
 fn check_if_match(if_match: Option<&str>, current: &Group) -> Result<(), ServiceError> {
     match if_match {
-        Some(tags) if !tags.split(',').map(str::trim).any(|t| t == "*" || t == current.etag()) => {
+        Some(tags)
+            if !tags
+                .split(',')
+                .map(str::trim)
+                .any(|t| t == "*" || t == current.etag()) =>
+        {
             Err(ServiceError::PreconditionFailed(current.etag()))
         }
         _ => Ok(()),
@@ -218,33 +275,62 @@ async fn load_for_write(tx: &mut Tx, partner: &Partner, id: &str) -> Result<Grou
     parse_doc(row)
 }
 
+/// A group before and after a write.
+struct Change<'a> {
+    current: Group,
+    current_members: &'a [String],
+    doc: Map<String, Value>,
+    members: &'a [String],
+    action: &'a str,
+}
+
 /// Write a new document and member set for an existing group.
 async fn save(
     deps: &Deps,
     mut tx: Tx,
     actor: &Actor,
     partner: &Partner,
-    current: Group,
-    current_members: &[String],
-    doc: Map<String, Value>,
-    members: &[String],
-    action: &str,
+    change: Change<'_>,
 ) -> Result<Group, ServiceError> {
+    let Change {
+        current,
+        current_members,
+        doc,
+        members,
+        action,
+    } = change;
     let now = deps.now_ms();
     let before: HashSet<&str> = current_members.iter().map(String::as_str).collect();
     let after: HashSet<&str> = members.iter().map(String::as_str).collect();
-    let added: Vec<&str> = members.iter().map(String::as_str).filter(|m| !before.contains(m)).collect();
-    let removed: Vec<&str> = current_members.iter().map(String::as_str).filter(|m| !after.contains(m)).collect();
+    let added: Vec<&str> = members
+        .iter()
+        .map(String::as_str)
+        .filter(|m| !before.contains(m))
+        .collect();
+    let removed: Vec<&str> = current_members
+        .iter()
+        .map(String::as_str)
+        .filter(|m| !after.contains(m))
+        .collect();
     if doc == current.doc && added.is_empty() && removed.is_empty() {
         return Ok(current);
     }
     check_members(&mut tx, partner, &added).await?;
-    let row = row_for(&current.row.id, partner, &doc, current.row.version + 1, current.row.created_at, now);
+    let row = row_for(
+        &current.row.id,
+        partner,
+        &doc,
+        current.row.version + 1,
+        current.row.created_at,
+        now,
+    );
     let leaves = (doc != current.doc).then(|| resource::flatten(&doc, &GROUP_RESOURCE));
     match group_store::update(&mut tx, &row, current.row.version, leaves.as_deref()).await {
         Ok(true) => {}
         Ok(false) => return Err(ServiceError::PreconditionFailed(current.etag())),
-        Err(e) if is_unique_violation(&e) => return Err(conflict(deps, tx, partner, &row.display_name).await),
+        Err(e) if is_unique_violation(&e) => {
+            return Err(conflict(deps, tx, partner, &row.display_name).await)
+        }
         Err(e) => return Err(e.into()),
     }
     group_store::remove_members(&mut tx, &row.id, &removed).await?;
@@ -260,22 +346,53 @@ async fn save(
     )
     .await?;
     tx.commit().await?;
-    Ok(Group { row, doc, members: None })
+    Ok(Group {
+        row,
+        doc,
+        members: None,
+    })
 }
 
 #[tracing::instrument(skip_all, fields(partner = %partner.slug, id = %id), err(level = "info"))]
-pub async fn replace(deps: &Deps, actor: &Actor, partner: &Partner, id: &str, body: &Value, if_match: Option<&str>) -> Result<Group, ServiceError> {
+pub async fn replace(
+    deps: &Deps,
+    actor: &Actor,
+    partner: &Partner,
+    id: &str,
+    body: &Value,
+    if_match: Option<&str>,
+) -> Result<Group, ServiceError> {
     let mut doc = resource::normalize(body, &GROUP_RESOURCE, WriteMode::Replace { id })?;
     let members = take_members(&mut doc)?;
     let mut tx = deps.db.begin_write().await?;
     let current = load_for_write(&mut tx, partner, id).await?;
     check_if_match(if_match, &current)?;
     let current_members = group_store::member_ids(&mut tx, id).await?;
-    save(deps, tx, actor, partner, current, &current_members, doc, &members, "group.replaced").await
+    save(
+        deps,
+        tx,
+        actor,
+        partner,
+        Change {
+            current,
+            current_members: &current_members,
+            doc,
+            members: &members,
+            action: "group.replaced",
+        },
+    )
+    .await
 }
 
 #[tracing::instrument(skip_all, fields(partner = %partner.slug, id = %id), err(level = "info"))]
-pub async fn patch(deps: &Deps, actor: &Actor, partner: &Partner, id: &str, ops: &[PatchOp], if_match: Option<&str>) -> Result<Group, ServiceError> {
+pub async fn patch(
+    deps: &Deps,
+    actor: &Actor,
+    partner: &Partner,
+    id: &str,
+    ops: &[PatchOp],
+    if_match: Option<&str>,
+) -> Result<Group, ServiceError> {
     let mut tx = deps.db.begin_write().await?;
     let current = load_for_write(&mut tx, partner, id).await?;
     check_if_match(if_match, &current)?;
@@ -284,17 +401,45 @@ pub async fn patch(deps: &Deps, actor: &Actor, partner: &Partner, id: &str, ops:
     if !current_members.is_empty() {
         full.insert(
             "members".into(),
-            Value::Array(current_members.iter().map(|m| json!({"value": m})).collect()),
+            Value::Array(
+                current_members
+                    .iter()
+                    .map(|m| json!({"value": m}))
+                    .collect(),
+            ),
         );
     }
     let patched = patch::apply_patch_with_id(&full, ops, &GROUP_RESOURCE, id)?;
-    let mut doc = resource::normalize(&Value::Object(patched), &GROUP_RESOURCE, WriteMode::Replace { id })?;
+    let mut doc = resource::normalize(
+        &Value::Object(patched),
+        &GROUP_RESOURCE,
+        WriteMode::Replace { id },
+    )?;
     let members = take_members(&mut doc)?;
-    save(deps, tx, actor, partner, current, &current_members, doc, &members, "group.patched").await
+    save(
+        deps,
+        tx,
+        actor,
+        partner,
+        Change {
+            current,
+            current_members: &current_members,
+            doc,
+            members: &members,
+            action: "group.patched",
+        },
+    )
+    .await
 }
 
 #[tracing::instrument(skip_all, fields(partner = %partner.slug, id = %id), err(level = "info"))]
-pub async fn delete(deps: &Deps, actor: &Actor, partner: &Partner, id: &str, if_match: Option<&str>) -> Result<(), ServiceError> {
+pub async fn delete(
+    deps: &Deps,
+    actor: &Actor,
+    partner: &Partner,
+    id: &str,
+    if_match: Option<&str>,
+) -> Result<(), ServiceError> {
     let now = deps.now_ms();
     let mut tx = deps.db.begin_write().await?;
     let current = load_for_write(&mut tx, partner, id).await?;
@@ -302,7 +447,16 @@ pub async fn delete(deps: &Deps, actor: &Actor, partner: &Partner, id: &str, if_
     if !group_store::delete(&mut tx, &partner.id, id).await? {
         return Err(ServiceError::NotFound);
     }
-    audit_group(&mut tx, actor, partner, "group.deleted", id, json!({"displayName": current.row.display_name}), now).await?;
+    audit_group(
+        &mut tx,
+        actor,
+        partner,
+        "group.deleted",
+        id,
+        json!({"displayName": current.row.display_name}),
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }

@@ -60,7 +60,10 @@ fn decode(s: &str) -> Result<Cursor, ScimError> {
     match raw.split_once(':') {
         Some(("a", rest)) => {
             let (t, id) = rest.split_once(':').ok_or_else(invalid)?;
-            Ok(Cursor::After(t.parse().map_err(|_| invalid())?, id.to_string()))
+            Ok(Cursor::After(
+                t.parse().map_err(|_| invalid())?,
+                id.to_string(),
+            ))
         }
         Some(("o", o)) => Ok(Cursor::Offset(o.parse().map_err(|_| invalid())?)),
         _ => Err(invalid()),
@@ -68,8 +71,15 @@ fn decode(s: &str) -> Result<Cursor, ScimError> {
 }
 
 /// Translate list parameters into a store query.
-pub fn store_query(params: &ListParams, compiler: &FilterCompiler<'_>) -> Result<ListQuery, ScimError> {
-    let filter = params.filter.as_ref().map(|f| compiler.compile(f)).transpose()?;
+pub fn store_query(
+    params: &ListParams,
+    compiler: &FilterCompiler<'_>,
+) -> Result<ListQuery, ScimError> {
+    let filter = params
+        .filter
+        .as_ref()
+        .map(|f| compiler.compile(f))
+        .transpose()?;
     let sort = params
         .sort_by
         .as_ref()
@@ -106,7 +116,13 @@ pub fn store_query(params: &ListParams, compiler: &FilterCompiler<'_>) -> Result
 }
 
 /// Assemble a page; `key` gives an item's (created_at, id) for the next cursor.
-pub fn page<T>(params: &ListParams, query: &ListQuery, total: i64, items: Vec<T>, key: impl Fn(&T) -> (i64, String)) -> Page<T> {
+pub fn page<T>(
+    params: &ListParams,
+    query: &ListQuery,
+    total: i64,
+    items: Vec<T>,
+    key: impl Fn(&T) -> (i64, String),
+) -> Page<T> {
     match (&params.paging, &query.start) {
         (Paging::Index { start_index, .. }, _) => Page {
             total,
@@ -121,13 +137,10 @@ pub fn page<T>(params: &ListParams, query: &ListQuery, total: i64, items: Vec<T>
                     let next = o + items.len() as i64;
                     (full && next < total).then(|| encode(&Cursor::Offset(next)))
                 }
-                PageStart::After(_) => items
-                    .last()
-                    .filter(|_| full)
-                    .map(|last| {
-                        let (t, id) = key(last);
-                        encode(&Cursor::After(t, id))
-                    }),
+                PageStart::After(_) => items.last().filter(|_| full).map(|last| {
+                    let (t, id) = key(last);
+                    encode(&Cursor::After(t, id))
+                }),
             };
             Page {
                 total,
@@ -145,10 +158,19 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_junk() {
-        for c in [Cursor::After(1_700_000_000_000, "abc-def".into()), Cursor::Offset(42)] {
+        for c in [
+            Cursor::After(1_700_000_000_000, "abc-def".into()),
+            Cursor::Offset(42),
+        ] {
             assert_eq!(decode(&encode(&c)).unwrap(), c);
         }
-        for junk in ["", "!!", "eA", &URL_SAFE_NO_PAD.encode("a:x:y"), &URL_SAFE_NO_PAD.encode("z:1")] {
+        for junk in [
+            "",
+            "!!",
+            "eA",
+            &URL_SAFE_NO_PAD.encode("a:x:y"),
+            &URL_SAFE_NO_PAD.encode("z:1"),
+        ] {
             let e = decode(junk).unwrap_err();
             assert_eq!(e.scim_type, Some(ScimType::InvalidCursor), "{junk}");
         }

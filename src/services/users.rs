@@ -10,8 +10,8 @@ use crate::scim::patch::{self, PatchOp};
 use crate::scim::resource::{self, WriteMode};
 use crate::scim::schema::USER_RESOURCE;
 use crate::store::audit::{self, AuditEntry};
-use crate::store::scim_filter::FilterCompiler;
 use crate::store::groups as group_store;
+use crate::store::scim_filter::FilterCompiler;
 use crate::store::users::{self as user_store, UserRow};
 use crate::store::{is_unique_violation, Tx};
 
@@ -52,7 +52,11 @@ fn parse_doc(row: UserRow) -> Result<User, ServiceError> {
             )))
         }
     };
-    Ok(User { row, doc, groups: Vec::new() })
+    Ok(User {
+        row,
+        doc,
+        groups: Vec::new(),
+    })
 }
 
 /// The indexed columns derived from a normalised document.
@@ -160,7 +164,10 @@ pub async fn create(
                 "userName {:?} is already in use by this partner: existing resource id {existing}",
                 row.user_name
             ),
-            None => format!("userName {:?} is already in use by this partner", row.user_name),
+            None => format!(
+                "userName {:?} is already in use by this partner",
+                row.user_name
+            ),
         }));
     }
     audit_user(
@@ -174,7 +181,11 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
-    Ok(User { row, doc, groups: Vec::new() })
+    Ok(User {
+        row,
+        doc,
+        groups: Vec::new(),
+    })
 }
 
 pub async fn get(deps: &Deps, partner: &Partner, id: &str) -> Result<User, ServiceError> {
@@ -186,7 +197,11 @@ pub async fn get(deps: &Deps, partner: &Partner, id: &str) -> Result<User, Servi
 }
 
 /// One page of users.
-pub async fn list(deps: &Deps, partner: &Partner, params: &ListParams) -> Result<Page<User>, ServiceError> {
+pub async fn list(
+    deps: &Deps,
+    partner: &Partner,
+    params: &ListParams,
+) -> Result<Page<User>, ServiceError> {
     let compiler = FilterCompiler {
         rt: &USER_RESOURCE,
         columns: user_store::user_columns,
@@ -195,7 +210,10 @@ pub async fn list(deps: &Deps, partner: &Partner, params: &ListParams) -> Result
     let query = listing::store_query(params, &compiler)?;
     let mut conn = deps.db.pool().acquire().await?;
     let (total, rows) = user_store::list(&mut conn, &partner.id, query.clone()).await?;
-    let users = rows.into_iter().map(parse_doc).collect::<Result<Vec<_>, _>>()?;
+    let users = rows
+        .into_iter()
+        .map(parse_doc)
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(listing::page(params, &query, total, users, |u| {
         (u.row.created_at, u.row.id.clone())
     }))
@@ -278,7 +296,11 @@ async fn save(
         now,
     )
     .await?;
-    Ok(User { row, doc, groups: Vec::new() })
+    Ok(User {
+        row,
+        doc,
+        groups: Vec::new(),
+    })
 }
 
 async fn load_for_write(tx: &mut Tx, partner: &Partner, id: &str) -> Result<User, ServiceError> {

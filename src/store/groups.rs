@@ -77,7 +77,11 @@ pub fn group_columns(attr: &str, sub: Option<&str>) -> Option<Column> {
     }
 }
 
-pub async fn insert(conn: &mut AnyConnection, g: &GroupRow, leaves: &[LeafValue]) -> Result<(), DbError> {
+pub async fn insert(
+    conn: &mut AnyConnection,
+    g: &GroupRow,
+    leaves: &[LeafValue],
+) -> Result<(), DbError> {
     sqlx::query(
         "INSERT INTO scim_groups (id, partner_id, display_name, display_name_lower, external_id,
             doc, version, created_at, updated_at)
@@ -129,7 +133,11 @@ pub async fn update(
     Ok(true)
 }
 
-pub async fn get(conn: &mut AnyConnection, partner_id: &str, id: &str) -> Result<Option<GroupRow>, DbError> {
+pub async fn get(
+    conn: &mut AnyConnection,
+    partner_id: &str,
+    id: &str,
+) -> Result<Option<GroupRow>, DbError> {
     sqlx::query(&format!(
         "SELECT {COLUMNS} FROM scim_groups r WHERE r.partner_id = $1 AND r.id = $2"
     ))
@@ -142,12 +150,18 @@ pub async fn get(conn: &mut AnyConnection, partner_id: &str, id: &str) -> Result
 }
 
 /// The id of the partner's group with this display name (case-insensitive), if any.
-pub async fn id_by_display_name(conn: &mut AnyConnection, partner_id: &str, display_name: &str) -> Result<Option<String>, DbError> {
-    sqlx::query_scalar("SELECT id FROM scim_groups WHERE partner_id = $1 AND display_name_lower = $2")
-        .bind(partner_id)
-        .bind(display_name.to_lowercase())
-        .fetch_optional(conn)
-        .await
+pub async fn id_by_display_name(
+    conn: &mut AnyConnection,
+    partner_id: &str,
+    display_name: &str,
+) -> Result<Option<String>, DbError> {
+    sqlx::query_scalar(
+        "SELECT id FROM scim_groups WHERE partner_id = $1 AND display_name_lower = $2",
+    )
+    .bind(partner_id)
+    .bind(display_name.to_lowercase())
+    .fetch_optional(conn)
+    .await
 }
 
 pub async fn delete(conn: &mut AnyConnection, partner_id: &str, id: &str) -> Result<bool, DbError> {
@@ -192,11 +206,16 @@ pub async fn members(conn: &mut AnyConnection, group_id: &str) -> Result<Vec<Mem
 const BATCH: usize = 500;
 
 /// Of `ids`, those that are users of this partner.
-pub async fn existing_users(conn: &mut AnyConnection, partner_id: &str, ids: &[&str]) -> Result<Vec<String>, DbError> {
+pub async fn existing_users(
+    conn: &mut AnyConnection,
+    partner_id: &str,
+    ids: &[&str],
+) -> Result<Vec<String>, DbError> {
     let mut found = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(BATCH) {
         let mut sql = Sql::new("SELECT id FROM scim_users WHERE partner_id = ");
-        sql.bind(Arg::Text(partner_id.to_string())).push(" AND id IN (");
+        sql.bind(Arg::Text(partner_id.to_string()))
+            .push(" AND id IN (");
         for (i, id) in chunk.iter().enumerate() {
             if i > 0 {
                 sql.push(", ");
@@ -211,9 +230,16 @@ pub async fn existing_users(conn: &mut AnyConnection, partner_id: &str, ids: &[&
     Ok(found)
 }
 
-pub async fn add_members(conn: &mut AnyConnection, partner_id: &str, group_id: &str, ids: &[&str]) -> Result<(), DbError> {
+pub async fn add_members(
+    conn: &mut AnyConnection,
+    partner_id: &str,
+    group_id: &str,
+    ids: &[&str],
+) -> Result<(), DbError> {
     for chunk in ids.chunks(BATCH) {
-        let mut sql = Sql::new("INSERT INTO group_members (group_id, member_id, partner_id, member_type) VALUES ");
+        let mut sql = Sql::new(
+            "INSERT INTO group_members (group_id, member_id, partner_id, member_type) VALUES ",
+        );
         for (i, id) in chunk.iter().enumerate() {
             if i > 0 {
                 sql.push(", ");
@@ -231,10 +257,15 @@ pub async fn add_members(conn: &mut AnyConnection, partner_id: &str, group_id: &
     Ok(())
 }
 
-pub async fn remove_members(conn: &mut AnyConnection, group_id: &str, ids: &[&str]) -> Result<(), DbError> {
+pub async fn remove_members(
+    conn: &mut AnyConnection,
+    group_id: &str,
+    ids: &[&str],
+) -> Result<(), DbError> {
     for chunk in ids.chunks(BATCH) {
         let mut sql = Sql::new("DELETE FROM group_members WHERE group_id = ");
-        sql.bind(Arg::Text(group_id.to_string())).push(" AND member_id IN (");
+        sql.bind(Arg::Text(group_id.to_string()))
+            .push(" AND member_id IN (");
         for (i, id) in chunk.iter().enumerate() {
             if i > 0 {
                 sql.push(", ");
@@ -248,7 +279,10 @@ pub async fn remove_members(conn: &mut AnyConnection, group_id: &str, ids: &[&st
 }
 
 /// Groups (id, displayName) of each of these users, for their read-only `groups` attribute.
-pub async fn groups_of_users(conn: &mut AnyConnection, user_ids: &[&str]) -> Result<Vec<(String, String, String)>, DbError> {
+pub async fn groups_of_users(
+    conn: &mut AnyConnection,
+    user_ids: &[&str],
+) -> Result<Vec<(String, String, String)>, DbError> {
     let mut out = Vec::new();
     for chunk in user_ids.chunks(BATCH) {
         let mut sql = Sql::new(
@@ -283,7 +317,8 @@ pub async fn list(
     partner_id: &str,
     query: super::listing::ListQuery,
 ) -> Result<(i64, Vec<GroupRow>), DbError> {
-    let (total, rows) = super::listing::list(conn, "scim_groups", COLUMNS, partner_id, query).await?;
+    let (total, rows) =
+        super::listing::list(conn, "scim_groups", COLUMNS, partner_id, query).await?;
     let groups = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
     Ok((total, groups))
 }

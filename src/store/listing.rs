@@ -86,7 +86,8 @@ pub async fn list(
             .push(", ");
     }
     // The tie-breaker keeps pages stable, as Okta's paging requires.
-    page.push("r.created_at, r.id LIMIT ").bind(Arg::Int(query.limit));
+    page.push("r.created_at, r.id LIMIT ")
+        .bind(Arg::Int(query.limit));
     if let PageStart::Offset(o) = query.start {
         page.push(" OFFSET ").bind(Arg::Int(o));
     }

@@ -410,7 +410,11 @@ fn like_escape(s: &str) -> String {
 }
 
 /// A comparison on a column of the resource table, or on a related table.
-fn column_condition(col: Column, cmp: Option<(CompareOp, &CompValue)>, partner_id: &str) -> Result<Sql, ScimError> {
+fn column_condition(
+    col: Column,
+    cmp: Option<(CompareOp, &CompValue)>,
+    partner_id: &str,
+) -> Result<Sql, ScimError> {
     if let ColumnKind::Related(rel) = col.kind {
         let mut sql = Sql::new("r.id IN (");
         sql.push(rel.select)
@@ -440,26 +444,43 @@ fn column_condition(col: Column, cmp: Option<(CompareOp, &CompValue)>, partner_i
                 CompValue::Bool(b) => *b,
                 CompValue::Str(s) if s.eq_ignore_ascii_case("true") => true,
                 CompValue::Str(s) if s.eq_ignore_ascii_case("false") => false,
-                _ => return Err(ScimError::invalid_filter("compare a boolean attribute with true or false")),
+                _ => {
+                    return Err(ScimError::invalid_filter(
+                        "compare a boolean attribute with true or false",
+                    ))
+                }
             };
             if op != CompareOp::Eq {
-                return Err(ScimError::invalid_filter(format!("operator {op:?} does not apply to a boolean attribute")));
+                return Err(ScimError::invalid_filter(format!(
+                    "operator {op:?} does not apply to a boolean attribute"
+                )));
             }
             sql.push(col.expr).push(" = ").bind(Arg::Int(i64::from(b)));
         }
         ColumnKind::Millis => {
             let CompValue::Str(s) = value else {
-                return Err(ScimError::invalid_filter("compare a dateTime attribute with an xsd:dateTime string"));
+                return Err(ScimError::invalid_filter(
+                    "compare a dateTime attribute with an xsd:dateTime string",
+                ));
             };
             let t = chrono::DateTime::parse_from_rfc3339(s)
                 .map_err(|_| ScimError::invalid_filter(format!("{s:?} is not an xsd:dateTime")))?;
-            let sym = ordering_symbol(op)
-                .ok_or_else(|| ScimError::invalid_filter(format!("operator {op:?} does not apply to a dateTime")))?;
-            sql.push(col.expr).push(" ").push(sym).push(" ").bind(Arg::Int(t.timestamp_millis()));
+            let sym = ordering_symbol(op).ok_or_else(|| {
+                ScimError::invalid_filter(format!("operator {op:?} does not apply to a dateTime"))
+            })?;
+            sql.push(col.expr)
+                .push(" ")
+                .push(sym)
+                .push(" ")
+                .bind(Arg::Int(t.timestamp_millis()));
         }
         ColumnKind::TextExact | ColumnKind::TextLower => {
             let text = text_operand(value)?;
-            let text = if col.kind == ColumnKind::TextLower { text.to_lowercase() } else { text };
+            let text = if col.kind == ColumnKind::TextLower {
+                text.to_lowercase()
+            } else {
+                text
+            };
             sql.push("(");
             string_condition(&mut sql, col.expr, op, text);
             sql.push(")");
@@ -474,7 +495,11 @@ fn text_operand(value: &CompValue) -> Result<String, ScimError> {
         CompValue::Str(s) => s.clone(),
         CompValue::Number(n) => n.to_string(),
         CompValue::Bool(b) => b.to_string(),
-        CompValue::Null => return Err(ScimError::invalid_filter("null can only be compared with eq or ne")),
+        CompValue::Null => {
+            return Err(ScimError::invalid_filter(
+                "null can only be compared with eq or ne",
+            ))
+        }
     })
 }
 
@@ -503,7 +528,9 @@ impl FilterCompiler<'_> {
         };
         let base = format!("{prefix}{}", def.name.to_ascii_lowercase());
         let (path, leaf) = match leaf_def(def, path.sub_attr.as_deref()) {
-            LeafTarget::Leaf(leaf, Some(sub)) => (format!("{base}.{}", sub.to_ascii_lowercase()), leaf),
+            LeafTarget::Leaf(leaf, Some(sub)) => {
+                (format!("{base}.{}", sub.to_ascii_lowercase()), leaf)
+            }
             LeafTarget::Leaf(leaf, None) => (base, leaf),
             LeafTarget::Whole | LeafTarget::Unknown => return SortKey::Default,
         };

@@ -3,8 +3,8 @@
 
 use sqlx::{AnyConnection, Row};
 
-use super::scim_filter::{Column, ColumnKind};
 use super::listing::{self, ListQuery};
+use super::scim_filter::{Column, ColumnKind, Relation};
 use super::values;
 use super::DbError;
 use crate::scim::resource::LeafValue;
@@ -45,6 +45,20 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<UserRow, DbError> {
     })
 }
 
+static GROUP_VALUE: Relation = Relation {
+    select: "SELECT gm.member_id FROM group_members gm",
+    partner_column: "gm.partner_id",
+    value_column: "gm.group_id",
+    lower: false,
+};
+
+static GROUP_DISPLAY: Relation = Relation {
+    select: "SELECT gm.member_id FROM group_members gm JOIN scim_groups g ON g.id = gm.group_id",
+    partner_column: "gm.partner_id",
+    value_column: "g.display_name_lower",
+    lower: true,
+};
+
 /// Attributes of the User resource held in columns, for the filter compiler.
 pub fn user_columns(attr: &str, sub: Option<&str>) -> Option<Column> {
     let col = |expr, kind| Some(Column { expr, kind });
@@ -58,6 +72,8 @@ pub fn user_columns(attr: &str, sub: Option<&str>) -> Option<Column> {
         ("active", None) => col("r.active", ColumnKind::Flag),
         ("meta", Some("created")) => col("r.created_at", ColumnKind::Millis),
         ("meta", Some("lastmodified")) => col("r.updated_at", ColumnKind::Millis),
+        ("groups", None | Some("value")) => col("", ColumnKind::Related(&GROUP_VALUE)),
+        ("groups", Some("display")) => col("", ColumnKind::Related(&GROUP_DISPLAY)),
         _ => None,
     }
 }

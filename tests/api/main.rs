@@ -2,9 +2,12 @@
 //! GUESTBRIDGE_TEST_POSTGRES_URL is set) PostgreSQL.
 
 mod cli;
-mod discovery;
+mod conformance;
+mod filter_differential;
 mod health;
 mod helpers;
+mod scenario_entra;
+mod scenario_okta;
 mod tenancy;
 mod users_crud;
 mod users_errors;
