@@ -1117,8 +1117,9 @@ fn present(object: &Value, path: &AttrPath) -> bool {
 fn compare(object: &Value, path: &AttrPath, op: CompareOp, value: &CompValue, exact: bool) -> bool {
     let values = candidates(object, path);
     match (op, value) {
-        (CompareOp::Eq, CompValue::Null) => values.iter().all(|v| v.is_null()),
-        (CompareOp::Ne, CompValue::Null) => values.iter().any(|v| !v.is_null()),
+        // `eq null` is absence and `ne null` presence, judged as `pr` judges.
+        (CompareOp::Eq, CompValue::Null) => !present(object, path),
+        (CompareOp::Ne, CompValue::Null) => present(object, path),
         (CompareOp::Ne, _) => !values
             .iter()
             .any(|v| compare_one(v, CompareOp::Eq, value, exact)),
@@ -2069,7 +2070,7 @@ mod tests {
                 ("x509Certificates.value pr", false),
                 ("title eq null", true),
                 ("missing eq null", true),
-                ("nickName eq null", false),
+                ("nickName eq null", true),
                 ("userName eq null", false),
                 ("userName ne null", true),
                 ("title ne null", false),

@@ -59,6 +59,13 @@ fn parse_doc(row: UserRow) -> Result<User, ServiceError> {
     })
 }
 
+/// Server defaults for what a client left out: a person pushed without `active` is active,
+/// and the representation says so, so that filters and responses agree.
+fn with_defaults(mut doc: Map<String, Value>) -> Map<String, Value> {
+    doc.entry("active").or_insert(Value::Bool(true));
+    doc
+}
+
 /// The indexed columns derived from a normalised document.
 fn row_for(
     id: &str,
@@ -145,7 +152,11 @@ pub async fn create(
     partner: &Partner,
     body: &Value,
 ) -> Result<User, ServiceError> {
-    let doc = resource::normalize(body, &USER_RESOURCE, WriteMode::Create)?;
+    let doc = with_defaults(resource::normalize(
+        body,
+        &USER_RESOURCE,
+        WriteMode::Create,
+    )?);
     let id = uuid::Uuid::new_v4().to_string();
     let now = deps.now_ms();
     let row = row_for(&id, partner, &doc, 1, now, now);
@@ -320,7 +331,11 @@ pub async fn replace(
     body: &Value,
     if_match: Option<&str>,
 ) -> Result<User, ServiceError> {
-    let doc = resource::normalize(body, &USER_RESOURCE, WriteMode::Replace { id })?;
+    let doc = with_defaults(resource::normalize(
+        body,
+        &USER_RESOURCE,
+        WriteMode::Replace { id },
+    )?);
     let now = deps.now_ms();
     let mut tx = deps.db.begin_write().await?;
     let current = load_for_write(&mut tx, partner, id).await?;
@@ -345,11 +360,11 @@ pub async fn patch(
     let current = load_for_write(&mut tx, partner, id).await?;
     check_if_match(if_match, &current)?;
     let patched = patch::apply_patch_with_id(&current.doc, ops, &USER_RESOURCE, id)?;
-    let doc = resource::normalize(
+    let doc = with_defaults(resource::normalize(
         &Value::Object(patched),
         &USER_RESOURCE,
         WriteMode::Replace { id },
-    )?;
+    )?);
     if doc == current.doc {
         return Ok(current);
     }

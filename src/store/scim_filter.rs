@@ -91,7 +91,10 @@ impl FilterCompiler<'_> {
             }
             Filter::Present(path) => self.leaf(path, None, scope)?,
             Filter::Compare { path, op, value } => {
-                if *op == CompareOp::Ne {
+                if *op == CompareOp::Ne && *value == CompValue::Null {
+                    // `ne null` is presence.
+                    self.leaf(path, None, scope)?
+                } else if *op == CompareOp::Ne {
                     let mut sql = Sql::new("(NOT ");
                     sql.append(self.leaf(path, Some((CompareOp::Eq, value)), scope)?)
                         .push(")");
@@ -182,6 +185,14 @@ impl FilterCompiler<'_> {
                     return Ok(Sql::new("(1 = 0)"));
                 };
                 let base = format!("{prefix}{}", def.name.to_ascii_lowercase());
+                if cmp.is_none() && def.ty == AttrType::Complex && path.sub_attr.is_none() {
+                    // `pr` on a complex attribute: any non-empty sub-attribute; every
+                    // resource has `meta`.
+                    if prefix.is_empty() && def.name == "meta" {
+                        return Ok(Sql::new("(1 = 1)"));
+                    }
+                    return Ok(self.values_in(&base, true, None));
+                }
                 match leaf_def(def, path.sub_attr.as_deref()) {
                     LeafTarget::Leaf(leaf, Some(sub)) => {
                         (format!("{base}.{}", sub.to_ascii_lowercase()), leaf)
@@ -219,9 +230,10 @@ impl FilterCompiler<'_> {
                     "EXISTS (SELECT 1 FROM scim_values v WHERE v.resource_id = e.resource_id AND v.elem = e.elem AND v.path = ",
                 );
                 sql.bind(Arg::Text(full_path));
-                if let Some(c) = cond {
-                    sql.push(" AND ").append(c);
-                }
+                match cond {
+                    Some(c) => sql.push(" AND ").append(c),
+                    None => sql.push(" AND v.value <> ''"),
+                };
                 sql.push(")");
                 sql
             }
@@ -250,9 +262,11 @@ impl FilterCompiler<'_> {
         } else {
             sql.push(" AND v.path = ").bind(Arg::Text(path.to_string()));
         }
-        if let Some(c) = cond {
-            sql.push(" AND ").append(c);
-        }
+        match cond {
+            Some(c) => sql.push(" AND ").append(c),
+            // RFC 7644 §3.4.2.2: `pr` needs a non-empty value.
+            None => sql.push(" AND v.value <> ''"),
+        };
         sql.push(")");
         sql
     }
@@ -434,7 +448,7 @@ fn column_condition(
     let mut sql = Sql::default();
     let Some((op, value)) = cmp else {
         return Ok(Sql::new(match col.kind {
-            ColumnKind::TextExact => format!("({} IS NOT NULL)", col.expr),
+            ColumnKind::TextExact => format!("({0} IS NOT NULL AND {0} <> '')", col.expr),
             _ => "(1 = 1)".to_string(),
         }));
     };
@@ -481,7 +495,8 @@ fn column_condition(
             } else {
                 text
             };
-            sql.push("(");
+            // Spelled out so that NOT over it is true for a NULL column, not NULL.
+            sql.push("(").push(col.expr).push(" IS NOT NULL AND ");
             string_condition(&mut sql, col.expr, op, text);
             sql.push(")");
         }

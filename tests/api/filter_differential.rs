@@ -5,7 +5,12 @@
 //!
 //! Generation is a seeded loop (not proptest's runner, which cannot await): the same seed
 //! gives the same users and filters on every run and on both backends, so a failure
-//! reproduces. Change `SEED` locally to explore further.
+//! reproduces. `FILTER_DIFF_SEED=<u64>` runs another population and filter sequence, and
+//! `FILTER_DIFF_VERBOSE=1` prints examples of the excluded classes (with `--nocapture`).
+//!
+//! Known disagreements are either modelled (`model_user`, `model_filter`: the SQL must equal
+//! the matcher run on the model) or, where the store is believed wrong, generated and run but
+//! left out of the assertion (`Excluded`); the summary line counts both.
 
 use std::collections::BTreeSet;
 
@@ -25,7 +30,7 @@ both_backends!(
     type_mismatched_filters_are_invalid_filter
 );
 
-const SEED: u64 = 0x5C1_F117E5;
+const SEED: u64 = 0x5C1F_117E;
 const USERS: usize = 25;
 const FILTERS: usize = 400;
 const MAX_DEPTH: u32 = 3;
@@ -763,28 +768,6 @@ fn model_filter(filter: &Filter) -> Filter {
 /// Disagreements where the SQL is (believed) wrong; see the report for each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Excluded {
-    /// `X ne null` (RFC 7644: not (X eq null), i.e. X is present). The compiler rewrites
-    /// `ne` as NOT(eq) and then refuses `eq null` inside `leaf`: a 400 "null can only be
-    /// compared with eq or ne" for simple attributes, and for a single-valued complex
-    /// attribute (`name ne null`) NOT(1 = 0), i.e. every user.
-    NeNull,
-    /// `externalId` comparisons under `not (...)` or `ne`: the column is NULL when the user
-    /// has no externalId, `r.external_id op $x` is SQL NULL, and NOT NULL is NULL, so
-    /// `not (externalId eq "x")` / `externalId ne "x"` leave out users without externalId,
-    /// which RFC 7644 (and the in-memory matcher) include.
-    NullColumnUnderNot,
-    /// `emails pr` is compiled as `emails.value pr`, so a user whose only emails have no
-    /// `value` (just `type`/`display`) is not matched; RFC 7644 §3.4.2.2 `pr` matches "a
-    /// non-empty node for complex attributes".
-    MultiValuedPresentIsValuePresent,
-    /// `meta` as a whole (`meta pr`, `meta eq null`): `meta` has no indexed leaves, so the
-    /// SQL says absent for every user although every representation has `meta`.
-    WholeMeta,
-    /// `title pr` where the title is the empty string: the SQL finds the stored leaf and
-    /// matches; RFC 7644 §3.4.2.2 `pr` needs "a non-empty value" (the matcher agrees). The
-    /// same holds for any simple attribute, including the `externalId` column (`IS NOT
-    /// NULL`); only `title` has an empty value in this population.
-    EmptyStringPresent,
     /// A dateTime operand finer than milliseconds (`accessEndDate eq
     /// "2025-06-30T21:59:59.5004Z"`): the compiler truncates the operand to the stored
     /// millisecond precision, so eq/ge/le match a value 0.4 ms away and ne/gt/lt do not;
@@ -813,23 +796,10 @@ fn sub_millisecond(s: &str) -> bool {
             .is_some_and(|(_, frac)| frac.chars().take_while(char::is_ascii_digit).count() > 3)
 }
 
-/// Which excluded classes a filter touches. `negated` says whether some `not`/`ne` encloses
-/// the node; `scope` is the value path's attribute inside `[...]`.
-fn excluded_classes(
-    filter: &Filter,
-    negated: bool,
-    in_value_path: bool,
-    out: &mut BTreeSet<Excluded>,
-) {
-    let is = |p: &AttrPath, attr: &str| p.attr.eq_ignore_ascii_case(attr);
+/// Which excluded classes a filter touches; `in_value_path` whether it is inside `[...]` (paths relative to the element).
+fn excluded_classes(filter: &Filter, in_value_path: bool, out: &mut BTreeSet<Excluded>) {
     match filter {
         Filter::Compare { path, op, value } => {
-            if *op == CompareOp::Ne && *value == CompValue::Null {
-                out.insert(Excluded::NeNull);
-            }
-            if !in_value_path && is(path, "meta") && path.sub_attr.is_none() {
-                out.insert(Excluded::WholeMeta);
-            }
             if let (true, CompValue::Str(v)) = (!in_value_path && is_access_end_date(path), value) {
                 if is_substring(*op) {
                     if chrono::DateTime::parse_from_rfc3339(v).is_ok()
@@ -841,33 +811,14 @@ fn excluded_classes(
                     out.insert(Excluded::DateTimeSubMillisecond);
                 }
             }
-            let null_compare = *op == CompareOp::Eq && *value == CompValue::Null;
-            if !in_value_path
-                && is(path, "externalId")
-                && path.sub_attr.is_none()
-                && !null_compare
-                && (negated || *op == CompareOp::Ne)
-            {
-                out.insert(Excluded::NullColumnUnderNot);
-            }
         }
-        Filter::Present(path) => {
-            if !in_value_path && is(path, "emails") && path.sub_attr.is_none() {
-                out.insert(Excluded::MultiValuedPresentIsValuePresent);
-            }
-            if !in_value_path && is(path, "meta") && path.sub_attr.is_none() {
-                out.insert(Excluded::WholeMeta);
-            }
-            if !in_value_path && is(path, "title") && path.sub_attr.is_none() {
-                out.insert(Excluded::EmptyStringPresent);
-            }
-        }
+        Filter::Present(_) => {}
         Filter::And(a, b) | Filter::Or(a, b) => {
-            excluded_classes(a, negated, in_value_path, out);
-            excluded_classes(b, negated, in_value_path, out);
+            excluded_classes(a, in_value_path, out);
+            excluded_classes(b, in_value_path, out);
         }
-        Filter::Not(a) => excluded_classes(a, true, in_value_path, out),
-        Filter::ValuePath { filter, .. } => excluded_classes(filter, negated, true, out),
+        Filter::Not(a) => excluded_classes(a, in_value_path, out),
+        Filter::ValuePath { filter, .. } => excluded_classes(filter, true, out),
     }
 }
 
@@ -972,7 +923,7 @@ async fn sql_filters_agree_with_the_in_memory_matcher(backend: Backend) {
         }
         let got = list_ids(&scim, &text).await;
         let mut classes = BTreeSet::new();
-        excluded_classes(&filter, false, false, &mut classes);
+        excluded_classes(&filter, false, &mut classes);
         for c in &classes {
             excluded.entry(*c).or_default().0 += 1;
         }
