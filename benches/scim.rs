@@ -32,6 +32,10 @@ async fn start(database_url: &str) -> (String, services::Deps, String) {
         ("GUESTBRIDGE_DATABASE_URL", database_url),
         ("GUESTBRIDGE_LISTEN", "127.0.0.1:0"),
         ("GUESTBRIDGE_JOBS", "off"),
+        (
+            "GUESTBRIDGE_MAPPINGS",
+            "/nonexistent/guestbridge-bench-mappings",
+        ),
         ("GUESTBRIDGE_MAX_BODY_BYTES", "16777216"),
     ]
     .into_iter()
@@ -42,14 +46,9 @@ async fn start(database_url: &str) -> (String, services::Deps, String) {
         .await
         .expect("app");
     let base = format!("http://127.0.0.1:{}", app.port());
+    let app_deps = app.deps();
     tokio::spawn(app.run_until_stopped());
-    let db = guestbridge::store::Db::connect(&settings.database)
-        .await
-        .expect("db");
-    let deps = services::Deps {
-        db,
-        clock: Arc::new(SystemClock),
-    };
+    let deps = app_deps;
     let slug = PartnerSlug::parse("bench").expect("slug");
     services::partners::add_partner(&deps, &actor(), &slug, "Bench")
         .await

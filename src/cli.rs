@@ -48,6 +48,29 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Validate and compare mapping rules.
+    Mappings {
+        #[command(subcommand)]
+        command: MappingsCommand,
+    },
+    /// Show what the rules decide for a partner's person, rule by rule.
+    Explain {
+        /// The partner's slug.
+        partner: String,
+        /// The person's SCIM userName.
+        user_name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MappingsCommand {
+    /// Validate rule files; errors name file and line.
+    Check {
+        /// Folder of rule files (default: the mappings_dir setting).
+        dir: Option<PathBuf>,
+    },
+    /// Show what the rules in NEWDIR would change over all current people, without applying.
+    Diff { new_dir: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,13 +104,22 @@ fn cli_actor() -> Actor {
     }
 }
 
+/// Services without mapping rules, for commands that never evaluate them.
+async fn base_deps(settings: &Settings) -> anyhow::Result<Deps> {
+    let db = Db::connect(&settings.database).await?;
+    db.migrate().await?;
+    Ok(Deps::new(
+        db,
+        Arc::new(SystemClock),
+        crate::mapping::RuleSet::empty(),
+    ))
+}
+
 async fn deps(settings: &Settings) -> anyhow::Result<Deps> {
     let db = Db::connect(&settings.database).await?;
     db.migrate().await?;
-    Ok(Deps {
-        db,
-        clock: Arc::new(SystemClock),
-    })
+    let rules = crate::startup::load_rules(&settings.mappings_dir)?;
+    Ok(Deps::new(db, Arc::new(SystemClock), rules))
 }
 
 fn slug(s: &str) -> anyhow::Result<PartnerSlug> {
@@ -99,6 +131,37 @@ fn service_error(err: ServiceError, what: &str) -> anyhow::Error {
         ServiceError::NotFound => anyhow::anyhow!("{what} not found"),
         other => anyhow::Error::new(other),
     }
+}
+
+/// SIGHUP reloads the mapping rules (invalid rules are logged and the old ones stay).
+fn spawn_reload_on_sighup(deps: Deps, dir: PathBuf) {
+    tokio::spawn(async move {
+        let Ok(mut hangups) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot listen for SIGHUP; reload rules through the admin API");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            let actor = Actor {
+                label: "signal:SIGHUP".into(),
+                request_id: None,
+            };
+            match crate::mapping::load_dir(&dir) {
+                Ok(rules) => match services::rules::reload(&deps, &actor, rules).await {
+                    Ok(report) => {
+                        tracing::info!(fingerprint = %report.fingerprint, people = report.people, changed = report.people_changed, "mapping rules reloaded")
+                    }
+                    Err(e) => tracing::error!(error = %e, "reloading mapping rules failed"),
+                },
+                Err(errors) => {
+                    for e in errors {
+                        tracing::error!(error = %e, "invalid mapping rule; the previous rules stay in force");
+                    }
+                }
+            }
+        }
+    });
 }
 
 /// Run one command; the binary prints the error chain on one line and exits non-zero.
@@ -118,6 +181,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => {
             let app = Application::build(settings.clone(), Arc::new(SystemClock)).await?;
+            spawn_reload_on_sighup(app.deps(), settings.mappings_dir.clone());
             tracing::info!(
                 listen = %settings.http.listen,
                 port = app.port(),
@@ -135,7 +199,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Partner {
             command: PartnerCommand::Add { slug: s, name },
         } => {
-            let deps = deps(&settings).await?;
+            let deps = base_deps(&settings).await?;
             let partner = services::partners::add_partner(&deps, &cli_actor(), &slug(&s)?, &name)
                 .await
                 .map_err(|e| service_error(e, "partner"))?;
@@ -145,7 +209,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token {
             command: TokenCommand::Issue { slug: s },
         } => {
-            let deps = deps(&settings).await?;
+            let deps = base_deps(&settings).await?;
             let token = services::partners::issue_partner_token(&deps, &cli_actor(), &slug(&s)?)
                 .await
                 .map_err(|e| service_error(e, &format!("partner {s}")))?;
@@ -153,10 +217,84 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
+        Command::Mappings {
+            command: MappingsCommand::Check { dir },
+        } => {
+            let dir = dir.unwrap_or_else(|| settings.mappings_dir.clone());
+            match crate::mapping::load_dir(&dir) {
+                Ok(rules) => {
+                    println!(
+                        "{}: {} apps, {} partner policies, {} rules; fingerprint {}",
+                        dir.display(),
+                        rules.apps.len(),
+                        rules.partners.len(),
+                        rules.rules.len(),
+                        rules.fingerprint
+                    );
+                    Ok(())
+                }
+                Err(errors) => {
+                    for e in &errors {
+                        println!("{e}");
+                    }
+                    anyhow::bail!(
+                        "{} error(s) in the mapping rules in {}",
+                        errors.len(),
+                        dir.display()
+                    )
+                }
+            }
+        }
+        Command::Mappings {
+            command: MappingsCommand::Diff { new_dir },
+        } => {
+            let deps = deps(&settings).await?;
+            let new = crate::startup::load_rules(&new_dir)?;
+            let diff = services::rules::diff(&deps, &new)
+                .await
+                .context("comparing the rule sets")?;
+            for c in &diff.changes {
+                println!(
+                    "{} {} {}: +[{}] -[{}]",
+                    c.partner,
+                    c.user_name,
+                    c.change,
+                    c.grants_added.join(", "),
+                    c.grants_removed.join(", ")
+                );
+            }
+            if diff.truncated {
+                println!("(list truncated; the counts below cover everyone)");
+            }
+            println!(
+                "people={} changed={} new_guests={} losing_all_grants={} grants_added={} grants_removed={}",
+                diff.people, diff.people_changed, diff.new_guests, diff.guests_losing_all_grants, diff.grants_added, diff.grants_removed
+            );
+            Ok(())
+        }
+        Command::Explain { partner, user_name } => {
+            let deps = deps(&settings).await?;
+            let partner = services::partners::find_partner(&deps, &slug(&partner)?)
+                .await
+                .map_err(|e| service_error(e, "partner"))?;
+            let user_id = {
+                let mut conn = deps.db.pool().acquire().await?;
+                crate::store::users::id_by_user_name(&mut conn, &partner.id, &user_name)
+                    .await?
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("user {user_name} of partner {} not found", partner.slug)
+                    })?
+            };
+            let explanation = services::rules::explain_user(&deps, &partner, &user_id)
+                .await
+                .map_err(|e| service_error(e, "user"))?;
+            println!("{}", serde_json::to_string_pretty(&explanation)?);
+            Ok(())
+        }
         Command::Admin {
             command: AdminCommand::Token,
         } => {
-            let deps = deps(&settings).await?;
+            let deps = base_deps(&settings).await?;
             let token = services::partners::issue_admin_token(&deps, &cli_actor())
                 .await
                 .context("issuing admin token")?;

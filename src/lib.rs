@@ -5,12 +5,14 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod health;
+pub mod mapping;
 pub mod metrics;
 pub mod scim;
 pub mod services;

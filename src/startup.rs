@@ -23,11 +23,28 @@ pub struct AppState {
     pub metrics: Metrics,
 }
 
+/// Load the mapping rules at start: invalid rules stop start-up with every error listed; a
+/// missing folder means no rules yet (nobody becomes a guest), with a warning.
+pub fn load_rules(dir: &std::path::Path) -> anyhow::Result<crate::mapping::RuleSet> {
+    if !dir.exists() {
+        tracing::warn!(dir = %dir.display(), "mappings folder not found: no mapping rules loaded");
+        return Ok(crate::mapping::RuleSet::empty());
+    }
+    crate::mapping::load_dir(dir).map_err(|errors| {
+        let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!(
+            "setting mappings_dir (GUESTBRIDGE_MAPPINGS): invalid mapping rules: {}",
+            list.join("; ")
+        )
+    })
+}
+
 /// A built, not yet running, instance.
 pub struct Application {
     port: u16,
     server: Server,
     db: Db,
+    state: web::Data<AppState>,
 }
 
 impl Application {
@@ -46,14 +63,13 @@ impl Application {
         if settings.http.listen.port() == 0 && settings.http.public_url.ends_with(":0") {
             settings.http.public_url = format!("http://{}:{port}", settings.http.listen.ip());
         }
+        let rules = load_rules(&settings.mappings_dir)?;
         let state = web::Data::new(AppState {
-            deps: Deps {
-                db: db.clone(),
-                clock,
-            },
+            deps: Deps::new(db.clone(), clock, rules),
             settings: Arc::new(settings),
             metrics: Metrics::new().context("registering metrics")?,
         });
+        let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(crate::metrics::record))
@@ -62,6 +78,7 @@ impl Application {
                 .route("/healthz", web::get().to(crate::health::get_healthz))
                 .route("/readyz", web::get().to(crate::health::get_readyz))
                 .route("/metrics", web::get().to(crate::metrics::get_metrics))
+                .service(web::scope("/api/v1").configure(crate::admin::configure))
                 .service(
                     web::scope("/scim/v2")
                         .configure(crate::scim::configure)
@@ -75,11 +92,21 @@ impl Application {
         .listen(listener)?
         .shutdown_timeout(10)
         .run();
-        Ok(Application { port, server, db })
+        Ok(Application {
+            port,
+            server,
+            db,
+            state: app_state,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The services of this instance (the same the HTTP handlers use).
+    pub fn deps(&self) -> Deps {
+        self.state.deps.clone()
     }
 
     /// Serve until SIGINT/SIGTERM, then drain requests and close the pool.

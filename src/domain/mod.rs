@@ -1,5 +1,7 @@
 //! Domain types: no HTTP, no SQL. Values are parsed once at the edge and trusted inside.
 
+pub mod lifecycle;
 pub mod partner;
 
+pub use lifecycle::{Event, GuestState, SuspendReason};
 pub use partner::{Partner, PartnerSlug};

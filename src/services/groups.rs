@@ -207,12 +207,39 @@ pub async fn create(
         now,
     )
     .await?;
+    reconcile_members(
+        &mut tx,
+        deps,
+        actor,
+        partner,
+        &member_refs,
+        "scim:group.created",
+    )
+    .await?;
     tx.commit().await?;
     Ok(Group {
         row,
         doc,
         members: None,
     })
+}
+
+/// Re-evaluate people whose group memberships changed, when any rule looks at groups.
+async fn reconcile_members(
+    tx: &mut Tx,
+    deps: &Deps,
+    actor: &Actor,
+    partner: &Partner,
+    user_ids: &[&str],
+    via: &str,
+) -> Result<(), ServiceError> {
+    if user_ids.is_empty() || !deps.rules().uses_groups() {
+        return Ok(());
+    }
+    for id in user_ids {
+        super::users::reconcile_user_by_id(tx, deps, actor, partner, id, via).await?;
+    }
+    Ok(())
 }
 
 /// Load members' display names into groups (for responses that include `members`).
@@ -345,6 +372,14 @@ async fn save(
         now,
     )
     .await?;
+    // A renamed group can change what rules on group names decide for every member.
+    let affected: Vec<&str> = if row.display_name != current.row.display_name {
+        before.union(&after).copied().collect()
+    } else {
+        added.iter().chain(removed.iter()).copied().collect()
+    };
+    let via = format!("scim:{action}");
+    reconcile_members(&mut tx, deps, actor, partner, &affected, &via).await?;
     tx.commit().await?;
     Ok(Group {
         row,
@@ -444,9 +479,12 @@ pub async fn delete(
     let mut tx = deps.db.begin_write().await?;
     let current = load_for_write(&mut tx, partner, id).await?;
     check_if_match(if_match, &current)?;
+    let former = group_store::member_ids(&mut tx, id).await?;
     if !group_store::delete(&mut tx, &partner.id, id).await? {
         return Err(ServiceError::NotFound);
     }
+    let former: Vec<&str> = former.iter().map(String::as_str).collect();
+    reconcile_members(&mut tx, deps, actor, partner, &former, "scim:group.deleted").await?;
     audit_group(
         &mut tx,
         actor,

@@ -2,8 +2,11 @@
 //! CSV import and jobs call these, so every path applies the same rules, audit and outbox.
 
 pub mod groups;
+pub mod guests;
+pub mod lifecycle;
 pub mod listing;
 pub mod partners;
+pub mod rules;
 pub mod users;
 
 use crate::clock::SharedClock;
@@ -15,9 +18,24 @@ use crate::store::{Db, DbError};
 pub struct Deps {
     pub db: Db,
     pub clock: SharedClock,
+    /// The mapping rules in force; swapped on reload.
+    pub rules: lifecycle::SharedRules,
 }
 
 impl Deps {
+    pub fn new(db: Db, clock: SharedClock, rules: crate::mapping::RuleSet) -> Self {
+        Deps {
+            db,
+            clock,
+            rules: std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(rules))),
+        }
+    }
+
+    /// The rule set in force now.
+    pub fn rules(&self) -> std::sync::Arc<crate::mapping::RuleSet> {
+        lifecycle::current_rules(&self.rules)
+    }
+
     pub fn now_ms(&self) -> i64 {
         crate::clock::to_millis(self.clock.now())
     }

@@ -4,7 +4,7 @@
 use serde_json::{json, Map, Value};
 
 use super::listing::{self, ListParams, Page};
-use super::{Actor, Deps, ServiceError};
+use super::{lifecycle, Actor, Deps, ServiceError};
 use crate::domain::Partner;
 use crate::scim::patch::{self, PatchOp};
 use crate::scim::resource::{self, WriteMode};
@@ -191,6 +191,16 @@ pub async fn create(
         now,
     )
     .await?;
+    reconcile_user(
+        &mut tx,
+        deps,
+        actor,
+        partner,
+        &row,
+        &doc,
+        "scim:user.created",
+    )
+    .await?;
     tx.commit().await?;
     Ok(User {
         row,
@@ -247,6 +257,57 @@ pub async fn attach_groups(deps: &Deps, users: &mut [User]) -> Result<(), Servic
                 display: name.clone(),
             })
             .collect();
+    }
+    Ok(())
+}
+
+/// Re-evaluate the mapping rules for a person within the transaction that changed them.
+pub(crate) async fn reconcile_user(
+    tx: &mut Tx,
+    deps: &Deps,
+    actor: &Actor,
+    partner: &Partner,
+    row: &UserRow,
+    doc: &Map<String, Value>,
+    via: &str,
+) -> Result<lifecycle::Outcome, ServiceError> {
+    let groups: Vec<(String, String)> = group_store::groups_of_users(tx, &[row.id.as_str()])
+        .await?
+        .into_iter()
+        .map(|(_, id, name)| (id, name))
+        .collect();
+    let person = lifecycle::PersonView {
+        user_id: &row.id,
+        user_name: &row.user_name,
+        active: row.active,
+        email: row.primary_email.as_deref(),
+        display_name: row.display_name.as_deref(),
+        doc,
+        groups: &groups,
+    };
+    lifecycle::reconcile(
+        tx,
+        &deps.rules(),
+        deps.clock.now(),
+        partner,
+        &person,
+        &lifecycle::Cause { actor, via },
+    )
+    .await
+}
+
+/// Re-evaluate a person by id (after a group membership change), within `tx`.
+pub(crate) async fn reconcile_user_by_id(
+    tx: &mut Tx,
+    deps: &Deps,
+    actor: &Actor,
+    partner: &Partner,
+    id: &str,
+    via: &str,
+) -> Result<(), ServiceError> {
+    if let Some(row) = user_store::get(tx, &partner.id, id).await? {
+        let user = parse_doc(row)?;
+        reconcile_user(tx, deps, actor, partner, &user.row, &user.doc, via).await?;
     }
     Ok(())
 }
@@ -341,6 +402,16 @@ pub async fn replace(
     let current = load_for_write(&mut tx, partner, id).await?;
     check_if_match(if_match, &current)?;
     let user = save(&mut tx, actor, partner, &current, doc, "user.replaced", now).await?;
+    reconcile_user(
+        &mut tx,
+        deps,
+        actor,
+        partner,
+        &user.row,
+        &user.doc,
+        "scim:user.replaced",
+    )
+    .await?;
     tx.commit().await?;
     Ok(user)
 }
@@ -369,6 +440,16 @@ pub async fn patch(
         return Ok(current);
     }
     let user = save(&mut tx, actor, partner, &current, doc, "user.patched", now).await?;
+    reconcile_user(
+        &mut tx,
+        deps,
+        actor,
+        partner,
+        &user.row,
+        &user.doc,
+        "scim:user.patched",
+    )
+    .await?;
     tx.commit().await?;
     Ok(user)
 }
@@ -386,6 +467,11 @@ pub async fn delete(
     let mut tx = deps.db.begin_write().await?;
     let current = load_for_write(&mut tx, partner, id).await?;
     check_if_match(if_match, &current)?;
+    let cause = lifecycle::Cause {
+        actor,
+        via: "scim:user.deleted",
+    };
+    lifecycle::remove_for_user(&mut tx, deps.clock.now(), id, &cause).await?;
     if !user_store::delete(&mut tx, &partner.id, id).await? {
         return Err(ServiceError::NotFound);
     }

@@ -62,3 +62,50 @@ pub async fn count_for_target(
         .fetch_one(conn)
         .await
 }
+
+/// One audit row, as read back.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub target_type: String,
+    pub target_id: Option<String>,
+    pub request_id: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+/// The history of one target, oldest first (bounded).
+pub async fn for_target(
+    conn: &mut AnyConnection,
+    target_type: &str,
+    target_id: &str,
+    limit: i64,
+) -> Result<Vec<AuditRecord>, DbError> {
+    use sqlx::Row;
+    let rows = sqlx::query(
+        "SELECT id, at, actor, action, target_type, target_id, request_id, detail FROM audit_log
+         WHERE target_type = $1 AND target_id = $2 ORDER BY id LIMIT $3",
+    )
+    .bind(target_type)
+    .bind(target_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let detail: String = r.try_get("detail")?;
+            Ok(AuditRecord {
+                id: r.try_get("id")?,
+                at: r.try_get("at")?,
+                actor: r.try_get("actor")?,
+                action: r.try_get("action")?,
+                target_type: r.try_get("target_type")?,
+                target_id: r.try_get("target_id")?,
+                request_id: r.try_get("request_id")?,
+                detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+            })
+        })
+        .collect()
+}

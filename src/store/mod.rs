@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod groups;
+pub mod guests;
 pub mod listing;
 pub mod partners;
 pub mod scim_filter;

@@ -196,3 +196,38 @@ pub async fn list(
     let users = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
     Ok((total, users))
 }
+
+/// Up to `limit` of a partner's users after `after` in creation order, without counting:
+/// the building block of full scans that must not hold every user at once.
+pub async fn page_after(
+    conn: &mut AnyConnection,
+    partner_id: &str,
+    after: Option<&(i64, String)>,
+    limit: i64,
+) -> Result<Vec<UserRow>, DbError> {
+    let rows = match after {
+        None => {
+            sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM scim_users r WHERE r.partner_id = $1 ORDER BY r.created_at, r.id LIMIT $2"
+            ))
+            .bind(partner_id)
+            .bind(limit)
+            .fetch_all(conn)
+            .await?
+        }
+        Some((t, id)) => {
+            sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM scim_users r WHERE r.partner_id = $1
+                   AND (r.created_at > $2 OR (r.created_at = $2 AND r.id > $3))
+                 ORDER BY r.created_at, r.id LIMIT $4"
+            ))
+            .bind(partner_id)
+            .bind(*t)
+            .bind(id)
+            .bind(limit)
+            .fetch_all(conn)
+            .await?
+        }
+    };
+    rows.iter().map(from_row).collect()
+}

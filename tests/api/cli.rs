@@ -131,3 +131,86 @@ async fn cli_errors_are_one_line_and_non_zero(backend: Backend) {
     assert!(!bad_setting.status.success());
     assert!(String::from_utf8_lossy(&bad_setting.stderr).contains("GUESTBRIDGE_LISTEN"));
 }
+
+both_backends!(cli_mappings_check_diff_and_explain);
+
+async fn cli_mappings_check_diff_and_explain(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(backend, &dir).await;
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/mappings");
+    let ok = guestbridge(&url, &["mappings", "check", shipped]);
+    assert!(
+        ok.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&ok.stdout),
+        String::from_utf8_lossy(&ok.stderr)
+    );
+
+    let bad_dir = dir.path().join("bad");
+    std::fs::create_dir_all(&bad_dir).unwrap();
+    std::fs::write(bad_dir.join("rules.toml"), "[[rule]]\nid = \"r\"\n\ngrants = [{ app = \"nope\", role = \"x\" }]\ncondition = 'title eq'\n").unwrap();
+    let bad = guestbridge(&url, &["mappings", "check", bad_dir.to_str().unwrap()]);
+    assert!(!bad.status.success());
+    let out = String::from_utf8_lossy(&bad.stdout);
+    assert!(out.lines().count() >= 2, "{out}");
+    assert!(out.lines().all(|l| l.starts_with("rules.toml:")), "{out}");
+    assert!(
+        out.contains("rules.toml:4:") && out.contains("nope"),
+        "{out}"
+    );
+    assert!(out.contains("rules.toml:5:"), "{out}");
+
+    // A person and the shipped rules: explain shows the decision.
+    let settings = crate::helpers::settings_with_mappings(&url, std::path::Path::new(shipped));
+    let app = guestbridge::startup::Application::build(
+        settings,
+        std::sync::Arc::new(guestbridge::clock::SystemClock),
+    )
+    .await
+    .unwrap();
+    let deps = app.deps();
+    let actor = crate::helpers::test_actor();
+    let slug = guestbridge::domain::PartnerSlug::parse("st-mary").unwrap();
+    let partner = guestbridge::services::partners::add_partner(&deps, &actor, &slug, "St Mary")
+        .await
+        .unwrap();
+    guestbridge::services::users::create(
+        &deps,
+        &actor,
+        &partner,
+        &json!({"userName": "ann@stmary.example", "title": "Staff Nurse",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "Cardiology"}}),
+    )
+    .await
+    .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_guestbridge"))
+            .args(args)
+            .env("GUESTBRIDGE_DATABASE_URL", &url)
+            .env("GUESTBRIDGE_MAPPINGS", shipped)
+            .output()
+            .unwrap()
+    };
+    let explain = run(&["explain", "st-mary", "ann@stmary.example"]);
+    assert!(
+        explain.status.success(),
+        "{}",
+        String::from_utf8_lossy(&explain.stderr)
+    );
+    let parsed: serde_json::Value = serde_json::from_slice(&explain.stdout).unwrap();
+    assert!(parsed["rules"].as_array().unwrap().len() >= 2);
+    assert!(parsed["decision"]["grants"].is_array());
+    let missing = run(&["explain", "st-mary", "nobody@x"]);
+    assert!(!missing.status.success());
+
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let diff = run(&["mappings", "diff", empty.to_str().unwrap()]);
+    assert!(
+        diff.status.success(),
+        "{}",
+        String::from_utf8_lossy(&diff.stderr)
+    );
+    let last = last_line(&diff);
+    assert!(last.starts_with("people=1 "), "{last}");
+}

@@ -9,7 +9,6 @@ use guestbridge::config::Settings;
 use guestbridge::domain::{Partner, PartnerSlug};
 use guestbridge::services::{self, Actor, Deps};
 use guestbridge::startup::Application;
-use guestbridge::store::Db;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -54,7 +53,10 @@ macro_rules! both_backends {
 
 pub struct TestApp {
     pub address: String,
+    /// The running app's own services (same pool, clock and rules).
     pub deps: Deps,
+    /// The app's mappings folder.
+    pub mappings: std::path::PathBuf,
     pub client: reqwest::Client,
     _dir: tempfile::TempDir,
 }
@@ -81,7 +83,16 @@ pub async fn fresh_database(backend: Backend, dir: &tempfile::TempDir) -> String
 }
 
 pub fn settings_for(database_url: &str) -> Settings {
+    settings_with_mappings(
+        database_url,
+        std::path::Path::new("/nonexistent/guestbridge-test-mappings"),
+    )
+}
+
+pub fn settings_with_mappings(database_url: &str, mappings: &std::path::Path) -> Settings {
+    let mappings = mappings.display().to_string();
     let env: BTreeMap<String, String> = [
+        ("GUESTBRIDGE_MAPPINGS", mappings.as_str()),
         ("GUESTBRIDGE_DATABASE_URL", database_url),
         ("GUESTBRIDGE_LISTEN", "127.0.0.1:0"),
         ("GUESTBRIDGE_JOBS", "off"),
@@ -94,25 +105,34 @@ pub fn settings_for(database_url: &str) -> Settings {
     Settings::load(None, &env).expect("test settings")
 }
 
+/// Start the app with no mapping rules.
 pub async fn spawn(backend: Backend) -> TestApp {
+    spawn_with_rules(backend, &[]).await
+}
+
+/// Start the app with these rule files (name, TOML) in its mappings folder.
+pub async fn spawn_with_rules(backend: Backend, rule_files: &[(&str, &str)]) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
         guestbridge::telemetry::init(guestbridge::config::LogFormat::Text, "debug");
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let database_url = fresh_database(backend, &dir).await;
-    let settings = settings_for(&database_url);
+    let mappings = dir.path().join("mappings");
+    std::fs::create_dir_all(&mappings).expect("mappings dir");
+    for (name, content) in rule_files {
+        std::fs::write(mappings.join(name), content).expect("rule file");
+    }
+    let settings = settings_with_mappings(&database_url, &mappings);
     let app = Application::build(settings.clone(), Arc::new(SystemClock))
         .await
         .expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let deps = app.deps();
     tokio::spawn(app.run_until_stopped());
-    let db = Db::connect(&settings.database).await.expect("connect");
     TestApp {
         address,
-        deps: Deps {
-            db,
-            clock: Arc::new(SystemClock),
-        },
+        deps,
+        mappings,
         client: reqwest::Client::new(),
         _dir: dir,
     }

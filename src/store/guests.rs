@@ -1,0 +1,317 @@
+//! Guests and their grants.
+
+use sqlx::{AnyConnection, Row};
+
+use super::sql::{Arg, Sql};
+use super::DbError;
+
+/// A stored guest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuestRow {
+    pub id: String,
+    pub partner_id: String,
+    pub user_id: String,
+    pub user_name: String,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    /// `GuestState` in its stored form.
+    pub state: String,
+    pub approved: bool,
+    pub mfa_required: bool,
+    pub sponsor: Option<String>,
+    pub template: Option<String>,
+    pub language: Option<String>,
+    pub access_until: Option<i64>,
+    pub invited_at: Option<i64>,
+    pub redeemed_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One grant: an app role given by one rule, with its validity window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRow {
+    pub guest_id: String,
+    pub app_id: String,
+    pub role: String,
+    pub rule_id: String,
+    pub valid_from: i64,
+    pub valid_until: Option<i64>,
+    pub ends_by: Option<String>,
+}
+
+const COLUMNS: &str =
+    "g.id, g.partner_id, g.user_id, g.user_name, g.email, g.display_name, g.state, g.approved,
+    g.mfa_required, g.sponsor, g.template, g.language, g.access_until, g.invited_at, g.redeemed_at,
+    g.created_at, g.updated_at";
+
+fn from_row(r: &sqlx::any::AnyRow) -> Result<GuestRow, DbError> {
+    Ok(GuestRow {
+        id: r.try_get("id")?,
+        partner_id: r.try_get("partner_id")?,
+        user_id: r.try_get("user_id")?,
+        user_name: r.try_get("user_name")?,
+        email: r.try_get("email")?,
+        display_name: r.try_get("display_name")?,
+        state: r.try_get("state")?,
+        approved: r.try_get::<i64, _>("approved")? != 0,
+        mfa_required: r.try_get::<i64, _>("mfa_required")? != 0,
+        sponsor: r.try_get("sponsor")?,
+        template: r.try_get("template")?,
+        language: r.try_get("language")?,
+        access_until: r.try_get("access_until")?,
+        invited_at: r.try_get("invited_at")?,
+        redeemed_at: r.try_get("redeemed_at")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+pub async fn find_by_user(
+    conn: &mut AnyConnection,
+    user_id: &str,
+) -> Result<Option<GuestRow>, DbError> {
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM guests g WHERE g.user_id = $1"
+    ))
+    .bind(user_id)
+    .fetch_optional(conn)
+    .await?
+    .map(|r| from_row(&r))
+    .transpose()
+}
+
+pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<GuestRow>, DbError> {
+    sqlx::query(&format!("SELECT {COLUMNS} FROM guests g WHERE g.id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .map(|r| from_row(&r))
+        .transpose()
+}
+
+pub async fn insert(conn: &mut AnyConnection, g: &GuestRow) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO guests (id, partner_id, user_id, user_name, email, display_name, state, approved,
+            mfa_required, sponsor, template, language, access_until, invited_at, redeemed_at,
+            created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+    )
+    .bind(&g.id)
+    .bind(&g.partner_id)
+    .bind(&g.user_id)
+    .bind(&g.user_name)
+    .bind(&g.email)
+    .bind(&g.display_name)
+    .bind(&g.state)
+    .bind(i64::from(g.approved))
+    .bind(i64::from(g.mfa_required))
+    .bind(&g.sponsor)
+    .bind(&g.template)
+    .bind(&g.language)
+    .bind(g.access_until)
+    .bind(g.invited_at)
+    .bind(g.redeemed_at)
+    .bind(g.created_at)
+    .bind(g.updated_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn update(conn: &mut AnyConnection, g: &GuestRow) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE guests SET user_name = $1, email = $2, display_name = $3, state = $4, approved = $5,
+            mfa_required = $6, sponsor = $7, template = $8, language = $9, access_until = $10,
+            invited_at = $11, redeemed_at = $12, updated_at = $13
+         WHERE id = $14",
+    )
+    .bind(&g.user_name)
+    .bind(&g.email)
+    .bind(&g.display_name)
+    .bind(&g.state)
+    .bind(i64::from(g.approved))
+    .bind(i64::from(g.mfa_required))
+    .bind(&g.sponsor)
+    .bind(&g.template)
+    .bind(&g.language)
+    .bind(g.access_until)
+    .bind(g.invited_at)
+    .bind(g.redeemed_at)
+    .bind(g.updated_at)
+    .bind(&g.id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+fn grant_from_row(r: &sqlx::any::AnyRow) -> Result<GrantRow, DbError> {
+    Ok(GrantRow {
+        guest_id: r.try_get("guest_id")?,
+        app_id: r.try_get("app_id")?,
+        role: r.try_get("role")?,
+        rule_id: r.try_get("rule_id")?,
+        valid_from: r.try_get("valid_from")?,
+        valid_until: r.try_get("valid_until")?,
+        ends_by: r.try_get("ends_by")?,
+    })
+}
+
+pub async fn grants(conn: &mut AnyConnection, guest_id: &str) -> Result<Vec<GrantRow>, DbError> {
+    sqlx::query(
+        "SELECT guest_id, app_id, role, rule_id, valid_from, valid_until, ends_by FROM guest_grants
+         WHERE guest_id = $1 ORDER BY app_id, role, rule_id",
+    )
+    .bind(guest_id)
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(grant_from_row)
+    .collect()
+}
+
+pub async fn insert_grant(conn: &mut AnyConnection, g: &GrantRow) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO guest_grants (guest_id, app_id, role, rule_id, valid_from, valid_until, ends_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&g.guest_id)
+    .bind(&g.app_id)
+    .bind(&g.role)
+    .bind(&g.rule_id)
+    .bind(g.valid_from)
+    .bind(g.valid_until)
+    .bind(&g.ends_by)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn update_grant_window(conn: &mut AnyConnection, g: &GrantRow) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE guest_grants SET valid_until = $1, ends_by = $2
+         WHERE guest_id = $3 AND app_id = $4 AND role = $5 AND rule_id = $6",
+    )
+    .bind(g.valid_until)
+    .bind(&g.ends_by)
+    .bind(&g.guest_id)
+    .bind(&g.app_id)
+    .bind(&g.role)
+    .bind(&g.rule_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn delete_grant(conn: &mut AnyConnection, g: &GrantRow) -> Result<(), DbError> {
+    sqlx::query("DELETE FROM guest_grants WHERE guest_id = $1 AND app_id = $2 AND role = $3 AND rule_id = $4")
+        .bind(&g.guest_id)
+        .bind(&g.app_id)
+        .bind(&g.role)
+        .bind(&g.rule_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// What an admin lists guests by.
+#[derive(Debug, Clone, Default)]
+pub struct GuestFilter {
+    pub partner_id: Option<String>,
+    /// A stored state, or `suspended` for every suspension reason.
+    pub state: Option<String>,
+    pub app: Option<String>,
+}
+
+/// One page of guests in creation order after `after`, and the total matching.
+pub async fn list(
+    conn: &mut AnyConnection,
+    filter: &GuestFilter,
+    after: Option<(i64, String)>,
+    limit: i64,
+) -> Result<(i64, Vec<GuestRow>), DbError> {
+    let mut cond = Sql::new("1 = 1");
+    if let Some(p) = &filter.partner_id {
+        cond.push(" AND g.partner_id = ").bind(Arg::Text(p.clone()));
+    }
+    match filter.state.as_deref() {
+        Some("suspended") => {
+            cond.push(" AND g.state LIKE 'suspended:%'");
+        }
+        Some(s) => {
+            cond.push(" AND g.state = ").bind(Arg::Text(s.to_string()));
+        }
+        None => {}
+    }
+    if let Some(app) = &filter.app {
+        cond.push(" AND g.id IN (SELECT gg.guest_id FROM guest_grants gg WHERE gg.app_id = ")
+            .bind(Arg::Text(app.clone()))
+            .push(")");
+    }
+    let mut count = Sql::new("SELECT COUNT(*) FROM guests g WHERE ");
+    count.append(cond.clone());
+    let total: i64 = count.query().fetch_one(&mut *conn).await?.try_get(0)?;
+    let mut page = Sql::new(format!("SELECT {COLUMNS} FROM guests g WHERE "));
+    page.append(cond);
+    if let Some((t, id)) = after {
+        page.push(" AND (g.created_at > ")
+            .bind(Arg::Int(t))
+            .push(" OR (g.created_at = ")
+            .bind(Arg::Int(t))
+            .push(" AND g.id > ")
+            .bind(Arg::Text(id))
+            .push("))");
+    }
+    page.push(" ORDER BY g.created_at, g.id LIMIT ")
+        .bind(Arg::Int(limit));
+    let rows = page.query().fetch_all(&mut *conn).await?;
+    Ok((total, rows.iter().map(from_row).collect::<Result<_, _>>()?))
+}
+
+/// Guests of these users (batched look-up for re-evaluation).
+pub async fn by_users(
+    conn: &mut AnyConnection,
+    user_ids: &[&str],
+) -> Result<Vec<GuestRow>, DbError> {
+    let mut out = Vec::new();
+    for chunk in user_ids.chunks(500) {
+        let mut sql = Sql::new(format!(
+            "SELECT {COLUMNS} FROM guests g WHERE g.user_id IN ("
+        ));
+        for (i, id) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.bind(Arg::Text((*id).to_string()));
+        }
+        sql.push(")");
+        for row in sql.query().fetch_all(&mut *conn).await? {
+            out.push(from_row(&row)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Grants of these guests (batched look-up for re-evaluation).
+pub async fn grants_of(
+    conn: &mut AnyConnection,
+    guest_ids: &[&str],
+) -> Result<Vec<GrantRow>, DbError> {
+    let mut out = Vec::new();
+    for chunk in guest_ids.chunks(500) {
+        let mut sql = Sql::new(
+            "SELECT guest_id, app_id, role, rule_id, valid_from, valid_until, ends_by FROM guest_grants WHERE guest_id IN (",
+        );
+        for (i, id) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.bind(Arg::Text((*id).to_string()));
+        }
+        sql.push(")");
+        for row in sql.query().fetch_all(&mut *conn).await? {
+            out.push(grant_from_row(&row)?);
+        }
+    }
+    Ok(out)
+}
