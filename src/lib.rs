@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod health;
+pub mod import;
 pub mod mapping;
 pub mod metrics;
 pub mod scim;

@@ -6,9 +6,15 @@
 pub mod audit;
 pub mod groups;
 pub mod guests;
+pub mod invitations;
+pub mod keys;
 pub mod listing;
+pub mod mfa;
+pub mod outbox;
 pub mod partners;
+pub mod rate_limits;
 pub mod scim_filter;
+pub mod sessions;
 pub mod sql;
 pub mod tokens;
 pub mod users;

@@ -1,0 +1,122 @@
+//! The mail outbox: mail is written in the transaction of the change that causes it and
+//! delivered later by the sender worker. Bodies are sealed (they carry one-time links) and
+//! erased once sent.
+
+use sqlx::{AnyConnection, Row};
+
+use super::DbError;
+
+#[derive(Debug, Clone)]
+pub struct QueuedMail {
+    pub id: String,
+    pub kind: String,
+    pub to_addr: String,
+    pub subject: String,
+    pub body_sealed: Option<String>,
+    pub guest_id: Option<String>,
+    pub idempotency_key: String,
+    pub attempts: i64,
+}
+
+/// Queue a mail; a second mail with the same idempotency key is ignored (false).
+pub async fn enqueue(conn: &mut AnyConnection, m: &QueuedMail, now: i64) -> Result<bool, DbError> {
+    let done = sqlx::query(
+        "INSERT INTO mail_outbox (id, kind, to_addr, subject, body_sealed, guest_id, idempotency_key, created_at,
+            attempts, next_attempt_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $8)
+         ON CONFLICT (idempotency_key) DO NOTHING",
+    )
+    .bind(&m.id)
+    .bind(&m.kind)
+    .bind(&m.to_addr)
+    .bind(&m.subject)
+    .bind(&m.body_sealed)
+    .bind(&m.guest_id)
+    .bind(&m.idempotency_key)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Lease up to `limit` due mails to `owner` until `lease_until`. The lease condition is
+/// repeated in the outer WHERE so that, on PostgreSQL, a concurrent claimer re-checks it
+/// after waiting on the row lock and skips rows another instance just leased.
+pub async fn claim_due(conn: &mut AnyConnection, owner: &str, now: i64, lease_until: i64, limit: i64) -> Result<Vec<QueuedMail>, DbError> {
+    sqlx::query(
+        "UPDATE mail_outbox SET lease_owner = $1, lease_until = $2
+         WHERE id IN (SELECT id FROM mail_outbox
+                      WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= $3
+                        AND (lease_until IS NULL OR lease_until < $3)
+                      ORDER BY next_attempt_at LIMIT $4)
+           AND sent_at IS NULL AND failed_at IS NULL AND (lease_until IS NULL OR lease_until < $3)",
+    )
+    .bind(owner)
+    .bind(lease_until)
+    .bind(now)
+    .bind(limit)
+    .execute(&mut *conn)
+    .await?;
+    let rows = sqlx::query(
+        "SELECT id, kind, to_addr, subject, body_sealed, guest_id, idempotency_key, attempts FROM mail_outbox
+         WHERE lease_owner = $1 AND lease_until = $2 AND sent_at IS NULL AND failed_at IS NULL ORDER BY next_attempt_at",
+    )
+    .bind(owner)
+    .bind(lease_until)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(QueuedMail {
+                id: r.try_get("id")?,
+                kind: r.try_get("kind")?,
+                to_addr: r.try_get("to_addr")?,
+                subject: r.try_get("subject")?,
+                body_sealed: r.try_get("body_sealed")?,
+                guest_id: r.try_get("guest_id")?,
+                idempotency_key: r.try_get("idempotency_key")?,
+                attempts: r.try_get("attempts")?,
+            })
+        })
+        .collect()
+}
+
+/// Delivered: the body is erased.
+pub async fn mark_sent(conn: &mut AnyConnection, id: &str, now: i64) -> Result<(), DbError> {
+    sqlx::query("UPDATE mail_outbox SET sent_at = $1, body_sealed = NULL, lease_owner = NULL, lease_until = NULL, attempts = attempts + 1 WHERE id = $2")
+        .bind(now)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Failed this time: try again at `next_attempt_at`, or give up (dead letter) when `give_up`.
+pub async fn mark_failed(conn: &mut AnyConnection, id: &str, now: i64, next_attempt_at: i64, give_up: bool, error: &str) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE mail_outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2,
+            failed_at = $3, lease_owner = NULL, lease_until = NULL
+         WHERE id = $4",
+    )
+    .bind(next_attempt_at)
+    .bind(error)
+    .bind(give_up.then_some(now))
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Queue counts: (pending, sent, failed).
+pub async fn counts(conn: &mut AnyConnection) -> Result<(i64, i64, i64), DbError> {
+    let r = sqlx::query(
+        "SELECT
+            COALESCE(SUM(CASE WHEN sent_at IS NULL AND failed_at IS NULL THEN 1 ELSE 0 END), 0) AS pending,
+            COALESCE(SUM(CASE WHEN sent_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS sent,
+            COALESCE(SUM(CASE WHEN failed_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS failed
+         FROM mail_outbox",
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok((r.try_get("pending")?, r.try_get("sent")?, r.try_get("failed")?))
+}
