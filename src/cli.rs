@@ -53,6 +53,26 @@ pub enum Command {
         #[command(subcommand)]
         command: MappingsCommand,
     },
+    /// Import a CSV roster for a partner (see mappings/README.md for the format).
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+        /// The partner's slug.
+        #[arg(long)]
+        partner: String,
+        /// Show what would change and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// `delta` creates and updates the rows given; `full` also deactivates people missing from the file.
+        #[arg(long, value_enum, default_value = "delta")]
+        mode: ModeArg,
+        /// Let a full import deactivate more than the safety share of people.
+        #[arg(long)]
+        force: bool,
+        /// Field delimiter (detected from the header when absent): ',', ';', 'tab' or '|'.
+        #[arg(long)]
+        delimiter: Option<String>,
+    },
     /// Show what the rules decide for a partner's person, rule by rule.
     Explain {
         /// The partner's slug.
@@ -60,6 +80,12 @@ pub enum Command {
         /// The person's SCIM userName.
         user_name: String,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ModeArg {
+    Delta,
+    Full,
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,6 +157,22 @@ fn service_error(err: ServiceError, what: &str) -> anyhow::Error {
         ServiceError::NotFound => anyhow::anyhow!("{what} not found"),
         other => anyhow::Error::new(other),
     }
+}
+
+/// A progress bar (rows, rows/s) when stderr is a terminal; nothing otherwise, so scripts
+/// see only the summary line.
+fn progress_bar(_file_size: u64) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{spinner} {pos} rows ({per_sec}, {elapsed})")
+    {
+        bar.set_style(style);
+    }
+    Some(bar)
 }
 
 /// SIGHUP reloads the mapping rules (invalid rules are logged and the old ones stay).
@@ -270,6 +312,100 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 "people={} changed={} new_guests={} losing_all_grants={} grants_added={} grants_removed={}",
                 diff.people, diff.people_changed, diff.new_guests, diff.guests_losing_all_grants, diff.grants_added, diff.grants_removed
             );
+            Ok(())
+        }
+        Command::Import {
+            file,
+            partner,
+            dry_run,
+            mode,
+            force,
+            delimiter,
+        } => {
+            let deps = deps(&settings).await?;
+            let partner = services::partners::find_partner(&deps, &slug(&partner)?)
+                .await
+                .map_err(|e| service_error(e, "partner"))?;
+            let delimiter = match delimiter.as_deref() {
+                None => None,
+                Some("tab") | Some("\\t") => Some(b'\t'),
+                Some(d) if d.len() == 1 => Some(d.as_bytes()[0]),
+                Some(d) => anyhow::bail!("--delimiter {d:?} must be one character or 'tab'"),
+            };
+            let maps = if settings.mappings_dir.exists() {
+                crate::import::load_column_maps(&settings.mappings_dir)
+                    .map_err(|e| anyhow::anyhow!("invalid column maps: {}", e.join("; ")))?
+            } else {
+                Default::default()
+            };
+            let map = maps.get(partner.slug.as_str()).cloned().unwrap_or_default();
+            let handle = std::fs::File::open(&file)
+                .with_context(|| format!("cannot open {}", file.display()))?;
+            let size = handle.metadata().map(|m| m.len()).unwrap_or(0);
+            let input = std::io::BufReader::with_capacity(64 * 1024, handle);
+            let bar = progress_bar(size);
+            let counter = bar.clone();
+            let name = file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let opts = services::import::ImportOptions {
+                mode: match mode {
+                    ModeArg::Delta => services::import::ImportMode::Delta,
+                    ModeArg::Full => services::import::ImportMode::Full,
+                },
+                dry_run,
+                force,
+                max_deactivate_share: 0.10,
+                delimiter,
+                file_name: name,
+            };
+            let actor = cli_actor();
+            let report = services::import::run(
+                &deps,
+                &actor,
+                &partner,
+                input,
+                &map,
+                &opts,
+                &move |rows, _| {
+                    if let Some(b) = &counter {
+                        b.set_position(rows);
+                    }
+                },
+            )
+            .await;
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
+            let report = report?;
+            for e in &report.errors {
+                println!(
+                    "line {}{}: {}",
+                    e.line,
+                    e.column
+                        .as_deref()
+                        .map(|c| format!(" column {c}"))
+                        .unwrap_or_default(),
+                    e.reason
+                );
+            }
+            if dry_run {
+                for c in &report.changes {
+                    println!(
+                        "{} {}{}",
+                        c.action,
+                        c.user_name,
+                        if c.attributes.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", c.attributes.join(", "))
+                        }
+                    );
+                }
+                println!("dry run: nothing was written");
+            }
+            println!("{}", report.summary());
             Ok(())
         }
         Command::Explain { partner, user_name } => {

@@ -1,3 +1,8 @@
 //! Authentication: bearer tokens for partners (SCIM) and admins (API), stored only as hashes.
 
+pub mod csrf;
+pub mod jwt;
+pub mod keys;
+pub mod secrets;
 pub mod tokens;
+pub mod totp;

@@ -498,3 +498,80 @@ pub async fn delete(
     tx.commit().await?;
     Ok(())
 }
+
+/// Make `user_id`'s group memberships exactly `names` (display names, case-insensitive),
+/// creating groups that do not exist yet; within `tx`. Returns whether anything changed.
+pub(crate) async fn set_user_groups_in(
+    tx: &mut Tx,
+    deps: &Deps,
+    actor: &Actor,
+    partner: &Partner,
+    user_id: &str,
+    names: &[String],
+    via: &str,
+) -> Result<bool, ServiceError> {
+    let now = deps.now_ms();
+    let current: Vec<(String, String)> = group_store::groups_of_users(tx, &[user_id])
+        .await?
+        .into_iter()
+        .map(|(_, id, name)| (id, name))
+        .collect();
+    let wanted: HashSet<String> = names.iter().map(|n| n.to_lowercase()).collect();
+    let mut changed = false;
+    for (gid, name) in &current {
+        if !wanted.contains(&name.to_lowercase()) {
+            group_store::remove_members(tx, gid, &[user_id]).await?;
+            audit_group(
+                tx,
+                actor,
+                partner,
+                "group.member_removed",
+                gid,
+                json!({"member": user_id, "via": via}),
+                now,
+            )
+            .await?;
+            changed = true;
+        }
+    }
+    let have: HashSet<String> = current.iter().map(|(_, n)| n.to_lowercase()).collect();
+    for name in names {
+        if have.contains(&name.to_lowercase()) {
+            continue;
+        }
+        let gid = match group_store::id_by_display_name(tx, &partner.id, name).await? {
+            Some(id) => id,
+            None => {
+                let mut doc = Map::new();
+                doc.insert("displayName".into(), Value::String(name.clone()));
+                let id = uuid::Uuid::new_v4().to_string();
+                let row = row_for(&id, partner, &doc, 1, now, now);
+                group_store::insert(tx, &row, &resource::flatten(&doc, &GROUP_RESOURCE)).await?;
+                audit_group(
+                    tx,
+                    actor,
+                    partner,
+                    "group.created",
+                    &id,
+                    json!({"displayName": name, "via": via}),
+                    now,
+                )
+                .await?;
+                id
+            }
+        };
+        group_store::add_members(tx, &partner.id, &gid, &[user_id]).await?;
+        audit_group(
+            tx,
+            actor,
+            partner,
+            "group.member_added",
+            &gid,
+            json!({"member": user_id, "via": via}),
+            now,
+        )
+        .await?;
+        changed = true;
+    }
+    Ok(changed)
+}

@@ -3,6 +3,7 @@
 
 pub mod groups;
 pub mod guests;
+pub mod import;
 pub mod lifecycle;
 pub mod listing;
 pub mod partners;

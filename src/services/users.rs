@@ -152,61 +152,104 @@ pub async fn create(
     partner: &Partner,
     body: &Value,
 ) -> Result<User, ServiceError> {
-    let doc = with_defaults(resource::normalize(
-        body,
-        &USER_RESOURCE,
-        WriteMode::Create,
-    )?);
+    let doc = resource::normalize(body, &USER_RESOURCE, WriteMode::Create)?;
+    let mut tx = deps.db.begin_write().await?;
+    match insert_in(&mut tx, deps, actor, partner, doc, "scim:user.created").await {
+        Ok(user) => {
+            tx.commit().await?;
+            Ok(user)
+        }
+        Err(ServiceError::Conflict(_)) => {
+            // A client retrying a create after a timeout (Okta does) learns the existing id.
+            tx.rollback().await?;
+            let user_name = body
+                .get("userName")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let mut conn = deps.db.pool().acquire().await?;
+            let existing = user_store::id_by_user_name(&mut conn, &partner.id, user_name).await?;
+            Err(ServiceError::Conflict(match existing {
+                Some(existing) => format!(
+                    "userName {user_name:?} is already in use by this partner: existing resource id {existing}"
+                ),
+                None => format!("userName {user_name:?} is already in use by this partner"),
+            }))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Insert a user from a normalised document within `tx`: store, audit, evaluate the rules.
+/// A taken userName is `Conflict`; the caller decides what that does to its transaction.
+pub(crate) async fn insert_in(
+    tx: &mut Tx,
+    deps: &Deps,
+    actor: &Actor,
+    partner: &Partner,
+    doc: Map<String, Value>,
+    via: &str,
+) -> Result<User, ServiceError> {
+    let doc = with_defaults(doc);
     let id = uuid::Uuid::new_v4().to_string();
     let now = deps.now_ms();
     let row = row_for(&id, partner, &doc, 1, now, now);
     let leaves = resource::flatten(&doc, &USER_RESOURCE);
-    let mut tx = deps.db.begin_write().await?;
-    if let Err(e) = user_store::insert(&mut tx, &row, &leaves).await {
-        if !is_unique_violation(&e) {
-            return Err(e.into());
-        }
-        // A client retrying a create after a timeout (Okta does) learns the existing id.
-        tx.rollback().await?;
-        let mut conn = deps.db.pool().acquire().await?;
-        let existing = user_store::id_by_user_name(&mut conn, &partner.id, &row.user_name).await?;
-        return Err(ServiceError::Conflict(match existing {
-            Some(existing) => format!(
-                "userName {:?} is already in use by this partner: existing resource id {existing}",
-                row.user_name
-            ),
-            None => format!(
-                "userName {:?} is already in use by this partner",
-                row.user_name
-            ),
-        }));
+    if let Err(e) = user_store::insert(tx, &row, &leaves).await {
+        return Err(if is_unique_violation(&e) {
+            uniqueness_error(&row.user_name)
+        } else {
+            e.into()
+        });
     }
     audit_user(
-        &mut tx,
+        tx,
         actor,
         partner,
         "user.created",
         &id,
-        json!({"userName": row.user_name, "active": row.active}),
+        json!({"userName": row.user_name, "active": row.active, "via": via}),
         now,
     )
     .await?;
-    reconcile_user(
-        &mut tx,
-        deps,
-        actor,
-        partner,
-        &row,
-        &doc,
-        "scim:user.created",
-    )
-    .await?;
-    tx.commit().await?;
+    reconcile_user(tx, deps, actor, partner, &row, &doc, via).await?;
     Ok(User {
         row,
         doc,
         groups: Vec::new(),
     })
+}
+
+/// Replace an existing user's document within `tx`: store, audit, evaluate the rules.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn update_in(
+    tx: &mut Tx,
+    deps: &Deps,
+    actor: &Actor,
+    partner: &Partner,
+    current: &User,
+    doc: Map<String, Value>,
+    action: &str,
+    via: &str,
+) -> Result<User, ServiceError> {
+    let doc = with_defaults(doc);
+    let user = save(tx, actor, partner, current, doc, action, deps.now_ms()).await?;
+    reconcile_user(tx, deps, actor, partner, &user.row, &user.doc, via).await?;
+    Ok(user)
+}
+
+/// A partner's user by userName within `tx`.
+pub(crate) async fn find_in(
+    tx: &mut Tx,
+    partner: &Partner,
+    user_name: &str,
+) -> Result<Option<User>, ServiceError> {
+    let Some(id) = user_store::id_by_user_name(tx, &partner.id, user_name).await? else {
+        return Ok(None);
+    };
+    match user_store::get(tx, &partner.id, &id).await? {
+        Some(row) => Ok(Some(parse_doc(row)?)),
+        None => Ok(None),
+    }
 }
 
 pub async fn get(deps: &Deps, partner: &Partner, id: &str) -> Result<User, ServiceError> {

@@ -42,43 +42,59 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<InvitationRow, DbError> {
 }
 
 pub async fn insert(conn: &mut AnyConnection, i: &InvitationRow) -> Result<(), DbError> {
-    sqlx::query(&format!("INSERT INTO invitations ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
-        .bind(&i.id)
-        .bind(&i.guest_id)
-        .bind(&i.token_hash)
-        .bind(i.created_at)
-        .bind(i.expires_at)
-        .bind(i.used_at)
-        .bind(i.revoked_at)
-        .bind(i.reminders_sent)
-        .bind(i.last_reminder_at)
-        .execute(conn)
-        .await?;
+    sqlx::query(&format!(
+        "INSERT INTO invitations ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    ))
+    .bind(&i.id)
+    .bind(&i.guest_id)
+    .bind(&i.token_hash)
+    .bind(i.created_at)
+    .bind(i.expires_at)
+    .bind(i.used_at)
+    .bind(i.revoked_at)
+    .bind(i.reminders_sent)
+    .bind(i.last_reminder_at)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
-pub async fn by_token_hash(conn: &mut AnyConnection, hash: &str) -> Result<Option<InvitationRow>, DbError> {
-    sqlx::query(&format!("SELECT {COLUMNS} FROM invitations WHERE token_hash = $1"))
-        .bind(hash)
-        .fetch_optional(conn)
-        .await?
-        .map(|r| from_row(&r))
-        .transpose()
+pub async fn by_token_hash(
+    conn: &mut AnyConnection,
+    hash: &str,
+) -> Result<Option<InvitationRow>, DbError> {
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM invitations WHERE token_hash = $1"
+    ))
+    .bind(hash)
+    .fetch_optional(conn)
+    .await?
+    .map(|r| from_row(&r))
+    .transpose()
 }
 
 /// A guest's invitations, newest first.
-pub async fn for_guest(conn: &mut AnyConnection, guest_id: &str) -> Result<Vec<InvitationRow>, DbError> {
-    sqlx::query(&format!("SELECT {COLUMNS} FROM invitations WHERE guest_id = $1 ORDER BY created_at DESC, id"))
-        .bind(guest_id)
-        .fetch_all(conn)
-        .await?
-        .iter()
-        .map(from_row)
-        .collect()
+pub async fn for_guest(
+    conn: &mut AnyConnection,
+    guest_id: &str,
+) -> Result<Vec<InvitationRow>, DbError> {
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM invitations WHERE guest_id = $1 ORDER BY created_at DESC, id"
+    ))
+    .bind(guest_id)
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
 }
 
 /// Void every open invitation of a guest (a new one replaces them, or an admin revokes).
-pub async fn revoke_open(conn: &mut AnyConnection, guest_id: &str, now: i64) -> Result<u64, DbError> {
+pub async fn revoke_open(
+    conn: &mut AnyConnection,
+    guest_id: &str,
+    now: i64,
+) -> Result<u64, DbError> {
     Ok(sqlx::query("UPDATE invitations SET revoked_at = $1 WHERE guest_id = $2 AND used_at IS NULL AND revoked_at IS NULL")
         .bind(now)
         .bind(guest_id)
@@ -100,7 +116,13 @@ pub async fn mark_used(conn: &mut AnyConnection, id: &str, now: i64) -> Result<b
         == 1)
 }
 
-pub async fn record_consent(conn: &mut AnyConnection, guest_id: &str, now: i64, text_version: &str, accepted: bool) -> Result<(), DbError> {
+pub async fn record_consent(
+    conn: &mut AnyConnection,
+    guest_id: &str,
+    now: i64,
+    text_version: &str,
+    accepted: bool,
+) -> Result<(), DbError> {
     sqlx::query("INSERT INTO consents (id, guest_id, at, text_version, accepted) VALUES ($1, $2, $3, $4, $5)")
         .bind(uuid::Uuid::new_v4().to_string())
         .bind(guest_id)
@@ -113,11 +135,20 @@ pub async fn record_consent(conn: &mut AnyConnection, guest_id: &str, now: i64, 
 }
 
 /// The latest consent decision of a guest: (at, text version, accepted).
-pub async fn latest_consent(conn: &mut AnyConnection, guest_id: &str) -> Result<Option<(i64, String, bool)>, DbError> {
+pub async fn latest_consent(
+    conn: &mut AnyConnection,
+    guest_id: &str,
+) -> Result<Option<(i64, String, bool)>, DbError> {
     let row = sqlx::query("SELECT at, text_version, accepted FROM consents WHERE guest_id = $1 ORDER BY at DESC LIMIT 1")
         .bind(guest_id)
         .fetch_optional(conn)
         .await?;
-    row.map(|r| Ok((r.try_get("at")?, r.try_get("text_version")?, r.try_get::<i64, _>("accepted")? != 0)))
-        .transpose()
+    row.map(|r| {
+        Ok((
+            r.try_get("at")?,
+            r.try_get("text_version")?,
+            r.try_get::<i64, _>("accepted")? != 0,
+        ))
+    })
+    .transpose()
 }

@@ -43,7 +43,12 @@ pub async fn begin(conn: &mut AnyConnection, guest_id: &str, sealed: &str) -> Re
 }
 
 /// A code for `step` was accepted: enrol if not yet, and remember the step against replay.
-pub async fn accept_step(conn: &mut AnyConnection, guest_id: &str, step: i64, now: i64) -> Result<(), DbError> {
+pub async fn accept_step(
+    conn: &mut AnyConnection,
+    guest_id: &str,
+    step: i64,
+    now: i64,
+) -> Result<(), DbError> {
     sqlx::query("UPDATE guest_mfa SET last_step = $1, enrolled_at = COALESCE(enrolled_at, $2) WHERE guest_id = $3")
         .bind(step)
         .bind(now)

@@ -42,7 +42,13 @@ pub async fn enqueue(conn: &mut AnyConnection, m: &QueuedMail, now: i64) -> Resu
 /// Lease up to `limit` due mails to `owner` until `lease_until`. The lease condition is
 /// repeated in the outer WHERE so that, on PostgreSQL, a concurrent claimer re-checks it
 /// after waiting on the row lock and skips rows another instance just leased.
-pub async fn claim_due(conn: &mut AnyConnection, owner: &str, now: i64, lease_until: i64, limit: i64) -> Result<Vec<QueuedMail>, DbError> {
+pub async fn claim_due(
+    conn: &mut AnyConnection,
+    owner: &str,
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+) -> Result<Vec<QueuedMail>, DbError> {
     sqlx::query(
         "UPDATE mail_outbox SET lease_owner = $1, lease_until = $2
          WHERE id IN (SELECT id FROM mail_outbox
@@ -92,7 +98,14 @@ pub async fn mark_sent(conn: &mut AnyConnection, id: &str, now: i64) -> Result<(
 }
 
 /// Failed this time: try again at `next_attempt_at`, or give up (dead letter) when `give_up`.
-pub async fn mark_failed(conn: &mut AnyConnection, id: &str, now: i64, next_attempt_at: i64, give_up: bool, error: &str) -> Result<(), DbError> {
+pub async fn mark_failed(
+    conn: &mut AnyConnection,
+    id: &str,
+    now: i64,
+    next_attempt_at: i64,
+    give_up: bool,
+    error: &str,
+) -> Result<(), DbError> {
     sqlx::query(
         "UPDATE mail_outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2,
             failed_at = $3, lease_owner = NULL, lease_until = NULL
@@ -118,5 +131,9 @@ pub async fn counts(conn: &mut AnyConnection) -> Result<(i64, i64, i64), DbError
     )
     .fetch_one(conn)
     .await?;
-    Ok((r.try_get("pending")?, r.try_get("sent")?, r.try_get("failed")?))
+    Ok((
+        r.try_get("pending")?,
+        r.try_get("sent")?,
+        r.try_get("failed")?,
+    ))
 }

@@ -7,7 +7,12 @@ use super::DbError;
 
 /// Count one hit on `key` in the window of `window_ms` containing `now`; returns the count
 /// including this hit.
-pub async fn hit(conn: &mut AnyConnection, key: &str, now: i64, window_ms: i64) -> Result<i64, DbError> {
+pub async fn hit(
+    conn: &mut AnyConnection,
+    key: &str,
+    now: i64,
+    window_ms: i64,
+) -> Result<i64, DbError> {
     let window_start = now - now.rem_euclid(window_ms);
     let row = sqlx::query(
         "INSERT INTO rate_limits (key, window_start, count) VALUES ($1, $2, 1)

@@ -32,7 +32,11 @@ pub async fn insert_session(conn: &mut AnyConnection, s: &SessionRow) -> Result<
 }
 
 /// A live session.
-pub async fn session(conn: &mut AnyConnection, id_hash: &str, now: i64) -> Result<Option<SessionRow>, DbError> {
+pub async fn session(
+    conn: &mut AnyConnection,
+    id_hash: &str,
+    now: i64,
+) -> Result<Option<SessionRow>, DbError> {
     let row = sqlx::query(
         "SELECT id_hash, guest_id, created_at, expires_at, mfa_passed, csrf_secret FROM guest_sessions
          WHERE id_hash = $1 AND expires_at > $2",
@@ -71,7 +75,10 @@ pub async fn delete_session(conn: &mut AnyConnection, id_hash: &str) -> Result<(
 }
 
 /// End every session of a guest (suspension, removal).
-pub async fn delete_guest_sessions(conn: &mut AnyConnection, guest_id: &str) -> Result<(), DbError> {
+pub async fn delete_guest_sessions(
+    conn: &mut AnyConnection,
+    guest_id: &str,
+) -> Result<(), DbError> {
     sqlx::query("DELETE FROM guest_sessions WHERE guest_id = $1")
         .bind(guest_id)
         .execute(conn)
@@ -79,7 +86,13 @@ pub async fn delete_guest_sessions(conn: &mut AnyConnection, guest_id: &str) -> 
     Ok(())
 }
 
-pub async fn insert_signin_link(conn: &mut AnyConnection, token_hash: &str, guest_id: &str, now: i64, expires_at: i64) -> Result<(), DbError> {
+pub async fn insert_signin_link(
+    conn: &mut AnyConnection,
+    token_hash: &str,
+    guest_id: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<(), DbError> {
     sqlx::query("INSERT INTO signin_links (token_hash, guest_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
         .bind(token_hash)
         .bind(guest_id)
@@ -91,7 +104,11 @@ pub async fn insert_signin_link(conn: &mut AnyConnection, token_hash: &str, gues
 }
 
 /// Use a sign-in link once: the guest id, or None if unknown, used or expired.
-pub async fn use_signin_link(conn: &mut AnyConnection, token_hash: &str, now: i64) -> Result<Option<String>, DbError> {
+pub async fn use_signin_link(
+    conn: &mut AnyConnection,
+    token_hash: &str,
+    now: i64,
+) -> Result<Option<String>, DbError> {
     let guest: Option<String> = sqlx::query_scalar(
         "SELECT guest_id FROM signin_links WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
     )
@@ -100,15 +117,23 @@ pub async fn use_signin_link(conn: &mut AnyConnection, token_hash: &str, now: i6
     .fetch_optional(&mut *conn)
     .await?;
     let Some(guest) = guest else { return Ok(None) };
-    let done = sqlx::query("UPDATE signin_links SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
-        .bind(now)
-        .bind(token_hash)
-        .execute(conn)
-        .await?;
+    let done = sqlx::query(
+        "UPDATE signin_links SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL",
+    )
+    .bind(now)
+    .bind(token_hash)
+    .execute(conn)
+    .await?;
     Ok((done.rows_affected() == 1).then_some(guest))
 }
 
-pub async fn insert_email_code(conn: &mut AnyConnection, guest_id: &str, code_hash: &str, now: i64, expires_at: i64) -> Result<(), DbError> {
+pub async fn insert_email_code(
+    conn: &mut AnyConnection,
+    guest_id: &str,
+    code_hash: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<(), DbError> {
     sqlx::query("INSERT INTO email_codes (id, guest_id, code_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
         .bind(uuid::Uuid::new_v4().to_string())
         .bind(guest_id)
@@ -121,7 +146,12 @@ pub async fn insert_email_code(conn: &mut AnyConnection, guest_id: &str, code_ha
 }
 
 /// Use an emailed code once: true when it was valid.
-pub async fn use_email_code(conn: &mut AnyConnection, guest_id: &str, code_hash: &str, now: i64) -> Result<bool, DbError> {
+pub async fn use_email_code(
+    conn: &mut AnyConnection,
+    guest_id: &str,
+    code_hash: &str,
+    now: i64,
+) -> Result<bool, DbError> {
     Ok(sqlx::query(
         "UPDATE email_codes SET used_at = $1
          WHERE guest_id = $2 AND code_hash = $3 AND used_at IS NULL AND expires_at > $1",

@@ -231,3 +231,11 @@ pub async fn page_after(
     };
     rows.iter().map(from_row).collect()
 }
+
+/// Active users of a partner (for the safety limit of a full import).
+pub async fn count_active(conn: &mut AnyConnection, partner_id: &str) -> Result<i64, DbError> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM scim_users WHERE partner_id = $1 AND active = 1")
+        .bind(partner_id)
+        .fetch_one(conn)
+        .await
+}

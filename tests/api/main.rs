@@ -6,6 +6,7 @@ mod conformance;
 mod filter_differential;
 mod health;
 mod helpers;
+mod import;
 mod lifecycle;
 mod scenario_entra;
 mod scenario_okta;
