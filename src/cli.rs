@@ -138,6 +138,7 @@ async fn base_deps(settings: &Settings) -> anyhow::Result<Deps> {
         db,
         Arc::new(SystemClock),
         crate::mapping::RuleSet::empty(),
+        crate::services::portal_env::PortalEnv::from_settings(settings)?,
     ))
 }
 
@@ -145,7 +146,8 @@ async fn deps(settings: &Settings) -> anyhow::Result<Deps> {
     let db = Db::connect(&settings.database).await?;
     db.migrate().await?;
     let rules = crate::startup::load_rules(&settings.mappings_dir)?;
-    Ok(Deps::new(db, Arc::new(SystemClock), rules))
+    let portal = crate::services::portal_env::PortalEnv::from_settings(settings)?;
+    Ok(Deps::new(db, Arc::new(SystemClock), rules, portal))
 }
 
 fn slug(s: &str) -> anyhow::Result<PartnerSlug> {

@@ -21,6 +21,11 @@ const KNOWN_ENV: &[&str] = &[
     "GUESTBRIDGE_JOBS",
     "GUESTBRIDGE_LOG_FORMAT",
     "GUESTBRIDGE_TEST_POSTGRES_URL",
+    "GUESTBRIDGE_BENCH_POSTGRES_URL",
+    "GUESTBRIDGE_SECRET_KEY",
+    "GUESTBRIDGE_SECRET_KEY_FILE",
+    "GUESTBRIDGE_MAIL_FROM",
+    "GUESTBRIDGE_ORGANIZATION",
 ];
 
 /// A setting that cannot be used, named as in the file (`section.key`) or the environment.
@@ -59,6 +64,23 @@ pub struct Settings {
     pub jobs_enabled: bool,
     /// Log line format.
     pub log_format: LogFormat,
+    /// The guest portal and its mail.
+    pub portal: PortalSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct PortalSettings {
+    /// Key sealing secrets at rest (TOTP secrets, signing keys, queued mail): 64 hex chars or
+    /// base64 of 32 bytes. Every instance sharing a database needs the same key.
+    pub secret_key: Option<SecretString>,
+    /// Where the key is kept when `secret_key` is not set (created on first start).
+    pub secret_key_file: PathBuf,
+    /// Sender address of outgoing mail.
+    pub mail_from: String,
+    /// The host organisation's name, shown to guests ("… invites you").
+    pub organization: String,
+    /// Days an invitation link stays valid, unless a rule says otherwise.
+    pub invitation_days: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -93,6 +115,7 @@ pub enum LogFormat {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileSettings {
+    portal: Option<FilePortal>,
     database: Option<FileDatabase>,
     http: Option<FileHttp>,
     smtp: Option<FileSmtp>,
@@ -116,6 +139,16 @@ struct FileHttp {
     public_url: Option<String>,
     max_body_bytes: Option<usize>,
     max_page_size: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePortal {
+    secret_key: Option<String>,
+    secret_key_file: Option<PathBuf>,
+    mail_from: Option<String>,
+    organization: Option<String>,
+    invitation_days: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -265,7 +298,46 @@ impl Settings {
             }
         };
 
+        let portal = f.portal.unwrap_or_default();
+        let invitation_days = portal.invitation_days.unwrap_or(14);
+        if !(1..=365).contains(&invitation_days) {
+            return Err(invalid(
+                "portal.invitation_days",
+                "must be between 1 and 365",
+            ));
+        }
+        let mail_from = var("GUESTBRIDGE_MAIL_FROM")
+            .or(portal.mail_from)
+            .unwrap_or_else(|| "guestbridge@localhost".to_string());
+        if !mail_from.contains('@') {
+            return Err(invalid(
+                "portal.mail_from (GUESTBRIDGE_MAIL_FROM)",
+                "must be an email address",
+            ));
+        }
+        let default_key_file = match url
+            .strip_prefix("sqlite://")
+            .map(|p| p.split('?').next().unwrap_or(p))
+        {
+            Some(db) if db != ":memory:" => Path::new(db).with_extension("key"),
+            _ => PathBuf::from("guestbridge.key"),
+        };
+        let portal = PortalSettings {
+            secret_key: var("GUESTBRIDGE_SECRET_KEY")
+                .or(portal.secret_key)
+                .map(SecretString::from),
+            secret_key_file: var("GUESTBRIDGE_SECRET_KEY_FILE")
+                .map(PathBuf::from)
+                .or(portal.secret_key_file)
+                .unwrap_or(default_key_file),
+            mail_from,
+            organization: var("GUESTBRIDGE_ORGANIZATION")
+                .or(portal.organization)
+                .unwrap_or_else(|| "Guestbridge".to_string()),
+            invitation_days,
+        };
         Ok(Settings {
+            portal,
             database: DatabaseSettings {
                 url,
                 max_connections,

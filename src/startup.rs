@@ -65,7 +65,12 @@ impl Application {
         }
         let rules = load_rules(&settings.mappings_dir)?;
         let state = web::Data::new(AppState {
-            deps: Deps::new(db.clone(), clock, rules),
+            deps: Deps::new(
+                db.clone(),
+                clock,
+                rules,
+                crate::services::portal_env::PortalEnv::from_settings(&settings)?,
+            ),
             settings: Arc::new(settings),
             metrics: Metrics::new().context("registering metrics")?,
         });

@@ -93,3 +93,4 @@ CREATE TABLE rate_limits (
     window_start  BIGINT NOT NULL,
     count         BIGINT NOT NULL
 );
+CREATE INDEX guests_email ON guests(email);

@@ -93,3 +93,4 @@ CREATE TABLE rate_limits (
     window_start  INTEGER NOT NULL,
     count         INTEGER NOT NULL
 );
+CREATE INDEX guests_email ON guests(email);

@@ -456,6 +456,10 @@ pub async fn approve(deps: &Deps, actor: &Actor, guest_id: &str) -> Result<Guest
         now_ms,
     )
     .await?;
+    if old != new {
+        let partner = super::invitations::partner_of(&mut tx, &updated).await?;
+        super::invitations::issue(&mut tx, deps, actor, &updated, &partner).await?;
+    }
     tx.commit().await?;
     Ok(updated)
 }

@@ -2,12 +2,17 @@
 //! CSV import and jobs call these, so every path applies the same rules, audit and outbox.
 
 pub mod groups;
+pub mod guest_auth;
 pub mod guests;
 pub mod import;
+pub mod invitations;
 pub mod lifecycle;
 pub mod listing;
+pub mod mailer;
 pub mod partners;
+pub mod portal_env;
 pub mod rules;
+pub mod signing;
 pub mod users;
 
 use crate::clock::SharedClock;
@@ -21,14 +26,22 @@ pub struct Deps {
     pub clock: SharedClock,
     /// The mapping rules in force; swapped on reload.
     pub rules: lifecycle::SharedRules,
+    /// Keys, templates and URLs of the guest portal and its mail.
+    pub portal: std::sync::Arc<portal_env::PortalEnv>,
 }
 
 impl Deps {
-    pub fn new(db: Db, clock: SharedClock, rules: crate::mapping::RuleSet) -> Self {
+    pub fn new(
+        db: Db,
+        clock: SharedClock,
+        rules: crate::mapping::RuleSet,
+        portal: portal_env::PortalEnv,
+    ) -> Self {
         Deps {
             db,
             clock,
             rules: std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(rules))),
+            portal: std::sync::Arc::new(portal),
         }
     }
 

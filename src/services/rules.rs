@@ -251,6 +251,8 @@ pub async fn reload(
                     &cause,
                 )
                 .await?;
+                super::invitations::after_reconcile(&mut tx, deps, actor, &partner, &outcome)
+                    .await?;
                 tx.commit().await?;
                 if outcome.changed() {
                     report.people_changed += 1;

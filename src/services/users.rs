@@ -328,7 +328,7 @@ pub(crate) async fn reconcile_user(
         doc,
         groups: &groups,
     };
-    lifecycle::reconcile(
+    let outcome = lifecycle::reconcile(
         tx,
         &deps.rules(),
         deps.clock.now(),
@@ -336,7 +336,9 @@ pub(crate) async fn reconcile_user(
         &person,
         &lifecycle::Cause { actor, via },
     )
-    .await
+    .await?;
+    super::invitations::after_reconcile(tx, deps, actor, partner, &outcome).await?;
+    Ok(outcome)
 }
 
 /// Re-evaluate a person by id (after a group membership change), within `tx`.

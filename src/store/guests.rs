@@ -315,3 +315,19 @@ pub async fn grants_of(
     }
     Ok(out)
 }
+
+/// Guests with this (lower-cased) email address, any partner.
+pub async fn by_email(
+    conn: &mut AnyConnection,
+    email_lower: &str,
+) -> Result<Vec<GuestRow>, DbError> {
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM guests g WHERE g.email = $1 ORDER BY g.created_at"
+    ))
+    .bind(email_lower)
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
+}

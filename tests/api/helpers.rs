@@ -82,6 +82,10 @@ pub async fn fresh_database(backend: Backend, dir: &tempfile::TempDir) -> String
     }
 }
 
+/// A fixed sealing key for tests (never used outside them).
+pub const TEST_SECRET_KEY: &str =
+    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
 pub fn settings_for(database_url: &str) -> Settings {
     settings_with_mappings(
         database_url,
@@ -93,6 +97,7 @@ pub fn settings_with_mappings(database_url: &str, mappings: &std::path::Path) ->
     let mappings = mappings.display().to_string();
     let env: BTreeMap<String, String> = [
         ("GUESTBRIDGE_MAPPINGS", mappings.as_str()),
+        ("GUESTBRIDGE_SECRET_KEY", TEST_SECRET_KEY),
         ("GUESTBRIDGE_DATABASE_URL", database_url),
         ("GUESTBRIDGE_LISTEN", "127.0.0.1:0"),
         ("GUESTBRIDGE_JOBS", "off"),

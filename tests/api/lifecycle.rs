@@ -212,7 +212,15 @@ async fn matching_people_become_invited_guests_with_audited_grants(backend: Back
         .iter()
         .map(|h| h["action"].as_str().unwrap())
         .collect();
-    assert_eq!(actions, ["guest.created", "grant.added", "grant.added"]);
+    assert_eq!(
+        actions,
+        [
+            "guest.created",
+            "grant.added",
+            "grant.added",
+            "invitation.issued"
+        ]
+    );
     assert_eq!(
         d["history"][0]["detail"]["cause"]["via"],
         "scim:user.created"

@@ -1,0 +1,411 @@
+//! Invitations: a 256-bit single-use link, stored only as a hash, mailed through the
+//! outbox in the same transaction; and what a guest does with it (accept with consent,
+//! decline).
+
+use chrono::Duration;
+use serde_json::{json, Value};
+
+use super::lifecycle::Outcome;
+use super::mailer::{self, MailRequest};
+use super::{Actor, Deps, ServiceError};
+use crate::auth::secrets::{hash_token, random_token};
+use crate::clock::from_millis;
+use crate::domain::lifecycle::{transition, Event, GuestState};
+use crate::domain::Partner;
+use crate::store::audit::{self, AuditEntry};
+use crate::store::guests::{self as guest_store, GuestRow};
+use crate::store::invitations::{self as inv_store, InvitationRow};
+use crate::store::{partners as partner_store, sessions as session_store, Tx};
+
+/// The version of the consent text shown on the invitation page; recorded with each decision.
+pub const CONSENT_VERSION: &str = "2026-11-v1";
+
+pub(crate) async fn audit_guest(
+    tx: &mut Tx,
+    actor: &Actor,
+    guest: &GuestRow,
+    action: &str,
+    detail: Value,
+    now: i64,
+) -> Result<(), ServiceError> {
+    audit::append(
+        tx,
+        &AuditEntry {
+            actor: &actor.label,
+            partner_id: Some(&guest.partner_id),
+            action,
+            target_type: "guest",
+            target_id: Some(&guest.id),
+            request_id: actor.request_id.as_deref(),
+            detail,
+        },
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+fn parse_state(g: &GuestRow) -> Result<GuestState, ServiceError> {
+    g.state
+        .parse()
+        .map_err(|e: crate::domain::lifecycle::UnknownState| ServiceError::Corrupt(e.to_string()))
+}
+
+/// Apps a guest is granted, for mails and pages: (app, roles, latest end).
+pub(crate) async fn granted_apps(
+    tx: &mut sqlx::AnyConnection,
+    deps: &Deps,
+    guest_id: &str,
+) -> Result<Vec<Value>, ServiceError> {
+    let rules = deps.rules();
+    let grants = guest_store::grants(tx, guest_id).await?;
+    let now = deps.now_ms();
+    let mut apps: Vec<Value> = Vec::new();
+    for g in grants
+        .iter()
+        .filter(|g| g.valid_until.is_none_or(|u| u > now))
+    {
+        let Some(app) = rules.app(&g.app_id) else {
+            continue;
+        };
+        let ends = g
+            .valid_until
+            .map(|t| from_millis(t).format("%-d %B %Y").to_string());
+        if let Some(existing) = apps.iter_mut().find(|a| a["id"] == app.id) {
+            if let Some(roles) = existing["roles_list"].as_array_mut() {
+                if !roles.contains(&json!(g.role)) {
+                    roles.push(json!(g.role));
+                }
+            }
+            continue;
+        }
+        apps.push(json!({
+            "id": app.id, "name": app.name, "description": app.description, "icon": app.icon,
+            "launch_url": app.launch_url, "roles_list": [g.role], "ends": ends,
+        }));
+    }
+    for a in apps.iter_mut() {
+        let joined = a["roles_list"]
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        a["roles"] = json!(joined);
+    }
+    Ok(apps)
+}
+
+/// Issue a new invitation (voiding open ones) and queue its mail, in `tx`.
+pub async fn issue(
+    tx: &mut Tx,
+    deps: &Deps,
+    actor: &Actor,
+    guest: &GuestRow,
+    partner: &Partner,
+) -> Result<Option<String>, ServiceError> {
+    let now = deps.now_ms();
+    inv_store::revoke_open(tx, &guest.id, now).await?;
+    let token = random_token(32);
+    let expires_at =
+        now + Duration::days(i64::from(deps.portal.invitation_days)).num_milliseconds();
+    let invitation = InvitationRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        guest_id: guest.id.clone(),
+        token_hash: hash_token(&token),
+        created_at: now,
+        expires_at,
+        used_at: None,
+        revoked_at: None,
+        reminders_sent: 0,
+        last_reminder_at: None,
+    };
+    inv_store::insert(tx, &invitation).await?;
+    let Some(email) = guest.email.as_deref() else {
+        audit_guest(
+            tx,
+            actor,
+            guest,
+            "invitation.not_sent",
+            json!({"invitation": invitation.id, "reason": "the person has no email address"}),
+            now,
+        )
+        .await?;
+        return Ok(None);
+    };
+    let apps = granted_apps(tx, deps, &guest.id).await?;
+    let context = json!({
+        "guest_name": guest.display_name.clone().unwrap_or_else(|| guest.user_name.clone()),
+        "inviter": deps.portal.organization,
+        "partner_name": partner.name,
+        "apps": apps,
+        "link": format!("{}/invite/{token}", deps.portal.public_url),
+        "expires_at": from_millis(expires_at).format("%-d %B %Y").to_string(),
+        "sponsor": guest.sponsor,
+    });
+    mailer::queue(
+        tx,
+        deps,
+        MailRequest {
+            to: email,
+            template: guest.template.as_deref().unwrap_or("invitation"),
+            partner: Some(partner.slug.as_str()),
+            language: guest.language.as_deref(),
+            context,
+            idempotency_key: format!("invitation:{}", invitation.id),
+            guest_id: Some(&guest.id),
+        },
+    )
+    .await?;
+    audit_guest(
+        tx,
+        actor,
+        guest,
+        "invitation.issued",
+        json!({"invitation": invitation.id, "expires_at": expires_at}),
+        now,
+    )
+    .await?;
+    Ok(Some(invitation.id))
+}
+
+/// After reconciliation: invite a guest who just became invitable; end the access of one
+/// who was suspended or removed (open invitations voided, sessions ended).
+pub async fn after_reconcile(
+    tx: &mut Tx,
+    deps: &Deps,
+    actor: &Actor,
+    partner: &Partner,
+    outcome: &Outcome,
+) -> Result<(), ServiceError> {
+    let (Some(guest_id), Some(to)) = (&outcome.guest_id, &outcome.to) else {
+        return Ok(());
+    };
+    if outcome.from.as_deref() == Some(to.as_str()) && !outcome.created {
+        return Ok(());
+    }
+    let Some(guest) = guest_store::get(tx, guest_id).await? else {
+        return Ok(());
+    };
+    match parse_state(&guest)? {
+        GuestState::Invited => {
+            let open = inv_store::for_guest(tx, guest_id)
+                .await?
+                .iter()
+                .any(|i| i.is_open(deps.now_ms()));
+            if !open {
+                issue(tx, deps, actor, &guest, partner).await?;
+            }
+        }
+        GuestState::Suspended(_) | GuestState::Removed => {
+            inv_store::revoke_open(tx, guest_id, deps.now_ms()).await?;
+            session_store::delete_guest_sessions(tx, guest_id).await?;
+        }
+        GuestState::PendingApproval | GuestState::Active => {}
+    }
+    Ok(())
+}
+
+/// An admin re-sends an invitation: a new link, the old one void.
+pub async fn resend(deps: &Deps, actor: &Actor, guest_id: &str) -> Result<(), ServiceError> {
+    let mut tx = deps.db.begin_write().await?;
+    let guest = guest_store::get(&mut tx, guest_id)
+        .await?
+        .ok_or(ServiceError::NotFound)?;
+    if parse_state(&guest)? != GuestState::Invited {
+        return Err(ServiceError::Conflict(format!(
+            "only invited guests can be re-invited; this guest is {}",
+            guest.state
+        )));
+    }
+    let partner = partner_of(&mut tx, &guest).await?;
+    issue(&mut tx, deps, actor, &guest, &partner).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// An admin voids a guest's open invitation.
+pub async fn revoke(deps: &Deps, actor: &Actor, guest_id: &str) -> Result<u64, ServiceError> {
+    let now = deps.now_ms();
+    let mut tx = deps.db.begin_write().await?;
+    let guest = guest_store::get(&mut tx, guest_id)
+        .await?
+        .ok_or(ServiceError::NotFound)?;
+    let n = inv_store::revoke_open(&mut tx, guest_id, now).await?;
+    audit_guest(
+        &mut tx,
+        actor,
+        &guest,
+        "invitation.revoked",
+        json!({"count": n}),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+pub(crate) async fn partner_of(
+    conn: &mut sqlx::AnyConnection,
+    guest: &GuestRow,
+) -> Result<Partner, ServiceError> {
+    partner_store::list(conn)
+        .await?
+        .into_iter()
+        .find(|p| p.id == guest.partner_id)
+        .ok_or_else(|| ServiceError::Corrupt(format!("guest {} has no partner", guest.id)))
+}
+
+/// What the invitation page shows.
+#[derive(Debug, Clone)]
+pub struct InvitationView {
+    pub token_hash: String,
+    pub guest: GuestRow,
+    pub partner: Partner,
+    pub apps: Vec<Value>,
+}
+
+/// Why a link does not work; the page says so without revealing more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkProblem {
+    Unknown,
+    Used,
+    Revoked,
+    Expired,
+}
+
+/// Look up an invitation link.
+pub async fn open(
+    deps: &Deps,
+    token: &str,
+) -> Result<Result<InvitationView, LinkProblem>, ServiceError> {
+    let mut conn = deps.db.pool().acquire().await?;
+    let hash = hash_token(token);
+    let Some(inv) = inv_store::by_token_hash(&mut conn, &hash).await? else {
+        return Ok(Err(LinkProblem::Unknown));
+    };
+    if inv.used_at.is_some() {
+        return Ok(Err(LinkProblem::Used));
+    }
+    if inv.revoked_at.is_some() {
+        return Ok(Err(LinkProblem::Revoked));
+    }
+    if inv.expires_at <= deps.now_ms() {
+        return Ok(Err(LinkProblem::Expired));
+    }
+    let guest = guest_store::get(&mut conn, &inv.guest_id)
+        .await?
+        .ok_or(ServiceError::NotFound)?;
+    let partner = partner_of(&mut conn, &guest).await?;
+    let apps = granted_apps(&mut conn, deps, &guest.id).await?;
+    Ok(Ok(InvitationView {
+        token_hash: hash,
+        guest,
+        partner,
+        apps,
+    }))
+}
+
+/// The guest's answer on the invitation page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Accept,
+    Decline,
+}
+
+/// Record the answer; on accept, the guest is signed in (the caller sets the session cookie
+/// from the returned secret). The link is used up either way.
+pub async fn answer(
+    deps: &Deps,
+    token: &str,
+    decision: Decision,
+    consent_version: &str,
+) -> Result<Result<Option<String>, LinkProblem>, ServiceError> {
+    let now = deps.now_ms();
+    let mut tx = deps.db.begin_write().await?;
+    let Some(inv) = inv_store::by_token_hash(&mut tx, &hash_token(token)).await? else {
+        return Ok(Err(LinkProblem::Unknown));
+    };
+    if !inv_store::mark_used(&mut tx, &inv.id, now).await? {
+        return Ok(Err(if inv.revoked_at.is_some() {
+            LinkProblem::Revoked
+        } else if inv.used_at.is_some() {
+            LinkProblem::Used
+        } else {
+            LinkProblem::Expired
+        }));
+    }
+    let guest = guest_store::get(&mut tx, &inv.guest_id)
+        .await?
+        .ok_or(ServiceError::NotFound)?;
+    let actor = Actor {
+        label: format!("guest:{}", guest.id),
+        request_id: None,
+    };
+    inv_store::record_consent(
+        &mut tx,
+        &guest.id,
+        now,
+        consent_version,
+        decision == Decision::Accept,
+    )
+    .await?;
+    let state = parse_state(&guest)?;
+    match decision {
+        Decision::Decline => {
+            let new = transition(state, Event::Decline).unwrap_or(state);
+            guest_store::update(
+                &mut tx,
+                &GuestRow {
+                    state: new.to_string(),
+                    updated_at: now,
+                    ..guest.clone()
+                },
+            )
+            .await?;
+            audit_guest(&mut tx, &actor, &guest, "guest.state_changed", json!({"from": state.to_string(), "to": new.to_string(), "event": "Decline", "consent_version": consent_version}), now).await?;
+            if let Some(sponsor) = guest.sponsor.as_deref() {
+                let partner = partner_of(&mut tx, &guest).await?;
+                mailer::queue(
+                    &mut tx,
+                    deps,
+                    MailRequest {
+                        to: sponsor,
+                        template: "declined_notice",
+                        partner: Some(partner.slug.as_str()),
+                        language: None,
+                        context: json!({"guest_name": guest.display_name.clone().unwrap_or_else(|| guest.user_name.clone()), "partner_name": partner.name}),
+                        idempotency_key: format!("declined:{}", inv.id),
+                        guest_id: Some(&guest.id),
+                    },
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(Ok(None))
+        }
+        Decision::Accept => {
+            audit_guest(
+                &mut tx,
+                &actor,
+                &guest,
+                "guest.consented",
+                json!({"consent_version": consent_version, "invitation": inv.id}),
+                now,
+            )
+            .await?;
+            // Without MFA the guest has redeemed now; with MFA, once the first code is proven.
+            if !guest.mfa_required {
+                super::guest_auth::redeem(&mut tx, &actor, &guest, now).await?;
+            }
+            let secret =
+                super::guest_auth::start_session(&mut tx, &guest.id, now, !guest.mfa_required)
+                    .await?;
+            tx.commit().await?;
+            Ok(Ok(Some(secret)))
+        }
+    }
+}
