@@ -26,6 +26,7 @@ const KNOWN_ENV: &[&str] = &[
     "GUESTBRIDGE_SECRET_KEY_FILE",
     "GUESTBRIDGE_MAIL_FROM",
     "GUESTBRIDGE_ORGANIZATION",
+    "GUESTBRIDGE_MAIL_RETRY_BASE_MS",
 ];
 
 /// A setting that cannot be used, named as in the file (`section.key`) or the environment.
@@ -81,6 +82,10 @@ pub struct PortalSettings {
     pub organization: String,
     /// Days an invitation link stays valid, unless a rule says otherwise.
     pub invitation_days: u32,
+    /// First retry delay of a failed mail delivery in milliseconds; it doubles per attempt.
+    pub mail_retry_base_ms: u64,
+    /// Delivery attempts before a mail is given up (dead letter).
+    pub mail_max_attempts: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -149,6 +154,8 @@ struct FilePortal {
     mail_from: Option<String>,
     organization: Option<String>,
     invitation_days: Option<u32>,
+    mail_retry_base_ms: Option<u64>,
+    mail_max_attempts: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -335,6 +342,11 @@ impl Settings {
                 .or(portal.organization)
                 .unwrap_or_else(|| "Guestbridge".to_string()),
             invitation_days,
+            mail_retry_base_ms: match var("GUESTBRIDGE_MAIL_RETRY_BASE_MS") {
+                Some(v) => parse_number(&v, "GUESTBRIDGE_MAIL_RETRY_BASE_MS")?,
+                None => portal.mail_retry_base_ms.unwrap_or(10_000),
+            },
+            mail_max_attempts: portal.mail_max_attempts.unwrap_or(10).max(1),
         };
         Ok(Settings {
             portal,

@@ -16,6 +16,7 @@ pub mod import;
 pub mod mail;
 pub mod mapping;
 pub mod metrics;
+pub mod portal;
 pub mod scim;
 pub mod services;
 pub mod startup;

@@ -19,6 +19,8 @@ use crate::store::Db;
 /// Shared, read-only state of a running instance.
 pub struct AppState {
     pub deps: Deps,
+    /// The guest portal's page templates.
+    pub pages: crate::portal::Pages,
     pub settings: Arc<Settings>,
     pub metrics: Metrics,
 }
@@ -37,6 +39,42 @@ pub fn load_rules(dir: &std::path::Path) -> anyhow::Result<crate::mapping::RuleS
             list.join("; ")
         )
     })
+}
+
+/// Headers every response carries: no framing, no sniffing, no referrer (invitation links
+/// carry a secret), and a CSP that allows only this origin and inline styles.
+fn security_headers() -> actix_web::middleware::DefaultHeaders {
+    actix_web::middleware::DefaultHeaders::new()
+        .add(("X-Frame-Options", "DENY"))
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add((
+            "Content-Security-Policy",
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data: https:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ))
+}
+
+/// Deliver queued mail when SMTP is configured; otherwise mail waits in the outbox.
+fn start_mail_sender(deps: &Deps, settings: &Settings) -> anyhow::Result<()> {
+    use secrecy::ExposeSecret;
+    let Some(url) = &settings.smtp_url else {
+        tracing::info!("no SMTP URL set: mail is kept in the outbox and not sent");
+        return Ok(());
+    };
+    let sender = crate::mail::smtp::SmtpSender::new(
+        url.expose_secret(),
+        &settings.portal.mail_from,
+        std::time::Duration::from_secs(30),
+    )
+    .map_err(|e| anyhow::anyhow!("setting smtp.url (GUESTBRIDGE_SMTP_URL): {e}"))?;
+    let policy = crate::services::outbox::RetryPolicy {
+        base_ms: settings.portal.mail_retry_base_ms,
+        max_attempts: settings.portal.mail_max_attempts,
+    };
+    let poll =
+        std::time::Duration::from_millis(settings.portal.mail_retry_base_ms.clamp(100, 5_000));
+    crate::services::outbox::spawn(deps.clone(), Arc::new(sender), policy, poll);
+    Ok(())
 }
 
 /// A built, not yet running, instance.
@@ -64,7 +102,9 @@ impl Application {
             settings.http.public_url = format!("http://{}:{port}", settings.http.listen.ip());
         }
         let rules = load_rules(&settings.mappings_dir)?;
+        let pages = crate::portal::Pages::new().context("loading the portal pages")?;
         let state = web::Data::new(AppState {
+            pages,
             deps: Deps::new(
                 db.clone(),
                 clock,
@@ -74,16 +114,22 @@ impl Application {
             settings: Arc::new(settings),
             metrics: Metrics::new().context("registering metrics")?,
         });
+        crate::services::signing::ensure_key(&state.deps)
+            .await
+            .map_err(|e| anyhow::anyhow!("preparing the app-launch signing key: {e}"))?;
+        start_mail_sender(&state.deps, &state.settings)?;
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(crate::metrics::record))
+                .wrap(security_headers())
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
                 .route("/healthz", web::get().to(crate::health::get_healthz))
                 .route("/readyz", web::get().to(crate::health::get_readyz))
                 .route("/metrics", web::get().to(crate::metrics::get_metrics))
                 .service(web::scope("/api/v1").configure(crate::admin::configure))
+                .configure(crate::portal::configure)
                 .service(
                     web::scope("/scim/v2")
                         .configure(crate::scim::configure)

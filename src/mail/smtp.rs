@@ -31,7 +31,7 @@ use super::message::OutgoingMail;
 /// Sender address when `GUESTBRIDGE_MAIL_FROM` is not set.
 pub const DEFAULT_FROM: &str = "guestbridge@localhost";
 
-/// How long one connection, command or reply may take before the attempt is abandoned.
+/// How long one delivery (connect, dialogue, data) may take before it is abandoned.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 const KIND_HEADER: HeaderName = HeaderName::new_from_ascii_str("X-Guestbridge-Kind");
@@ -97,6 +97,8 @@ pub struct SmtpSender {
     message_id_domain: String,
     /// `host:port (tls)` for logs: never the credentials.
     endpoint: String,
+    /// Limit for one whole delivery (lettre's own time-out covers only the TCP connect).
+    timeout: Duration,
 }
 
 impl fmt::Debug for SmtpSender {
@@ -139,6 +141,7 @@ impl SmtpSender {
             message_id_domain: from.email.domain().to_owned(),
             from,
             endpoint: format!("{}:{} ({:?})", settings.host, settings.port, settings.tls),
+            timeout,
         })
     }
 
@@ -147,8 +150,9 @@ impl SmtpSender {
         &self.endpoint
     }
 
-    /// Delivers one mail. A failure after the server received the data but before it
-    /// confirmed is reported as transient; the retry carries the same `Message-ID`.
+    /// Delivers one mail within the time-out given to [`SmtpSender::new`]. A failure after
+    /// the server received the data but before it confirmed (a lost connection, the time-out)
+    /// is reported as transient; the retry carries the same `Message-ID`.
     #[tracing::instrument(
         skip_all,
         fields(kind = %mail.kind, idempotency_key = %mail.idempotency_key, smtp = %self.endpoint),
@@ -156,11 +160,14 @@ impl SmtpSender {
     )]
     pub async fn send(&self, mail: &OutgoingMail) -> Result<(), SendError> {
         let message = self.build_message(mail)?;
-        self.transport
-            .send(message)
-            .await
-            .map(|_| ())
-            .map_err(|err| classify(&err))
+        match tokio::time::timeout(self.timeout, self.transport.send(message)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(err)) => Err(classify(&err)),
+            Err(_) => Err(SendError::Transient {
+                code: None,
+                reason: format!("no answer within {:?}", self.timeout),
+            }),
+        }
     }
 
     /// The MIME message for `mail`, as it will be sent.

@@ -48,6 +48,10 @@ pub async fn queue(tx: &mut Tx, deps: &Deps, req: MailRequest<'_>) -> Result<boo
         deps.now_ms(),
     )
     .await?;
+    if queued {
+        // Never the body: it holds one-time links and codes.
+        tracing::info!(kind = req.template, guest = req.guest_id, "mail queued");
+    }
     deps.portal.mail_queued.notify_one();
     Ok(queued)
 }

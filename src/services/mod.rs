@@ -9,6 +9,7 @@ pub mod invitations;
 pub mod lifecycle;
 pub mod listing;
 pub mod mailer;
+pub mod outbox;
 pub mod partners;
 pub mod portal_env;
 pub mod rules;

@@ -94,8 +94,16 @@ pub fn settings_for(database_url: &str) -> Settings {
 }
 
 pub fn settings_with_mappings(database_url: &str, mappings: &std::path::Path) -> Settings {
+    settings_with(database_url, mappings, &[])
+}
+
+pub fn settings_with(
+    database_url: &str,
+    mappings: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> Settings {
     let mappings = mappings.display().to_string();
-    let env: BTreeMap<String, String> = [
+    let mut env: BTreeMap<String, String> = [
         ("GUESTBRIDGE_MAPPINGS", mappings.as_str()),
         ("GUESTBRIDGE_SECRET_KEY", TEST_SECRET_KEY),
         ("GUESTBRIDGE_DATABASE_URL", database_url),
@@ -107,6 +115,9 @@ pub fn settings_with_mappings(database_url: &str, mappings: &std::path::Path) ->
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
     Settings::load(None, &env).expect("test settings")
 }
 
@@ -117,6 +128,15 @@ pub async fn spawn(backend: Backend) -> TestApp {
 
 /// Start the app with these rule files (name, TOML) in its mappings folder.
 pub async fn spawn_with_rules(backend: Backend, rule_files: &[(&str, &str)]) -> TestApp {
+    spawn_with(backend, rule_files, &[]).await
+}
+
+/// Start the app with rule files and extra settings (`GUESTBRIDGE_*` pairs).
+pub async fn spawn_with(
+    backend: Backend,
+    rule_files: &[(&str, &str)],
+    extra: &[(&str, &str)],
+) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
         guestbridge::telemetry::init(guestbridge::config::LogFormat::Text, "debug");
     }
@@ -127,7 +147,7 @@ pub async fn spawn_with_rules(backend: Backend, rule_files: &[(&str, &str)]) -> 
     for (name, content) in rule_files {
         std::fs::write(mappings.join(name), content).expect("rule file");
     }
-    let settings = settings_with_mappings(&database_url, &mappings);
+    let settings = settings_with(&database_url, &mappings, extra);
     let app = Application::build(settings.clone(), Arc::new(SystemClock))
         .await
         .expect("build app");

@@ -1,0 +1,606 @@
+//! The guest portal: server-rendered pages for the invitation, consent, MFA, sign-in and the
+//! access panel, plus app launch and the JWKS. Pages work without JavaScript on a 360 px
+//! screen; every form carries a CSRF token; responses carry strict security headers.
+
+mod pages;
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::csrf::{check_csrf, check_pre_session_csrf, csrf_token, pre_session_csrf_token};
+use crate::auth::secrets::{hash_token, random_token};
+use crate::domain::GuestState;
+use crate::services::guest_auth::{self, CodeOutcome, GuestSession};
+use crate::services::invitations::{self, Decision, LinkProblem, CONSENT_VERSION};
+use crate::services::{signing, ServiceError};
+use crate::startup::AppState;
+
+pub use pages::Pages;
+
+const SESSION_COOKIE: &str = "gb_session";
+const PRE_COOKIE: &str = "gb_pre";
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(|| async { see_other("/signin") }))
+        .route("/invite/{token}", web::get().to(get_invite))
+        .route("/invite/{token}", web::post().to(post_invite))
+        .route("/mfa/setup", web::get().to(get_mfa_setup))
+        .route("/mfa/setup", web::post().to(post_mfa_setup))
+        .route("/mfa", web::get().to(get_mfa))
+        .route("/mfa", web::post().to(post_mfa))
+        .route("/mfa/email", web::post().to(post_mfa_email))
+        .route("/mfa/email/verify", web::post().to(post_mfa_email_verify))
+        .route("/apps", web::get().to(get_apps))
+        .route("/apps/{app}/launch", web::get().to(get_launch))
+        .route("/signin", web::get().to(get_signin))
+        .route("/signin", web::post().to(post_signin))
+        .route("/signin/{token}", web::get().to(get_signin_link))
+        .route("/signout", web::post().to(post_signout))
+        .route("/.well-known/jwks.json", web::get().to(get_jwks));
+}
+
+fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+fn html(status: StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(body)
+}
+
+fn page(state: &AppState, status: StatusCode, name: &str, ctx: serde_json::Value) -> HttpResponse {
+    match state
+        .pages
+        .render(name, &state.deps.portal.organization, ctx)
+    {
+        Ok(body) => html(status, body),
+        Err(e) => internal(e),
+    }
+}
+
+fn message(
+    state: &AppState,
+    status: StatusCode,
+    heading: &str,
+    text: &str,
+    link: Option<(&str, &str)>,
+) -> HttpResponse {
+    page(
+        state,
+        status,
+        "message.html",
+        json!({"heading": heading, "text": text, "link": link.map(|l| l.0), "link_text": link.map(|l| l.1)}),
+    )
+}
+
+fn internal(e: impl std::fmt::Display) -> HttpResponse {
+    let error_id = uuid::Uuid::new_v4();
+    tracing::error!(%error_id, error = %e, "portal error");
+    HttpResponse::InternalServerError()
+        .content_type("text/plain; charset=utf-8")
+        .body(format!("Something went wrong. Reference {error_id}."))
+}
+
+fn client_ip(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn session_cookie<'a>(state: &AppState, value: String) -> Cookie<'a> {
+    Cookie::build(SESSION_COOKIE, value)
+        .path("/")
+        .http_only(true)
+        .secure(state.deps.portal.secure_cookies)
+        .same_site(SameSite::Lax)
+        .finish()
+}
+
+fn link_problem(state: &AppState, p: LinkProblem) -> HttpResponse {
+    let (status, text) = match p {
+        LinkProblem::Unknown => (
+            StatusCode::NOT_FOUND,
+            "This link is not valid. Check that you copied the whole link from the email.",
+        ),
+        LinkProblem::Used => (
+            StatusCode::GONE,
+            "This link has already been used. Sign in to reach your applications.",
+        ),
+        LinkProblem::Revoked => (
+            StatusCode::GONE,
+            "This link has been replaced by a newer one. Use the most recent email.",
+        ),
+        LinkProblem::Expired => (
+            StatusCode::GONE,
+            "This link has expired. Ask your contact to send a new invitation, or sign in.",
+        ),
+    };
+    message(
+        state,
+        status,
+        "This link does not work",
+        text,
+        Some(("/signin", "Sign in")),
+    )
+}
+
+/// The signed-in guest, if the session cookie is valid.
+async fn current(
+    state: &AppState,
+    req: &HttpRequest,
+) -> Result<Option<GuestSession>, ServiceError> {
+    match req.cookie(SESSION_COOKIE) {
+        Some(c) => guest_auth::session(&state.deps, c.value()).await,
+        None => Ok(None),
+    }
+}
+
+fn pre_key(state: &AppState) -> [u8; 32] {
+    state.deps.portal.secrets.derive_key("csrf:pre-session")
+}
+
+fn session_csrf(gs: &GuestSession, form: &str) -> String {
+    csrf_token(gs.session.csrf_secret.as_bytes(), form)
+}
+
+fn csrf_ok(gs: &GuestSession, form: &str, token: &str) -> bool {
+    check_csrf(gs.session.csrf_secret.as_bytes(), form, token)
+}
+
+fn forbidden(state: &AppState) -> HttpResponse {
+    message(
+        state,
+        StatusCode::FORBIDDEN,
+        "Please try again",
+        "The form expired or did not come from this site. Go back, reload the page and try again.",
+        None,
+    )
+}
+
+/// Where a signed-in guest goes next.
+async fn next_step(state: &AppState, gs: &GuestSession) -> Result<&'static str, ServiceError> {
+    if gs.needs_mfa() {
+        return Ok(
+            if guest_auth::is_enrolled(&state.deps, &gs.guest.id).await? {
+                "/mfa"
+            } else {
+                "/mfa/setup"
+            },
+        );
+    }
+    Ok("/apps")
+}
+
+pub async fn get_invite(state: web::Data<AppState>, token: web::Path<String>) -> HttpResponse {
+    let view = match invitations::open(&state.deps, &token).await {
+        Ok(Ok(v)) => v,
+        Ok(Err(p)) => return link_problem(&state, p),
+        Err(e) => return internal(e),
+    };
+    let g = &view.guest;
+    let mut shared = vec!["your name".to_string()];
+    if g.email.is_some() {
+        shared.push("your email address".into());
+    }
+    shared.push(format!("that you work for {}", view.partner.name));
+    shared.push("the roles you are given in each application".into());
+    page(
+        &state,
+        StatusCode::OK,
+        "invite.html",
+        json!({
+            "token": token.as_str(),
+            "guest_name": g.display_name.clone().unwrap_or_else(|| g.user_name.clone()),
+            "partner_name": view.partner.name,
+            "apps": view.apps,
+            "shared": shared,
+            "mfa_required": g.mfa_required,
+            "csrf": pre_session_csrf_token(&pre_key(&state), &view.token_hash, "invite"),
+            "consent_version": CONSENT_VERSION,
+            "sponsor_text": match &g.sponsor { Some(s) => format!("your contact ({s}) will be told."), None => "your contact will be told.".into() },
+            "lang": g.language,
+        }),
+    )
+}
+
+#[derive(Deserialize)]
+pub struct InviteForm {
+    csrf: String,
+    decision: String,
+    consent_version: Option<String>,
+}
+
+pub async fn post_invite(
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+    form: web::Form<InviteForm>,
+) -> HttpResponse {
+    if !check_pre_session_csrf(&pre_key(&state), &hash_token(&token), "invite", &form.csrf) {
+        return forbidden(&state);
+    }
+    let decision = match form.decision.as_str() {
+        "accept" => Decision::Accept,
+        "decline" => Decision::Decline,
+        _ => {
+            return message(
+                &state,
+                StatusCode::BAD_REQUEST,
+                "Please try again",
+                "Choose accept or decline.",
+                None,
+            )
+        }
+    };
+    let version = form
+        .consent_version
+        .as_deref()
+        .filter(|v| *v == CONSENT_VERSION)
+        .unwrap_or(CONSENT_VERSION);
+    match invitations::answer(&state.deps, &token, decision, version).await {
+        Ok(Err(p)) => link_problem(&state, p),
+        Ok(Ok(None)) => message(&state, StatusCode::OK, "You declined the invitation", "Nothing has been shared. Your contact has been told. If this was a mistake, ask them for a new invitation.", None),
+        Ok(Ok(Some(secret))) => {
+            let next = match guest_auth::session(&state.deps, &secret).await {
+                Ok(Some(gs)) => next_step(&state, &gs).await.unwrap_or("/apps"),
+                _ => "/apps",
+            };
+            let mut res = see_other(next);
+            let _ = res.add_cookie(&session_cookie(&state, secret));
+            res
+        }
+        Err(e) => internal(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    csrf: String,
+    code: Option<String>,
+}
+
+pub async fn get_mfa_setup(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let gs = match current(&state, &req).await {
+        Ok(Some(gs)) => gs,
+        Ok(None) => return see_other("/signin"),
+        Err(e) => return internal(e),
+    };
+    match guest_auth::is_enrolled(&state.deps, &gs.guest.id).await {
+        Ok(true) => return see_other("/mfa"),
+        Ok(false) => {}
+        Err(e) => return internal(e),
+    }
+    render_setup(&state, &gs, None).await
+}
+
+async fn render_setup(state: &AppState, gs: &GuestSession, error: Option<&str>) -> HttpResponse {
+    match guest_auth::enrolment(&state.deps, gs).await {
+        Ok(en) => page(
+            state,
+            if error.is_some() {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::OK
+            },
+            "mfa_setup.html",
+            json!({"qr_svg": en.qr_svg, "otpauth_uri": en.otpauth_uri, "secret_text": en.secret_text, "csrf": session_csrf(gs, "mfa"), "error": error}),
+        ),
+        Err(e) => internal(e),
+    }
+}
+
+fn too_many(state: &AppState) -> HttpResponse {
+    message(
+        state,
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many attempts",
+        "Please wait 15 minutes and try again.",
+        None,
+    )
+}
+
+pub async fn post_mfa_setup(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<CodeForm>,
+) -> HttpResponse {
+    let gs = match current(&state, &req).await {
+        Ok(Some(gs)) => gs,
+        Ok(None) => return see_other("/signin"),
+        Err(e) => return internal(e),
+    };
+    if !csrf_ok(&gs, "mfa", &form.csrf) {
+        return forbidden(&state);
+    }
+    match guest_auth::verify_totp(
+        &state.deps,
+        &gs,
+        form.code.as_deref().unwrap_or(""),
+        &client_ip(&req),
+    )
+    .await
+    {
+        Ok(CodeOutcome::Accepted) => see_other("/apps"),
+        Ok(CodeOutcome::Wrong) => {
+            render_setup(
+                &state,
+                &gs,
+                Some(
+                    "That code is not right. Check the time on your phone and try the newest code.",
+                ),
+            )
+            .await
+        }
+        Ok(CodeOutcome::RateLimited) => too_many(&state),
+        Err(e) => internal(e),
+    }
+}
+
+pub async fn get_mfa(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let gs = match current(&state, &req).await {
+        Ok(Some(gs)) => gs,
+        Ok(None) => return see_other("/signin"),
+        Err(e) => return internal(e),
+    };
+    page(
+        &state,
+        StatusCode::OK,
+        "mfa_verify.html",
+        json!({"csrf": session_csrf(&gs, "mfa"), "emailed": false}),
+    )
+}
+
+async fn verify_code(
+    state: &AppState,
+    req: &HttpRequest,
+    form: &CodeForm,
+    emailed: bool,
+) -> HttpResponse {
+    let gs = match current(state, req).await {
+        Ok(Some(gs)) => gs,
+        Ok(None) => return see_other("/signin"),
+        Err(e) => return internal(e),
+    };
+    if !csrf_ok(&gs, "mfa", &form.csrf) {
+        return forbidden(state);
+    }
+    let code = form.code.as_deref().unwrap_or("");
+    let outcome = if emailed {
+        guest_auth::verify_email_code(&state.deps, &gs, code, &client_ip(req)).await
+    } else {
+        guest_auth::verify_totp(&state.deps, &gs, code, &client_ip(req)).await
+    };
+    match outcome {
+        Ok(CodeOutcome::Accepted) => see_other("/apps"),
+        Ok(CodeOutcome::Wrong) => page(
+            state,
+            StatusCode::BAD_REQUEST,
+            "mfa_verify.html",
+            json!({"csrf": session_csrf(&gs, "mfa"), "emailed": emailed, "error": "That code is not right. Try again."}),
+        ),
+        Ok(CodeOutcome::RateLimited) => too_many(state),
+        Err(e) => internal(e),
+    }
+}
+
+pub async fn post_mfa(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<CodeForm>,
+) -> HttpResponse {
+    verify_code(&state, &req, &form, false).await
+}
+
+pub async fn post_mfa_email_verify(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<CodeForm>,
+) -> HttpResponse {
+    verify_code(&state, &req, &form, true).await
+}
+
+pub async fn post_mfa_email(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<CodeForm>,
+) -> HttpResponse {
+    let gs = match current(&state, &req).await {
+        Ok(Some(gs)) => gs,
+        Ok(None) => return see_other("/signin"),
+        Err(e) => return internal(e),
+    };
+    if !csrf_ok(&gs, "mfa", &form.csrf) {
+        return forbidden(&state);
+    }
+    match guest_auth::send_email_code(&state.deps, &gs, &client_ip(&req)).await {
+        Ok(CodeOutcome::RateLimited) => too_many(&state),
+        Ok(_) => page(
+            &state,
+            StatusCode::OK,
+            "mfa_verify.html",
+            json!({"csrf": session_csrf(&gs, "mfa"), "emailed": true}),
+        ),
+        Err(e) => internal(e),
+    }
+}
+
+pub async fn get_apps(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let gs = match current(&state, &req).await {
+        Ok(Some(gs)) => gs,
+        Ok(None) => return see_other("/signin"),
+        Err(e) => return internal(e),
+    };
+    if gs.needs_mfa() {
+        return match next_step(&state, &gs).await {
+            Ok(next) => see_other(next),
+            Err(e) => internal(e),
+        };
+    }
+    if gs.state() != Some(GuestState::Active) {
+        return message(
+            &state,
+            StatusCode::FORBIDDEN,
+            "No access at the moment",
+            "Your access is not active. Contact the person who invited you.",
+            None,
+        );
+    }
+    let apps = match guest_auth::apps(&state.deps, &gs).await {
+        Ok(a) => a,
+        Err(e) => return internal(e),
+    };
+    let partner = guest_auth::partner_name(&state.deps, &gs.guest)
+        .await
+        .unwrap_or_default();
+    page(
+        &state,
+        StatusCode::OK,
+        "apps.html",
+        json!({"apps": apps, "guest_name": gs.guest.display_name.clone().unwrap_or_else(|| gs.guest.user_name.clone()), "partner_name": partner, "csrf": session_csrf(&gs, "signout")}),
+    )
+}
+
+pub async fn get_launch(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    app: web::Path<String>,
+) -> HttpResponse {
+    let gs = match current(&state, &req).await {
+        Ok(Some(gs)) => gs,
+        Ok(None) => return see_other("/signin"),
+        Err(e) => return internal(e),
+    };
+    match guest_auth::launch(&state.deps, &gs, &app).await {
+        Ok(Some(url)) => see_other(&url),
+        Ok(None) => message(
+            &state,
+            StatusCode::FORBIDDEN,
+            "You cannot open this application",
+            "You have no current access to it.",
+            Some(("/apps", "Back to your applications")),
+        ),
+        Err(e) => internal(e),
+    }
+}
+
+pub async fn get_signin(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let pre = req
+        .cookie(PRE_COOKIE)
+        .map(|c| c.value().to_string())
+        .unwrap_or_else(|| random_token(16));
+    let mut res = page(
+        &state,
+        StatusCode::OK,
+        "signin.html",
+        json!({"csrf": pre_session_csrf_token(&pre_key(&state), &hash_token(&pre), "signin")}),
+    );
+    let cookie = Cookie::build(PRE_COOKIE, pre)
+        .path("/signin")
+        .http_only(true)
+        .secure(state.deps.portal.secure_cookies)
+        .same_site(SameSite::Strict)
+        .finish();
+    let _ = res.add_cookie(&cookie);
+    res
+}
+
+#[derive(Deserialize)]
+pub struct SigninForm {
+    csrf: String,
+    email: String,
+}
+
+pub async fn post_signin(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<SigninForm>,
+) -> HttpResponse {
+    let pre = req
+        .cookie(PRE_COOKIE)
+        .map(|c| c.value().to_string())
+        .unwrap_or_default();
+    if pre.is_empty()
+        || !check_pre_session_csrf(&pre_key(&state), &hash_token(&pre), "signin", &form.csrf)
+    {
+        return forbidden(&state);
+    }
+    match guest_auth::request_signin(&state.deps, &form.email, &client_ip(&req)).await {
+        Ok(CodeOutcome::RateLimited) => too_many(&state),
+        // The same answer whether or not the address is known.
+        Ok(_) => message(&state, StatusCode::OK, "Check your email", "If this address belongs to a guest, we have sent a sign-in link to it. The link works once, for 15 minutes.", None),
+        Err(e) => internal(e),
+    }
+}
+
+pub async fn get_signin_link(state: web::Data<AppState>, token: web::Path<String>) -> HttpResponse {
+    match guest_auth::use_signin(&state.deps, &token).await {
+        Ok(Some(secret)) => {
+            let next = match guest_auth::session(&state.deps, &secret).await {
+                Ok(Some(gs)) => next_step(&state, &gs).await.unwrap_or("/apps"),
+                _ => "/apps",
+            };
+            let mut res = see_other(next);
+            let _ = res.add_cookie(&session_cookie(&state, secret));
+            res
+        }
+        Ok(None) => message(
+            &state,
+            StatusCode::GONE,
+            "This link does not work",
+            "Sign-in links work once, for 15 minutes. Ask for a new one.",
+            Some(("/signin", "Sign in")),
+        ),
+        Err(e) => internal(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+pub async fn post_signout(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<CsrfForm>,
+) -> HttpResponse {
+    let gs = match current(&state, &req).await {
+        Ok(Some(gs)) => gs,
+        Ok(None) => return see_other("/signin"),
+        Err(e) => return internal(e),
+    };
+    if !csrf_ok(&gs, "signout", &form.csrf) {
+        return forbidden(&state);
+    }
+    if let Some(c) = req.cookie(SESSION_COOKIE) {
+        if let Err(e) = guest_auth::end_session(&state.deps, c.value()).await {
+            return internal(e);
+        }
+    }
+    let mut res = message(
+        &state,
+        StatusCode::OK,
+        "Signed out",
+        "You are signed out.",
+        Some(("/signin", "Sign in again")),
+    );
+    let mut gone = session_cookie(&state, String::new());
+    gone.make_removal();
+    let _ = res.add_cookie(&gone);
+    res
+}
+
+pub async fn get_jwks(state: web::Data<AppState>) -> HttpResponse {
+    match signing::jwks(&state.deps).await {
+        Ok(jwks) => HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "public, max-age=60"))
+            .json(jwks),
+        Err(e) => internal(e),
+    }
+}

@@ -1,0 +1,128 @@
+//! The mail sender: takes due mail from the outbox under a lease (so several instances never
+//! send the same mail at once), delivers it over SMTP, and on failure retries with
+//! exponential backoff and jitter until the attempt limit makes it a dead letter.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+
+use super::{Deps, ServiceError};
+use crate::mail::message::OutgoingMail;
+use crate::mail::smtp::{SendError, SmtpSender};
+use crate::store::outbox;
+
+/// How a delivery round went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivery {
+    pub sent: u64,
+    pub retrying: u64,
+    pub given_up: u64,
+}
+
+/// Retry policy.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub base_ms: u64,
+    pub max_attempts: u32,
+}
+
+/// Mails taken per claim; the lease covers their delivery.
+const BATCH: i64 = 20;
+const LEASE_MS: i64 = 120_000;
+
+fn backoff_ms(policy: RetryPolicy, attempts: i64) -> i64 {
+    let exp = policy
+        .base_ms
+        .saturating_mul(1u64 << attempts.clamp(0, 16) as u32)
+        .min(3_600_000);
+    let jitter = rand::thread_rng().gen_range(0..=exp / 5);
+    i64::try_from(exp + jitter).unwrap_or(i64::MAX)
+}
+
+/// Deliver every mail due now; returns what happened.
+pub async fn deliver_due(
+    deps: &Deps,
+    sender: &SmtpSender,
+    policy: RetryPolicy,
+    owner: &str,
+) -> Result<Delivery, ServiceError> {
+    let mut report = Delivery::default();
+    loop {
+        let now = deps.now_ms();
+        let batch = {
+            let mut conn = deps.db.pool().acquire().await?;
+            outbox::claim_due(&mut conn, owner, now, now + LEASE_MS, BATCH).await?
+        };
+        if batch.is_empty() {
+            return Ok(report);
+        }
+        for m in batch {
+            let body = m
+                .body_sealed
+                .as_deref()
+                .map(|b| deps.portal.secrets.open(b, m.idempotency_key.as_bytes()))
+                .transpose()
+                .map_err(|e| ServiceError::Corrupt(e.to_string()))?
+                .unwrap_or_default();
+            let parts: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let mail = OutgoingMail {
+                to: m.to_addr.clone(),
+                subject: m.subject.clone(),
+                text: parts["text"].as_str().unwrap_or_default().to_string(),
+                html: parts["html"].as_str().unwrap_or_default().to_string(),
+                kind: m.kind.clone(),
+                idempotency_key: m.idempotency_key.clone(),
+            };
+            let result = sender.send(&mail).await;
+            let now = deps.now_ms();
+            let mut conn = deps.db.pool().acquire().await?;
+            match result {
+                Ok(()) => {
+                    outbox::mark_sent(&mut conn, &m.id, now).await?;
+                    tracing::info!(kind = %m.kind, mail = %m.id, "mail delivered");
+                    report.sent += 1;
+                }
+                Err(e) => {
+                    let attempts = m.attempts + 1;
+                    let give_up = matches!(e, SendError::Permanent { .. })
+                        || attempts >= i64::from(policy.max_attempts);
+                    outbox::mark_failed(
+                        &mut conn,
+                        &m.id,
+                        now,
+                        now + backoff_ms(policy, m.attempts),
+                        give_up,
+                        &e.to_string(),
+                    )
+                    .await?;
+                    if give_up {
+                        tracing::error!(kind = %m.kind, mail = %m.id, attempts, error = %e, "mail given up");
+                        report.given_up += 1;
+                    } else {
+                        tracing::warn!(kind = %m.kind, mail = %m.id, attempts, error = %e, "mail delivery failed; will retry");
+                        report.retrying += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Run the sender until the process stops: on every queued mail and at least every `poll`.
+pub fn spawn(
+    deps: Deps,
+    sender: Arc<SmtpSender>,
+    policy: RetryPolicy,
+    poll: Duration,
+) -> tokio::task::JoinHandle<()> {
+    let owner = format!("sender:{}", uuid::Uuid::new_v4());
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = deliver_due(&deps, &sender, policy, &owner).await {
+                tracing::error!(error = %e, "mail sender round failed");
+            }
+            let _ = tokio::time::timeout(poll, deps.portal.mail_queued.notified()).await;
+        }
+    })
+}
