@@ -48,6 +48,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Manage the app-launch signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Validate and compare mapping rules.
     Mappings {
         #[command(subcommand)]
@@ -80,6 +85,13 @@ pub enum Command {
         /// The person's SCIM userName.
         user_name: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Start signing app-launch tokens with a new key; the old key stays published until
+    /// the tokens it signed have expired.
+    Rotate,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -259,6 +271,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .map_err(|e| service_error(e, &format!("partner {s}")))?;
             println!("SCIM bearer token for partner {s} (shown once):");
             println!("{token}");
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::Rotate,
+        } => {
+            let deps = base_deps(&settings).await?;
+            let kid = services::signing::rotate(&deps)
+                .await
+                .context("rotating the signing key")?;
+            println!("new signing key {kid}");
             Ok(())
         }
         Command::Mappings {

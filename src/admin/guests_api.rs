@@ -21,7 +21,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/guests", web::get().to(list_guests))
         .route("/guests/{id}", web::get().to(get_guest))
         .route("/guests/{id}/explain", web::get().to(explain_guest))
-        .route("/guests/{id}/approve", web::post().to(approve_guest));
+        .route("/guests/{id}/approve", web::post().to(approve_guest))
+        .route("/guests/{id}/invitation", web::post().to(resend_invitation))
+        .route(
+            "/guests/{id}/invitation",
+            web::delete().to(revoke_invitation),
+        );
 }
 
 fn time(ms: Option<i64>) -> Value {
@@ -153,6 +158,32 @@ pub async fn get_guest(
     let d = guests::get(&state.deps, &id).await?;
     let mut body = guest_json(&d.guest, d.partner.slug.as_str());
     body["grants"] = Value::Array(d.grants.iter().map(grant_json).collect());
+    let now = state.deps.now_ms();
+    body["invitations"] = Value::Array(
+        d.invitations
+            .iter()
+            .map(|i| {
+                let status = if i.used_at.is_some() {
+                    "used"
+                } else if i.revoked_at.is_some() {
+                    "revoked"
+                } else if i.expires_at <= now {
+                    "expired"
+                } else {
+                    "open"
+                };
+                json!({"id": i.id, "status": status, "created_at": time(Some(i.created_at)), "expires_at": time(Some(i.expires_at)),
+                       "used_at": time(i.used_at), "revoked_at": time(i.revoked_at), "reminders_sent": i.reminders_sent})
+            })
+            .collect(),
+    );
+    body["consent"] = match &d.consent {
+        Some((at, version, accepted)) => {
+            json!({"at": time(Some(*at)), "text_version": version, "accepted": accepted})
+        }
+        None => Value::Null,
+    };
+    body["mfa_enrolled"] = json!(d.mfa_enrolled);
     body["history"] = serde_json::to_value(
         d.history
             .iter()
@@ -175,6 +206,26 @@ pub async fn explain_guest(
         "rules_fingerprint": state.deps.rules().fingerprint,
         "explanation": explanation,
     })))
+}
+
+/// Issue a new invitation link (the old one stops working) and mail it.
+pub async fn resend_invitation(
+    state: web::Data<AppState>,
+    admin: AdminCaller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    crate::services::invitations::resend(&state.deps, &admin.actor, &id).await?;
+    get_guest(state, admin, id).await
+}
+
+/// Void the guest's open invitation.
+pub async fn revoke_invitation(
+    state: web::Data<AppState>,
+    admin: AdminCaller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    let n = crate::services::invitations::revoke(&state.deps, &admin.actor, &id).await?;
+    Ok(HttpResponse::Ok().json(json!({"revoked": n})))
 }
 
 pub async fn approve_guest(

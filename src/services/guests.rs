@@ -13,6 +13,10 @@ pub struct GuestDetail {
     pub partner: Partner,
     pub grants: Vec<GrantRow>,
     pub history: Vec<AuditRecord>,
+    pub invitations: Vec<crate::store::invitations::InvitationRow>,
+    /// The latest consent decision: (at, text version, accepted).
+    pub consent: Option<(i64, String, bool)>,
+    pub mfa_enrolled: bool,
 }
 
 /// Most history entries returned with a guest.
@@ -59,10 +63,18 @@ pub async fn get(deps: &Deps, id: &str) -> Result<GuestDetail, ServiceError> {
         .ok_or_else(|| ServiceError::Corrupt(format!("guest {id} has no partner")))?;
     let grants = guest_store::grants(&mut conn, id).await?;
     let history = audit::for_target(&mut conn, "guest", id, HISTORY_LIMIT).await?;
+    let invitations = crate::store::invitations::for_guest(&mut conn, id).await?;
+    let consent = crate::store::invitations::latest_consent(&mut conn, id).await?;
+    let mfa_enrolled = crate::store::mfa::get(&mut conn, id)
+        .await?
+        .is_some_and(|m| m.enrolled_at.is_some());
     Ok(GuestDetail {
         guest,
         partner,
         grants,
         history,
+        invitations,
+        consent,
+        mfa_enrolled,
     })
 }

@@ -64,6 +64,7 @@ both_backends!(
     explain_shows_each_rule_and_its_checks,
     reload_is_previewed_by_diff_then_applied,
     the_admin_api_requires_an_admin_token,
+    admins_see_resend_and_revoke_invitations,
 );
 
 fn nurse(user_name: &str) -> Value {
@@ -82,6 +83,19 @@ struct Admin<'a> {
 }
 
 impl Admin<'_> {
+    async fn send(&self, method: reqwest::Method, path: &str) -> Res {
+        read(
+            self.app
+                .client
+                .request(method, format!("{}/api/v1{path}", self.app.address))
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
     async fn new(app: &TestApp) -> Admin<'_> {
         let token = guestbridge::services::partners::issue_admin_token(&app.deps, &test_actor())
             .await
@@ -509,4 +523,60 @@ async fn the_admin_api_requires_an_admin_token(backend: Backend) {
         StatusCode::UNAUTHORIZED,
         "a partner token is not an admin token"
     );
+}
+
+async fn admins_see_resend_and_revoke_invitations(backend: Backend) {
+    let app = app_with_rules(backend).await;
+    let (_, acme) = app.partner("acme").await;
+    let admin = Admin::new(&app).await;
+    let ann = acme.create_user(&nurse("ann@acme.example")).await;
+    let d = admin.detail(&ann).await;
+    let id = d["id"].as_str().unwrap().to_string();
+    assert_eq!(d["invitations"].as_array().unwrap().len(), 1);
+    assert_eq!(d["invitations"][0]["status"], "open");
+    assert_eq!(d["consent"], Value::Null);
+    assert_eq!(d["mfa_enrolled"], false);
+    // Without SMTP the mail waits in the outbox.
+    let queued: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM mail_outbox WHERE kind = 'invitation' AND sent_at IS NULL",
+    )
+    .fetch_one(app.deps.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(queued, 1);
+    let resent = admin
+        .send(reqwest::Method::POST, &format!("/guests/{id}/invitation"))
+        .await;
+    assert_eq!(resent.status, StatusCode::OK, "{}", resent.body);
+    let statuses: Vec<&str> = resent.body["invitations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["open", "revoked"]);
+    let revoked = admin
+        .send(reqwest::Method::DELETE, &format!("/guests/{id}/invitation"))
+        .await;
+    assert_eq!(revoked.body["revoked"], 1);
+    let d = admin.detail(&ann).await;
+    assert!(d["invitations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i["status"] == "revoked"));
+    let history: Vec<&str> = d["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        history
+            .iter()
+            .filter(|a| **a == "invitation.issued")
+            .count(),
+        2
+    );
+    assert!(history.contains(&"invitation.revoked"));
 }

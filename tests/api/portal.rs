@@ -164,6 +164,7 @@ both_backends!(
     wrong_codes_are_rate_limited,
     signin_links_do_not_reveal_addresses,
     mail_survives_an_smtp_outage_and_is_sent_once,
+    key_rotation_keeps_tokens_of_the_old_key_valid,
 );
 
 async fn invitation_link(smtp: &TestSmtp, n: usize) -> String {
@@ -568,4 +569,60 @@ async fn mail_survives_an_smtp_outage_and_is_sent_once(backend: Backend) {
         body.is_none(),
         "the body (with its link) is erased once sent"
     );
+}
+
+async fn key_rotation_keeps_tokens_of_the_old_key_valid(backend: Backend) {
+    let app = crate::helpers::spawn(backend).await;
+    let jwks = |app: &TestApp| {
+        let url = format!("{}/.well-known/jwks.json", app.address);
+        let client = app.client.clone();
+        async move {
+            client
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let before = jwks(&app).await;
+    assert_eq!(before["keys"].as_array().unwrap().len(), 1);
+    assert_eq!(before["keys"][0]["alg"], "EdDSA");
+    assert_eq!(before["keys"][0]["kty"], "OKP");
+    assert!(
+        before["keys"][0].get("d").is_none(),
+        "never the private key"
+    );
+    let old = guestbridge::services::signing::active_key(&app.deps)
+        .await
+        .unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let claims =
+        guestbridge::auth::jwt::LaunchClaims::new(&app.address, "ehr-viewer", "guest-1", now);
+    let token = guestbridge::auth::jwt::sign_launch(&old, &claims).unwrap();
+    let new_kid = guestbridge::services::signing::rotate(&app.deps)
+        .await
+        .unwrap();
+    assert_ne!(new_kid, old.kid);
+    let after = jwks(&app).await;
+    assert_eq!(after["keys"].as_array().unwrap().len(), 2);
+    assert!(
+        guestbridge::auth::jwt::verify_launch(&token, &after, &app.address, "ehr-viewer", now)
+            .is_ok()
+    );
+    assert_eq!(
+        guestbridge::services::signing::active_key(&app.deps)
+            .await
+            .unwrap()
+            .kid,
+        new_kid
+    );
+    // Private keys are stored sealed, not in the clear.
+    let sealed: Vec<String> = sqlx::query_scalar("SELECT private_sealed FROM signing_keys")
+        .fetch_all(app.deps.db.pool())
+        .await
+        .unwrap();
+    assert!(sealed.iter().all(|s| s.starts_with("v1.")));
 }
