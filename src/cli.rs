@@ -48,6 +48,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Run or list the scheduled jobs.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
     /// Manage the app-launch signing keys.
     Keys {
         #[command(subcommand)]
@@ -85,6 +90,19 @@ pub enum Command {
         /// The person's SCIM userName.
         user_name: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Run one job once (reminders, expiry, deprovision, outbox).
+    Run {
+        name: String,
+        /// Run as if it were this instant (RFC 3339), to test or to catch up.
+        #[arg(long)]
+        now: Option<String>,
+    },
+    /// Show each job's schedule and last run.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -271,6 +289,58 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .map_err(|e| service_error(e, &format!("partner {s}")))?;
             println!("SCIM bearer token for partner {s} (shown once):");
             println!("{token}");
+            Ok(())
+        }
+        Command::Jobs {
+            command: JobsCommand::Run { name, now },
+        } => {
+            let deps = deps(&settings).await?;
+            let now = match now {
+                Some(t) => chrono::DateTime::parse_from_rfc3339(&t)
+                    .map_err(|e| anyhow::anyhow!("--now {t:?} is not an RFC 3339 instant: {e}"))?
+                    .with_timezone(&chrono::Utc),
+                None => chrono::Utc::now(),
+            };
+            let smtp = crate::startup::smtp_sender(&settings)?;
+            let instance = format!("cli:{}", std::process::id());
+            let report =
+                crate::jobs::run_once(&name, &deps, &settings, smtp.as_ref(), now, &instance)
+                    .await?;
+            if !report.ran {
+                anyhow::bail!("job {name} is running on another instance; try again later");
+            }
+            let counts: Vec<String> = report
+                .counts
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            println!(
+                "job {name} at {}: {}",
+                crate::clock::to_rfc3339(now),
+                if counts.is_empty() {
+                    "nothing due".to_string()
+                } else {
+                    counts.join(" ")
+                }
+            );
+            Ok(())
+        }
+        Command::Jobs {
+            command: JobsCommand::List,
+        } => {
+            let deps = base_deps(&settings).await?;
+            let mut conn = deps.db.pool().acquire().await?;
+            for (name, cron) in &settings.jobs.schedules {
+                let last = crate::store::jobs::last_run(&mut conn, name).await?;
+                let last = match last {
+                    Some((started, _, outcome, counts)) => format!(
+                        "last {} {outcome} {counts}",
+                        crate::clock::to_rfc3339(crate::clock::from_millis(started))
+                    ),
+                    None => "never run".to_string(),
+                };
+                println!("{name:<12} {cron:<18} {last}");
+            }
             Ok(())
         }
         Command::Keys {

@@ -64,10 +64,49 @@ pub struct Settings {
     pub mappings_dir: PathBuf,
     /// Whether this instance runs the scheduler.
     pub jobs_enabled: bool,
+    /// Schedules and numbers of the scheduled jobs.
+    pub jobs: JobSettings,
     /// Log line format.
     pub log_format: LogFormat,
     /// The guest portal and its mail.
     pub portal: PortalSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSettings {
+    /// Cron schedules (with seconds) per job name.
+    pub schedules: Vec<(String, String)>,
+    /// Days after an invitation (and between reminders) before a reminder is sent.
+    pub reminder_after_days: u32,
+    /// Reminders per invitation; after the last one the invitation lapses.
+    pub max_reminders: u32,
+    /// Days before a grant ends that the guest and sponsor are warned.
+    pub expiry_warning_days: u32,
+    /// Days without sign-in after which an active guest is suspended.
+    pub inactivity_days: u32,
+    /// Days a removed guest's personal data is kept before it is erased.
+    pub retention_days: u32,
+    /// How long a job run holds its lease, in seconds (a crashed run's lease expires).
+    pub lease_seconds: u32,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        JobSettings {
+            schedules: vec![
+                ("reminders".into(), "0 0 * * * *".into()),
+                ("expiry".into(), "0 */15 * * * *".into()),
+                ("deprovision".into(), "0 30 * * * *".into()),
+                ("outbox".into(), "0 * * * * *".into()),
+            ],
+            reminder_after_days: 3,
+            max_reminders: 2,
+            expiry_warning_days: 7,
+            inactivity_days: 90,
+            retention_days: 365,
+            lease_seconds: 300,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -126,7 +165,7 @@ struct FileSettings {
     http: Option<FileHttp>,
     smtp: Option<FileSmtp>,
     mappings_dir: Option<PathBuf>,
-    jobs: Option<bool>,
+    jobs: Option<FileJobs>,
     log_format: Option<String>,
 }
 
@@ -145,6 +184,19 @@ struct FileHttp {
     public_url: Option<String>,
     max_body_bytes: Option<usize>,
     max_page_size: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileJobs {
+    enabled: Option<bool>,
+    schedules: Option<BTreeMap<String, String>>,
+    reminder_after_days: Option<u32>,
+    max_reminders: Option<u32>,
+    expiry_warning_days: Option<u32>,
+    inactivity_days: Option<u32>,
+    retention_days: Option<u32>,
+    lease_seconds: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -288,8 +340,9 @@ impl Settings {
                     ))
                 }
             },
-            None => f.jobs.unwrap_or(true),
+            None => f.jobs.as_ref().and_then(|j| j.enabled).unwrap_or(true),
         };
+        let jobs = resolve_jobs(f.jobs.unwrap_or_default())?;
 
         let log_format = match var("GUESTBRIDGE_LOG_FORMAT")
             .or(f.log_format)
@@ -368,9 +421,58 @@ impl Settings {
                 .or(f.mappings_dir)
                 .unwrap_or_else(|| PathBuf::from("mappings")),
             jobs_enabled,
+            jobs,
             log_format,
         })
     }
+}
+
+const JOB_NAMES: &[&str] = &["reminders", "expiry", "deprovision", "outbox"];
+
+fn resolve_jobs(f: FileJobs) -> Result<JobSettings, ConfigError> {
+    let mut out = JobSettings::default();
+    for (name, cron) in f.schedules.unwrap_or_default() {
+        if !JOB_NAMES.contains(&name.as_str()) {
+            return Err(invalid(
+                &format!("jobs.schedules.{name}"),
+                format!("unknown job; jobs are {}", JOB_NAMES.join(", ")),
+            ));
+        }
+        if cron.split_whitespace().count() != 6 {
+            return Err(invalid(
+                &format!("jobs.schedules.{name}"),
+                "a cron schedule has six fields: sec min hour day month weekday",
+            ));
+        }
+        if let Some(slot) = out.schedules.iter_mut().find(|(n, _)| *n == name) {
+            slot.1 = cron;
+        }
+    }
+    let days = |name: &str, v: Option<u32>, default: u32| -> Result<u32, ConfigError> {
+        let v = v.unwrap_or(default);
+        if v == 0 || v > 3650 {
+            return Err(invalid(
+                &format!("jobs.{name}"),
+                "must be between 1 and 3650",
+            ));
+        }
+        Ok(v)
+    };
+    out.reminder_after_days = days(
+        "reminder_after_days",
+        f.reminder_after_days,
+        out.reminder_after_days,
+    )?;
+    out.max_reminders = f.max_reminders.unwrap_or(out.max_reminders);
+    out.expiry_warning_days = days(
+        "expiry_warning_days",
+        f.expiry_warning_days,
+        out.expiry_warning_days,
+    )?;
+    out.inactivity_days = days("inactivity_days", f.inactivity_days, out.inactivity_days)?;
+    out.retention_days = days("retention_days", f.retention_days, out.retention_days)?;
+    out.lease_seconds = days("lease_seconds", f.lease_seconds, out.lease_seconds)?;
+    Ok(out)
 }
 
 fn parse_number<T: std::str::FromStr>(value: &str, name: &str) -> Result<T, ConfigError> {

@@ -13,6 +13,7 @@ pub mod config;
 pub mod domain;
 pub mod health;
 pub mod import;
+pub mod jobs;
 pub mod mail;
 pub mod mapping;
 pub mod metrics;

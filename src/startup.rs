@@ -55,26 +55,37 @@ fn security_headers() -> actix_web::middleware::DefaultHeaders {
 }
 
 /// Deliver queued mail when SMTP is configured; otherwise mail waits in the outbox.
-fn start_mail_sender(deps: &Deps, settings: &Settings) -> anyhow::Result<()> {
+pub fn smtp_sender(settings: &Settings) -> anyhow::Result<Option<crate::mail::smtp::SmtpSender>> {
     use secrecy::ExposeSecret;
     let Some(url) = &settings.smtp_url else {
-        tracing::info!("no SMTP URL set: mail is kept in the outbox and not sent");
-        return Ok(());
+        return Ok(None);
     };
-    let sender = crate::mail::smtp::SmtpSender::new(
+    crate::mail::smtp::SmtpSender::new(
         url.expose_secret(),
         &settings.portal.mail_from,
         std::time::Duration::from_secs(30),
     )
-    .map_err(|e| anyhow::anyhow!("setting smtp.url (GUESTBRIDGE_SMTP_URL): {e}"))?;
+    .map(Some)
+    .map_err(|e| anyhow::anyhow!("setting smtp.url (GUESTBRIDGE_SMTP_URL): {e}"))
+}
+
+fn start_mail_sender(
+    deps: &Deps,
+    settings: &Settings,
+) -> anyhow::Result<Option<Arc<crate::mail::smtp::SmtpSender>>> {
+    let Some(sender) = smtp_sender(settings)? else {
+        tracing::info!("no SMTP URL set: mail is kept in the outbox and not sent");
+        return Ok(None);
+    };
     let policy = crate::services::outbox::RetryPolicy {
         base_ms: settings.portal.mail_retry_base_ms,
         max_attempts: settings.portal.mail_max_attempts,
     };
     let poll =
         std::time::Duration::from_millis(settings.portal.mail_retry_base_ms.clamp(100, 5_000));
-    crate::services::outbox::spawn(deps.clone(), Arc::new(sender), policy, poll);
-    Ok(())
+    let sender = Arc::new(sender);
+    crate::services::outbox::spawn(deps.clone(), sender.clone(), policy, poll);
+    Ok(Some(sender))
 }
 
 /// A built, not yet running, instance.
@@ -117,7 +128,14 @@ impl Application {
         crate::services::signing::ensure_key(&state.deps)
             .await
             .map_err(|e| anyhow::anyhow!("preparing the app-launch signing key: {e}"))?;
-        start_mail_sender(&state.deps, &state.settings)?;
+        let smtp = start_mail_sender(&state.deps, &state.settings)?;
+        if state.settings.jobs_enabled {
+            let scheduler =
+                crate::jobs::start_scheduler(state.deps.clone(), state.settings.clone(), smtp)
+                    .await?;
+            // The scheduler runs for the life of the process.
+            std::mem::forget(scheduler);
+        }
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()

@@ -238,11 +238,20 @@ pub async fn post_invite(
             )
         }
     };
-    let version = form
-        .consent_version
-        .as_deref()
-        .filter(|v| *v == CONSENT_VERSION)
-        .unwrap_or(CONSENT_VERSION);
+    // Consent is recorded only for the text the guest saw; an older page must be reloaded.
+    let version = match form.consent_version.as_deref() {
+        Some(v) if v == CONSENT_VERSION => v,
+        _ if decision == Decision::Decline => CONSENT_VERSION,
+        _ => {
+            return message(
+                &state,
+                StatusCode::CONFLICT,
+                "Please read the page again",
+                "What is shared has changed since you opened this page. Open the link again to see the current text.",
+                None,
+            )
+        }
+    };
     match invitations::answer(&state.deps, &token, decision, version).await {
         Ok(Err(p)) => link_problem(&state, p),
         Ok(Ok(None)) => message(&state, StatusCode::OK, "You declined the invitation", "Nothing has been shared. Your contact has been told. If this was a mistake, ask them for a new invitation.", None),

@@ -62,6 +62,7 @@ pub async fn start_session(
         },
     )
     .await?;
+    crate::store::jobs::touch_seen(tx, guest_id, now).await?;
     Ok(secret)
 }
 
@@ -190,7 +191,13 @@ pub async fn enrolment(deps: &Deps, gs: &GuestSession) -> Result<Enrolment, Serv
     let uri = totp::otpauth_uri(&secret, &deps.portal.organization, &account);
     let svg = totp::qr_svg(&uri).map_err(|e| ServiceError::Corrupt(e.to_string()))?;
     Ok(Enrolment {
-        secret_text: totp::secret_base32(&secret),
+        // Groups of four are easier to type on a phone; authenticator apps ignore the spaces.
+        secret_text: totp::secret_base32(&secret)
+            .as_bytes()
+            .chunks(4)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect::<Vec<_>>()
+            .join(" "),
         otpauth_uri: uri,
         qr_svg: svg,
     })

@@ -124,6 +124,9 @@ pub async fn issue(
         last_reminder_at: None,
     };
     inv_store::insert(tx, &invitation).await?;
+    let first_reminder =
+        now + Duration::days(i64::from(deps.portal.reminder_after_days)).num_milliseconds();
+    crate::store::jobs::set_next_action(tx, &invitation.id, Some(first_reminder)).await?;
     let Some(email) = guest.email.as_deref() else {
         audit_guest(
             tx,

@@ -46,6 +46,8 @@ pub async fn queue(tx: &mut Tx, deps: &Deps, req: MailRequest<'_>) -> Result<boo
             attempts: 0,
         },
         deps.now_ms(),
+        // Delivery runs on the wall clock even when a job runs at another instant.
+        crate::clock::to_millis(chrono::Utc::now()),
     )
     .await?;
     if queued {

@@ -16,6 +16,8 @@ pub struct PortalEnv {
     pub public_url: String,
     pub organization: String,
     pub invitation_days: u32,
+    /// Days after an invitation until its first reminder is due.
+    pub reminder_after_days: u32,
     /// Whether cookies must be Secure (the public URL is https).
     pub secure_cookies: bool,
     /// Signalled when mail is queued, so the sender does not wait for its next poll.
@@ -50,6 +52,7 @@ impl PortalEnv {
             public_url: settings.http.public_url.clone(),
             organization: p.organization.clone(),
             invitation_days: p.invitation_days,
+            reminder_after_days: settings.jobs.reminder_after_days,
             secure_cookies: settings.http.public_url.starts_with("https://"),
             mail_queued: tokio::sync::Notify::new(),
         })

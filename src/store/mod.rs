@@ -8,6 +8,7 @@ pub mod groups;
 pub mod guests;
 pub mod imports;
 pub mod invitations;
+pub mod jobs;
 pub mod keys;
 pub mod listing;
 pub mod mfa;

@@ -18,12 +18,18 @@ pub struct QueuedMail {
     pub attempts: i64,
 }
 
-/// Queue a mail; a second mail with the same idempotency key is ignored (false).
-pub async fn enqueue(conn: &mut AnyConnection, m: &QueuedMail, now: i64) -> Result<bool, DbError> {
+/// Queue a mail created at `now`, first deliverable at `due`; a second mail with the same
+/// idempotency key is ignored (false).
+pub async fn enqueue(
+    conn: &mut AnyConnection,
+    m: &QueuedMail,
+    now: i64,
+    due: i64,
+) -> Result<bool, DbError> {
     let done = sqlx::query(
         "INSERT INTO mail_outbox (id, kind, to_addr, subject, body_sealed, guest_id, idempotency_key, created_at,
             attempts, next_attempt_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $8)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9)
          ON CONFLICT (idempotency_key) DO NOTHING",
     )
     .bind(&m.id)
@@ -34,6 +40,7 @@ pub async fn enqueue(conn: &mut AnyConnection, m: &QueuedMail, now: i64) -> Resu
     .bind(&m.guest_id)
     .bind(&m.idempotency_key)
     .bind(now)
+    .bind(due)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)

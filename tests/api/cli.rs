@@ -214,3 +214,40 @@ async fn cli_mappings_check_diff_and_explain(backend: Backend) {
     let last = last_line(&diff);
     assert!(last.starts_with("people=1 "), "{last}");
 }
+
+both_backends!(cli_runs_and_lists_jobs);
+
+async fn cli_runs_and_lists_jobs(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(backend, &dir).await;
+    let run = guestbridge(
+        &url,
+        &["jobs", "run", "reminders", "--now", "2030-01-01T00:00:00Z"],
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(
+        last_line(&run),
+        "job reminders at 2030-01-01T00:00:00.000Z: nothing due"
+    );
+    let bad = guestbridge(&url, &["jobs", "run", "cleanup"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown job"));
+    let bad_time = guestbridge(&url, &["jobs", "run", "expiry", "--now", "tomorrow"]);
+    assert!(String::from_utf8_lossy(&bad_time.stderr).contains("RFC 3339"));
+    let list = guestbridge(&url, &["jobs", "list"]);
+    let out = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("reminders") && l.contains("last ") && l.contains(" ok ")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("deprovision") && l.contains("never run")),
+        "{out}"
+    );
+}

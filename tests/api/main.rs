@@ -1,12 +1,14 @@
 //! Integration tests: the real application over HTTP on a random port, on SQLite and (when
 //! GUESTBRIDGE_TEST_POSTGRES_URL is set) PostgreSQL.
 
+mod browser;
 mod cli;
 mod conformance;
 mod filter_differential;
 mod health;
 mod helpers;
 mod import;
+mod jobs;
 mod lifecycle;
 mod mail;
 mod portal;

@@ -215,6 +215,18 @@ async fn invitation_consent_totp_panel_and_launch(backend: Backend) {
 
     let csrf = field(&invite.body, "csrf");
     let version = field(&invite.body, "consent_version");
+    // Consent is recorded only for the text shown: an outdated page is refused, the link kept.
+    let stale = b
+        .post(
+            &link,
+            &[
+                ("csrf", &csrf),
+                ("decision", "accept"),
+                ("consent_version", "2001-old"),
+            ],
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::CONFLICT);
     let accepted = b
         .post(
             &link,
@@ -446,8 +458,16 @@ async fn wrong_codes_are_rate_limited(backend: Backend) {
     let mut b = Browser::new(&app);
     let page = b.get(&link).await;
     let csrf = field(&page.body, "csrf");
-    b.post(&link, &[("csrf", &csrf), ("decision", "accept")])
-        .await;
+    let version = field(&page.body, "consent_version");
+    b.post(
+        &link,
+        &[
+            ("csrf", &csrf),
+            ("decision", "accept"),
+            ("consent_version", &version),
+        ],
+    )
+    .await;
     let setup = b.get("/mfa/setup").await;
     let csrf = field(&setup.body, "csrf");
     for _ in 0..5 {

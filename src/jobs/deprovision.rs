@@ -1,0 +1,100 @@
+//! `deprovision`: the safety net behind the SCIM and import paths (a person the partner
+//! deactivated or deleted loses access), suspension after N days without sign-in, and
+//! erasure of removed guests' personal data after the retention period.
+
+use chrono::Duration;
+use serde_json::json;
+
+use super::{apply_event, Counts, JobContext, JobError, BATCH};
+use crate::domain::lifecycle::Event;
+use crate::services::invitations::audit_guest;
+use crate::services::lifecycle::{self, Cause};
+use crate::services::ServiceError;
+use crate::store::guests as guest_store;
+use crate::store::jobs as job_store;
+
+pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
+    let mut counts = Counts::new();
+    let now = ctx.now_ms();
+    let mut conn = ctx
+        .deps
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(ServiceError::from)?;
+
+    for (guest_id, _) in job_store::guests_of_inactive_people(&mut conn, BATCH * 20).await? {
+        let mut tx = ctx
+            .deps
+            .db
+            .begin_write()
+            .await
+            .map_err(ServiceError::from)?;
+        if let Some(g) = guest_store::get(&mut tx, &guest_id).await? {
+            if apply_event(&mut tx, ctx, &g, Event::Deactivate).await? {
+                *counts.entry("deactivated").or_default() += 1;
+            }
+        }
+        tx.commit().await.map_err(ServiceError::from)?;
+    }
+
+    for guest_id in job_store::guests_without_person(&mut conn, BATCH * 20).await? {
+        let mut tx = ctx
+            .deps
+            .db
+            .begin_write()
+            .await
+            .map_err(ServiceError::from)?;
+        if let Some(g) = guest_store::get(&mut tx, &guest_id).await? {
+            let cause = Cause {
+                actor: &ctx.actor,
+                via: "job:deprovision",
+            };
+            lifecycle::remove_for_user(&mut tx, ctx.now, &g.user_id, &cause).await?;
+            *counts.entry("removed").or_default() += 1;
+        }
+        tx.commit().await.map_err(ServiceError::from)?;
+    }
+
+    let cutoff = now - Duration::days(i64::from(ctx.settings.inactivity_days)).num_milliseconds();
+    for guest_id in job_store::guests_inactive_since(&mut conn, cutoff, BATCH * 20).await? {
+        let mut tx = ctx
+            .deps
+            .db
+            .begin_write()
+            .await
+            .map_err(ServiceError::from)?;
+        if let Some(g) = guest_store::get(&mut tx, &guest_id).await? {
+            if apply_event(&mut tx, ctx, &g, Event::Inactivity).await? {
+                *counts.entry("inactive").or_default() += 1;
+            }
+        }
+        tx.commit().await.map_err(ServiceError::from)?;
+    }
+
+    let retention = now - Duration::days(i64::from(ctx.settings.retention_days)).num_milliseconds();
+    for guest_id in job_store::removed_before(&mut conn, retention, BATCH * 20).await? {
+        let mut tx = ctx
+            .deps
+            .db
+            .begin_write()
+            .await
+            .map_err(ServiceError::from)?;
+        if let Some(g) = guest_store::get(&mut tx, &guest_id).await? {
+            job_store::erase_guest(&mut tx, &guest_id, &format!("erased:{guest_id}")).await?;
+            audit_guest(
+                &mut tx,
+                &ctx.actor,
+                &g,
+                "guest.erased",
+                json!({"retention_days": ctx.settings.retention_days}),
+                now,
+            )
+            .await?;
+            *counts.entry("erased").or_default() += 1;
+        }
+        tx.commit().await.map_err(ServiceError::from)?;
+    }
+    Ok(counts)
+}
