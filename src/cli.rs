@@ -453,6 +453,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 max_deactivate_share: 0.10,
                 delimiter,
                 file_name: name,
+                id: None,
             };
             let actor = cli_actor();
             let report = services::import::run(

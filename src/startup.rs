@@ -21,6 +21,8 @@ pub struct AppState {
     pub deps: Deps,
     /// The guest portal's page templates.
     pub pages: crate::portal::Pages,
+    /// Roster imports running in the background on this instance.
+    pub imports: crate::admin::imports_api::RunningImports,
     pub settings: Arc<Settings>,
     pub metrics: Metrics,
 }
@@ -116,6 +118,7 @@ impl Application {
         let pages = crate::portal::Pages::new().context("loading the portal pages")?;
         let state = web::Data::new(AppState {
             pages,
+            imports: Default::default(),
             deps: Deps::new(
                 db.clone(),
                 clock,

@@ -2,6 +2,7 @@
 //! (`guestbridge admin token`). Errors are `{"error": …, "request_id": …}` with the status.
 
 pub mod guests_api;
+pub mod imports_api;
 pub mod mappings_api;
 
 use std::future::Future;
@@ -17,6 +18,7 @@ use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(guests_api::configure)
+        .configure(imports_api::configure)
         .configure(mappings_api::configure);
 }
 

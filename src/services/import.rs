@@ -42,6 +42,8 @@ pub struct ImportOptions {
     pub delimiter: Option<u8>,
     /// The file's name, for the record and the audit cause.
     pub file_name: String,
+    /// The record's id, when the caller needs to know it before the import ends.
+    pub id: Option<String>,
 }
 
 /// One reported problem, with the line the row starts on.
@@ -112,6 +114,24 @@ impl From<crate::store::DbError> for ImportError {
     fn from(e: crate::store::DbError) -> Self {
         ImportError::Service(e.into())
     }
+}
+
+/// Most errors kept in the downloadable report.
+const MAX_REPORTED_ERRORS: usize = 10_000;
+
+/// The error report as CSV (`line,column,reason`), quoted as spreadsheets expect.
+pub fn error_report(errors: &[ImportIssue]) -> String {
+    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let mut out = String::from("line,column,reason\n");
+    for e in errors.iter().take(MAX_REPORTED_ERRORS) {
+        out.push_str(&format!(
+            "{},{},{}\n",
+            e.line,
+            quote(e.column.as_deref().unwrap_or("")),
+            quote(&e.reason)
+        ));
+    }
+    out
 }
 
 /// Most changes listed in a report.
@@ -419,7 +439,10 @@ pub async fn run<R: Read>(
     import_store::insert(
         &mut tx,
         &ImportRecord {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: opts
+                .id
+                .clone()
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
             partner_id: partner.id.clone(),
             actor: actor.label.clone(),
             file_name: file_name.to_string(),
@@ -438,6 +461,7 @@ pub async fn run<R: Read>(
             unchanged: report.unchanged as i64,
             errors: report.errors.len() as i64,
             outcome: outcome.into(),
+            error_report: error_report(&report.errors),
         },
     )
     .await?;

@@ -23,13 +23,15 @@ pub struct ImportRecord {
     pub errors: i64,
     /// `applied`, `dry_run`, `refused: …`.
     pub outcome: String,
+    /// CSV of the rows in error: `line,column,reason`.
+    pub error_report: String,
 }
 
 pub async fn insert(conn: &mut AnyConnection, r: &ImportRecord) -> Result<(), DbError> {
     sqlx::query(
         "INSERT INTO imports (id, partner_id, actor, file_name, file_sha256, mode, dry_run, started_at, finished_at,
-            rows_read, created, updated, deactivated, unchanged, errors, outcome)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            rows_read, created, updated, deactivated, unchanged, errors, outcome, error_report)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
     .bind(&r.id)
     .bind(&r.partner_id)
@@ -47,7 +49,59 @@ pub async fn insert(conn: &mut AnyConnection, r: &ImportRecord) -> Result<(), Db
     .bind(r.unchanged)
     .bind(r.errors)
     .bind(&r.outcome)
+    .bind(&r.error_report)
     .execute(conn)
     .await?;
     Ok(())
+}
+
+const COLUMNS: &str =
+    "id, partner_id, actor, file_name, file_sha256, mode, dry_run, started_at, finished_at,
+    rows_read, created, updated, deactivated, unchanged, errors, outcome, error_report";
+
+fn from_row(r: &sqlx::any::AnyRow) -> Result<ImportRecord, DbError> {
+    use sqlx::Row;
+    Ok(ImportRecord {
+        id: r.try_get("id")?,
+        partner_id: r.try_get("partner_id")?,
+        actor: r.try_get("actor")?,
+        file_name: r.try_get("file_name")?,
+        file_sha256: r.try_get("file_sha256")?,
+        mode: r.try_get("mode")?,
+        dry_run: r.try_get::<i64, _>("dry_run")? != 0,
+        started_at: r.try_get("started_at")?,
+        finished_at: r.try_get("finished_at")?,
+        rows_read: r.try_get("rows_read")?,
+        created: r.try_get("created")?,
+        updated: r.try_get("updated")?,
+        deactivated: r.try_get("deactivated")?,
+        unchanged: r.try_get("unchanged")?,
+        errors: r.try_get("errors")?,
+        outcome: r.try_get("outcome")?,
+        error_report: r
+            .try_get::<Option<String>, _>("error_report")?
+            .unwrap_or_default(),
+    })
+}
+
+pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<ImportRecord>, DbError> {
+    sqlx::query(&format!("SELECT {COLUMNS} FROM imports WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .map(|r| from_row(&r))
+        .transpose()
+}
+
+/// The latest imports, newest first.
+pub async fn recent(conn: &mut AnyConnection, limit: i64) -> Result<Vec<ImportRecord>, DbError> {
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM imports ORDER BY started_at DESC LIMIT $1"
+    ))
+    .bind(limit)
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
 }

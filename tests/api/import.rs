@@ -361,3 +361,92 @@ async fn a_killed_import_leaves_nothing_and_rerunning_completes_it(backend: Back
         "created=0 updated=0 deactivated=0 unchanged=6000 errors=0"
     );
 }
+
+both_backends!(admins_upload_rosters_and_download_error_reports);
+
+async fn admins_upload_rosters_and_download_error_reports(backend: Backend) {
+    let app = crate::helpers::spawn_with_rules(backend, &[("rules.toml", RULES)]).await;
+    app.partner("acme").await;
+    let token = guestbridge::services::partners::issue_admin_token(
+        &app.deps,
+        &crate::helpers::test_actor(),
+    )
+    .await
+    .unwrap();
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(ROSTER.as_bytes().to_vec()).file_name("roster.csv"),
+    );
+    let res = app
+        .client
+        .post(format!(
+            "{}/api/v1/imports?partner=acme&mode=delta",
+            app.address
+        ))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 202);
+    let accepted: serde_json::Value = res.json().await.unwrap();
+    let id = accepted["id"].as_str().unwrap().to_string();
+    let mut status = serde_json::Value::Null;
+    for _ in 0..100 {
+        status = app
+            .client
+            .get(format!("{}/api/v1/imports/{id}", app.address))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["status"] != "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status["status"], "finished", "{status}");
+    assert_eq!(status["created"], 2);
+    assert_eq!(status["errors"], 3);
+    assert_eq!(status["file_name"], "roster.csv");
+    assert_eq!(status["sha256"].as_str().unwrap().len(), 64);
+    let report = app
+        .client
+        .get(format!("{}/api/v1/imports/{id}/errors.csv", app.address))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert!(report.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let csv = report.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "line,column,reason");
+    assert!(lines[1].starts_with("4,\"email\","), "{csv}");
+    assert_eq!(lines.len(), 4);
+    let list: serde_json::Value = app
+        .client
+        .get(format!("{}/api/v1/imports", app.address))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["imports"].as_array().unwrap().len(), 1);
+    let unknown = app
+        .client
+        .post(format!("{}/api/v1/imports?partner=nobody", app.address))
+        .bearer_auth(&token)
+        .multipart(reqwest::multipart::Form::new().text("file", "x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status().as_u16(), 404);
+}

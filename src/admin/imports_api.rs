@@ -1,0 +1,267 @@
+//! `/api/v1/imports`: upload a CSV roster (multipart), run it in the background, poll its
+//! progress, list past imports and download the per-row error report as CSV.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use actix_multipart::Multipart;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{AdminCaller, AdminError};
+use crate::clock::{from_millis, to_rfc3339};
+use crate::domain::PartnerSlug;
+use crate::services::import::{self as import_service, ImportMode, ImportOptions};
+use crate::services::partners;
+use crate::startup::AppState;
+use crate::store::imports as import_store;
+
+/// Largest accepted roster upload.
+const MAX_UPLOAD_BYTES: usize = 512 * 1024 * 1024;
+
+/// Imports running on this instance, by id.
+#[derive(Default)]
+pub struct RunningImports {
+    inner: Mutex<HashMap<String, Running>>,
+}
+
+struct Running {
+    rows: Arc<AtomicU64>,
+    finished: bool,
+    failure: Option<String>,
+}
+
+impl RunningImports {
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, Running>) -> T) -> T {
+        match self.inner.lock() {
+            Ok(mut g) => f(&mut g),
+            Err(p) => f(&mut p.into_inner()),
+        }
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/imports", web::post().to(post_import))
+        .route("/imports", web::get().to(list_imports))
+        .route("/imports/{id}", web::get().to(get_import))
+        .route("/imports/{id}/errors.csv", web::get().to(get_import_errors));
+}
+
+#[derive(Deserialize)]
+pub struct ImportQuery {
+    partner: String,
+    mode: Option<String>,
+    dry_run: Option<bool>,
+    force: Option<bool>,
+}
+
+pub async fn post_import(
+    state: web::Data<AppState>,
+    admin: AdminCaller,
+    query: web::Query<ImportQuery>,
+    mut payload: Multipart,
+) -> Result<HttpResponse, AdminError> {
+    let slug =
+        PartnerSlug::parse(&query.partner).map_err(|e| AdminError::bad_request(e.to_string()))?;
+    let partner = partners::find_partner(&state.deps, &slug).await?;
+    let mode = match query.mode.as_deref().unwrap_or("delta") {
+        "delta" => ImportMode::Delta,
+        "full" => ImportMode::Full,
+        other => {
+            return Err(AdminError::bad_request(format!(
+                "mode must be delta or full, not {other:?}"
+            )))
+        }
+    };
+    // The upload goes to a temporary file: the import streams it, never holding it whole.
+    let mut file = tempfile::NamedTempFile::new()
+        .map_err(|e| AdminError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let mut file_name = None;
+    let mut size = 0usize;
+    while let Some(field) = payload.next().await {
+        let mut field =
+            field.map_err(|e| AdminError::bad_request(format!("cannot read the upload: {e}")))?;
+        if field.name() != Some("file") {
+            continue;
+        }
+        file_name = Some(
+            field
+                .content_disposition()
+                .and_then(|cd| cd.get_filename())
+                .unwrap_or("roster.csv")
+                .to_string(),
+        );
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk
+                .map_err(|e| AdminError::bad_request(format!("cannot read the upload: {e}")))?;
+            size += chunk.len();
+            if size > MAX_UPLOAD_BYTES {
+                return Err(AdminError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the file exceeds {MAX_UPLOAD_BYTES} bytes"),
+                ));
+            }
+            file.write_all(&chunk)
+                .map_err(|e| AdminError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        }
+    }
+    let Some(file_name) = file_name else {
+        return Err(AdminError::bad_request(
+            "send the roster as a multipart field named \"file\"",
+        ));
+    };
+    let maps = if state.settings.mappings_dir.exists() {
+        crate::import::load_column_maps(&state.settings.mappings_dir).map_err(|e| {
+            AdminError::bad_request(format!("invalid column maps: {}", e.join("; ")))
+        })?
+    } else {
+        Default::default()
+    };
+    let map = maps.get(partner.slug.as_str()).cloned().unwrap_or_default();
+    let id = uuid::Uuid::new_v4().to_string();
+    let rows = Arc::new(AtomicU64::new(0));
+    state.imports.with(|m| {
+        m.insert(
+            id.clone(),
+            Running {
+                rows: rows.clone(),
+                finished: false,
+                failure: None,
+            },
+        );
+    });
+    let opts = ImportOptions {
+        mode,
+        dry_run: query.dry_run.unwrap_or(false),
+        force: query.force.unwrap_or(false),
+        max_deactivate_share: 0.10,
+        delimiter: None,
+        file_name,
+        id: Some(id.clone()),
+    };
+    let (task_state, task_id) = (state.clone(), id.clone());
+    tokio::spawn(async move {
+        let outcome = match std::fs::File::open(file.path()) {
+            Ok(f) => {
+                let input = std::io::BufReader::with_capacity(64 * 1024, f);
+                let counter = rows.clone();
+                import_service::run(
+                    &task_state.deps,
+                    &admin.actor,
+                    &partner,
+                    input,
+                    &map,
+                    &opts,
+                    &move |n, _| counter.store(n, Ordering::Relaxed),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        drop(file);
+        task_state.imports.with(|m| {
+            if let Some(r) = m.get_mut(&task_id) {
+                r.finished = true;
+                r.failure = outcome.err();
+            }
+        });
+    });
+    Ok(HttpResponse::Accepted()
+        .json(json!({"id": id, "status": "running", "href": format!("/api/v1/imports/{id}")})))
+}
+
+fn record_json(r: &import_store::ImportRecord) -> serde_json::Value {
+    json!({
+        "id": r.id, "status": "finished", "outcome": r.outcome, "actor": r.actor, "file_name": r.file_name, "sha256": r.file_sha256,
+        "mode": r.mode, "dry_run": r.dry_run, "started_at": to_rfc3339(from_millis(r.started_at)), "finished_at": to_rfc3339(from_millis(r.finished_at)),
+        "rows": r.rows_read, "created": r.created, "updated": r.updated, "deactivated": r.deactivated, "unchanged": r.unchanged, "errors": r.errors,
+    })
+}
+
+pub async fn get_import(
+    state: web::Data<AppState>,
+    _admin: AdminCaller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    let mut conn = state
+        .deps
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(crate::services::ServiceError::from)?;
+    if let Some(r) = import_store::get(&mut conn, &id)
+        .await
+        .map_err(crate::services::ServiceError::from)?
+    {
+        return Ok(HttpResponse::Ok().json(record_json(&r)));
+    }
+    let running = state.imports.with(|m| {
+        m.get(id.as_str()).map(|r| {
+            (
+                r.rows.load(Ordering::Relaxed),
+                r.finished,
+                r.failure.clone(),
+            )
+        })
+    });
+    match running {
+        Some((_, true, Some(failure))) => Ok(HttpResponse::Ok()
+            .json(json!({"id": id.as_str(), "status": "failed", "error": failure}))),
+        Some((rows, _, _)) => {
+            Ok(HttpResponse::Ok()
+                .json(json!({"id": id.as_str(), "status": "running", "rows": rows})))
+        }
+        None => Err(AdminError::new(StatusCode::NOT_FOUND, "no such import")),
+    }
+}
+
+pub async fn list_imports(
+    state: web::Data<AppState>,
+    _admin: AdminCaller,
+) -> Result<HttpResponse, AdminError> {
+    let mut conn = state
+        .deps
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(crate::services::ServiceError::from)?;
+    let records = import_store::recent(&mut conn, 100)
+        .await
+        .map_err(crate::services::ServiceError::from)?;
+    Ok(HttpResponse::Ok()
+        .json(json!({"imports": records.iter().map(record_json).collect::<Vec<_>>()})))
+}
+
+pub async fn get_import_errors(
+    state: web::Data<AppState>,
+    _admin: AdminCaller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    let mut conn = state
+        .deps
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(crate::services::ServiceError::from)?;
+    let record = import_store::get(&mut conn, &id)
+        .await
+        .map_err(crate::services::ServiceError::from)?
+        .ok_or_else(|| AdminError::new(StatusCode::NOT_FOUND, "no such finished import"))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"import-{}-errors.csv\"", record.id),
+        ))
+        .body(record.error_report))
+}
