@@ -28,6 +28,8 @@ const KNOWN_ENV: &[&str] = &[
     "GUESTBRIDGE_MAIL_FROM",
     "GUESTBRIDGE_ORGANIZATION",
     "GUESTBRIDGE_MAIL_RETRY_BASE_MS",
+    "GUESTBRIDGE_SYNC_TARGETS",
+    "GUESTBRIDGE_SYNC_RETRY_BASE_MS",
 ];
 
 /// A setting that cannot be used, named as in the file (`section.key`) or the environment.
@@ -70,6 +72,56 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// The guest portal and its mail.
     pub portal: PortalSettings,
+    /// Systems that hear about guests and grants.
+    pub sync: SyncSettings,
+}
+
+/// Outbound sync targets and delivery policy.
+#[derive(Debug, Clone, Default)]
+pub struct SyncSettings {
+    pub targets: Vec<SyncTarget>,
+    /// Attempts before an event becomes a dead letter.
+    pub max_attempts: u32,
+    /// First retry delay in milliseconds; it doubles per attempt (with jitter).
+    pub retry_base_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    Scim,
+    Graph,
+    Webhook,
+}
+
+/// One target; its secret (bearer token, client secret, signing secret) never prints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncTarget {
+    /// Unique name, used in the outbox, metrics and the admin API.
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: TargetKind,
+    /// SCIM base URL (…/scim/v2), Graph base URL, or webhook URL.
+    pub url: String,
+    #[serde(default)]
+    pub secret: Option<SecretString>,
+    /// Name of an environment variable holding the secret instead.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// SCIM: prefix of the groups that stand for app roles.
+    #[serde(default)]
+    pub group_prefix: Option<String>,
+    /// Graph: OAuth token endpoint, client id and invitation redirect URL.
+    #[serde(default)]
+    pub token_url: Option<String>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub redirect_url: Option<String>,
+    /// Graph: `app:role` → group id.
+    #[serde(default)]
+    pub groups: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,6 +213,7 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields)]
 struct FileSettings {
     portal: Option<FilePortal>,
+    sync: Option<FileSync>,
     database: Option<FileDatabase>,
     http: Option<FileHttp>,
     smtp: Option<FileSmtp>,
@@ -184,6 +237,15 @@ struct FileHttp {
     public_url: Option<String>,
     max_body_bytes: Option<usize>,
     max_page_size: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSync {
+    #[serde(default)]
+    targets: Vec<SyncTarget>,
+    max_attempts: Option<u32>,
+    retry_base_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -402,7 +464,9 @@ impl Settings {
             },
             mail_max_attempts: portal.mail_max_attempts.unwrap_or(10).max(1),
         };
+        let sync = resolve_sync(f.sync.unwrap_or_default(), env)?;
         Ok(Settings {
+            sync,
             portal,
             database: DatabaseSettings {
                 url,
@@ -425,6 +489,57 @@ impl Settings {
             log_format,
         })
     }
+}
+
+fn resolve_sync(f: FileSync, env: &BTreeMap<String, String>) -> Result<SyncSettings, ConfigError> {
+    let mut targets = f.targets;
+    if let Some(json) = env.get("GUESTBRIDGE_SYNC_TARGETS") {
+        let more: Vec<SyncTarget> = serde_json::from_str(json).map_err(|e| {
+            invalid(
+                "GUESTBRIDGE_SYNC_TARGETS",
+                format!("must be a JSON array of targets: {e}"),
+            )
+        })?;
+        targets.extend(more);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for t in targets.iter_mut() {
+        let name = format!("sync.targets[{}]", t.name);
+        if t.name.is_empty() || !seen.insert(t.name.clone()) {
+            return Err(invalid(&name, "every target needs a unique name"));
+        }
+        if url::Url::parse(&t.url).is_err() {
+            return Err(invalid(&name, "url must be an absolute URL"));
+        }
+        if let Some(var) = &t.secret_env {
+            let value = env
+                .get(var)
+                .cloned()
+                .or_else(|| std::env::var(var).ok())
+                .ok_or_else(|| invalid(&name, format!("secret_env {var} is not set")))?;
+            t.secret = Some(SecretString::from(value));
+        }
+        if t.secret.is_none() {
+            return Err(invalid(
+                &name,
+                "needs a secret (token, client secret or signing secret) or secret_env",
+            ));
+        }
+        if t.kind == TargetKind::Graph && (t.token_url.is_none() || t.client_id.is_none()) {
+            return Err(invalid(
+                &name,
+                "a graph target needs token_url and client_id",
+            ));
+        }
+    }
+    Ok(SyncSettings {
+        targets,
+        max_attempts: f.max_attempts.unwrap_or(8).max(1),
+        retry_base_ms: match env.get("GUESTBRIDGE_SYNC_RETRY_BASE_MS") {
+            Some(v) => parse_number(v, "GUESTBRIDGE_SYNC_RETRY_BASE_MS")?,
+            None => f.retry_base_ms.unwrap_or(2_000),
+        },
+    })
 }
 
 const JOB_NAMES: &[&str] = &["reminders", "expiry", "deprovision", "outbox"];

@@ -52,6 +52,7 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
                 via: "job:deprovision",
             };
             lifecycle::remove_for_user(&mut tx, ctx.now, &g.user_id, &cause).await?;
+            crate::services::sync::emit(&mut tx, ctx.deps, &guest_id).await?;
             *counts.entry("removed").or_default() += 1;
         }
         tx.commit().await.map_err(ServiceError::from)?;

@@ -69,6 +69,7 @@ pub async fn start_session(
 /// The guest has redeemed the invitation: Invited → Active.
 pub async fn redeem(
     tx: &mut Tx,
+    deps: &Deps,
     actor: &Actor,
     guest: &GuestRow,
     now: i64,
@@ -98,7 +99,8 @@ pub async fn redeem(
         json!({"from": from.to_string(), "to": to.to_string(), "event": "Redeem"}),
         now,
     )
-    .await
+    .await?;
+    super::sync::emit(tx, deps, &guest.id).await
 }
 
 /// A signed-in guest.
@@ -219,7 +221,12 @@ pub enum CodeOutcome {
 }
 
 /// MFA passed in this session: remember it, and a consented invited guest has redeemed.
-async fn mfa_passed(tx: &mut Tx, gs: &GuestSession, now: i64) -> Result<(), ServiceError> {
+async fn mfa_passed(
+    tx: &mut Tx,
+    deps: &Deps,
+    gs: &GuestSession,
+    now: i64,
+) -> Result<(), ServiceError> {
     session_store::set_mfa_passed(tx, &gs.session.id_hash).await?;
     let guest = guest_store::get(tx, &gs.guest.id)
         .await?
@@ -228,7 +235,7 @@ async fn mfa_passed(tx: &mut Tx, gs: &GuestSession, now: i64) -> Result<(), Serv
         .await?
         .is_some_and(|(_, _, accepted)| accepted);
     if consented {
-        redeem(tx, &guest_actor(&guest.id), &guest, now).await?;
+        redeem(tx, deps, &guest_actor(&guest.id), &guest, now).await?;
     }
     Ok(())
 }
@@ -295,7 +302,7 @@ pub async fn verify_totp(
         )
         .await?;
     }
-    mfa_passed(&mut tx, gs, now).await?;
+    mfa_passed(&mut tx, deps, gs, now).await?;
     tx.commit().await?;
     Ok(CodeOutcome::Accepted)
 }
@@ -380,7 +387,7 @@ pub async fn verify_email_code(
         tx.commit().await?;
         return Ok(CodeOutcome::Wrong);
     }
-    mfa_passed(&mut tx, gs, now).await?;
+    mfa_passed(&mut tx, deps, gs, now).await?;
     tx.commit().await?;
     Ok(CodeOutcome::Accepted)
 }

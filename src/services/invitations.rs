@@ -187,6 +187,9 @@ pub async fn after_reconcile(
     let (Some(guest_id), Some(to)) = (&outcome.guest_id, &outcome.to) else {
         return Ok(());
     };
+    if outcome.changed() {
+        super::sync::emit(tx, deps, guest_id).await?;
+    }
     if outcome.from.as_deref() == Some(to.as_str()) && !outcome.created {
         return Ok(());
     }
@@ -370,6 +373,7 @@ pub async fn answer(
             )
             .await?;
             audit_guest(&mut tx, &actor, &guest, "guest.state_changed", json!({"from": state.to_string(), "to": new.to_string(), "event": "Decline", "consent_version": consent_version}), now).await?;
+            super::sync::emit(&mut tx, deps, &guest.id).await?;
             if let Some(sponsor) = guest.sponsor.as_deref() {
                 let partner = partner_of(&mut tx, &guest).await?;
                 mailer::queue(
@@ -402,7 +406,7 @@ pub async fn answer(
             .await?;
             // Without MFA the guest has redeemed now; with MFA, once the first code is proven.
             if !guest.mfa_required {
-                super::guest_auth::redeem(&mut tx, &actor, &guest, now).await?;
+                super::guest_auth::redeem(&mut tx, deps, &actor, &guest, now).await?;
             }
             let secret =
                 super::guest_auth::start_session(&mut tx, &guest.id, now, !guest.mfa_required)

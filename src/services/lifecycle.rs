@@ -459,6 +459,7 @@ pub async fn approve(deps: &Deps, actor: &Actor, guest_id: &str) -> Result<Guest
     if old != new {
         let partner = super::invitations::partner_of(&mut tx, &updated).await?;
         super::invitations::issue(&mut tx, deps, actor, &updated, &partner).await?;
+        super::sync::emit(&mut tx, deps, guest_id).await?;
     }
     tx.commit().await?;
     Ok(updated)

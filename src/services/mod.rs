@@ -14,6 +14,7 @@ pub mod partners;
 pub mod portal_env;
 pub mod rules;
 pub mod signing;
+pub mod sync;
 pub mod users;
 
 use crate::clock::SharedClock;

@@ -20,6 +20,10 @@ pub struct PortalEnv {
     pub reminder_after_days: u32,
     /// Whether cookies must be Secure (the public URL is https).
     pub secure_cookies: bool,
+    /// Names of the outbound sync targets (events are queued for each).
+    pub sync_targets: Vec<String>,
+    /// Signalled when a sync event is queued.
+    pub sync_queued: tokio::sync::Notify,
     /// Signalled when mail is queued, so the sender does not wait for its next poll.
     pub mail_queued: tokio::sync::Notify,
 }
@@ -55,6 +59,13 @@ impl PortalEnv {
             reminder_after_days: settings.jobs.reminder_after_days,
             secure_cookies: settings.http.public_url.starts_with("https://"),
             mail_queued: tokio::sync::Notify::new(),
+            sync_targets: settings
+                .sync
+                .targets
+                .iter()
+                .map(|t| t.name.clone())
+                .collect(),
+            sync_queued: tokio::sync::Notify::new(),
         })
     }
 }

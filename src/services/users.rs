@@ -516,7 +516,11 @@ pub async fn delete(
         actor,
         via: "scim:user.deleted",
     };
-    lifecycle::remove_for_user(&mut tx, deps.clock.now(), id, &cause).await?;
+    if let Some(guest_id) =
+        lifecycle::remove_for_user(&mut tx, deps.clock.now(), id, &cause).await?
+    {
+        super::sync::emit(&mut tx, deps, &guest_id).await?;
+    }
     if !user_store::delete(&mut tx, &partner.id, id).await? {
         return Err(ServiceError::NotFound);
     }

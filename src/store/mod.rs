@@ -18,6 +18,7 @@ pub mod rate_limits;
 pub mod scim_filter;
 pub mod sessions;
 pub mod sql;
+pub mod sync_outbox;
 pub mod tokens;
 pub mod users;
 pub mod values;

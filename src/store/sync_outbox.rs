@@ -1,0 +1,206 @@
+//! The outbound sync outbox: events per target, delivered in order per guest.
+
+use sqlx::{AnyConnection, Row};
+
+use super::DbError;
+
+#[derive(Debug, Clone)]
+pub struct SyncEvent {
+    pub seq: i64,
+    pub id: String,
+    pub target: String,
+    pub guest_id: String,
+    pub kind: String,
+    pub payload: String,
+    pub created_at: i64,
+    pub attempts: i64,
+    pub delivered_at: Option<i64>,
+    pub dead_at: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+const COLUMNS: &str = "seq, id, target, guest_id, kind, payload, created_at, attempts, delivered_at, dead_at, last_error";
+
+fn from_row(r: &sqlx::any::AnyRow) -> Result<SyncEvent, DbError> {
+    Ok(SyncEvent {
+        seq: r.try_get("seq")?,
+        id: r.try_get("id")?,
+        target: r.try_get("target")?,
+        guest_id: r.try_get("guest_id")?,
+        kind: r.try_get("kind")?,
+        payload: r.try_get("payload")?,
+        created_at: r.try_get("created_at")?,
+        attempts: r.try_get("attempts")?,
+        delivered_at: r.try_get("delivered_at")?,
+        dead_at: r.try_get("dead_at")?,
+        last_error: r.try_get("last_error")?,
+    })
+}
+
+/// A new event for one target.
+pub struct NewSyncEvent<'a> {
+    pub id: &'a str,
+    pub target: &'a str,
+    pub guest_id: &'a str,
+    pub kind: &'a str,
+    pub payload: &'a str,
+    pub now: i64,
+    /// First delivery attempt (wall clock).
+    pub due: i64,
+}
+
+pub async fn insert(conn: &mut AnyConnection, e: &NewSyncEvent<'_>) -> Result<(), DbError> {
+    let NewSyncEvent {
+        id,
+        target,
+        guest_id,
+        kind,
+        payload,
+        now,
+        due,
+    } = *e;
+    sqlx::query(
+        "INSERT INTO sync_outbox (id, target, guest_id, kind, payload, created_at, next_attempt_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(id)
+    .bind(target)
+    .bind(guest_id)
+    .bind(kind)
+    .bind(payload)
+    .bind(now)
+    .bind(due)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Lease due events whose earlier events (same target and guest) are all settled, so each
+/// guest's changes reach each target in order.
+pub async fn claim_due(
+    conn: &mut AnyConnection,
+    owner: &str,
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+) -> Result<Vec<SyncEvent>, DbError> {
+    sqlx::query(
+        "UPDATE sync_outbox SET lease_owner = $1, lease_until = $2
+         WHERE seq IN (SELECT o.seq FROM sync_outbox o
+                       WHERE o.delivered_at IS NULL AND o.dead_at IS NULL AND o.next_attempt_at <= $3
+                         AND (o.lease_until IS NULL OR o.lease_until < $3)
+                         AND NOT EXISTS (SELECT 1 FROM sync_outbox p
+                                         WHERE p.target = o.target AND p.guest_id = o.guest_id AND p.seq < o.seq
+                                           AND p.delivered_at IS NULL AND p.dead_at IS NULL)
+                       ORDER BY o.seq LIMIT $4)
+           AND delivered_at IS NULL AND dead_at IS NULL AND (lease_until IS NULL OR lease_until < $3)",
+    )
+    .bind(owner)
+    .bind(lease_until)
+    .bind(now)
+    .bind(limit)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM sync_outbox WHERE lease_owner = $1 AND lease_until = $2 AND delivered_at IS NULL AND dead_at IS NULL ORDER BY seq"
+    ))
+    .bind(owner)
+    .bind(lease_until)
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
+}
+
+pub async fn mark_delivered(conn: &mut AnyConnection, seq: i64, now: i64) -> Result<(), DbError> {
+    sqlx::query("UPDATE sync_outbox SET delivered_at = $1, attempts = attempts + 1, lease_owner = NULL, lease_until = NULL WHERE seq = $2")
+        .bind(now)
+        .bind(seq)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn mark_failed(
+    conn: &mut AnyConnection,
+    seq: i64,
+    now: i64,
+    next_attempt_at: i64,
+    dead: bool,
+    error: &str,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE sync_outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2, dead_at = $3,
+            lease_owner = NULL, lease_until = NULL WHERE seq = $4",
+    )
+    .bind(next_attempt_at)
+    .bind(error)
+    .bind(dead.then_some(now))
+    .bind(seq)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Dead letters, newest first.
+pub async fn dead(conn: &mut AnyConnection, limit: i64) -> Result<Vec<SyncEvent>, DbError> {
+    sqlx::query(&format!("SELECT {COLUMNS} FROM sync_outbox WHERE dead_at IS NOT NULL ORDER BY dead_at DESC LIMIT $1"))
+        .bind(limit)
+        .fetch_all(conn)
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
+}
+
+/// Put a dead letter back in the queue; false when there is no such dead letter.
+pub async fn replay(conn: &mut AnyConnection, id: &str, now: i64) -> Result<bool, DbError> {
+    Ok(sqlx::query("UPDATE sync_outbox SET dead_at = NULL, attempts = 0, next_attempt_at = $1, last_error = NULL WHERE id = $2 AND dead_at IS NOT NULL")
+        .bind(now)
+        .bind(id)
+        .execute(conn)
+        .await?
+        .rows_affected()
+        == 1)
+}
+
+/// Per target: (pending, dead, oldest pending created_at).
+pub async fn depth(
+    conn: &mut AnyConnection,
+) -> Result<Vec<(String, i64, i64, Option<i64>)>, DbError> {
+    let rows = sqlx::query(
+        "SELECT target,
+            COALESCE(SUM(CASE WHEN delivered_at IS NULL AND dead_at IS NULL THEN 1 ELSE 0 END), 0) AS pending,
+            COALESCE(SUM(CASE WHEN dead_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS dead,
+            MIN(CASE WHEN delivered_at IS NULL AND dead_at IS NULL THEN created_at END) AS oldest
+         FROM sync_outbox GROUP BY target ORDER BY target",
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("target")?,
+                r.try_get("pending")?,
+                r.try_get("dead")?,
+                r.try_get("oldest")?,
+            ))
+        })
+        .collect()
+}
+
+pub async fn for_guest(
+    conn: &mut AnyConnection,
+    guest_id: &str,
+) -> Result<Vec<SyncEvent>, DbError> {
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM sync_outbox WHERE guest_id = $1 ORDER BY seq"
+    ))
+    .bind(guest_id)
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
+}
