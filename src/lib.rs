@@ -10,6 +10,7 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod connectors;
 pub mod domain;
 pub mod health;
 pub mod import;

@@ -102,7 +102,40 @@ pub async fn record(
 }
 
 pub async fn get_metrics(state: web::Data<AppState>) -> HttpResponse {
+    let mut text = state.metrics.render();
+    // Queue figures come from the database, so every instance reports the shared truth.
+    if let Ok(mut conn) = state.deps.db.pool().acquire().await {
+        if let Ok(depth) = crate::store::sync_outbox::depth(&mut conn).await {
+            let now = crate::clock::to_millis(chrono::Utc::now());
+            text.push_str("# HELP guestbridge_sync_queue_depth Sync events waiting per target\n# TYPE guestbridge_sync_queue_depth gauge\n");
+            for (t, pending, _, _) in &depth {
+                text.push_str(&format!(
+                    "guestbridge_sync_queue_depth{{target=\"{t}\"}} {pending}\n"
+                ));
+            }
+            text.push_str("# HELP guestbridge_sync_dead_letters Sync events given up per target\n# TYPE guestbridge_sync_dead_letters gauge\n");
+            for (t, _, dead, _) in &depth {
+                text.push_str(&format!(
+                    "guestbridge_sync_dead_letters{{target=\"{t}\"}} {dead}\n"
+                ));
+            }
+            text.push_str("# HELP guestbridge_sync_lag_seconds Age of the oldest waiting sync event per target\n# TYPE guestbridge_sync_lag_seconds gauge\n");
+            for (t, _, _, oldest) in &depth {
+                let lag = oldest
+                    .map(|o| (now - o).max(0) as f64 / 1000.0)
+                    .unwrap_or(0.0);
+                text.push_str(&format!(
+                    "guestbridge_sync_lag_seconds{{target=\"{t}\"}} {lag}\n"
+                ));
+            }
+        }
+        if let Ok((pending, sent, failed)) = crate::store::outbox::counts(&mut conn).await {
+            text.push_str(&format!(
+                "# HELP guestbridge_mail_outbox Mail by delivery state\n# TYPE guestbridge_mail_outbox gauge\nguestbridge_mail_outbox{{state=\"pending\"}} {pending}\nguestbridge_mail_outbox{{state=\"sent\"}} {sent}\nguestbridge_mail_outbox{{state=\"failed\"}} {failed}\n"
+            ));
+        }
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
+        .body(text)
 }

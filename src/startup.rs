@@ -90,6 +90,21 @@ fn start_mail_sender(
     Ok(Some(sender))
 }
 
+/// Push guest changes to the configured targets.
+fn start_sync_worker(deps: &Deps, settings: &Settings) -> anyhow::Result<()> {
+    if settings.sync.targets.is_empty() {
+        return Ok(());
+    }
+    let connectors = crate::connectors::worker::build_connectors(&settings.sync)?;
+    let policy = crate::connectors::worker::SyncPolicy {
+        base_ms: settings.sync.retry_base_ms,
+        max_attempts: settings.sync.max_attempts,
+    };
+    let poll = std::time::Duration::from_millis(settings.sync.retry_base_ms.clamp(100, 5_000));
+    crate::connectors::worker::spawn(deps.clone(), Arc::new(connectors), policy, poll);
+    Ok(())
+}
+
 /// A built, not yet running, instance.
 pub struct Application {
     port: u16,
@@ -132,6 +147,7 @@ impl Application {
             .await
             .map_err(|e| anyhow::anyhow!("preparing the app-launch signing key: {e}"))?;
         let smtp = start_mail_sender(&state.deps, &state.settings)?;
+        start_sync_worker(&state.deps, &state.settings)?;
         if state.settings.jobs_enabled {
             let scheduler =
                 crate::jobs::start_scheduler(state.deps.clone(), state.settings.clone(), smtp)

@@ -4,6 +4,7 @@
 pub mod guests_api;
 pub mod imports_api;
 pub mod mappings_api;
+pub mod sync_api;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,7 +20,8 @@ use crate::startup::AppState;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(guests_api::configure)
         .configure(imports_api::configure)
-        .configure(mappings_api::configure);
+        .configure(mappings_api::configure)
+        .configure(sync_api::configure);
 }
 
 /// An admin API error.

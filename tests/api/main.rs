@@ -15,6 +15,7 @@ mod portal;
 mod scenario_entra;
 mod scenario_okta;
 mod smtp;
+mod sync;
 mod tenancy;
 mod users_crud;
 mod users_errors;

@@ -1,0 +1,72 @@
+//! `/api/v1/sync`: outbound sync queue per target, dead letters, and replay.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use super::{AdminCaller, AdminError};
+use crate::clock::{from_millis, to_rfc3339};
+use crate::services::ServiceError;
+use crate::startup::AppState;
+use crate::store::sync_outbox;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/sync", web::get().to(get_sync))
+        .route("/sync/events/{id}/replay", web::post().to(replay_event));
+}
+
+pub async fn get_sync(
+    state: web::Data<AppState>,
+    _admin: AdminCaller,
+) -> Result<HttpResponse, AdminError> {
+    let mut conn = state
+        .deps
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(ServiceError::from)?;
+    let depth = sync_outbox::depth(&mut conn)
+        .await
+        .map_err(ServiceError::from)?;
+    let dead = sync_outbox::dead(&mut conn, 200)
+        .await
+        .map_err(ServiceError::from)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "targets": state.deps.portal.sync_targets.iter().map(|t| {
+            let d = depth.iter().find(|(name, ..)| name == t);
+            json!({"name": t, "pending": d.map(|x| x.1).unwrap_or(0), "dead": d.map(|x| x.2).unwrap_or(0),
+                   "oldest_pending": d.and_then(|x| x.3).map(|ms| to_rfc3339(from_millis(ms)))})
+        }).collect::<Vec<_>>(),
+        "dead_letters": dead.iter().map(|e| json!({
+            "id": e.id, "target": e.target, "guest_id": e.guest_id, "kind": e.kind, "attempts": e.attempts,
+            "created_at": to_rfc3339(from_millis(e.created_at)), "dead_at": e.dead_at.map(|t| to_rfc3339(from_millis(t))), "last_error": e.last_error,
+        })).collect::<Vec<_>>(),
+    })))
+}
+
+pub async fn replay_event(
+    state: web::Data<AppState>,
+    _admin: AdminCaller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    let mut conn = state
+        .deps
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(ServiceError::from)?;
+    let now = crate::clock::to_millis(chrono::Utc::now());
+    if !sync_outbox::replay(&mut conn, &id, now)
+        .await
+        .map_err(ServiceError::from)?
+    {
+        return Err(AdminError::new(
+            StatusCode::NOT_FOUND,
+            "no such dead letter",
+        ));
+    }
+    state.deps.portal.sync_queued.notify_one();
+    Ok(HttpResponse::Ok().json(json!({"id": id.as_str(), "status": "queued"})))
+}

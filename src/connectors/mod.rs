@@ -1,0 +1,328 @@
+//! Outbound connectors: what the outbox worker calls to push one guest change to one target.
+//!
+//! The worker stores [`GuestEvent`]s (JSON) and hands each to every configured
+//! [`Connector`] in order per guest. A connector answers `Ok(())` when the target holds the
+//! change, or a [`DeliveryError`] that says whether a later attempt can succeed
+//! ([`DeliveryError::Transient`], with the target's `Retry-After` when it gave one) or not
+//! ([`DeliveryError::Permanent`]: dead-letter it). Connectors keep no database state; every
+//! delivery is idempotent (look-up before create, `404` on delete is success), so the worker
+//! may retry or replay any event.
+//!
+//! - [`scim::ScimConnector`]: a downstream SCIM 2.0 server (RFC 7643/7644), grants as groups.
+//! - [`graph::GraphConnector`]: Microsoft Graph B2B invitations and group membership.
+//! - [`webhook::WebhookConnector`]: a signed JSON event per change.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub mod graph;
+mod http;
+pub mod scim;
+pub mod webhook;
+pub mod worker;
+
+/// A boxed, `Send` future borrowing from the connector and the event; keeps [`Connector`]
+/// object-safe so the worker can hold `Vec<Box<dyn Connector>>`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One change to push, as the outbox stores it (JSON-serialisable).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GuestEvent {
+    /// Unique per event; also the idempotency key sent to targets.
+    pub event_id: String,
+    /// What happened to the guest.
+    pub kind: EventKind,
+    /// When the decision was taken (not when it is delivered).
+    pub occurred_at: DateTime<Utc>,
+    /// The guest as it was right after the change.
+    pub guest: GuestSnapshot,
+}
+
+/// The three changes a target hears about.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// Created or changed (attributes, state, grants).
+    GuestUpserted,
+    /// Access taken away for now; the guest may come back.
+    GuestSuspended,
+    /// The guest is gone for good.
+    GuestRemoved,
+}
+
+impl EventKind {
+    /// The webhook `type` of this kind: `guest.upserted`, `guest.suspended`, `guest.removed`.
+    pub fn webhook_type(self) -> &'static str {
+        match self {
+            EventKind::GuestUpserted => "guest.upserted",
+            EventKind::GuestSuspended => "guest.suspended",
+            EventKind::GuestRemoved => "guest.removed",
+        }
+    }
+}
+
+/// The guest as pushed to targets.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GuestSnapshot {
+    /// Guestbridge's id of the guest; the `externalId` at SCIM targets.
+    pub guest_id: String,
+    /// The partner's slug.
+    pub partner: String,
+    /// The partner's userName of the person.
+    pub user_name: String,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    /// `invited`, `active`, `suspended`, `removed` or `pending_approval`.
+    pub state: String,
+    /// The app grants in force.
+    pub grants: Vec<GrantSnapshot>,
+}
+
+/// One app grant of a guest.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GrantSnapshot {
+    pub app: String,
+    pub role: String,
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+/// What the connectors do with a guest, from the event kind and the snapshot's state
+/// (an `upserted` event of a suspended or removed guest is treated as what the state says).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Intent {
+    /// Should have access: exists, enabled, in the groups of its grants.
+    Enable,
+    /// Should exist at most disabled and in none of our groups (`pending_approval`).
+    Hold,
+    /// Exists disabled and in none of our groups, if it exists at all.
+    Suspend,
+    /// Should not exist.
+    Remove,
+}
+
+impl GuestSnapshot {
+    /// Whether the guest's state allows access (`active` or `invited`).
+    pub fn is_enabled(&self) -> bool {
+        matches!(self.state.as_str(), "active" | "invited")
+    }
+
+    /// `"{app}:{role}"` of each grant, sorted and without duplicates.
+    pub fn grant_keys(&self) -> std::collections::BTreeSet<String> {
+        self.grants
+            .iter()
+            .map(|g| format!("{}:{}", g.app, g.role))
+            .collect()
+    }
+
+    pub(crate) fn intent(&self, kind: EventKind) -> Intent {
+        match (kind, self.state.as_str()) {
+            (EventKind::GuestRemoved, _) | (_, "removed") => Intent::Remove,
+            (EventKind::GuestSuspended, _) | (_, "suspended") => Intent::Suspend,
+            _ if self.is_enabled() => Intent::Enable,
+            _ => Intent::Hold,
+        }
+    }
+}
+
+/// What a delivery attempt says when it did not deliver.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// Retry later; `retry_after` when the target said when (`Retry-After` in seconds or as
+    /// an HTTP date).
+    #[error("transient delivery failure: {reason}")]
+    Transient {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// Retrying will not help (a 4xx other than 408/409/429, a bad configuration, a guest
+    /// the target cannot take): dead-letter it, fix, replay.
+    #[error("permanent delivery failure: {reason}")]
+    Permanent { reason: String },
+}
+
+impl DeliveryError {
+    pub(crate) fn transient(reason: impl Into<String>) -> Self {
+        DeliveryError::Transient {
+            reason: reason.into(),
+            retry_after: None,
+        }
+    }
+
+    pub(crate) fn permanent(reason: impl Into<String>) -> Self {
+        DeliveryError::Permanent {
+            reason: reason.into(),
+        }
+    }
+
+    /// Whether a later attempt may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, DeliveryError::Transient { .. })
+    }
+
+    /// The delay the target asked for, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            DeliveryError::Transient { retry_after, .. } => *retry_after,
+            DeliveryError::Permanent { .. } => None,
+        }
+    }
+
+    /// The same error with "`context`: " before its reason.
+    pub(crate) fn context(self, context: &str) -> Self {
+        match self {
+            DeliveryError::Transient {
+                reason,
+                retry_after,
+            } => DeliveryError::Transient {
+                reason: format!("{context}: {reason}"),
+                retry_after,
+            },
+            DeliveryError::Permanent { reason } => DeliveryError::Permanent {
+                reason: format!("{context}: {reason}"),
+            },
+        }
+    }
+}
+
+/// A target the outbox worker pushes guest changes to.
+pub trait Connector: Send + Sync {
+    /// A stable name for this target (outbox rows, metrics, logs).
+    fn name(&self) -> &str;
+
+    /// Push one event. Idempotent: delivering the same event twice leaves the target as
+    /// delivering it once does.
+    fn deliver<'a>(&'a self, event: &'a GuestEvent) -> BoxFuture<'a, Result<(), DeliveryError>>;
+}
+
+/// Why a connector could not be built from its settings (checked at start-up).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{field}: not a usable http(s) URL: {value}")]
+    InvalidUrl { field: &'static str, value: String },
+    #[error("{field}: must not be empty")]
+    Empty { field: &'static str },
+    #[error("could not build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(state: &str) -> GuestSnapshot {
+        GuestSnapshot {
+            guest_id: "g1".into(),
+            partner: "acme".into(),
+            user_name: "ann@acme.example".into(),
+            email: None,
+            display_name: None,
+            given_name: None,
+            family_name: None,
+            state: state.into(),
+            grants: vec![],
+        }
+    }
+
+    #[test]
+    fn intent_follows_kind_then_state() {
+        use EventKind::*;
+        assert_eq!(snapshot("active").intent(GuestUpserted), Intent::Enable);
+        assert_eq!(snapshot("invited").intent(GuestUpserted), Intent::Enable);
+        assert_eq!(
+            snapshot("pending_approval").intent(GuestUpserted),
+            Intent::Hold
+        );
+        assert_eq!(snapshot("suspended").intent(GuestUpserted), Intent::Suspend);
+        assert_eq!(snapshot("active").intent(GuestSuspended), Intent::Suspend);
+        assert_eq!(snapshot("removed").intent(GuestUpserted), Intent::Remove);
+        assert_eq!(snapshot("active").intent(GuestRemoved), Intent::Remove);
+    }
+
+    #[test]
+    fn connectors_live_together_behind_the_trait() {
+        let connectors: Vec<Box<dyn Connector>> = vec![
+            Box::new(
+                scim::ScimConnector::new(
+                    "scim",
+                    scim::ScimTarget {
+                        base_url: "https://down.example/scim/v2".into(),
+                        bearer_token: "t".into(),
+                        group_prefix: "gb-".into(),
+                    },
+                )
+                .unwrap(),
+            ),
+            Box::new(
+                graph::GraphConnector::new(
+                    "graph",
+                    graph::GraphTarget {
+                        base_url: graph::DEFAULT_BASE_URL.into(),
+                        token_url: "https://login.example/t/oauth2/v2.0/token".into(),
+                        client_id: "c".into(),
+                        client_secret: "s".into(),
+                        redirect_url: "https://apps.example".into(),
+                        group_ids: Default::default(),
+                    },
+                )
+                .unwrap(),
+            ),
+            Box::new(
+                webhook::WebhookConnector::new(
+                    "hook",
+                    webhook::WebhookTarget {
+                        url: "https://hooks.example/in".into(),
+                        secret: "s".into(),
+                    },
+                )
+                .unwrap(),
+            ),
+        ];
+        let names: Vec<&str> = connectors.iter().map(|c| c.name()).collect();
+        assert_eq!(names, ["scim", "graph", "hook"]);
+    }
+
+    #[test]
+    fn bad_settings_are_refused_by_name() {
+        let err = webhook::WebhookConnector::new(
+            "hook",
+            webhook::WebhookTarget {
+                url: "hooks.example/in".into(),
+                secret: "s".into(),
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("url:"), "{err}");
+        let err = webhook::WebhookConnector::new(
+            "hook",
+            webhook::WebhookTarget {
+                url: "https://hooks.example/in".into(),
+                secret: " ".into(),
+            },
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "secret: must not be empty");
+    }
+
+    #[test]
+    fn event_round_trips_as_json_with_snake_case_kind() {
+        let event = GuestEvent {
+            event_id: "e1".into(),
+            kind: EventKind::GuestSuspended,
+            occurred_at: DateTime::parse_from_rfc3339("2025-01-02T03:04:05Z")
+                .unwrap()
+                .with_timezone(&Utc),
+            guest: snapshot("suspended"),
+        };
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["kind"], "guest_suspended");
+        assert_eq!(json["occurred_at"], "2025-01-02T03:04:05Z");
+        let back: GuestEvent = serde_json::from_value(json).unwrap();
+        assert_eq!(back, event);
+    }
+}
