@@ -150,6 +150,7 @@ impl Default for JobSettings {
                 ("expiry".into(), "0 */15 * * * *".into()),
                 ("deprovision".into(), "0 30 * * * *".into()),
                 ("outbox".into(), "0 * * * * *".into()),
+                ("reconcile".into(), "0 0 3 * * *".into()),
             ],
             reminder_after_days: 3,
             max_reminders: 2,
@@ -542,7 +543,7 @@ fn resolve_sync(f: FileSync, env: &BTreeMap<String, String>) -> Result<SyncSetti
     })
 }
 
-const JOB_NAMES: &[&str] = &["reminders", "expiry", "deprovision", "outbox"];
+const JOB_NAMES: &[&str] = &["reminders", "expiry", "deprovision", "outbox", "reconcile"];
 
 fn resolve_jobs(f: FileJobs) -> Result<JobSettings, ConfigError> {
     let mut out = JobSettings::default();

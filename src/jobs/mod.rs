@@ -5,6 +5,7 @@
 
 pub mod deprovision;
 pub mod expiry;
+pub mod reconcile;
 pub mod reminders;
 
 use std::collections::BTreeMap;
@@ -25,7 +26,7 @@ use crate::store::jobs as job_store;
 use crate::store::{invitations as inv_store, sessions as session_store, Tx};
 
 /// Every job, in the order `jobs list` shows them.
-pub const JOBS: &[&str] = &["reminders", "expiry", "deprovision", "outbox"];
+pub const JOBS: &[&str] = &["reminders", "expiry", "deprovision", "outbox", "reconcile"];
 
 /// What one run did: counts by effect.
 pub type Counts = BTreeMap<&'static str, u64>;
@@ -39,6 +40,8 @@ pub struct JobContext<'a> {
     pub actor: Actor,
     pub smtp: Option<&'a SmtpSender>,
     pub retry: RetryPolicy,
+    /// The outbound sync targets (for reconciliation).
+    pub sync: &'a crate::config::SyncSettings,
 }
 
 impl JobContext<'_> {
@@ -123,11 +126,13 @@ pub async fn run_once(
             base_ms: settings.portal.mail_retry_base_ms,
             max_attempts: settings.portal.mail_max_attempts,
         },
+        sync: &settings.sync,
     };
     let result = match name {
         "reminders" => reminders::run_once(&ctx).await,
         "expiry" => expiry::run_once(&ctx).await,
         "deprovision" => deprovision::run_once(&ctx).await,
+        "reconcile" => reconcile::run_once(&ctx).await,
         _ => run_outbox(&ctx, instance).await,
     };
     let mut conn = deps.db.pool().acquire().await.map_err(ServiceError::from)?;

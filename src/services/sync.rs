@@ -21,24 +21,25 @@ pub fn kind_for(state: Option<GuestState>) -> &'static str {
     }
 }
 
-/// Queue an event with the guest's current snapshot for every target (none configured: no-op).
-pub async fn emit(tx: &mut Tx, deps: &Deps, guest_id: &str) -> Result<(), ServiceError> {
-    if deps.portal.sync_targets.is_empty() {
-        return Ok(());
-    }
-    let Some(guest) = guest_store::get(tx, guest_id).await? else {
-        return Ok(());
+/// The guest as targets see it (the `guest` of an event), or None when there is no guest.
+pub async fn snapshot(
+    conn: &mut sqlx::AnyConnection,
+    deps: &Deps,
+    guest_id: &str,
+) -> Result<Option<Value>, ServiceError> {
+    let Some(guest) = guest_store::get(conn, guest_id).await? else {
+        return Ok(None);
     };
     let state: Option<GuestState> = guest.state.parse().ok();
     let now = deps.now_ms();
-    let grants: Vec<Value> = guest_store::grants(tx, guest_id)
+    let grants: Vec<Value> = guest_store::grants(conn, guest_id)
         .await?
         .into_iter()
         .filter(|g| g.valid_until.is_none_or(|u| u > now))
         .map(|g| json!({"app": g.app_id, "role": g.role, "valid_until": g.valid_until.map(|t| to_rfc3339(from_millis(t)))}))
         .collect();
     let (given, family) =
-        match crate::store::users::get(tx, &guest.partner_id, &guest.user_id).await? {
+        match crate::store::users::get(conn, &guest.partner_id, &guest.user_id).await? {
             Some(u) => {
                 let doc: Value = serde_json::from_str(&u.doc).unwrap_or_default();
                 (
@@ -52,12 +53,35 @@ pub async fn emit(tx: &mut Tx, deps: &Deps, guest_id: &str) -> Result<(), Servic
             }
             None => (None, None),
         };
-    let partner = super::invitations::partner_of(tx, &guest).await?;
+    let partner = super::invitations::partner_of(conn, &guest).await?;
     let simple_state = match state {
         Some(GuestState::Suspended(_)) => "suspended".to_string(),
         Some(s) => s.to_string(),
         None => guest.state.clone(),
     };
+    Ok(Some(json!({
+        "guest_id": guest.id, "partner": partner.slug.as_str(), "user_name": guest.user_name,
+        "email": guest.email, "display_name": guest.display_name, "given_name": given, "family_name": family,
+        "state": simple_state, "grants": grants,
+    })))
+}
+
+/// Queue an event with the guest's current snapshot for every target (none configured: no-op).
+pub async fn emit(tx: &mut Tx, deps: &Deps, guest_id: &str) -> Result<(), ServiceError> {
+    if deps.portal.sync_targets.is_empty() {
+        return Ok(());
+    }
+    let Some(guest) = snapshot(tx, deps, guest_id).await? else {
+        return Ok(());
+    };
+    let state: Option<GuestState> = match guest["state"].as_str() {
+        Some("suspended") => Some(GuestState::Suspended(
+            crate::domain::SuspendReason::Deactivated,
+        )),
+        Some(s) => s.parse().ok(),
+        None => None,
+    };
+    let now = deps.now_ms();
     let kind = kind_for(state);
     for target in &deps.portal.sync_targets {
         let event_id = uuid::Uuid::new_v4().to_string();
@@ -65,11 +89,7 @@ pub async fn emit(tx: &mut Tx, deps: &Deps, guest_id: &str) -> Result<(), Servic
             "event_id": event_id,
             "kind": kind,
             "occurred_at": to_rfc3339(from_millis(now)),
-            "guest": {
-                "guest_id": guest.id, "partner": partner.slug.as_str(), "user_name": guest.user_name,
-                "email": guest.email, "display_name": guest.display_name, "given_name": given, "family_name": family,
-                "state": simple_state, "grants": grants,
-            }
+            "guest": guest,
         });
         sync_outbox::insert(
             tx,

@@ -304,3 +304,10 @@ pub async fn touch_seen(conn: &mut AnyConnection, guest_id: &str, now: i64) -> R
         .await?;
     Ok(())
 }
+
+/// Every guest id, for a full reconciliation with a target.
+pub async fn all_guest_ids(conn: &mut AnyConnection) -> Result<Vec<String>, DbError> {
+    sqlx::query_scalar("SELECT id FROM guests ORDER BY created_at, id")
+        .fetch_all(conn)
+        .await
+}

@@ -97,6 +97,64 @@ async fn guests_reach_a_downstream_scim_server(backend: Backend) {
     .await;
     assert_eq!(group().await["members"][0]["value"], user["id"]);
 
+    // Drift: someone edits and removes things downstream; the reconcile job repairs them.
+    let tamper = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                        "Operations": [{"op": "replace", "path": "name.familyName", "value": "Tampered"}]});
+    down.patch(&format!("/Users/{}", user["id"].as_str().unwrap()), &tamper)
+        .await;
+    let settings = guestbridge::config::Settings::load(
+        None,
+        &[("GUESTBRIDGE_SYNC_TARGETS".to_string(), targets.clone())]
+            .into_iter()
+            .collect(),
+    )
+    .unwrap();
+    let report = guestbridge::jobs::run_once(
+        "reconcile",
+        &app.deps,
+        &settings,
+        None,
+        chrono::Utc::now(),
+        "test",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        report.counts.get("updated"),
+        Some(&1),
+        "{:?}",
+        report.counts
+    );
+    assert_eq!(
+        downstream_user(&down, &guest_id).await.unwrap()["name"]["familyName"],
+        "Lee"
+    );
+    down.delete(&format!("/Users/{}", user["id"].as_str().unwrap()))
+        .await;
+    let report = guestbridge::jobs::run_once(
+        "reconcile",
+        &app.deps,
+        &settings,
+        None,
+        chrono::Utc::now(),
+        "test",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        report.counts.get("created"),
+        Some(&1),
+        "{:?}",
+        report.counts
+    );
+    let user = downstream_user(&down, &guest_id)
+        .await
+        .expect("recreated downstream");
+    eventually("the recreated user in the group", || async {
+        group().await["members"][0]["value"] == user["id"]
+    })
+    .await;
+
     // Grant change: the rule no longer matches, so the guest loses the group.
     let patch = |ops: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
     acme.patch(
