@@ -1,5 +1,5 @@
 //! `deprovision`: the safety net behind the SCIM and import paths (a person the partner
-//! deactivated or deleted loses access), suspension after N days without sign-in, and
+//! deactivated loses access; deletion removes the guest in the deleting transaction itself), suspension after N days without sign-in, and
 //! erasure of removed guests' personal data after the retention period.
 
 use chrono::Duration;
@@ -8,7 +8,6 @@ use serde_json::json;
 use super::{apply_event, Counts, JobContext, JobError, BATCH};
 use crate::domain::lifecycle::Event;
 use crate::services::invitations::audit_guest;
-use crate::services::lifecycle::{self, Cause};
 use crate::services::ServiceError;
 use crate::store::guests as guest_store;
 use crate::store::jobs as job_store;
@@ -35,25 +34,6 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
             if apply_event(&mut tx, ctx, &g, Event::Deactivate).await? {
                 *counts.entry("deactivated").or_default() += 1;
             }
-        }
-        tx.commit().await.map_err(ServiceError::from)?;
-    }
-
-    for guest_id in job_store::guests_without_person(&mut conn, BATCH * 20).await? {
-        let mut tx = ctx
-            .deps
-            .db
-            .begin_write()
-            .await
-            .map_err(ServiceError::from)?;
-        if let Some(g) = guest_store::get(&mut tx, &guest_id).await? {
-            let cause = Cause {
-                actor: &ctx.actor,
-                via: "job:deprovision",
-            };
-            lifecycle::remove_for_user(&mut tx, ctx.now, &g.user_id, &cause).await?;
-            crate::services::sync::emit(&mut tx, ctx.deps, &guest_id).await?;
-            *counts.entry("removed").or_default() += 1;
         }
         tx.commit().await.map_err(ServiceError::from)?;
     }

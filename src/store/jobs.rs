@@ -238,20 +238,6 @@ pub async fn guests_of_inactive_people(
         .collect()
 }
 
-/// Guests whose SCIM user no longer exists but who are not removed.
-pub async fn guests_without_person(
-    conn: &mut AnyConnection,
-    limit: i64,
-) -> Result<Vec<String>, DbError> {
-    sqlx::query_scalar(
-        "SELECT g.id FROM guests g WHERE g.state <> 'removed'
-           AND NOT EXISTS (SELECT 1 FROM scim_users u WHERE u.id = g.user_id) LIMIT $1",
-    )
-    .bind(limit)
-    .fetch_all(conn)
-    .await
-}
-
 /// Active guests not seen since `cutoff`.
 pub async fn guests_inactive_since(
     conn: &mut AnyConnection,
