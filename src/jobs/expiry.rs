@@ -101,21 +101,23 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
             job_store::guests_expired(&mut conn, now, BATCH).await?
         };
         let mut changed = 0;
+        // One transaction per batch: each guest's change is still whole, and a batch that
+        // fails is simply done again by the next run.
+        let mut tx = ctx
+            .deps
+            .db
+            .begin_write()
+            .await
+            .map_err(ServiceError::from)?;
         for id in &due {
-            let mut tx = ctx
-                .deps
-                .db
-                .begin_write()
-                .await
-                .map_err(ServiceError::from)?;
             let Some(guest) = guest_store::get(&mut tx, id).await? else {
                 continue;
             };
             if apply_event(&mut tx, ctx, &guest, Event::Expire).await? {
                 changed += 1;
             }
-            tx.commit().await.map_err(ServiceError::from)?;
         }
+        tx.commit().await.map_err(ServiceError::from)?;
         if changed > 0 {
             *counts.entry("expired").or_default() += changed;
         }
