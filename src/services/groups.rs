@@ -282,17 +282,7 @@ pub async fn list(
 }
 
 fn check_if_match(if_match: Option<&str>, current: &Group) -> Result<(), ServiceError> {
-    match if_match {
-        Some(tags)
-            if !tags
-                .split(',')
-                .map(str::trim)
-                .any(|t| t == "*" || t == current.etag()) =>
-        {
-            Err(ServiceError::PreconditionFailed(current.etag()))
-        }
-        _ => Ok(()),
-    }
+    super::check_if_match(if_match, &current.etag())
 }
 
 async fn load_for_write(tx: &mut Tx, partner: &Partner, id: &str) -> Result<Group, ServiceError> {

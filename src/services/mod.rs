@@ -80,3 +80,19 @@ pub enum ServiceError {
     #[error("{0}")]
     Corrupt(String),
 }
+
+/// An `If-Match` precondition (RFC 7644 §3.14) against the current ETag: any listed tag or
+/// `*` passes.
+pub(crate) fn check_if_match(if_match: Option<&str>, etag: &str) -> Result<(), ServiceError> {
+    match if_match {
+        Some(tags)
+            if !tags
+                .split(',')
+                .map(str::trim)
+                .any(|t| t == "*" || t == etag) =>
+        {
+            Err(ServiceError::PreconditionFailed(etag.to_string()))
+        }
+        _ => Ok(()),
+    }
+}

@@ -359,17 +359,7 @@ pub(crate) async fn reconcile_user_by_id(
 
 /// Check an `If-Match` precondition against the stored version.
 fn check_if_match(if_match: Option<&str>, current: &User) -> Result<(), ServiceError> {
-    match if_match {
-        Some(tags)
-            if !tags
-                .split(',')
-                .map(str::trim)
-                .any(|t| t == "*" || t == current.etag()) =>
-        {
-            Err(ServiceError::PreconditionFailed(current.etag()))
-        }
-        _ => Ok(()),
-    }
+    super::check_if_match(if_match, &current.etag())
 }
 
 /// Store a changed document for an existing user, within the caller's transaction.
