@@ -210,17 +210,22 @@ fn measure(set: &RuleSet, person: &Person<'_>) -> (f64, f64) {
     (mean, p99)
 }
 
-/// The shipped rule files (`mappings/*.toml`).
+/// The shipped rule files: `mappings/*.toml` as `mapping::load_dir` reads them (without
+/// hidden files and the importer's `columns-*.toml`).
 fn shipped_rules() -> Vec<(String, String)> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
     let mut files = Vec::new();
     for entry in std::fs::read_dir(&dir).expect("mappings folder") {
         let path = entry.expect("mappings entry").path();
-        if path.extension().is_some_and(|e| e == "toml") {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        if name.ends_with(".toml")
+            && !name.starts_with('.')
+            && !name.starts_with("columns-")
+            && path.is_file()
+        {
             files.push((name, std::fs::read_to_string(&path).expect("rule file")));
         }
     }

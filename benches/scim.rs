@@ -78,9 +78,17 @@ struct Server {
     child: Child,
     pid: String,
     base: String,
+    log: PathBuf,
 }
 
 impl Server {
+    /// The last error lines of the server's log, to say why requests failed.
+    fn log_errors(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let errors: Vec<&str> = text.lines().filter(|l| l.contains("ERROR")).collect();
+        errors[errors.len().saturating_sub(5)..].join("\n")
+    }
+
     fn rss_mib(&self) -> Option<f64> {
         status_mib(&self.pid, "VmRSS")
     }
@@ -108,6 +116,16 @@ impl Server {
     }
 }
 
+impl Drop for Server {
+    /// A bench that fails midway (a panic) must not leave its server running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// The environment of every `guestbridge` command of one backend's run.
 fn server_env(database_url: &str, port: u16) -> Vec<(&'static str, String)> {
     vec![
@@ -125,8 +143,11 @@ fn server_env(database_url: &str, port: u16) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn guestbridge(env: &[(&'static str, String)], args: &[&str]) -> String {
+/// Run a `guestbridge` command in `dir`, so that anything it keeps beside itself (the
+/// sealing key file, say) stays in the bench's scratch folder.
+fn guestbridge(dir: &Path, env: &[(&'static str, String)], args: &[&str]) -> String {
     let out = Command::new(server_binary())
+        .current_dir(dir)
         .args(args)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
@@ -150,20 +171,27 @@ fn free_port() -> u16 {
 async fn start_server(database_url: &str, log: &Path, first: bool) -> (Server, Option<String>) {
     let port = free_port();
     let env = server_env(database_url, port);
+    let dir = log.parent().unwrap_or(Path::new("."));
     let token = if first {
-        guestbridge(&env, &["migrate"]);
-        guestbridge(&env, &["partner", "add", PARTNER, "--name", ORGANIZATION]);
-        let out = guestbridge(&env, &["token", "issue", PARTNER]);
+        guestbridge(dir, &env, &["migrate"]);
+        guestbridge(
+            dir,
+            &env,
+            &["partner", "add", PARTNER, "--name", ORGANIZATION],
+        );
+        let out = guestbridge(dir, &env, &["token", "issue", PARTNER]);
         Some(out.lines().last().unwrap_or_default().trim().to_string())
     } else {
         None
     };
+    let log_path = log;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(log)
+        .open(log_path)
         .expect("server log");
     let child = Command::new(server_binary())
+        .current_dir(dir)
         .arg("serve")
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::null())
@@ -175,6 +203,7 @@ async fn start_server(database_url: &str, log: &Path, first: bool) -> (Server, O
         pid: child.id().to_string(),
         child,
         base: format!("http://127.0.0.1:{port}"),
+        log: log_path.to_path_buf(),
     };
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -436,9 +465,11 @@ impl Run {
             })
             .await;
         assert_eq!(
-            outcome.errors, 0,
-            "seeding failed: {:?}",
-            outcome.first_error
+            outcome.errors,
+            0,
+            "seeding failed: {:?}\nserver log:\n{}",
+            outcome.first_error,
+            self.server.log_errors()
         );
         Some(outcome)
     }
@@ -459,10 +490,11 @@ impl Run {
         profile.stop();
         if outcome.errors > 0 {
             eprintln!(
-                "scim[{}]: {} errors, first: {}",
+                "scim[{}]: {} errors, first: {}\nserver log:\n{}",
                 self.backend,
                 outcome.errors,
-                outcome.first_error.as_deref().unwrap_or("")
+                outcome.first_error.as_deref().unwrap_or(""),
+                self.server.log_errors()
             );
         }
         (outcome, self.server.peak_mib())

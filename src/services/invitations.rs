@@ -149,12 +149,38 @@ pub async fn issue(
         "expires_at": from_millis(expires_at).format("%-d %B %Y").to_string(),
         "sponsor": guest.sponsor,
     });
+    // A rule may name a template that no file provides; the guest is still invited, with the
+    // standard text, and the gap is logged for the operator.
+    let template = match guest.template.as_deref() {
+        Some(t)
+            if deps
+                .portal
+                .templates
+                .render(
+                    t,
+                    Some(partner.slug.as_str()),
+                    guest.language.as_deref(),
+                    &context,
+                )
+                .is_ok() =>
+        {
+            t.to_string()
+        }
+        Some(t) => {
+            tracing::warn!(
+                template = t,
+                "mail template named by a rule is missing; using the standard invitation"
+            );
+            "invitation".to_string()
+        }
+        None => "invitation".to_string(),
+    };
     mailer::queue(
         tx,
         deps,
         MailRequest {
             to: email,
-            template: guest.template.as_deref().unwrap_or("invitation"),
+            template: &template,
             partner: Some(partner.slug.as_str()),
             language: guest.language.as_deref(),
             context,

@@ -178,7 +178,7 @@ async fn cli_mappings_check_diff_and_explain(backend: Backend) {
         &deps,
         &actor,
         &partner,
-        &json!({"userName": "ann@stmary.example", "title": "Staff Nurse",
+        &json!({"userName": "ann@stmary.example", "title": "Staff Nurse", "emails": [{"value": "ann@stmary.example"}],
                 "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "Cardiology"}}),
     )
     .await

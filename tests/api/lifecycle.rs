@@ -65,6 +65,7 @@ both_backends!(
     reload_is_previewed_by_diff_then_applied,
     the_admin_api_requires_an_admin_token,
     admins_see_resend_and_revoke_invitations,
+    a_missing_invitation_template_falls_back_to_the_standard_one,
 );
 
 fn nurse(user_name: &str) -> Value {
@@ -579,4 +580,21 @@ async fn admins_see_resend_and_revoke_invitations(backend: Backend) {
         2
     );
     assert!(history.contains(&"invitation.revoked"));
+}
+
+async fn a_missing_invitation_template_falls_back_to_the_standard_one(backend: Backend) {
+    let rules = RULES.replace(
+        "sponsor = \"dr.grey@hospital.example\"",
+        "sponsor = \"dr.grey@hospital.example\"\ntemplate = \"clinician\"",
+    );
+    assert!(rules.contains("template = \"clinician\""));
+    let app = spawn_with_rules(backend, &[("apps.toml", APPS), ("rules.toml", &rules)]).await;
+    let (_, acme) = app.partner("acme").await;
+    let res = acme.post("/Users", &nurse("ann@acme.example")).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+    let kind: String = sqlx::query_scalar("SELECT kind FROM mail_outbox")
+        .fetch_one(app.deps.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(kind, "invitation");
 }
