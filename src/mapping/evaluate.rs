@@ -747,7 +747,10 @@ grants = [{ app = "pacs", role = "viewer" }]
         );
         assert!(d.mfa_required, "St Mary requires MFA");
         assert_eq!(d.sponsor.as_deref(), Some("dr.grey@hospital.example"));
-        assert_eq!(d.template.as_deref(), Some("clinician"));
+        assert_eq!(
+            d.template, None,
+            "the shipped rules use the standard invitation"
+        );
         assert_eq!(d.approval, Approval::Auto);
         assert_eq!(d.grants[0].valid_until, Some(t("2026-04-01T00:00:00Z")));
         // The ICU pilot ends 2027-06-30 but St Mary caps at 180 days.
