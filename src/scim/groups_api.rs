@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 
 use super::error::ScimError;
 use super::http::{
-    if_match, not_modified, read_json, scim_error, scim_json, with_etag, ScimPartner,
+    if_match, not_modified, read_json, resource_response, scim_error, scim_json, with_etag,
+    ScimPartner,
 };
 use super::list_params::{check_search_schema, list_response, RawListParams};
 use super::patch::parse_patch_request;
@@ -75,18 +76,7 @@ async fn respond(
             .map_err(scim_error)?;
     }
     let body = projection.apply(group_json(state, &group), &GROUP_RESOURCE);
-    let mut res = with_etag(scim_json(status, &body), &group.etag());
-    if status == StatusCode::CREATED {
-        if let Some(loc) = body
-            .pointer("/meta/location")
-            .and_then(Value::as_str)
-            .and_then(|l| actix_web::http::header::HeaderValue::from_str(l).ok())
-        {
-            res.headers_mut()
-                .insert(actix_web::http::header::LOCATION, loc);
-        }
-    }
-    Ok(res)
+    Ok(resource_response(status, &body, &group.etag()))
 }
 
 /// Run a list or search for groups and render the ListResponse body.

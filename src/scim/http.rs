@@ -177,3 +177,23 @@ pub fn with_etag(mut res: HttpResponse, etag: &str) -> HttpResponse {
     }
     res
 }
+
+/// A resource response: SCIM JSON with its `ETag`, and on 201 the `Location` of the new
+/// resource (RFC 7644 §3.3).
+pub fn resource_response(
+    status: actix_web::http::StatusCode,
+    body: &Value,
+    etag: &str,
+) -> HttpResponse {
+    let mut res = with_etag(scim_json(status, body), etag);
+    if status == actix_web::http::StatusCode::CREATED {
+        if let Some(loc) = body
+            .pointer("/meta/location")
+            .and_then(Value::as_str)
+            .and_then(|l| header::HeaderValue::from_str(l).ok())
+        {
+            res.headers_mut().insert(header::LOCATION, loc);
+        }
+    }
+    res
+}

@@ -1,14 +1,14 @@
 //! `/scim/v2/Users` (RFC 7644 §3.2–§3.6): thin handlers that extract, call the user service
 //! and render.
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ScimError;
 use super::http::{
-    if_match, not_modified, read_json, scim_error, scim_json, with_etag, ScimPartner,
+    if_match, not_modified, read_json, resource_response, scim_error, scim_json, ScimPartner,
 };
 use super::list_params::{check_search_schema, list_response, RawListParams};
 use super::patch::parse_patch_request;
@@ -98,17 +98,7 @@ async fn respond(
             .map_err(scim_error)?;
     }
     let body = projection.apply(user_json(state, &user), &USER_RESOURCE);
-    let mut res = with_etag(scim_json(status, &body), &user.etag());
-    if status == StatusCode::CREATED {
-        if let Some(loc) = body
-            .pointer("/meta/location")
-            .and_then(Value::as_str)
-            .and_then(|l| header::HeaderValue::from_str(l).ok())
-        {
-            res.headers_mut().insert(header::LOCATION, loc);
-        }
-    }
-    Ok(res)
+    Ok(resource_response(status, &body, &user.etag()))
 }
 
 /// Run a list or search for users and render the ListResponse body.
