@@ -143,8 +143,8 @@ fn actor() -> Actor {
 
 /// A migrated, empty database with the partner registered.
 async fn fresh(database_url: &str) -> (Deps, Partner) {
-    let settings = guestbridge::config::Settings::load(None, &env_for(database_url))
-        .expect("settings");
+    let settings =
+        guestbridge::config::Settings::load(None, &env_for(database_url)).expect("settings");
     let db = guestbridge::store::Db::connect(&settings.database)
         .await
         .expect("database");
@@ -223,10 +223,8 @@ async fn import(deps: &Deps, partner: &Partner, file: &Path, dry_run: bool) -> I
         file_name: "roster.csv".into(),
         id: None,
     };
-    let input = std::io::BufReader::with_capacity(
-        64 * 1024,
-        std::fs::File::open(file).expect("roster"),
-    );
+    let input =
+        std::io::BufReader::with_capacity(64 * 1024, std::fs::File::open(file).expect("roster"));
     services::import::run(
         deps,
         &actor(),
@@ -282,7 +280,11 @@ async fn scenario(backend: &'static str, urls: [String; 3], file: &Path, rows: u
     let seconds = started.elapsed().as_secs_f64();
     profile.stop();
     let peak = status_mib("self", "VmHWM").unwrap_or_default();
-    assert!(report.errors.is_empty(), "errors: {:?}", &report.errors[..3.min(report.errors.len())]);
+    assert!(
+        report.errors.is_empty(),
+        "errors: {:?}",
+        &report.errors[..3.min(report.errors.len())]
+    );
 
     eprintln!("import[{backend}]: re-import");
     let started = Instant::now();
@@ -307,7 +309,12 @@ async fn scenario(backend: &'static str, urls: [String; 3], file: &Path, rows: u
 fn import_in_child(database_url: &str, file: &Path) -> (f64, f64, String) {
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_guestbridge"))
-        .args(["import", &file.display().to_string(), "--partner", PARTNER.0])
+        .args([
+            "import",
+            &file.display().to_string(),
+            "--partner",
+            PARTNER.0,
+        ])
         .envs(env_for(database_url))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -341,7 +348,11 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("roster.csv");
     let bytes = write_roster(&file, rows);
-    eprintln!("import: roster of {} rows, {} bytes", thousands(rows), thousands(bytes));
+    eprintln!(
+        "import: roster of {} rows, {} bytes",
+        thousands(rows),
+        thousands(bytes)
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -398,7 +409,13 @@ fn main() {
     );
     println!(
         "{:<8} {:>12} {:>12} {:>7} {:>10} {:>10} {:>10}  targets",
-        "backend", "bound rows/s", "import rows/s", "ratio", "dry-run s", "re-import s", "peak +MiB"
+        "backend",
+        "bound rows/s",
+        "import rows/s",
+        "ratio",
+        "dry-run s",
+        "re-import s",
+        "peak +MiB"
     );
     let mut out = Vec::new();
     for r in &mut results {
@@ -407,9 +424,17 @@ fn main() {
         let targets = if sqlite_at_scale {
             format!(
                 "ratio {} ≥ {:.0} %, dry run {} < {TARGET_DRY_RUN_SECONDS} s",
-                if ratio >= TARGET_RATIO { "MET" } else { "MISSED" },
+                if ratio >= TARGET_RATIO {
+                    "MET"
+                } else {
+                    "MISSED"
+                },
                 TARGET_RATIO * 100.0,
-                if r.dry_run_seconds < TARGET_DRY_RUN_SECONDS { "MET" } else { "MISSED" },
+                if r.dry_run_seconds < TARGET_DRY_RUN_SECONDS {
+                    "MET"
+                } else {
+                    "MISSED"
+                },
             )
         } else {
             String::new()
@@ -426,7 +451,10 @@ fn main() {
             targets
         );
         assert_eq!(r.created, r.rows, "every row created");
-        assert_eq!(r.reimport_unchanged, r.rows, "re-import finds every row unchanged");
+        assert_eq!(
+            r.reimport_unchanged, r.rows,
+            "re-import finds every row unchanged"
+        );
         out.push(json!({
             "backend": r.backend,
             "rows": r.rows,

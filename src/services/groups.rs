@@ -2,7 +2,7 @@
 //! membership changes are computed as a difference and written in batches, so a PATCH of
 //! 10,000 members costs a few statements, not 10,000.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{json, Map, Value};
 
@@ -16,6 +16,7 @@ use crate::scim::schema::GROUP_RESOURCE;
 use crate::store::audit::{self, AuditEntry};
 use crate::store::groups::{self as group_store, GroupRow, Member};
 use crate::store::scim_filter::FilterCompiler;
+use crate::store::work::Work;
 use crate::store::{is_unique_violation, Tx};
 
 /// A stored group; `members` is loaded only when asked for.
@@ -131,6 +132,24 @@ fn row_for(
     }
 }
 
+fn group_entry<'a>(
+    actor: &'a Actor,
+    partner: &'a Partner,
+    action: &'a str,
+    id: &'a str,
+    detail: Value,
+) -> AuditEntry<'a> {
+    AuditEntry {
+        actor: &actor.label,
+        partner_id: Some(&partner.id),
+        action,
+        target_type: "group",
+        target_id: Some(id),
+        request_id: actor.request_id.as_deref(),
+        detail,
+    }
+}
+
 async fn audit_group(
     tx: &mut Tx,
     actor: &Actor,
@@ -140,20 +159,7 @@ async fn audit_group(
     detail: Value,
     now: i64,
 ) -> Result<(), ServiceError> {
-    audit::append(
-        tx,
-        &AuditEntry {
-            actor: &actor.label,
-            partner_id: Some(&partner.id),
-            action,
-            target_type: "group",
-            target_id: Some(id),
-            request_id: actor.request_id.as_deref(),
-            detail,
-        },
-        now,
-    )
-    .await?;
+    audit::append(tx, &group_entry(actor, partner, action, id, detail), now).await?;
     Ok(())
 }
 
@@ -207,15 +213,8 @@ pub async fn create(
         now,
     )
     .await?;
-    reconcile_members(
-        &mut tx,
-        deps,
-        actor,
-        partner,
-        &member_refs,
-        "scim:group.created",
-    )
-    .await?;
+    let tx =
+        reconcile_members(tx, deps, actor, partner, &member_refs, "scim:group.created").await?;
     tx.commit().await?;
     Ok(Group {
         row,
@@ -226,20 +225,21 @@ pub async fn create(
 
 /// Re-evaluate people whose group memberships changed, when any rule looks at groups.
 async fn reconcile_members(
-    tx: &mut Tx,
+    tx: Tx,
     deps: &Deps,
     actor: &Actor,
     partner: &Partner,
     user_ids: &[&str],
     via: &str,
-) -> Result<(), ServiceError> {
+) -> Result<Tx, ServiceError> {
     if user_ids.is_empty() || !deps.rules().uses_groups() {
-        return Ok(());
+        return Ok(tx);
     }
+    let mut w = Work::from_tx(tx);
     for id in user_ids {
-        super::users::reconcile_user_by_id(tx, deps, actor, partner, id, via).await?;
+        super::users::reconcile_user_by_id(&mut w, deps, actor, partner, id, via).await?;
     }
-    Ok(())
+    Ok(w.into_tx().await?)
 }
 
 /// Load members' display names into groups (for responses that include `members`).
@@ -369,7 +369,7 @@ async fn save(
         added.iter().chain(removed.iter()).copied().collect()
     };
     let via = format!("scim:{action}");
-    reconcile_members(&mut tx, deps, actor, partner, &affected, &via).await?;
+    let tx = reconcile_members(tx, deps, actor, partner, &affected, &via).await?;
     tx.commit().await?;
     Ok(Group {
         row,
@@ -474,7 +474,7 @@ pub async fn delete(
         return Err(ServiceError::NotFound);
     }
     let former: Vec<&str> = former.iter().map(String::as_str).collect();
-    reconcile_members(&mut tx, deps, actor, partner, &former, "scim:group.deleted").await?;
+    let mut tx = reconcile_members(tx, deps, actor, partner, &former, "scim:group.deleted").await?;
     audit_group(
         &mut tx,
         actor,
@@ -489,79 +489,135 @@ pub async fn delete(
     Ok(())
 }
 
-/// Make `user_id`'s group memberships exactly `names` (display names, case-insensitive),
-/// creating groups that do not exist yet; within `tx`. Returns whether anything changed.
+/// A group by display name (case-insensitive), created when the partner has none yet; `known`
+/// caches groups by lower-cased name for a long unit of work (an import).
+async fn resolve_group(
+    w: &mut Work,
+    deps: &Deps,
+    actor: &Actor,
+    partner: &Partner,
+    name: &str,
+    known: &mut HashMap<String, (String, String)>,
+    via: &str,
+) -> Result<(String, String), ServiceError> {
+    let lower = name.to_lowercase();
+    if let Some(g) = known.get(&lower) {
+        return Ok(g.clone());
+    }
+    let group = match group_store::id_by_display_name(w.conn().await?, &partner.id, name).await? {
+        Some(id) => (id, name.to_string()),
+        None => {
+            let now = deps.now_ms();
+            let mut doc = Map::new();
+            doc.insert("displayName".into(), Value::String(name.to_string()));
+            let id = uuid::Uuid::new_v4().to_string();
+            let row = row_for(&id, partner, &doc, 1, now, now);
+            let leaves = resource::flatten(&doc, &GROUP_RESOURCE);
+            group_store::insert(w.conn().await?, &row, &leaves).await?;
+            let detail = json!({"displayName": name, "via": via});
+            let entry = group_entry(actor, partner, "group.created", &id, detail);
+            audit::queue(w, &entry, now);
+            (id, name.to_string())
+        }
+    };
+    known.insert(lower, group.clone());
+    Ok(group)
+}
+
+/// The groups (id, name) of these display names, created where missing, in display order.
+pub(crate) async fn resolve_groups(
+    w: &mut Work,
+    deps: &Deps,
+    actor: &Actor,
+    partner: &Partner,
+    names: &[String],
+    known: &mut HashMap<String, (String, String)>,
+    via: &str,
+) -> Result<Vec<(String, String)>, ServiceError> {
+    let mut groups = Vec::with_capacity(names.len());
+    for name in names {
+        let g = resolve_group(w, deps, actor, partner, name, known, via).await?;
+        if !groups.iter().any(|(id, _): &(String, String)| *id == g.0) {
+            groups.push(g);
+        }
+    }
+    sort_by_name(&mut groups);
+    Ok(groups)
+}
+
+fn sort_by_name(groups: &mut [(String, String)]) {
+    groups.sort_by(|a, b| {
+        a.1.to_lowercase()
+            .cmp(&b.1.to_lowercase())
+            .then(a.0.cmp(&b.0))
+    });
+}
+
+/// Queue `user_id`'s membership of each group, audited.
+pub(crate) fn queue_memberships(
+    w: &mut Work,
+    deps: &Deps,
+    actor: &Actor,
+    partner: &Partner,
+    user_id: &str,
+    groups: &[(String, String)],
+    via: &str,
+) {
+    let now = deps.now_ms();
+    for (gid, _) in groups {
+        group_store::queue_member(w, &partner.id, gid, user_id);
+        let detail = json!({"member": user_id, "via": via});
+        let entry = group_entry(actor, partner, "group.member_added", gid, detail);
+        audit::queue(w, &entry, now);
+    }
+}
+
+/// Make an existing user's group memberships exactly `names` (display names,
+/// case-insensitive), creating groups that do not exist yet; within `w`. Returns whether
+/// anything changed and the user's groups (id, name).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn set_user_groups_in(
-    tx: &mut Tx,
+    w: &mut Work,
     deps: &Deps,
     actor: &Actor,
     partner: &Partner,
     user_id: &str,
     names: &[String],
+    known: &mut HashMap<String, (String, String)>,
     via: &str,
-) -> Result<bool, ServiceError> {
+) -> Result<(bool, Vec<(String, String)>), ServiceError> {
     let now = deps.now_ms();
-    let current: Vec<(String, String)> = group_store::groups_of_users(tx, &[user_id])
+    let current: Vec<(String, String)> = group_store::groups_of_users(w.conn().await?, &[user_id])
         .await?
         .into_iter()
         .map(|(_, id, name)| (id, name))
         .collect();
     let wanted: HashSet<String> = names.iter().map(|n| n.to_lowercase()).collect();
     let mut changed = false;
-    for (gid, name) in &current {
-        if !wanted.contains(&name.to_lowercase()) {
-            group_store::remove_members(tx, gid, &[user_id]).await?;
-            audit_group(
-                tx,
-                actor,
-                partner,
-                "group.member_removed",
-                gid,
-                json!({"member": user_id, "via": via}),
-                now,
-            )
-            .await?;
-            changed = true;
-        }
-    }
-    let have: HashSet<String> = current.iter().map(|(_, n)| n.to_lowercase()).collect();
-    for name in names {
-        if have.contains(&name.to_lowercase()) {
+    let mut now_in = Vec::new();
+    for (gid, name) in current {
+        if wanted.contains(&name.to_lowercase()) {
+            now_in.push((gid, name));
             continue;
         }
-        let gid = match group_store::id_by_display_name(tx, &partner.id, name).await? {
-            Some(id) => id,
-            None => {
-                let mut doc = Map::new();
-                doc.insert("displayName".into(), Value::String(name.clone()));
-                let id = uuid::Uuid::new_v4().to_string();
-                let row = row_for(&id, partner, &doc, 1, now, now);
-                group_store::insert(tx, &row, &resource::flatten(&doc, &GROUP_RESOURCE)).await?;
-                audit_group(
-                    tx,
-                    actor,
-                    partner,
-                    "group.created",
-                    &id,
-                    json!({"displayName": name, "via": via}),
-                    now,
-                )
-                .await?;
-                id
-            }
-        };
-        group_store::add_members(tx, &partner.id, &gid, &[user_id]).await?;
-        audit_group(
-            tx,
-            actor,
-            partner,
-            "group.member_added",
-            &gid,
-            json!({"member": user_id, "via": via}),
-            now,
-        )
-        .await?;
+        group_store::remove_members(w.conn().await?, &gid, &[user_id]).await?;
+        let detail = json!({"member": user_id, "via": via});
+        let entry = group_entry(actor, partner, "group.member_removed", &gid, detail);
+        audit::queue(w, &entry, now);
         changed = true;
     }
-    Ok(changed)
+    let mut added = Vec::new();
+    for name in names {
+        let lower = name.to_lowercase();
+        if now_in.iter().any(|(_, n)| n.to_lowercase() == lower) {
+            continue;
+        }
+        let g = resolve_group(w, deps, actor, partner, name, known, via).await?;
+        added.push(g.clone());
+        now_in.push(g);
+    }
+    queue_memberships(w, deps, actor, partner, user_id, &added, via);
+    changed |= !added.is_empty();
+    sort_by_name(&mut now_in);
+    Ok((changed, now_in))
 }

@@ -3,7 +3,7 @@
 //! transaction, so a crash at any moment leaves nothing or everything visible, and re-running
 //! the same file finds every row unchanged. A dry run is the same run, rolled back.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 
 use serde::Serialize;
@@ -15,12 +15,14 @@ use super::users::{self, User};
 use super::{Actor, Deps, ServiceError};
 use crate::domain::Partner;
 use crate::import::{
-    Column, ColumnMap, HeaderError, RosterReader, ENTERPRISE_USER_SCHEMA, GUEST_SCHEMA,
+    Column, ColumnMap, HeaderError, RosterReader, RosterRow, ENTERPRISE_USER_SCHEMA, GUEST_SCHEMA,
 };
 use crate::scim::resource::{self, WriteMode};
 use crate::scim::schema::USER_RESOURCE;
+use crate::store::groups as group_store;
 use crate::store::imports::{self as import_store, ImportRecord};
 use crate::store::users as user_store;
+use crate::store::work::Work;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -228,6 +230,313 @@ fn changed_attributes(old: &Map<String, Value>, new: &Map<String, Value>) -> Vec
     keys
 }
 
+/// Rows looked up and applied together: one query finds the existing people of a chunk.
+const CHUNK: usize = 500;
+
+/// What a valid row does to the partner's people.
+enum RowPlan {
+    Create {
+        doc: Map<String, Value>,
+    },
+    Update {
+        current: Box<User>,
+        doc: Map<String, Value>,
+    },
+    Same {
+        current: Box<User>,
+    },
+}
+
+/// Decide what a row does, with the same validation as a SCIM create, or a SCIM PUT of the
+/// stored document with the file's columns replaced.
+fn plan_row(
+    row: &RosterRow,
+    existing: Option<User>,
+    columns: &HashSet<Column>,
+) -> Result<RowPlan, ImportIssue> {
+    let issue = |e: crate::scim::error::ScimError| ImportIssue {
+        line: row.line,
+        column: None,
+        reason: e.detail,
+    };
+    let incoming =
+        resource::normalize(&row.to_scim(), &USER_RESOURCE, WriteMode::Create).map_err(issue)?;
+    let Some(current) = existing else {
+        return Ok(RowPlan::Create { doc: incoming });
+    };
+    let mut doc = current.doc.clone();
+    clear_columns(&mut doc, columns);
+    merge(&mut doc, incoming);
+    let mut doc = resource::normalize(
+        &Value::Object(doc),
+        &USER_RESOURCE,
+        WriteMode::Replace {
+            id: &current.row.id,
+        },
+    )
+    .map_err(issue)?;
+    doc.entry("active").or_insert(Value::Bool(true));
+    Ok(if doc == current.doc {
+        RowPlan::Same {
+            current: Box::new(current),
+        }
+    } else {
+        RowPlan::Update {
+            current: Box::new(current),
+            doc,
+        }
+    })
+}
+
+/// A set of userNames that costs 16 bytes each however long the names are (a full import of
+/// a million people keeps every name it saw); a false match needs a 128-bit collision.
+#[derive(Default)]
+struct SeenNames(HashSet<u128>);
+
+impl SeenNames {
+    fn key(user_name: &str) -> u128 {
+        use std::hash::{Hash, Hasher};
+        let lower = user_name.to_lowercase();
+        let half = |salt: u8| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            salt.hash(&mut h);
+            lower.hash(&mut h);
+            h.finish()
+        };
+        (u128::from(half(0)) << 64) | u128::from(half(1))
+    }
+
+    fn insert(&mut self, user_name: &str) {
+        self.0.insert(Self::key(user_name));
+    }
+
+    fn contains(&self, user_name: &str) -> bool {
+        self.0.contains(&Self::key(user_name))
+    }
+}
+
+/// What one import run has seen and decided so far.
+struct Run<'a> {
+    deps: &'a Deps,
+    actor: &'a Actor,
+    partner: &'a Partner,
+    opts: &'a ImportOptions,
+    via: String,
+    columns: HashSet<Column>,
+    groups: HashMap<String, (String, String)>,
+    report: ImportReport,
+}
+
+impl Run<'_> {
+    fn error(&mut self, issue: ImportIssue) {
+        self.report.errors.push(issue);
+    }
+
+    fn change(
+        &mut self,
+        line: Option<u64>,
+        user_name: &str,
+        action: &'static str,
+        attributes: Vec<String>,
+    ) {
+        match action {
+            "created" => self.report.created += 1,
+            "updated" => self.report.updated += 1,
+            _ => self.report.deactivated += 1,
+        }
+        if self.report.changes.len() < MAX_LISTED {
+            self.report.changes.push(ImportChange {
+                line,
+                user_name: user_name.to_string(),
+                action,
+                attributes,
+            });
+        } else {
+            self.report.changes_truncated = true;
+        }
+    }
+
+    /// Look up a chunk's people, then apply (or, in a dry run, only classify) each row.
+    async fn chunk(&mut self, w: &mut Work, rows: Vec<RosterRow>) -> Result<(), ImportError> {
+        let names: Vec<String> = rows.iter().map(|r| r.user_name.clone()).collect();
+        let mut existing = users::find_many_in(w, self.partner, &names).await?;
+        let with_groups = self.columns.contains(&Column::Groups);
+        let memberships = if self.opts.dry_run && with_groups {
+            let ids: Vec<&str> = existing.values().map(|u| u.row.id.as_str()).collect();
+            group_store::groups_of_users(w.conn().await?, &ids).await?
+        } else {
+            Vec::new()
+        };
+        for row in rows {
+            let current = existing.remove(&row.user_name.to_lowercase());
+            let plan = match plan_row(&row, current, &self.columns) {
+                Ok(plan) => plan,
+                Err(issue) => {
+                    self.error(issue);
+                    continue;
+                }
+            };
+            if self.opts.dry_run {
+                self.classify(&row, plan, with_groups, &memberships);
+            } else {
+                self.apply(w, &row, plan, with_groups).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Dry run: the change a row would make, from what is stored.
+    fn classify(
+        &mut self,
+        row: &RosterRow,
+        plan: RowPlan,
+        with_groups: bool,
+        memberships: &[(String, String, String)],
+    ) {
+        let groups_change = |user: &User| {
+            if !with_groups {
+                return false;
+            }
+            let have: HashSet<String> = memberships
+                .iter()
+                .filter(|(member, _, _)| *member == user.row.id)
+                .map(|(_, _, name)| name.to_lowercase())
+                .collect();
+            let want: HashSet<String> = row.groups.iter().map(|g| g.to_lowercase()).collect();
+            have != want
+        };
+        match plan {
+            RowPlan::Create { doc } => {
+                let attributes = changed_attributes(&Map::new(), &doc);
+                self.change(Some(row.line), &row.user_name, "created", attributes);
+            }
+            RowPlan::Update { current, doc } => {
+                let mut attributes = changed_attributes(&current.doc, &doc);
+                if groups_change(&current) {
+                    attributes.push("groups".into());
+                }
+                self.change(Some(row.line), &row.user_name, "updated", attributes);
+            }
+            RowPlan::Same { current } if groups_change(&current) => {
+                self.change(
+                    Some(row.line),
+                    &row.user_name,
+                    "updated",
+                    vec!["groups".into()],
+                );
+            }
+            RowPlan::Same { .. } => self.report.unchanged += 1,
+        }
+    }
+
+    /// Apply a row through the paths SCIM writes take.
+    async fn apply(
+        &mut self,
+        w: &mut Work,
+        row: &RosterRow,
+        plan: RowPlan,
+        with_groups: bool,
+    ) -> Result<(), ImportError> {
+        let (deps, actor, partner) = (self.deps, self.actor, self.partner);
+        let via = self.via.clone();
+        match plan {
+            RowPlan::Create { doc } => {
+                let attributes = changed_attributes(&Map::new(), &doc);
+                let groups = if with_groups && !row.groups.is_empty() {
+                    groups::resolve_groups(
+                        w,
+                        deps,
+                        actor,
+                        partner,
+                        &row.groups,
+                        &mut self.groups,
+                        &via,
+                    )
+                    .await?
+                } else {
+                    Vec::new()
+                };
+                let user = users::insert_in(w, deps, actor, partner, doc, &via, &groups).await?;
+                groups::queue_memberships(w, deps, actor, partner, &user.row.id, &groups, &via);
+                self.change(Some(row.line), &row.user_name, "created", attributes);
+            }
+            RowPlan::Update { current, doc } => {
+                let mut attributes = changed_attributes(&current.doc, &doc);
+                if with_groups {
+                    let (changed, _) = groups::set_user_groups_in(
+                        w,
+                        deps,
+                        actor,
+                        partner,
+                        &current.row.id,
+                        &row.groups,
+                        &mut self.groups,
+                        &via,
+                    )
+                    .await?;
+                    if changed {
+                        attributes.push("groups".into());
+                    }
+                }
+                users::update_in(
+                    w,
+                    deps,
+                    actor,
+                    partner,
+                    &current,
+                    doc,
+                    "user.imported",
+                    &via,
+                )
+                .await?;
+                self.change(Some(row.line), &row.user_name, "updated", attributes);
+            }
+            RowPlan::Same { current } => {
+                let changed = with_groups && {
+                    let (changed, groups) = groups::set_user_groups_in(
+                        w,
+                        deps,
+                        actor,
+                        partner,
+                        &current.row.id,
+                        &row.groups,
+                        &mut self.groups,
+                        &via,
+                    )
+                    .await?;
+                    if changed {
+                        let known = users::Known::Existing { groups: &groups };
+                        users::reconcile_user(
+                            w,
+                            deps,
+                            actor,
+                            partner,
+                            &current.row,
+                            &current.doc,
+                            &via,
+                            known,
+                        )
+                        .await?;
+                    }
+                    changed
+                };
+                if changed {
+                    self.change(
+                        Some(row.line),
+                        &row.user_name,
+                        "updated",
+                        vec!["groups".into()],
+                    );
+                } else {
+                    self.report.unchanged += 1;
+                }
+            }
+        }
+        w.flush_if_large().await?;
+        Ok(())
+    }
+}
+
 /// Import a roster for a partner. `progress(rows, bytes)` is called as rows are read.
 pub async fn run<R: Read>(
     deps: &Deps,
@@ -243,201 +552,78 @@ pub async fn run<R: Read>(
         inner: input,
         hasher: Sha256::new(),
     };
-    let mut report = ImportReport {
-        dry_run: opts.dry_run,
-        ..ImportReport::default()
-    };
     let file_name = opts.file_name.as_str();
-    let via = format!("import:{file_name}");
-    let mut seen: HashSet<String> = HashSet::new();
+    let mut seen = SeenNames::default();
     let mut fatal: Option<String> = None;
-    let mut tx = deps.db.begin_write().await.map_err(ServiceError::from)?;
-    {
-        let mut reader = RosterReader::new(&mut hashing, map, opts.delimiter)?;
-        let columns: HashSet<Column> = reader
+    let mut w = Work::begin(&deps.db).await.map_err(ServiceError::from)?;
+    let mut reader = RosterReader::new(&mut hashing, map, opts.delimiter)?;
+    let mut run = Run {
+        deps,
+        actor,
+        partner,
+        opts,
+        via: format!("import:{file_name}"),
+        columns: reader
             .columns()
             .iter()
             .filter_map(|name| Column::ALL.iter().copied().find(|c| c.name() == name))
-            .collect();
+            .collect(),
+        groups: HashMap::new(),
+        report: ImportReport {
+            dry_run: opts.dry_run,
+            ..ImportReport::default()
+        },
+    };
+    loop {
+        let mut rows = Vec::with_capacity(CHUNK);
         for item in reader.by_ref() {
-            report.rows += 1;
-            if report.rows.is_multiple_of(1000) {
-                progress(report.rows, 0);
-            }
-            let row = match item {
-                Ok(row) => row,
+            run.report.rows += 1;
+            match item {
+                Ok(row) => {
+                    seen.insert(&row.user_name);
+                    rows.push(row);
+                    if rows.len() == CHUNK {
+                        break;
+                    }
+                }
                 Err(e) => {
                     if let Some(u) = &e.user_name {
-                        seen.insert(u.to_lowercase());
+                        seen.insert(u);
                     }
                     if e.is_fatal() {
                         fatal = Some(e.reason.clone());
                     }
-                    report.errors.push(ImportIssue {
+                    run.error(ImportIssue {
                         line: e.line,
                         column: e.column.clone(),
                         reason: e.reason.clone(),
                     });
-                    continue;
                 }
-            };
-            seen.insert(row.user_name.to_lowercase());
-            let incoming =
-                match resource::normalize(&row.to_scim(), &USER_RESOURCE, WriteMode::Create) {
-                    Ok(doc) => doc,
-                    Err(e) => {
-                        report.errors.push(ImportIssue {
-                            line: row.line,
-                            column: None,
-                            reason: e.detail,
-                        });
-                        continue;
-                    }
-                };
-            let change = match users::find_in(&mut tx, partner, &row.user_name).await? {
-                None => {
-                    let attributes = changed_attributes(&Map::new(), &incoming);
-                    let user =
-                        users::insert_in(&mut tx, deps, actor, partner, incoming, &via).await?;
-                    if columns.contains(&Column::Groups) && !row.groups.is_empty() {
-                        groups::set_user_groups_in(
-                            &mut tx,
-                            deps,
-                            actor,
-                            partner,
-                            &user.row.id,
-                            &row.groups,
-                            &via,
-                        )
-                        .await?;
-                        users::reconcile_user(
-                            &mut tx, deps, actor, partner, &user.row, &user.doc, &via,
-                        )
-                        .await?;
-                    }
-                    report.created += 1;
-                    ImportChange {
-                        line: Some(row.line),
-                        user_name: row.user_name.clone(),
-                        action: "created",
-                        attributes,
-                    }
-                }
-                Some(current) => {
-                    let mut doc = current.doc.clone();
-                    clear_columns(&mut doc, &columns);
-                    merge(&mut doc, incoming);
-                    // Same validation as a SCIM PUT of the merged document.
-                    let doc = match resource::normalize(
-                        &Value::Object(doc),
-                        &USER_RESOURCE,
-                        WriteMode::Replace {
-                            id: &current.row.id,
-                        },
-                    ) {
-                        Ok(mut d) => {
-                            d.entry("active").or_insert(Value::Bool(true));
-                            d
-                        }
-                        Err(e) => {
-                            report.errors.push(ImportIssue {
-                                line: row.line,
-                                column: None,
-                                reason: e.detail,
-                            });
-                            continue;
-                        }
-                    };
-                    let groups_changed = columns.contains(&Column::Groups)
-                        && groups::set_user_groups_in(
-                            &mut tx,
-                            deps,
-                            actor,
-                            partner,
-                            &current.row.id,
-                            &row.groups,
-                            &via,
-                        )
-                        .await?;
-                    if doc == current.doc {
-                        if groups_changed {
-                            users::reconcile_user(
-                                &mut tx,
-                                deps,
-                                actor,
-                                partner,
-                                &current.row,
-                                &current.doc,
-                                &via,
-                            )
-                            .await?;
-                            report.updated += 1;
-                            report.changes.push(ImportChange {
-                                line: Some(row.line),
-                                user_name: row.user_name.clone(),
-                                action: "updated",
-                                attributes: vec!["groups".into()],
-                            });
-                        } else {
-                            report.unchanged += 1;
-                        }
-                        continue;
-                    }
-                    let mut attributes = changed_attributes(&current.doc, &doc);
-                    if groups_changed {
-                        attributes.push("groups".into());
-                    }
-                    users::update_in(
-                        &mut tx,
-                        deps,
-                        actor,
-                        partner,
-                        &current,
-                        doc,
-                        "user.imported",
-                        &via,
-                    )
-                    .await?;
-                    report.updated += 1;
-                    ImportChange {
-                        line: Some(row.line),
-                        user_name: row.user_name.clone(),
-                        action: "updated",
-                        attributes,
-                    }
-                }
-            };
-            if report.changes.len() < MAX_LISTED {
-                report.changes.push(change);
-            } else {
-                report.changes_truncated = true;
             }
         }
+        if rows.is_empty() {
+            break;
+        }
+        run.chunk(&mut w, rows).await?;
+        progress(run.report.rows, reader.bytes_read());
     }
+    drop(reader);
     if opts.mode == ImportMode::Full {
         if let Some(reason) = fatal {
             return Err(ImportError::Unreadable(reason));
         }
-        deactivate_missing(
-            &mut tx,
-            deps,
-            actor,
-            partner,
-            &seen,
-            opts,
-            &via,
-            &mut report,
-        )
-        .await?;
+        deactivate_missing(&mut w, &seen, &mut run).await?;
     }
+    let mut report = run.report;
     report.file_sha256 = hex::encode(hashing.hasher.finalize());
     let outcome = if opts.dry_run { "dry_run" } else { "applied" };
     if opts.dry_run {
-        tx.rollback().await.map_err(ServiceError::from)?;
-        tx = deps.db.begin_write().await.map_err(ServiceError::from)?;
+        // A dry run writes nothing but its record (the deactivation pass may have queued).
+        w.rollback().await.map_err(ServiceError::from)?;
+        w = Work::begin(&deps.db).await.map_err(ServiceError::from)?;
     }
     import_store::insert(
-        &mut tx,
+        w.conn().await.map_err(ServiceError::from)?,
         &ImportRecord {
             id: opts
                 .id
@@ -465,32 +651,28 @@ pub async fn run<R: Read>(
         },
     )
     .await?;
-    tx.commit().await.map_err(ServiceError::from)?;
+    w.commit().await.map_err(ServiceError::from)?;
     progress(report.rows, 0);
     Ok(report)
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn deactivate_missing(
-    tx: &mut crate::store::Tx,
-    deps: &Deps,
-    actor: &Actor,
-    partner: &Partner,
-    seen: &HashSet<String>,
-    opts: &ImportOptions,
-    via: &str,
-    report: &mut ImportReport,
+    w: &mut Work,
+    seen: &SeenNames,
+    run: &mut Run<'_>,
 ) -> Result<(), ImportError> {
-    let active = user_store::count_active(tx, &partner.id).await?;
+    let partner = run.partner;
+    let active = user_store::count_active(w.conn().await?, &partner.id).await?;
     // First count, so that the safety limit is checked before anything is deactivated.
     let mut missing: Vec<User> = Vec::new();
     let mut after: Option<(i64, String)> = None;
     loop {
-        let page = user_store::page_after(tx, &partner.id, after.as_ref(), 500).await?;
+        let page =
+            user_store::page_after(w.conn().await?, &partner.id, after.as_ref(), 500).await?;
         let Some(last) = page.last() else { break };
         after = Some((last.created_at, last.id.clone()));
         for row in page {
-            if row.active && !seen.contains(&row.user_name.to_lowercase()) {
+            if row.active && !seen.contains(&row.user_name) {
                 let doc = match serde_json::from_str(&row.doc) {
                     Ok(Value::Object(m)) => m,
                     _ => continue,
@@ -509,6 +691,7 @@ async fn deactivate_missing(
     } else {
         0.0
     };
+    let opts = run.opts;
     if would > 0 && share > opts.max_deactivate_share && !opts.force {
         return Err(ImportError::SafetyLimit {
             would,
@@ -518,30 +701,28 @@ async fn deactivate_missing(
         });
     }
     for user in missing {
-        let mut doc = user.doc.clone();
-        doc.insert("active".into(), Value::Bool(false));
-        users::update_in(
-            tx,
-            deps,
-            actor,
-            partner,
-            &user,
-            doc,
-            "user.deactivated_by_import",
-            via,
-        )
-        .await?;
-        report.deactivated += 1;
-        if report.changes.len() < MAX_LISTED {
-            report.changes.push(ImportChange {
-                line: None,
-                user_name: user.row.user_name.clone(),
-                action: "deactivated",
-                attributes: vec!["active".into()],
-            });
-        } else {
-            report.changes_truncated = true;
+        if !opts.dry_run {
+            let mut doc = user.doc.clone();
+            doc.insert("active".into(), Value::Bool(false));
+            let via = run.via.clone();
+            users::update_in(
+                w,
+                run.deps,
+                run.actor,
+                partner,
+                &user,
+                doc,
+                "user.deactivated_by_import",
+                &via,
+            )
+            .await?;
         }
+        run.change(
+            None,
+            &user.row.user_name,
+            "deactivated",
+            vec!["active".into()],
+        );
     }
     Ok(())
 }

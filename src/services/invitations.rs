@@ -3,7 +3,7 @@
 //! decline).
 
 use chrono::Duration;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::lifecycle::Outcome;
 use super::mailer::{self, MailRequest};
@@ -13,12 +13,41 @@ use crate::clock::from_millis;
 use crate::domain::lifecycle::{transition, Event, GuestState};
 use crate::domain::Partner;
 use crate::store::audit::{self, AuditEntry};
-use crate::store::guests::{self as guest_store, GuestRow};
+use crate::store::guests::{self as guest_store, GrantRow, GuestRow};
 use crate::store::invitations::{self as inv_store, InvitationRow};
+use crate::store::work::Work;
 use crate::store::{partners as partner_store, sessions as session_store, Tx};
 
 /// The version of the consent text shown on the invitation page; recorded with each decision.
 pub const CONSENT_VERSION: &str = "2026-11-v1";
+
+fn guest_entry<'a>(
+    actor: &'a Actor,
+    guest: &'a GuestRow,
+    action: &'a str,
+    detail: Value,
+) -> AuditEntry<'a> {
+    AuditEntry {
+        actor: &actor.label,
+        partner_id: Some(&guest.partner_id),
+        action,
+        target_type: "guest",
+        target_id: Some(&guest.id),
+        request_id: actor.request_id.as_deref(),
+        detail,
+    }
+}
+
+fn queue_audit(
+    w: &mut Work,
+    actor: &Actor,
+    guest: &GuestRow,
+    action: &str,
+    detail: Value,
+    now: i64,
+) {
+    audit::queue(w, &guest_entry(actor, guest, action, detail), now);
+}
 
 pub(crate) async fn audit_guest(
     tx: &mut Tx,
@@ -28,20 +57,7 @@ pub(crate) async fn audit_guest(
     detail: Value,
     now: i64,
 ) -> Result<(), ServiceError> {
-    audit::append(
-        tx,
-        &AuditEntry {
-            actor: &actor.label,
-            partner_id: Some(&guest.partner_id),
-            action,
-            target_type: "guest",
-            target_id: Some(&guest.id),
-            request_id: actor.request_id.as_deref(),
-            detail,
-        },
-        now,
-    )
-    .await?;
+    audit::append(tx, &guest_entry(actor, guest, action, detail), now).await?;
     Ok(())
 }
 
@@ -57,8 +73,13 @@ pub(crate) async fn granted_apps(
     deps: &Deps,
     guest_id: &str,
 ) -> Result<Vec<Value>, ServiceError> {
-    let rules = deps.rules();
     let grants = guest_store::grants(tx, guest_id).await?;
+    Ok(apps_of(deps, &grants))
+}
+
+/// Apps the given grants give, for mails and pages: (app, roles, latest end).
+fn apps_of(deps: &Deps, grants: &[GrantRow]) -> Vec<Value> {
+    let rules = deps.rules();
     let now = deps.now_ms();
     let mut apps: Vec<Value> = Vec::new();
     for g in grants
@@ -96,19 +117,35 @@ pub(crate) async fn granted_apps(
             .unwrap_or_default();
         a["roles"] = json!(joined);
     }
-    Ok(apps)
+    apps
 }
 
 /// Issue a new invitation (voiding open ones) and queue its mail, in `tx`.
 pub async fn issue(
-    tx: &mut Tx,
+    w: &mut Work,
     deps: &Deps,
     actor: &Actor,
     guest: &GuestRow,
+    grants: &[GrantRow],
     partner: &Partner,
 ) -> Result<Option<String>, ServiceError> {
+    issue_in(w, deps, actor, guest, grants, partner, false).await
+}
+
+/// [`issue`], for a guest created in this unit of work (`new_guest`: no invitation to void).
+async fn issue_in(
+    w: &mut Work,
+    deps: &Deps,
+    actor: &Actor,
+    guest: &GuestRow,
+    grants: &[GrantRow],
+    partner: &Partner,
+    new_guest: bool,
+) -> Result<Option<String>, ServiceError> {
     let now = deps.now_ms();
-    inv_store::revoke_open(tx, &guest.id, now).await?;
+    if !new_guest {
+        inv_store::revoke_open(w.conn().await?, &guest.id, now).await?;
+    }
     let token = random_token(32);
     let expires_at =
         now + Duration::days(i64::from(deps.portal.invitation_days)).num_milliseconds();
@@ -123,23 +160,21 @@ pub async fn issue(
         reminders_sent: 0,
         last_reminder_at: None,
     };
-    inv_store::insert(tx, &invitation).await?;
     let first_reminder =
         now + Duration::days(i64::from(deps.portal.reminder_after_days)).num_milliseconds();
-    crate::store::jobs::set_next_action(tx, &invitation.id, Some(first_reminder)).await?;
+    inv_store::queue_insert(w, &invitation, Some(first_reminder));
     let Some(email) = guest.email.as_deref() else {
-        audit_guest(
-            tx,
+        queue_audit(
+            w,
             actor,
             guest,
             "invitation.not_sent",
             json!({"invitation": invitation.id, "reason": "the person has no email address"}),
             now,
-        )
-        .await?;
+        );
         return Ok(None);
     };
-    let apps = granted_apps(tx, deps, &guest.id).await?;
+    let apps = apps_of(deps, grants);
     let context = json!({
         "guest_name": guest.display_name.clone().unwrap_or_else(|| guest.user_name.clone()),
         "inviter": deps.portal.organization,
@@ -175,8 +210,8 @@ pub async fn issue(
         }
         None => "invitation".to_string(),
     };
-    mailer::queue(
-        tx,
+    mailer::queue_new(
+        w,
         deps,
         MailRequest {
             to: email,
@@ -187,54 +222,63 @@ pub async fn issue(
             idempotency_key: format!("invitation:{}", invitation.id),
             guest_id: Some(&guest.id),
         },
-    )
-    .await?;
-    audit_guest(
-        tx,
+    )?;
+    queue_audit(
+        w,
         actor,
         guest,
         "invitation.issued",
         json!({"invitation": invitation.id, "expires_at": expires_at}),
         now,
-    )
-    .await?;
+    );
     Ok(Some(invitation.id))
 }
 
 /// After reconciliation: invite a guest who just became invitable; end the access of one
 /// who was suspended or removed (open invitations voided, sessions ended).
+/// `doc` is the person's document (for the names that sync events carry).
 pub async fn after_reconcile(
-    tx: &mut Tx,
+    w: &mut Work,
     deps: &Deps,
     actor: &Actor,
     partner: &Partner,
     outcome: &Outcome,
+    doc: &Map<String, Value>,
 ) -> Result<(), ServiceError> {
-    let (Some(guest_id), Some(to)) = (&outcome.guest_id, &outcome.to) else {
+    let (Some(guest), Some(to)) = (&outcome.guest, &outcome.to) else {
         return Ok(());
     };
     if outcome.changed() {
-        super::sync::emit(tx, deps, guest_id).await?;
+        super::sync::emit_known(w, deps, partner.slug.as_str(), guest, &outcome.grants, doc);
     }
     if outcome.from.as_deref() == Some(to.as_str()) && !outcome.created {
         return Ok(());
     }
-    let Some(guest) = guest_store::get(tx, guest_id).await? else {
-        return Ok(());
-    };
-    match parse_state(&guest)? {
+    let guest_id = &guest.id;
+    match parse_state(guest)? {
         GuestState::Invited => {
-            let open = inv_store::for_guest(tx, guest_id)
-                .await?
-                .iter()
-                .any(|i| i.is_open(deps.now_ms()));
+            let open = !outcome.created
+                && inv_store::for_guest(w.conn().await?, guest_id)
+                    .await?
+                    .iter()
+                    .any(|i| i.is_open(deps.now_ms()));
             if !open {
-                issue(tx, deps, actor, &guest, partner).await?;
+                issue_in(
+                    w,
+                    deps,
+                    actor,
+                    guest,
+                    &outcome.grants,
+                    partner,
+                    outcome.created,
+                )
+                .await?;
             }
         }
         GuestState::Suspended(_) | GuestState::Removed => {
-            inv_store::revoke_open(tx, guest_id, deps.now_ms()).await?;
-            session_store::delete_guest_sessions(tx, guest_id).await?;
+            let conn = w.conn().await?;
+            inv_store::revoke_open(&mut *conn, guest_id, deps.now_ms()).await?;
+            session_store::delete_guest_sessions(conn, guest_id).await?;
         }
         GuestState::PendingApproval | GuestState::Active => {}
     }
@@ -254,8 +298,10 @@ pub async fn resend(deps: &Deps, actor: &Actor, guest_id: &str) -> Result<(), Se
         )));
     }
     let partner = partner_of(&mut tx, &guest).await?;
-    issue(&mut tx, deps, actor, &guest, &partner).await?;
-    tx.commit().await?;
+    let grants = guest_store::grants(&mut tx, guest_id).await?;
+    let mut w = Work::from_tx(tx);
+    issue(&mut w, deps, actor, &guest, &grants, &partner).await?;
+    w.commit().await?;
     Ok(())
 }
 

@@ -16,7 +16,7 @@ use crate::domain::Partner;
 use crate::mapping::{Approval, Decision, Person, RuleSet};
 use crate::store::audit::{self, AuditEntry};
 use crate::store::guests::{self as guest_store, GrantRow, GuestRow};
-use crate::store::Tx;
+use crate::store::work::Work;
 
 /// What a person looks like to the rules: their SCIM document with `id` and `groups`.
 pub struct PersonView<'a> {
@@ -64,7 +64,7 @@ impl Cause<'_> {
 }
 
 /// What reconciliation changed for one person.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Outcome {
     pub guest_id: Option<String>,
     pub created: bool,
@@ -72,6 +72,10 @@ pub struct Outcome {
     pub to: Option<String>,
     pub grants_added: usize,
     pub grants_removed: usize,
+    /// The guest record and its grants as they now stand (when there is a guest), so that
+    /// what follows (invitation, sync event) need not read them back.
+    pub guest: Option<GuestRow>,
+    pub grants: Vec<GrantRow>,
 }
 
 impl Outcome {
@@ -130,18 +134,18 @@ fn event_for(
     }
 }
 
-async fn audit_guest(
-    tx: &mut Tx,
+fn audit_guest(
+    w: &mut Work,
     cause: &Cause<'_>,
     partner_id: &str,
     action: &str,
     guest_id: &str,
     mut detail: Value,
     now: i64,
-) -> Result<(), ServiceError> {
+) {
     detail["cause"] = cause.json();
-    audit::append(
-        tx,
+    audit::queue(
+        w,
         &AuditEntry {
             actor: &cause.actor.label,
             partner_id: Some(partner_id),
@@ -152,27 +156,33 @@ async fn audit_guest(
             detail,
         },
         now,
-    )
-    .await?;
-    Ok(())
+    );
 }
 
-/// Evaluate the rules for one person and bring their guest record in line, in `tx`.
+/// Evaluate the rules for one person and bring their guest record in line, in `w`. A person
+/// created in this unit of work (`new_person`) has no guest record yet, so none is read.
 pub async fn reconcile(
-    tx: &mut Tx,
+    w: &mut Work,
     rules: &RuleSet,
     now: DateTime<Utc>,
     partner: &Partner,
     person: &PersonView<'_>,
     cause: &Cause<'_>,
+    new_person: bool,
 ) -> Result<Outcome, ServiceError> {
-    let existing = guest_store::find_by_user(tx, person.user_id).await?;
-    let existing_grants = match &existing {
-        Some(g) => guest_store::grants(tx, &g.id).await?,
-        None => Vec::new(),
+    let (existing, existing_grants) = if new_person {
+        (None, Vec::new())
+    } else {
+        let conn = w.conn().await?;
+        let existing = guest_store::find_by_user(&mut *conn, person.user_id).await?;
+        let grants = match &existing {
+            Some(g) => guest_store::grants(conn, &g.id).await?,
+            None => Vec::new(),
+        };
+        (existing, grants)
     };
     apply(
-        tx,
+        w,
         rules,
         now,
         partner,
@@ -206,7 +216,7 @@ pub fn decide(
 
 #[allow(clippy::too_many_arguments)]
 async fn apply(
-    tx: &mut Tx,
+    w: &mut Work,
     rules: &RuleSet,
     now: DateTime<Utc>,
     partner: &Partner,
@@ -245,29 +255,38 @@ async fn apply(
             created_at: now_ms,
             updated_at: now_ms,
         };
-        guest_store::insert(tx, &guest).await?;
+        guest_store::queue_insert(w, &guest);
         audit_guest(
-            tx,
+            w,
             cause,
             &partner.id,
             "guest.created",
             &guest.id,
             json!({"state": guest.state, "rules": rules_json}),
             now_ms,
-        )
-        .await?;
+        );
         let grants = desired_grants(&guest.id, &decision, now_ms);
         for g in &grants {
-            guest_store::insert_grant(tx, g).await?;
-            audit_guest(tx, cause, &partner.id, "grant.added", &guest.id, json!({"app": g.app_id, "role": g.role, "rule": g.rule_id, "valid_until": g.valid_until}), now_ms).await?;
+            guest_store::queue_grant(w, g);
+            audit_guest(
+                w,
+                cause,
+                &partner.id,
+                "grant.added",
+                &guest.id,
+                json!({"app": g.app_id, "role": g.role, "rule": g.rule_id, "valid_until": g.valid_until}),
+                now_ms,
+            );
         }
         return Ok(Outcome {
-            guest_id: Some(guest.id),
+            guest_id: Some(guest.id.clone()),
             created: true,
             from: None,
-            to: Some(guest.state),
+            to: Some(guest.state.clone()),
             grants_added: grants.len(),
             grants_removed: 0,
+            guest: Some(guest),
+            grants,
         });
     };
     let old_state: GuestState =
@@ -279,7 +298,9 @@ async fn apply(
             })?;
     if old_state == GuestState::Removed {
         return Ok(Outcome {
-            guest_id: Some(guest.id),
+            guest_id: Some(guest.id.clone()),
+            guest: Some(guest),
+            grants: existing_grants,
             ..Outcome::default()
         });
     }
@@ -294,30 +315,45 @@ async fn apply(
     };
     for g in &existing_grants {
         if !want.contains(&grant_key(g)) {
-            guest_store::delete_grant(tx, g).await?;
+            guest_store::delete_grant(w.conn().await?, g).await?;
             outcome.grants_removed += 1;
             audit_guest(
-                tx,
+                w,
                 cause,
                 &partner.id,
                 "grant.removed",
                 &guest.id,
                 json!({"app": g.app_id, "role": g.role, "rule": g.rule_id}),
                 now_ms,
-            )
-            .await?;
+            );
         }
     }
     for g in &desired {
         match have.get(&grant_key(g)) {
             None => {
-                guest_store::insert_grant(tx, g).await?;
+                guest_store::queue_grant(w, g);
                 outcome.grants_added += 1;
-                audit_guest(tx, cause, &partner.id, "grant.added", &guest.id, json!({"app": g.app_id, "role": g.role, "rule": g.rule_id, "valid_until": g.valid_until}), now_ms).await?;
+                audit_guest(
+                    w,
+                    cause,
+                    &partner.id,
+                    "grant.added",
+                    &guest.id,
+                    json!({"app": g.app_id, "role": g.role, "rule": g.rule_id, "valid_until": g.valid_until}),
+                    now_ms,
+                );
             }
             Some(old) if old.valid_until != g.valid_until => {
-                guest_store::update_grant_window(tx, g).await?;
-                audit_guest(tx, cause, &partner.id, "grant.window_changed", &guest.id, json!({"app": g.app_id, "role": g.role, "rule": g.rule_id, "from": old.valid_until, "to": g.valid_until}), now_ms).await?;
+                guest_store::update_grant_window(w.conn().await?, g).await?;
+                audit_guest(
+                    w,
+                    cause,
+                    &partner.id,
+                    "grant.window_changed",
+                    &guest.id,
+                    json!({"app": g.app_id, "role": g.role, "rule": g.rule_id, "from": old.valid_until, "to": g.valid_until}),
+                    now_ms,
+                );
             }
             Some(_) => {}
         }
@@ -344,31 +380,33 @@ async fn apply(
     };
     if new_state != old_state {
         audit_guest(
-            tx,
+            w,
             cause,
             &partner.id,
             "guest.state_changed",
             &guest.id,
             json!({"from": old_state.to_string(), "to": new_state.to_string(), "event": format!("{event:?}"), "rules": rules_json}),
             now_ms,
-        )
-        .await?;
+        );
     }
     if updated != guest || outcome.grants_added > 0 || outcome.grants_removed > 0 {
-        guest_store::update(tx, &updated).await?;
+        guest_store::update(w.conn().await?, &updated).await?;
     }
-    outcome.to = Some(updated.state);
+    outcome.to = Some(updated.state.clone());
+    outcome.guest = Some(updated);
+    // The grants now held: the desired ones, with the kept ones' windows as written above.
+    outcome.grants = desired;
     Ok(outcome)
 }
 
 /// The partner deleted the person: the guest is removed and loses every grant.
 pub async fn remove_for_user(
-    tx: &mut Tx,
+    w: &mut Work,
     now: DateTime<Utc>,
     user_id: &str,
     cause: &Cause<'_>,
 ) -> Result<Option<String>, ServiceError> {
-    let Some(guest) = guest_store::find_by_user(tx, user_id).await? else {
+    let Some(guest) = guest_store::find_by_user(w.conn().await?, user_id).await? else {
         return Ok(None);
     };
     let now_ms = to_millis(now);
@@ -379,23 +417,22 @@ pub async fn remove_for_user(
             .map_err(|e: crate::domain::lifecycle::UnknownState| {
                 ServiceError::Corrupt(e.to_string())
             })?;
-    for g in guest_store::grants(tx, &guest.id).await? {
-        guest_store::delete_grant(tx, &g).await?;
+    for g in guest_store::grants(w.conn().await?, &guest.id).await? {
+        guest_store::delete_grant(w.conn().await?, &g).await?;
         audit_guest(
-            tx,
+            w,
             cause,
             &guest.partner_id,
             "grant.removed",
             &guest.id,
             json!({"app": g.app_id, "role": g.role, "rule": g.rule_id}),
             now_ms,
-        )
-        .await?;
+        );
     }
     if old_state != GuestState::Removed {
         let new_state = transition(old_state, Event::Remove).unwrap_or(GuestState::Removed);
         guest_store::update(
-            tx,
+            w.conn().await?,
             &GuestRow {
                 state: new_state.to_string(),
                 access_until: None,
@@ -405,15 +442,14 @@ pub async fn remove_for_user(
         )
         .await?;
         audit_guest(
-            tx,
+            w,
             cause,
             &guest.partner_id,
             "guest.state_changed",
             &guest.id,
             json!({"from": old_state.to_string(), "to": new_state.to_string(), "event": "Remove"}),
             now_ms,
-        )
-        .await?;
+        );
     }
     Ok(Some(guest.id))
 }
@@ -422,8 +458,8 @@ pub async fn remove_for_user(
 pub async fn approve(deps: &Deps, actor: &Actor, guest_id: &str) -> Result<GuestRow, ServiceError> {
     let now = deps.clock.now();
     let now_ms = to_millis(now);
-    let mut tx = deps.db.begin_write().await?;
-    let guest = guest_store::get(&mut tx, guest_id)
+    let mut w = Work::begin(&deps.db).await?;
+    let guest = guest_store::get(w.conn().await?, guest_id)
         .await?
         .ok_or(ServiceError::NotFound)?;
     let old: GuestState =
@@ -441,27 +477,27 @@ pub async fn approve(deps: &Deps, actor: &Actor, guest_id: &str) -> Result<Guest
         updated_at: now_ms,
         ..guest.clone()
     };
-    guest_store::update(&mut tx, &updated).await?;
+    guest_store::update(w.conn().await?, &updated).await?;
     let cause = Cause {
         actor,
         via: "admin:approve",
     };
     audit_guest(
-        &mut tx,
+        &mut w,
         &cause,
         &guest.partner_id,
         "guest.state_changed",
         guest_id,
         json!({"from": old.to_string(), "to": new.to_string(), "event": "Approve"}),
         now_ms,
-    )
-    .await?;
+    );
     if old != new {
-        let partner = super::invitations::partner_of(&mut tx, &updated).await?;
-        super::invitations::issue(&mut tx, deps, actor, &updated, &partner).await?;
-        super::sync::emit(&mut tx, deps, guest_id).await?;
+        let partner = super::invitations::partner_of(w.conn().await?, &updated).await?;
+        let grants = guest_store::grants(w.conn().await?, guest_id).await?;
+        super::invitations::issue(&mut w, deps, actor, &updated, &grants, &partner).await?;
+        super::sync::emit(w.conn().await?, deps, guest_id).await?;
     }
-    tx.commit().await?;
+    w.commit().await?;
     Ok(updated)
 }
 

@@ -16,6 +16,7 @@ use crate::store::audit::{self, AuditEntry};
 use crate::store::groups as group_store;
 use crate::store::guests::{self as guest_store, GrantRow, GuestRow};
 use crate::store::users::{self as user_store, UserRow};
+use crate::store::work::Work;
 use crate::store::{partners as partner_store, DbError};
 
 /// People per page of a scan.
@@ -241,19 +242,20 @@ pub async fn reload(
             for (u, doc) in &page.users {
                 report.people += 1;
                 let groups = page.groups.get(&u.id).map(Vec::as_slice).unwrap_or(&[]);
-                let mut tx = deps.db.begin_write().await?;
+                let mut w = Work::begin(&deps.db).await?;
                 let outcome = lifecycle::reconcile(
-                    &mut tx,
+                    &mut w,
                     &rules,
                     deps.clock.now(),
                     &partner,
                     &view(u, doc, groups),
                     &cause,
+                    false,
                 )
                 .await?;
-                super::invitations::after_reconcile(&mut tx, deps, actor, &partner, &outcome)
+                super::invitations::after_reconcile(&mut w, deps, actor, &partner, &outcome, doc)
                     .await?;
-                tx.commit().await?;
+                w.commit().await?;
                 if outcome.changed() {
                     report.people_changed += 1;
                 }

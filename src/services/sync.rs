@@ -3,14 +3,14 @@
 //! as it now stands. The worker in `connectors::worker` delivers them.
 
 use chrono::Utc;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::{Deps, ServiceError};
 use crate::clock::{from_millis, to_millis, to_rfc3339};
 use crate::domain::GuestState;
-use crate::store::guests as guest_store;
+use crate::store::guests::{self as guest_store, GrantRow, GuestRow};
 use crate::store::sync_outbox::{self, NewSyncEvent};
-use crate::store::Tx;
+use crate::store::work::Work;
 
 /// The event kinds, as sent.
 pub fn kind_for(state: Option<GuestState>) -> &'static str {
@@ -21,84 +21,127 @@ pub fn kind_for(state: Option<GuestState>) -> &'static str {
     }
 }
 
-/// The guest as targets see it (the `guest` of an event), or None when there is no guest.
-pub async fn snapshot(
-    conn: &mut sqlx::AnyConnection,
+/// The guest as targets see it (the `guest` of an event), from its record, its grants and
+/// the person's names.
+fn guest_json(
     deps: &Deps,
-    guest_id: &str,
-) -> Result<Option<Value>, ServiceError> {
-    let Some(guest) = guest_store::get(conn, guest_id).await? else {
-        return Ok(None);
-    };
-    let state: Option<GuestState> = guest.state.parse().ok();
+    guest: &GuestRow,
+    state: Option<GuestState>,
+    grants: &[GrantRow],
+    names: (Option<&str>, Option<&str>),
+    partner: &str,
+) -> Value {
     let now = deps.now_ms();
-    let grants: Vec<Value> = guest_store::grants(conn, guest_id)
-        .await?
-        .into_iter()
+    let grants: Vec<Value> = grants
+        .iter()
         .filter(|g| g.valid_until.is_none_or(|u| u > now))
         .map(|g| json!({"app": g.app_id, "role": g.role, "valid_until": g.valid_until.map(|t| to_rfc3339(from_millis(t)))}))
         .collect();
-    let (given, family) =
-        match crate::store::users::get(conn, &guest.partner_id, &guest.user_id).await? {
-            Some(u) => {
-                let doc: Value = serde_json::from_str(&u.doc).unwrap_or_default();
-                (
-                    doc.pointer("/name/givenName")
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
-                    doc.pointer("/name/familyName")
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
-                )
-            }
-            None => (None, None),
-        };
-    let partner = super::invitations::partner_of(conn, &guest).await?;
     let simple_state = match state {
         Some(GuestState::Suspended(_)) => "suspended".to_string(),
         Some(s) => s.to_string(),
         None => guest.state.clone(),
     };
-    Ok(Some(json!({
-        "guest_id": guest.id, "partner": partner.slug.as_str(), "user_name": guest.user_name,
-        "email": guest.email, "display_name": guest.display_name, "given_name": given, "family_name": family,
-        "state": simple_state, "grants": grants,
-    })))
+    json!({
+        "guest_id": guest.id, "partner": partner, "user_name": guest.user_name,
+        "email": guest.email, "display_name": guest.display_name, "given_name": names.0,
+        "family_name": names.1, "state": simple_state, "grants": grants,
+    })
 }
 
-/// Queue an event with the guest's current snapshot for every target (none configured: no-op).
-pub async fn emit(tx: &mut Tx, deps: &Deps, guest_id: &str) -> Result<(), ServiceError> {
+/// The guest as targets see it, read from the database, or None when there is no guest.
+pub async fn snapshot(
+    conn: &mut sqlx::AnyConnection,
+    deps: &Deps,
+    guest_id: &str,
+) -> Result<Option<Value>, ServiceError> {
+    Ok(read(conn, deps, guest_id)
+        .await?
+        .map(|(_, _, snapshot)| snapshot))
+}
+
+async fn read(
+    conn: &mut sqlx::AnyConnection,
+    deps: &Deps,
+    guest_id: &str,
+) -> Result<Option<(GuestRow, Option<GuestState>, Value)>, ServiceError> {
+    let Some(guest) = guest_store::get(conn, guest_id).await? else {
+        return Ok(None);
+    };
+    let state: Option<GuestState> = guest.state.parse().ok();
+    let grants = guest_store::grants(conn, guest_id).await?;
+    let doc: Value = match crate::store::users::get(conn, &guest.partner_id, &guest.user_id).await?
+    {
+        Some(u) => serde_json::from_str(&u.doc).unwrap_or_default(),
+        None => Value::Null,
+    };
+    let partner = super::invitations::partner_of(conn, &guest).await?;
+    let snapshot = guest_json(
+        deps,
+        &guest,
+        state,
+        &grants,
+        names(&doc),
+        partner.slug.as_str(),
+    );
+    Ok(Some((guest, state, snapshot)))
+}
+
+fn names(doc: &Value) -> (Option<&str>, Option<&str>) {
+    (
+        doc.pointer("/name/givenName").and_then(Value::as_str),
+        doc.pointer("/name/familyName").and_then(Value::as_str),
+    )
+}
+
+/// The events for every target (none configured: none).
+fn events(deps: &Deps, state: Option<GuestState>, guest: &Value) -> Vec<(String, String)> {
+    let now = deps.now_ms();
+    let kind = kind_for(state);
+    deps.portal
+        .sync_targets
+        .iter()
+        .map(|_| {
+            let event_id = uuid::Uuid::new_v4().to_string();
+            let payload = json!({
+                "event_id": event_id,
+                "kind": kind,
+                "occurred_at": to_rfc3339(from_millis(now)),
+                "guest": guest,
+            });
+            (event_id, payload.to_string())
+        })
+        .collect()
+}
+
+/// Queue an event with the guest's current snapshot, read from the database, for every target.
+pub async fn emit(
+    conn: &mut sqlx::AnyConnection,
+    deps: &Deps,
+    guest_id: &str,
+) -> Result<(), ServiceError> {
     if deps.portal.sync_targets.is_empty() {
         return Ok(());
     }
-    let Some(guest) = snapshot(tx, deps, guest_id).await? else {
+    let Some((_, state, guest)) = read(conn, deps, guest_id).await? else {
         return Ok(());
-    };
-    let state: Option<GuestState> = match guest["state"].as_str() {
-        Some("suspended") => Some(GuestState::Suspended(
-            crate::domain::SuspendReason::Deactivated,
-        )),
-        Some(s) => s.parse().ok(),
-        None => None,
     };
     let now = deps.now_ms();
     let kind = kind_for(state);
-    for target in &deps.portal.sync_targets {
-        let event_id = uuid::Uuid::new_v4().to_string();
-        let payload = json!({
-            "event_id": event_id,
-            "kind": kind,
-            "occurred_at": to_rfc3339(from_millis(now)),
-            "guest": guest,
-        });
+    for (target, (event_id, payload)) in deps
+        .portal
+        .sync_targets
+        .iter()
+        .zip(events(deps, state, &guest))
+    {
         sync_outbox::insert(
-            tx,
+            conn,
             &NewSyncEvent {
                 id: &event_id,
                 target,
                 guest_id,
                 kind,
-                payload: &payload.to_string(),
+                payload: &payload,
                 now,
                 due: to_millis(Utc::now()),
             },
@@ -107,4 +150,50 @@ pub async fn emit(tx: &mut Tx, deps: &Deps, guest_id: &str) -> Result<(), Servic
     }
     deps.portal.sync_queued.notify_one();
     Ok(())
+}
+
+/// Queue, in `w`, an event for every target with the guest as reconciliation left it.
+pub fn emit_known(
+    w: &mut Work,
+    deps: &Deps,
+    partner: &str,
+    guest: &GuestRow,
+    grants: &[GrantRow],
+    doc: &Map<String, Value>,
+) {
+    if deps.portal.sync_targets.is_empty() {
+        return;
+    }
+    let state: Option<GuestState> = guest.state.parse().ok();
+    let names = (
+        doc.get("name")
+            .and_then(|n| n.get("givenName"))
+            .and_then(Value::as_str),
+        doc.get("name")
+            .and_then(|n| n.get("familyName"))
+            .and_then(Value::as_str),
+    );
+    let snapshot = guest_json(deps, guest, state, grants, names, partner);
+    let now = deps.now_ms();
+    let kind = kind_for(state);
+    for (target, (event_id, payload)) in deps
+        .portal
+        .sync_targets
+        .iter()
+        .zip(events(deps, state, &snapshot))
+    {
+        sync_outbox::queue(
+            w,
+            &NewSyncEvent {
+                id: &event_id,
+                target,
+                guest_id: &guest.id,
+                kind,
+                payload: &payload,
+                now,
+                due: to_millis(Utc::now()),
+            },
+        );
+    }
+    deps.portal.sync_queued.notify_one();
 }

@@ -11,9 +11,10 @@ use crate::scim::resource::{self, WriteMode};
 use crate::scim::schema::USER_RESOURCE;
 use crate::store::audit::{self, AuditEntry};
 use crate::store::groups as group_store;
+use crate::store::is_unique_violation;
 use crate::store::scim_filter::FilterCompiler;
 use crate::store::users::{self as user_store, UserRow};
-use crate::store::{is_unique_violation, Tx};
+use crate::store::work::Work;
 
 /// A stored user with its parsed document.
 #[derive(Debug, Clone)]
@@ -112,17 +113,17 @@ fn row_for(
     }
 }
 
-async fn audit_user(
-    tx: &mut Tx,
+fn audit_user(
+    w: &mut Work,
     actor: &Actor,
     partner: &Partner,
     action: &str,
     id: &str,
     detail: Value,
     now: i64,
-) -> Result<(), ServiceError> {
-    audit::append(
-        tx,
+) {
+    audit::queue(
+        w,
         &AuditEntry {
             actor: &actor.label,
             partner_id: Some(&partner.id),
@@ -133,9 +134,7 @@ async fn audit_user(
             detail,
         },
         now,
-    )
-    .await?;
-    Ok(())
+    );
 }
 
 fn uniqueness_error(user_name: &str) -> ServiceError {
@@ -153,15 +152,20 @@ pub async fn create(
     body: &Value,
 ) -> Result<User, ServiceError> {
     let doc = resource::normalize(body, &USER_RESOURCE, WriteMode::Create)?;
-    let mut tx = deps.db.begin_write().await?;
-    match insert_in(&mut tx, deps, actor, partner, doc, "scim:user.created").await {
-        Ok(user) => {
-            tx.commit().await?;
-            Ok(user)
+    let mut w = Work::begin(&deps.db).await?;
+    let created = match insert_in(&mut w, deps, actor, partner, doc, "scim:user.created", &[]).await
+    {
+        Ok(user) => w.commit().await.map(|_| user).map_err(ServiceError::from),
+        Err(e) => {
+            w.rollback().await?;
+            Err(e)
         }
-        Err(ServiceError::Conflict(_)) => {
+    };
+    match created {
+        Ok(user) => Ok(user),
+        // The row is written with the rest of the unit, so a taken userName shows at commit.
+        Err(ServiceError::Db(e)) if is_unique_violation(&e) => {
             // A client retrying a create after a timeout (Okta does) learns the existing id.
-            tx.rollback().await?;
             let user_name = body
                 .get("userName")
                 .and_then(Value::as_str)
@@ -179,39 +183,36 @@ pub async fn create(
     }
 }
 
-/// Insert a user from a normalised document within `tx`: store, audit, evaluate the rules.
-/// A taken userName is `Conflict`; the caller decides what that does to its transaction.
+/// Insert a user from a normalised document within `w`: store, audit, evaluate the rules.
+/// `groups` are the memberships (id, name) the caller gave the new user in `w`. The row is
+/// queued with the unit's other rows, so a taken userName fails the flush or the commit as a
+/// unique violation.
 pub(crate) async fn insert_in(
-    tx: &mut Tx,
+    w: &mut Work,
     deps: &Deps,
     actor: &Actor,
     partner: &Partner,
     doc: Map<String, Value>,
     via: &str,
+    groups: &[(String, String)],
 ) -> Result<User, ServiceError> {
     let doc = with_defaults(doc);
     let id = uuid::Uuid::new_v4().to_string();
     let now = deps.now_ms();
     let row = row_for(&id, partner, &doc, 1, now, now);
     let leaves = resource::flatten(&doc, &USER_RESOURCE);
-    if let Err(e) = user_store::insert(tx, &row, &leaves).await {
-        return Err(if is_unique_violation(&e) {
-            uniqueness_error(&row.user_name)
-        } else {
-            e.into()
-        });
-    }
+    user_store::queue_insert(w, &row, &leaves);
     audit_user(
-        tx,
+        w,
         actor,
         partner,
         "user.created",
         &id,
         json!({"userName": row.user_name, "active": row.active, "via": via}),
         now,
-    )
-    .await?;
-    reconcile_user(tx, deps, actor, partner, &row, &doc, via).await?;
+    );
+    let person = Known::New { groups };
+    reconcile_user(w, deps, actor, partner, &row, &doc, via, person).await?;
     Ok(User {
         row,
         doc,
@@ -222,7 +223,7 @@ pub(crate) async fn insert_in(
 /// Replace an existing user's document within `tx`: store, audit, evaluate the rules.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn update_in(
-    tx: &mut Tx,
+    w: &mut Work,
     deps: &Deps,
     actor: &Actor,
     partner: &Partner,
@@ -232,24 +233,31 @@ pub(crate) async fn update_in(
     via: &str,
 ) -> Result<User, ServiceError> {
     let doc = with_defaults(doc);
-    let user = save(tx, actor, partner, current, doc, action, deps.now_ms()).await?;
-    reconcile_user(tx, deps, actor, partner, &user.row, &user.doc, via).await?;
+    let user = save(w, actor, partner, current, doc, action, deps.now_ms()).await?;
+    reconcile_user(
+        w,
+        deps,
+        actor,
+        partner,
+        &user.row,
+        &user.doc,
+        via,
+        Known::Nothing,
+    )
+    .await?;
     Ok(user)
 }
 
-/// A partner's user by userName within `tx`.
-pub(crate) async fn find_in(
-    tx: &mut Tx,
+/// A partner's users by userName within `w`, keyed by lower-cased userName.
+pub(crate) async fn find_many_in(
+    w: &mut Work,
     partner: &Partner,
-    user_name: &str,
-) -> Result<Option<User>, ServiceError> {
-    let Some(id) = user_store::id_by_user_name(tx, &partner.id, user_name).await? else {
-        return Ok(None);
-    };
-    match user_store::get(tx, &partner.id, &id).await? {
-        Some(row) => Ok(Some(parse_doc(row)?)),
-        None => Ok(None),
-    }
+    user_names: &[String],
+) -> Result<std::collections::HashMap<String, User>, ServiceError> {
+    let rows = user_store::by_user_names(w.conn().await?, &partner.id, user_names).await?;
+    rows.into_iter()
+        .map(|row| Ok((row.user_name.to_lowercase(), parse_doc(row)?)))
+        .collect()
 }
 
 pub async fn get(deps: &Deps, partner: &Partner, id: &str) -> Result<User, ServiceError> {
@@ -304,21 +312,42 @@ pub async fn attach_groups(deps: &Deps, users: &mut [User]) -> Result<(), Servic
     Ok(())
 }
 
-/// Re-evaluate the mapping rules for a person within the transaction that changed them.
+/// What the caller knows of a person about to be reconciled, so that it need not be read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Known<'a> {
+    /// Read the person's groups and guest record.
+    Nothing,
+    /// Created in this unit of work: no guest record yet, and these groups (id, name).
+    New { groups: &'a [(String, String)] },
+    /// Stored before this unit of work, with these groups (id, name).
+    Existing { groups: &'a [(String, String)] },
+}
+
+/// Re-evaluate the mapping rules for a person within the unit of work that changed them.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn reconcile_user(
-    tx: &mut Tx,
+    w: &mut Work,
     deps: &Deps,
     actor: &Actor,
     partner: &Partner,
     row: &UserRow,
     doc: &Map<String, Value>,
     via: &str,
+    known: Known<'_>,
 ) -> Result<lifecycle::Outcome, ServiceError> {
-    let groups: Vec<(String, String)> = group_store::groups_of_users(tx, &[row.id.as_str()])
-        .await?
-        .into_iter()
-        .map(|(_, id, name)| (id, name))
-        .collect();
+    let read;
+    let (groups, new_person): (&[(String, String)], bool) = match known {
+        Known::New { groups } => (groups, true),
+        Known::Existing { groups } => (groups, false),
+        Known::Nothing => {
+            read = group_store::groups_of_users(w.conn().await?, &[row.id.as_str()])
+                .await?
+                .into_iter()
+                .map(|(_, id, name)| (id, name))
+                .collect::<Vec<_>>();
+            (&read, false)
+        }
+    };
     let person = lifecycle::PersonView {
         user_id: &row.id,
         user_name: &row.user_name,
@@ -326,33 +355,35 @@ pub(crate) async fn reconcile_user(
         email: row.primary_email.as_deref(),
         display_name: row.display_name.as_deref(),
         doc,
-        groups: &groups,
+        groups,
     };
     let outcome = lifecycle::reconcile(
-        tx,
+        w,
         &deps.rules(),
         deps.clock.now(),
         partner,
         &person,
         &lifecycle::Cause { actor, via },
+        new_person,
     )
     .await?;
-    super::invitations::after_reconcile(tx, deps, actor, partner, &outcome).await?;
+    super::invitations::after_reconcile(w, deps, actor, partner, &outcome, doc).await?;
     Ok(outcome)
 }
 
-/// Re-evaluate a person by id (after a group membership change), within `tx`.
+/// Re-evaluate a person by id (after a group membership change), within `w`.
 pub(crate) async fn reconcile_user_by_id(
-    tx: &mut Tx,
+    w: &mut Work,
     deps: &Deps,
     actor: &Actor,
     partner: &Partner,
     id: &str,
     via: &str,
 ) -> Result<(), ServiceError> {
-    if let Some(row) = user_store::get(tx, &partner.id, id).await? {
+    if let Some(row) = user_store::get(w.conn().await?, &partner.id, id).await? {
         let user = parse_doc(row)?;
-        reconcile_user(tx, deps, actor, partner, &user.row, &user.doc, via).await?;
+        let (row, doc) = (&user.row, &user.doc);
+        reconcile_user(w, deps, actor, partner, row, doc, via, Known::Nothing).await?;
     }
     Ok(())
 }
@@ -364,7 +395,7 @@ fn check_if_match(if_match: Option<&str>, current: &User) -> Result<(), ServiceE
 
 /// Store a changed document for an existing user, within the caller's transaction.
 async fn save(
-    tx: &mut Tx,
+    w: &mut Work,
     actor: &Actor,
     partner: &Partner,
     current: &User,
@@ -381,7 +412,7 @@ async fn save(
         now,
     );
     let leaves = resource::flatten(&doc, &USER_RESOURCE);
-    match user_store::update(tx, &row, current.row.version, &leaves).await {
+    match user_store::update(w.conn().await?, &row, current.row.version, &leaves).await {
         Ok(true) => {}
         Ok(false) => return Err(ServiceError::PreconditionFailed(current.etag())),
         Err(e) if is_unique_violation(&e) => return Err(uniqueness_error(&row.user_name)),
@@ -394,15 +425,14 @@ async fn save(
         .chain(current.doc.keys().filter(|k| !doc.contains_key(*k)))
         .collect();
     audit_user(
-        tx,
+        w,
         actor,
         partner,
         action,
         &row.id,
         json!({"changed": changed, "active": row.active}),
         now,
-    )
-    .await?;
+    );
     Ok(User {
         row,
         doc,
@@ -410,8 +440,8 @@ async fn save(
     })
 }
 
-async fn load_for_write(tx: &mut Tx, partner: &Partner, id: &str) -> Result<User, ServiceError> {
-    let row = user_store::get(tx, &partner.id, id)
+async fn load_for_write(w: &mut Work, partner: &Partner, id: &str) -> Result<User, ServiceError> {
+    let row = user_store::get(w.conn().await?, &partner.id, id)
         .await?
         .ok_or(ServiceError::NotFound)?;
     parse_doc(row)
@@ -433,21 +463,22 @@ pub async fn replace(
         WriteMode::Replace { id },
     )?);
     let now = deps.now_ms();
-    let mut tx = deps.db.begin_write().await?;
-    let current = load_for_write(&mut tx, partner, id).await?;
+    let mut w = Work::begin(&deps.db).await?;
+    let current = load_for_write(&mut w, partner, id).await?;
     check_if_match(if_match, &current)?;
-    let user = save(&mut tx, actor, partner, &current, doc, "user.replaced", now).await?;
+    let user = save(&mut w, actor, partner, &current, doc, "user.replaced", now).await?;
     reconcile_user(
-        &mut tx,
+        &mut w,
         deps,
         actor,
         partner,
         &user.row,
         &user.doc,
         "scim:user.replaced",
+        Known::Nothing,
     )
     .await?;
-    tx.commit().await?;
+    w.commit().await?;
     Ok(user)
 }
 
@@ -462,8 +493,8 @@ pub async fn patch(
     if_match: Option<&str>,
 ) -> Result<User, ServiceError> {
     let now = deps.now_ms();
-    let mut tx = deps.db.begin_write().await?;
-    let current = load_for_write(&mut tx, partner, id).await?;
+    let mut w = Work::begin(&deps.db).await?;
+    let current = load_for_write(&mut w, partner, id).await?;
     check_if_match(if_match, &current)?;
     let patched = patch::apply_patch_with_id(&current.doc, ops, &USER_RESOURCE, id)?;
     let doc = with_defaults(resource::normalize(
@@ -474,18 +505,19 @@ pub async fn patch(
     if doc == current.doc {
         return Ok(current);
     }
-    let user = save(&mut tx, actor, partner, &current, doc, "user.patched", now).await?;
+    let user = save(&mut w, actor, partner, &current, doc, "user.patched", now).await?;
     reconcile_user(
-        &mut tx,
+        &mut w,
         deps,
         actor,
         partner,
         &user.row,
         &user.doc,
         "scim:user.patched",
+        Known::Nothing,
     )
     .await?;
-    tx.commit().await?;
+    w.commit().await?;
     Ok(user)
 }
 
@@ -499,31 +531,29 @@ pub async fn delete(
     if_match: Option<&str>,
 ) -> Result<(), ServiceError> {
     let now = deps.now_ms();
-    let mut tx = deps.db.begin_write().await?;
-    let current = load_for_write(&mut tx, partner, id).await?;
+    let mut w = Work::begin(&deps.db).await?;
+    let current = load_for_write(&mut w, partner, id).await?;
     check_if_match(if_match, &current)?;
     let cause = lifecycle::Cause {
         actor,
         via: "scim:user.deleted",
     };
-    if let Some(guest_id) =
-        lifecycle::remove_for_user(&mut tx, deps.clock.now(), id, &cause).await?
+    if let Some(guest_id) = lifecycle::remove_for_user(&mut w, deps.clock.now(), id, &cause).await?
     {
-        super::sync::emit(&mut tx, deps, &guest_id).await?;
+        super::sync::emit(w.conn().await?, deps, &guest_id).await?;
     }
-    if !user_store::delete(&mut tx, &partner.id, id).await? {
+    if !user_store::delete(w.conn().await?, &partner.id, id).await? {
         return Err(ServiceError::NotFound);
     }
     audit_user(
-        &mut tx,
+        &mut w,
         actor,
         partner,
         "user.deleted",
         id,
         json!({"userName": current.row.user_name}),
         now,
-    )
-    .await?;
-    tx.commit().await?;
+    );
+    w.commit().await?;
     Ok(())
 }

@@ -3,6 +3,8 @@
 use serde_json::Value;
 use sqlx::AnyConnection;
 
+use super::sql::Arg;
+use super::work::{Table, Work};
 use super::DbError;
 
 /// One audited change.
@@ -25,14 +27,7 @@ pub async fn append(
     entry: &AuditEntry<'_>,
     now_ms: i64,
 ) -> Result<(), DbError> {
-    tracing::info!(
-        target: "audit",
-        actor = entry.actor,
-        action = entry.action,
-        target_type = entry.target_type,
-        target_id = entry.target_id,
-        request_id = entry.request_id,
-    );
+    log(entry);
     sqlx::query(
         "INSERT INTO audit_log (at, actor, partner_id, action, target_type, target_id, request_id, detail)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -48,6 +43,35 @@ pub async fn append(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Queue an audit row in `work` (written with the unit's other rows).
+pub fn queue(work: &mut Work, entry: &AuditEntry<'_>, now_ms: i64) {
+    log(entry);
+    work.queue(
+        Table::Audit,
+        vec![
+            Arg::Int(now_ms),
+            Arg::text(entry.actor),
+            Arg::opt_text(entry.partner_id),
+            Arg::text(entry.action),
+            Arg::text(entry.target_type),
+            Arg::opt_text(entry.target_id),
+            Arg::opt_text(entry.request_id),
+            Arg::Text(entry.detail.to_string()),
+        ],
+    );
+}
+
+fn log(entry: &AuditEntry<'_>) {
+    tracing::info!(
+        target: "audit",
+        actor = entry.actor,
+        action = entry.action,
+        target_type = entry.target_type,
+        target_id = entry.target_id,
+        request_id = entry.request_id,
+    );
 }
 
 /// Number of audit rows for a target (used by tests and the admin API).

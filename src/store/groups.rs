@@ -6,6 +6,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::scim_filter::{Column, ColumnKind, Relation};
 use super::sql::{Arg, Sql};
+use super::work::{Table, Work};
 use super::{values, DbError};
 use crate::scim::resource::LeafValue;
 
@@ -255,6 +256,19 @@ pub async fn add_members(
         sql.query().execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// Queue one user's membership of a group in `work`.
+pub fn queue_member(work: &mut Work, partner_id: &str, group_id: &str, member_id: &str) {
+    work.queue(
+        Table::Members,
+        vec![
+            Arg::text(group_id),
+            Arg::text(member_id),
+            Arg::text(partner_id),
+            Arg::text("User"),
+        ],
+    );
 }
 
 pub async fn remove_members(

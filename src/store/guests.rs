@@ -3,6 +3,7 @@
 use sqlx::{AnyConnection, Row};
 
 use super::sql::{Arg, Sql};
+use super::work::{Table, Work};
 use super::DbError;
 
 /// A stored guest.
@@ -117,6 +118,48 @@ pub async fn insert(conn: &mut AnyConnection, g: &GuestRow) -> Result<(), DbErro
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Queue a new guest in `work`.
+pub fn queue_insert(work: &mut Work, g: &GuestRow) {
+    work.queue(
+        Table::Guests,
+        vec![
+            Arg::text(g.id.as_str()),
+            Arg::text(g.partner_id.as_str()),
+            Arg::text(g.user_id.as_str()),
+            Arg::text(g.user_name.as_str()),
+            Arg::opt_text(g.email.as_deref()),
+            Arg::opt_text(g.display_name.as_deref()),
+            Arg::text(g.state.as_str()),
+            Arg::Int(i64::from(g.approved)),
+            Arg::Int(i64::from(g.mfa_required)),
+            Arg::opt_text(g.sponsor.as_deref()),
+            Arg::opt_text(g.template.as_deref()),
+            Arg::opt_text(g.language.as_deref()),
+            Arg::opt_int(g.access_until),
+            Arg::opt_int(g.invited_at),
+            Arg::opt_int(g.redeemed_at),
+            Arg::Int(g.created_at),
+            Arg::Int(g.updated_at),
+        ],
+    );
+}
+
+/// Queue a new grant in `work`.
+pub fn queue_grant(work: &mut Work, g: &GrantRow) {
+    work.queue(
+        Table::Grants,
+        vec![
+            Arg::text(g.guest_id.as_str()),
+            Arg::text(g.app_id.as_str()),
+            Arg::text(g.role.as_str()),
+            Arg::text(g.rule_id.as_str()),
+            Arg::Int(g.valid_from),
+            Arg::opt_int(g.valid_until),
+            Arg::opt_text(g.ends_by.as_deref()),
+        ],
+    );
 }
 
 pub async fn update(conn: &mut AnyConnection, g: &GuestRow) -> Result<(), DbError> {

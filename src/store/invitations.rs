@@ -2,6 +2,8 @@
 
 use sqlx::{AnyConnection, Row};
 
+use super::sql::Arg;
+use super::work::{Table, Work};
 use super::DbError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +59,25 @@ pub async fn insert(conn: &mut AnyConnection, i: &InvitationRow) -> Result<(), D
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Queue a new invitation in `work`, with when the reminder job should first look at it.
+pub fn queue_insert(work: &mut Work, i: &InvitationRow, next_action_at: Option<i64>) {
+    work.queue(
+        Table::Invitations,
+        vec![
+            Arg::text(i.id.as_str()),
+            Arg::text(i.guest_id.as_str()),
+            Arg::text(i.token_hash.as_str()),
+            Arg::Int(i.created_at),
+            Arg::Int(i.expires_at),
+            Arg::opt_int(i.used_at),
+            Arg::opt_int(i.revoked_at),
+            Arg::Int(i.reminders_sent),
+            Arg::opt_int(i.last_reminder_at),
+            Arg::opt_int(next_action_at),
+        ],
+    );
 }
 
 pub async fn by_token_hash(

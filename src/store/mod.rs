@@ -22,6 +22,7 @@ pub mod sync_outbox;
 pub mod tokens;
 pub mod users;
 pub mod values;
+pub mod work;
 
 use std::time::Duration;
 

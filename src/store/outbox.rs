@@ -4,6 +4,8 @@
 
 use sqlx::{AnyConnection, Row};
 
+use super::sql::Arg;
+use super::work::{Table, Work};
 use super::DbError;
 
 #[derive(Debug, Clone)]
@@ -44,6 +46,25 @@ pub async fn enqueue(
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Queue a mail in `work` (see [`enqueue`]); a second mail under the same key is dropped.
+pub fn queue(work: &mut Work, m: &QueuedMail, now: i64, due: i64) {
+    work.queue(
+        Table::Mail,
+        vec![
+            Arg::text(m.id.as_str()),
+            Arg::text(m.kind.as_str()),
+            Arg::text(m.to_addr.as_str()),
+            Arg::text(m.subject.as_str()),
+            Arg::opt_text(m.body_sealed.as_deref()),
+            Arg::opt_text(m.guest_id.as_deref()),
+            Arg::text(m.idempotency_key.as_str()),
+            Arg::Int(now),
+            Arg::Int(0),
+            Arg::Int(due),
+        ],
+    );
 }
 
 /// Lease up to `limit` due mails to `owner` until `lease_until`. The lease condition is

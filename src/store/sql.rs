@@ -11,6 +11,28 @@ pub enum Arg {
     Text(String),
     Int(i64),
     Real(f64),
+    /// NULL of each type: PostgreSQL checks a parameter's declared type against its column.
+    NullText,
+    NullInt,
+    NullReal,
+}
+
+impl Arg {
+    pub fn text(s: impl Into<String>) -> Arg {
+        Arg::Text(s.into())
+    }
+
+    pub fn opt_text(s: Option<&str>) -> Arg {
+        s.map_or(Arg::NullText, |s| Arg::Text(s.to_string()))
+    }
+
+    pub fn opt_int(i: Option<i64>) -> Arg {
+        i.map_or(Arg::NullInt, Arg::Int)
+    }
+
+    pub fn opt_real(f: Option<f64>) -> Arg {
+        f.map_or(Arg::NullReal, Arg::Real)
+    }
 }
 
 /// SQL text with its ordered arguments.
@@ -73,6 +95,9 @@ impl Sql {
                 Arg::Text(s) => q.bind(s.as_str()),
                 Arg::Int(i) => q.bind(*i),
                 Arg::Real(f) => q.bind(*f),
+                Arg::NullText => q.bind(None::<String>),
+                Arg::NullInt => q.bind(None::<i64>),
+                Arg::NullReal => q.bind(None::<f64>),
             })
     }
 
@@ -86,6 +111,9 @@ impl Sql {
                 Arg::Text(s) => q.bind(s.as_str()),
                 Arg::Int(i) => q.bind(*i),
                 Arg::Real(f) => q.bind(*f),
+                Arg::NullText => q.bind(None::<String>),
+                Arg::NullInt => q.bind(None::<i64>),
+                Arg::NullReal => q.bind(None::<f64>),
             })
     }
 }

@@ -2,6 +2,8 @@
 
 use sqlx::{AnyConnection, Row};
 
+use super::sql::Arg;
+use super::work::{Table, Work};
 use super::DbError;
 
 #[derive(Debug, Clone)]
@@ -73,6 +75,22 @@ pub async fn insert(conn: &mut AnyConnection, e: &NewSyncEvent<'_>) -> Result<()
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Queue an event in `work`.
+pub fn queue(work: &mut Work, e: &NewSyncEvent<'_>) {
+    work.queue(
+        Table::Sync,
+        vec![
+            Arg::text(e.id),
+            Arg::text(e.target),
+            Arg::text(e.guest_id),
+            Arg::text(e.kind),
+            Arg::text(e.payload),
+            Arg::Int(e.now),
+            Arg::Int(e.due),
+        ],
+    );
 }
 
 /// Lease due events whose earlier events (same target and guest) are all settled, so each

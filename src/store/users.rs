@@ -5,7 +5,9 @@ use sqlx::{AnyConnection, Row};
 
 use super::listing::{self, ListQuery};
 use super::scim_filter::{Column, ColumnKind, Relation};
+use super::sql::{Arg, Sql};
 use super::values;
+use super::work::{Table, Work};
 use super::DbError;
 use crate::scim::resource::LeafValue;
 
@@ -105,6 +107,33 @@ pub async fn insert(
     values::insert(conn, &u.id, &u.partner_id, leaves).await
 }
 
+/// Queue a new user and its values in `work`; a taken userName fails the flush.
+pub fn queue_insert(work: &mut Work, u: &UserRow, leaves: &[LeafValue]) {
+    work.queue(
+        Table::Users,
+        vec![
+            Arg::text(u.id.as_str()),
+            Arg::text(u.partner_id.as_str()),
+            Arg::text(u.user_name.as_str()),
+            Arg::Text(u.user_name.to_lowercase()),
+            Arg::opt_text(u.external_id.as_deref()),
+            Arg::Int(i64::from(u.active)),
+            Arg::opt_text(u.display_name.as_deref()),
+            Arg::opt_text(
+                u.primary_email
+                    .as_ref()
+                    .map(|e| e.to_lowercase())
+                    .as_deref(),
+            ),
+            Arg::text(u.doc.as_str()),
+            Arg::Int(u.version),
+            Arg::Int(u.created_at),
+            Arg::Int(u.updated_at),
+        ],
+    );
+    values::queue(work, &u.id, &u.partner_id, leaves);
+}
+
 /// Overwrite a user whose stored version is `expected_version`; false when it changed meanwhile.
 pub async fn update(
     conn: &mut AnyConnection,
@@ -165,6 +194,33 @@ pub async fn id_by_user_name(
         .bind(user_name.to_lowercase())
         .fetch_optional(conn)
         .await
+}
+
+/// A partner's users with any of these userNames (compared case-insensitively).
+pub async fn by_user_names(
+    conn: &mut AnyConnection,
+    partner_id: &str,
+    user_names: &[String],
+) -> Result<Vec<UserRow>, DbError> {
+    let mut out = Vec::with_capacity(user_names.len());
+    for chunk in user_names.chunks(500) {
+        let mut sql = Sql::new(format!(
+            "SELECT {COLUMNS} FROM scim_users r WHERE r.partner_id = "
+        ));
+        sql.bind(Arg::text(partner_id))
+            .push(" AND r.user_name_lower IN (");
+        for (i, name) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.bind(Arg::Text(name.to_lowercase()));
+        }
+        sql.push(")");
+        for row in sql.query().fetch_all(&mut *conn).await? {
+            out.push(from_row(&row)?);
+        }
+    }
+    Ok(out)
 }
 
 /// Delete a user and its values; false when the partner has no such user.

@@ -4,6 +4,7 @@
 use sqlx::AnyConnection;
 
 use super::sql::{Arg, Sql};
+use super::work::{Table, Work};
 use super::DbError;
 use crate::scim::resource::LeafValue;
 
@@ -65,4 +66,22 @@ pub async fn replace(
 ) -> Result<(), DbError> {
     delete(&mut *conn, resource_id).await?;
     insert(conn, resource_id, partner_id, leaves).await
+}
+
+/// Queue a resource's values in `work`.
+pub fn queue(work: &mut Work, resource_id: &str, partner_id: &str, leaves: &[LeafValue]) {
+    for leaf in leaves {
+        work.queue(
+            Table::Values,
+            vec![
+                Arg::text(resource_id),
+                Arg::text(partner_id),
+                Arg::text(leaf.path.as_str()),
+                Arg::Int(leaf.elem),
+                Arg::text(leaf.value.as_str()),
+                Arg::text(leaf.value_ci.as_str()),
+                Arg::opt_real(leaf.num),
+            ],
+        );
+    }
 }
