@@ -193,18 +193,33 @@ fn service_error(err: ServiceError, what: &str) -> anyhow::Error {
 
 /// A progress bar (rows, rows/s) when stderr is a terminal; nothing otherwise, so scripts
 /// see only the summary line.
-fn progress_bar(_file_size: u64) -> Option<indicatif::ProgressBar> {
+/// On a terminal, a bar over the file's bytes (which gives the ETA) with rows and rows/s.
+fn progress_bar(file_size: u64) -> Option<indicatif::ProgressBar> {
     use std::io::IsTerminal;
     if !std::io::stderr().is_terminal() {
         return None;
     }
-    let bar = indicatif::ProgressBar::new_spinner();
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{spinner} {pos} rows ({per_sec}, {elapsed})")
-    {
+    let bar = indicatif::ProgressBar::new(file_size.max(1));
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:30} {percent:>3}% {msg} ({elapsed}, ETA {eta})",
+    ) {
         bar.set_style(style);
     }
     Some(bar)
+}
+
+/// Show `rows` read and `bytes` of the file consumed (0: unknown, keep the position).
+fn show_progress(bar: &indicatif::ProgressBar, rows: u64, bytes: u64) {
+    if bytes > 0 {
+        bar.set_position(bytes);
+    }
+    let seconds = bar.elapsed().as_secs_f64();
+    let rate = if seconds > 0.0 {
+        rows as f64 / seconds
+    } else {
+        0.0
+    };
+    bar.set_message(format!("{rows} rows, {rate:.0} rows/s"));
 }
 
 /// SIGHUP reloads the mapping rules (invalid rules are logged and the old ones stay).
@@ -463,9 +478,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 input,
                 &map,
                 &opts,
-                &move |rows, _| {
+                &move |rows, bytes| {
                     if let Some(b) = &counter {
-                        b.set_position(rows);
+                        show_progress(b, rows, bytes);
                     }
                 },
             )

@@ -235,7 +235,7 @@ async fn reconcile_members(
     if user_ids.is_empty() || !deps.rules().uses_groups() {
         return Ok(tx);
     }
-    let mut w = Work::from_tx(tx);
+    let mut w = Work::from_tx(tx, deps.db.backend());
     for id in user_ids {
         super::users::reconcile_user_by_id(&mut w, deps, actor, partner, id, via).await?;
     }

@@ -19,6 +19,7 @@ use crate::import::{
 };
 use crate::scim::resource::{self, WriteMode};
 use crate::scim::schema::USER_RESOURCE;
+use crate::store;
 use crate::store::groups as group_store;
 use crate::store::imports::{self as import_store, ImportRecord};
 use crate::store::users as user_store;
@@ -232,6 +233,10 @@ fn changed_attributes(old: &Map<String, Value>, new: &Map<String, Value>) -> Vec
 
 /// Rows looked up and applied together: one query finds the existing people of a chunk.
 const CHUNK: usize = 500;
+
+/// SQLite page cache for an import's connection: an import is one transaction, and its
+/// indexes' pages must stay in memory rather than spill to the WAL (the default is 2 MB).
+const IMPORT_PAGE_CACHE_KIB: u32 = 64 * 1024;
 
 /// What a valid row does to the partner's people.
 enum RowPlan {
@@ -556,6 +561,8 @@ pub async fn run<R: Read>(
     let mut seen = SeenNames::default();
     let mut fatal: Option<String> = None;
     let mut w = Work::begin(&deps.db).await.map_err(ServiceError::from)?;
+    let backend = deps.db.backend();
+    store::set_page_cache(w.conn().await?, backend, IMPORT_PAGE_CACHE_KIB).await?;
     let mut reader = RosterReader::new(&mut hashing, map, opts.delimiter)?;
     let mut run = Run {
         deps,
@@ -618,7 +625,7 @@ pub async fn run<R: Read>(
     report.file_sha256 = hex::encode(hashing.hasher.finalize());
     let outcome = if opts.dry_run { "dry_run" } else { "applied" };
     if opts.dry_run {
-        // A dry run writes nothing but its record (the deactivation pass may have queued).
+        // A dry run writes nothing but its record.
         w.rollback().await.map_err(ServiceError::from)?;
         w = Work::begin(&deps.db).await.map_err(ServiceError::from)?;
     }
@@ -651,6 +658,7 @@ pub async fn run<R: Read>(
         },
     )
     .await?;
+    store::set_page_cache(w.conn().await?, backend, store::DEFAULT_PAGE_CACHE_KIB).await?;
     w.commit().await.map_err(ServiceError::from)?;
     progress(report.rows, 0);
     Ok(report)

@@ -58,23 +58,24 @@ pub async fn deliver_due(
             return Ok(report);
         }
         for m in batch {
-            let body = m
-                .body_sealed
-                .as_deref()
-                .map(|b| deps.portal.secrets.open(b, m.idempotency_key.as_bytes()))
-                .transpose()
-                .map_err(|e| ServiceError::Corrupt(e.to_string()))?
-                .unwrap_or_default();
-            let parts: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            let mail = OutgoingMail {
-                to: m.to_addr.clone(),
-                subject: m.subject.clone(),
-                text: parts["text"].as_str().unwrap_or_default().to_string(),
-                html: parts["html"].as_str().unwrap_or_default().to_string(),
-                kind: m.kind.clone(),
-                idempotency_key: m.idempotency_key.clone(),
+            let result = match super::mailer::open(deps, &m) {
+                Ok(rendered) => {
+                    let mail = OutgoingMail {
+                        to: m.to_addr.clone(),
+                        subject: rendered.subject,
+                        text: rendered.text,
+                        html: rendered.html,
+                        kind: m.kind.clone(),
+                        idempotency_key: m.idempotency_key.clone(),
+                    };
+                    sender.send(&mail).await
+                }
+                // A mail that cannot be rendered never will be: a dead letter at once.
+                Err(reason) => Err(SendError::Permanent {
+                    code: None,
+                    reason: format!("cannot render the mail: {reason}"),
+                }),
             };
-            let result = sender.send(&mail).await;
             let now = deps.now_ms();
             let mut conn = deps.db.pool().acquire().await?;
             match result {

@@ -203,8 +203,9 @@ pub async fn members(conn: &mut AnyConnection, group_id: &str) -> Result<Vec<Mem
         .collect()
 }
 
-/// Rows per statement when membership changes are written in batches.
-const BATCH: usize = 500;
+/// Rows per statement when membership changes are written in batches; small enough that
+/// binding stays cheap (see `work::MAX_PARAMS`).
+const BATCH: usize = 128;
 
 /// Of `ids`, those that are users of this partner.
 pub async fn existing_users(

@@ -8,8 +8,8 @@ use super::work::{Table, Work};
 use super::DbError;
 use crate::scim::resource::LeafValue;
 
-/// Rows per multi-row INSERT: 7 parameters a row stays far below either backend's limit.
-const CHUNK: usize = 200;
+/// Rows per multi-row INSERT: small enough that binding stays cheap (see `work::MAX_PARAMS`).
+const CHUNK: usize = 64;
 
 pub async fn insert(
     conn: &mut AnyConnection,

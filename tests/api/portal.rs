@@ -164,6 +164,7 @@ both_backends!(
     wrong_codes_are_rate_limited,
     signin_links_do_not_reveal_addresses,
     mail_survives_an_smtp_outage_and_is_sent_once,
+    mail_queued_rendered_by_an_earlier_version_is_still_sent,
     key_rotation_keeps_tokens_of_the_old_key_valid,
 );
 
@@ -589,6 +590,40 @@ async fn mail_survives_an_smtp_outage_and_is_sent_once(backend: Backend) {
         body.is_none(),
         "the body (with its link) is erased once sent"
     );
+}
+
+/// The outbox now keeps a mail's template and context and renders at delivery; mail queued
+/// already rendered (subject in its column, text and HTML sealed) must still go out as queued.
+async fn mail_queued_rendered_by_an_earlier_version_is_still_sent(backend: Backend) {
+    let smtp = TestSmtp::start();
+    let app = app_with_smtp(backend, &smtp).await;
+    let key = "signin_link:legacy-1";
+    let body = json!({"text": "Legacy text https://gb.example/signin/old\n", "html": "<p>Legacy html</p>"});
+    let sealed = app
+        .deps
+        .portal
+        .secrets
+        .seal(body.to_string().as_bytes(), key.as_bytes())
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO mail_outbox (id, kind, to_addr, subject, body_sealed, guest_id, idempotency_key,
+            created_at, attempts, next_attempt_at) VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, 0, $8)",
+    )
+    .bind("legacy-mail")
+    .bind("signin_link")
+    .bind("ann@acme.example")
+    .bind("Legacy subject")
+    .bind(sealed)
+    .bind(key)
+    .bind(0i64)
+    .bind(0i64)
+    .execute(app.deps.db.pool())
+    .await
+    .unwrap();
+    app.deps.portal.mail_queued.notify_one();
+    let mails = smtp.wait_for(1, WAIT).await;
+    assert_eq!(mails[0].subject().as_deref(), Some("Legacy subject"));
+    assert!(mails[0].find_link("https://gb.example/signin/").is_some());
 }
 
 async fn key_rotation_keeps_tokens_of_the_old_key_valid(backend: Backend) {
