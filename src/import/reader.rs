@@ -223,6 +223,12 @@ impl<R: Read> RosterReader<R> {
     }
 
     /// Bytes read from the input so far, for progress against the file size.
+    /// Whether a row read so far carries this userName (case-insensitively), valid or not:
+    /// a full import deactivates only people no row names.
+    pub fn saw(&self, user_name: &str) -> bool {
+        self.decoder.saw(user_name)
+    }
+
     pub fn bytes_read(&self) -> u64 {
         self.records.consumed()
     }

@@ -344,6 +344,12 @@ impl RowDecoder {
         }
     }
 
+    /// Whether a row with this userName (compared case-insensitively) was decoded.
+    pub(crate) fn saw(&self, user_name: &str) -> bool {
+        self.seen
+            .contains_key(&fingerprint(&user_name.to_lowercase()))
+    }
+
     /// Decodes one record of `len` fields starting on `line`; `None` for a blank row.
     pub(crate) fn decode<'a>(
         &mut self,

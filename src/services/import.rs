@@ -19,7 +19,6 @@ use crate::import::{
 };
 use crate::scim::resource::{self, WriteMode};
 use crate::scim::schema::USER_RESOURCE;
-use crate::store;
 use crate::store::groups as group_store;
 use crate::store::imports::{self as import_store, ImportRecord};
 use crate::store::users as user_store;
@@ -234,10 +233,6 @@ fn changed_attributes(old: &Map<String, Value>, new: &Map<String, Value>) -> Vec
 /// Rows looked up and applied together: one query finds the existing people of a chunk.
 const CHUNK: usize = 500;
 
-/// SQLite page cache for an import's connection: an import is one transaction, and its
-/// indexes' pages must stay in memory rather than spill to the WAL (the default is 2 MB).
-const IMPORT_PAGE_CACHE_KIB: u32 = 64 * 1024;
-
 /// What a valid row does to the partner's people.
 enum RowPlan {
     Create {
@@ -291,33 +286,6 @@ fn plan_row(
             doc,
         }
     })
-}
-
-/// A set of userNames that costs 16 bytes each however long the names are (a full import of
-/// a million people keeps every name it saw); a false match needs a 128-bit collision.
-#[derive(Default)]
-struct SeenNames(HashSet<u128>);
-
-impl SeenNames {
-    fn key(user_name: &str) -> u128 {
-        use std::hash::{Hash, Hasher};
-        let lower = user_name.to_lowercase();
-        let half = |salt: u8| {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            salt.hash(&mut h);
-            lower.hash(&mut h);
-            h.finish()
-        };
-        (u128::from(half(0)) << 64) | u128::from(half(1))
-    }
-
-    fn insert(&mut self, user_name: &str) {
-        self.0.insert(Self::key(user_name));
-    }
-
-    fn contains(&self, user_name: &str) -> bool {
-        self.0.contains(&Self::key(user_name))
-    }
 }
 
 /// What one import run has seen and decided so far.
@@ -558,11 +526,10 @@ pub async fn run<R: Read>(
         hasher: Sha256::new(),
     };
     let file_name = opts.file_name.as_str();
-    let mut seen = SeenNames::default();
     let mut fatal: Option<String> = None;
-    let mut w = Work::begin(&deps.db).await.map_err(ServiceError::from)?;
-    let backend = deps.db.backend();
-    store::set_page_cache(w.conn().await?, backend, IMPORT_PAGE_CACHE_KIB).await?;
+    let mut w = Work::begin_bulk(&deps.db)
+        .await
+        .map_err(ServiceError::from)?;
     let mut reader = RosterReader::new(&mut hashing, map, opts.delimiter)?;
     let mut run = Run {
         deps,
@@ -587,16 +554,12 @@ pub async fn run<R: Read>(
             run.report.rows += 1;
             match item {
                 Ok(row) => {
-                    seen.insert(&row.user_name);
                     rows.push(row);
                     if rows.len() == CHUNK {
                         break;
                     }
                 }
                 Err(e) => {
-                    if let Some(u) = &e.user_name {
-                        seen.insert(u);
-                    }
                     if e.is_fatal() {
                         fatal = Some(e.reason.clone());
                     }
@@ -614,13 +577,13 @@ pub async fn run<R: Read>(
         run.chunk(&mut w, rows).await?;
         progress(run.report.rows, reader.bytes_read());
     }
-    drop(reader);
     if opts.mode == ImportMode::Full {
         if let Some(reason) = fatal {
             return Err(ImportError::Unreadable(reason));
         }
-        deactivate_missing(&mut w, &seen, &mut run).await?;
+        deactivate_missing(&mut w, &reader, &mut run).await?;
     }
+    drop(reader);
     let mut report = run.report;
     report.file_sha256 = hex::encode(hashing.hasher.finalize());
     let outcome = if opts.dry_run { "dry_run" } else { "applied" };
@@ -658,15 +621,14 @@ pub async fn run<R: Read>(
         },
     )
     .await?;
-    store::set_page_cache(w.conn().await?, backend, store::DEFAULT_PAGE_CACHE_KIB).await?;
     w.commit().await.map_err(ServiceError::from)?;
     progress(report.rows, 0);
     Ok(report)
 }
 
-async fn deactivate_missing(
+async fn deactivate_missing<R: Read>(
     w: &mut Work,
-    seen: &SeenNames,
+    seen: &RosterReader<R>,
     run: &mut Run<'_>,
 ) -> Result<(), ImportError> {
     let partner = run.partner;
@@ -680,7 +642,7 @@ async fn deactivate_missing(
         let Some(last) = page.last() else { break };
         after = Some((last.created_at, last.id.clone()));
         for row in page {
-            if row.active && !seen.contains(&row.user_name) {
+            if row.active && !seen.saw(&row.user_name) {
                 let doc = match serde_json::from_str(&row.doc) {
                     Ok(Value::Object(m)) => m,
                     _ => continue,

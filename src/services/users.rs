@@ -113,6 +113,15 @@ fn row_for(
     }
 }
 
+/// The values filters read from `scim_values`: not those of attributes kept in columns of
+/// their own (userName, externalId, active), which filters read there; about a quarter fewer
+/// rows to write per person.
+fn leaves_of(doc: &Map<String, Value>) -> Vec<resource::LeafValue> {
+    let mut leaves = resource::flatten(doc, &USER_RESOURCE);
+    leaves.retain(|l| user_store::user_columns(&l.path, None).is_none());
+    leaves
+}
+
 fn audit_user(
     w: &mut Work,
     actor: &Actor,
@@ -200,7 +209,7 @@ pub(crate) async fn insert_in(
     let id = uuid::Uuid::new_v4().to_string();
     let now = deps.now_ms();
     let row = row_for(&id, partner, &doc, 1, now, now);
-    let leaves = resource::flatten(&doc, &USER_RESOURCE);
+    let leaves = leaves_of(&doc);
     user_store::queue_insert(w, &row, &leaves);
     audit_user(
         w,
@@ -411,7 +420,7 @@ async fn save(
         current.row.created_at,
         now,
     );
-    let leaves = resource::flatten(&doc, &USER_RESOURCE);
+    let leaves = leaves_of(&doc);
     match user_store::update(w.conn().await?, &row, current.row.version, &leaves).await {
         Ok(true) => {}
         Ok(false) => return Err(ServiceError::PreconditionFailed(current.etag())),

@@ -165,6 +165,11 @@ impl Work {
         Ok(Work::from_tx(db.begin_write().await?, db.backend()))
     }
 
+    /// Begin a long unit of work (see [`Db::begin_bulk_write`]).
+    pub async fn begin_bulk(db: &Db) -> Result<Work, DbError> {
+        Ok(Work::from_tx(db.begin_bulk_write().await?, db.backend()))
+    }
+
     pub fn from_tx(tx: Tx, backend: Backend) -> Work {
         Work {
             tx,
