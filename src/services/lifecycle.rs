@@ -159,8 +159,18 @@ fn audit_guest(
     );
 }
 
-/// Evaluate the rules for one person and bring their guest record in line, in `w`. A person
-/// created in this unit of work (`new_person`) has no guest record yet, so none is read.
+/// What is known of a person's guest record before reconciling them.
+#[derive(Debug, Clone)]
+pub enum Prior {
+    /// Created in this unit of work: no guest record yet.
+    NoGuest,
+    /// Unknown: read it.
+    Unknown,
+    /// Loaded by the caller (with others, in one query): the guest record and its grants.
+    Known(Option<Box<GuestRow>>, Vec<GrantRow>),
+}
+
+/// Evaluate the rules for one person and bring their guest record in line, in `w`.
 pub async fn reconcile(
     w: &mut Work,
     rules: &RuleSet,
@@ -168,18 +178,20 @@ pub async fn reconcile(
     partner: &Partner,
     person: &PersonView<'_>,
     cause: &Cause<'_>,
-    new_person: bool,
+    prior: Prior,
 ) -> Result<Outcome, ServiceError> {
-    let (existing, existing_grants) = if new_person {
-        (None, Vec::new())
-    } else {
-        let conn = w.conn().await?;
-        let existing = guest_store::find_by_user(&mut *conn, person.user_id).await?;
-        let grants = match &existing {
-            Some(g) => guest_store::grants(conn, &g.id).await?,
-            None => Vec::new(),
-        };
-        (existing, grants)
+    let (existing, existing_grants) = match prior {
+        Prior::NoGuest => (None, Vec::new()),
+        Prior::Known(guest, grants) => (guest.map(|g| *g), grants),
+        Prior::Unknown => {
+            let conn = w.conn().await?;
+            let existing = guest_store::find_by_user(&mut *conn, person.user_id).await?;
+            let grants = match &existing {
+                Some(g) => guest_store::grants(conn, &g.id).await?,
+                None => Vec::new(),
+            };
+            (existing, grants)
+        }
     };
     apply(
         w,
@@ -390,7 +402,7 @@ async fn apply(
         );
     }
     if updated != guest || outcome.grants_added > 0 || outcome.grants_removed > 0 {
-        guest_store::update(w.conn().await?, &updated).await?;
+        guest_store::queue_update(w, &updated);
     }
     outcome.to = Some(updated.state.clone());
     outcome.guest = Some(updated);

@@ -31,12 +31,33 @@ fn parse_doc(row: &UserRow) -> Map<String, Value> {
     }
 }
 
-/// One page of a partner's people with everything the rules and the diff need.
-struct PageData {
-    users: Vec<(UserRow, Map<String, Value>)>,
-    groups: HashMap<String, Vec<(String, String)>>,
-    guests: HashMap<String, GuestRow>,
-    grants: HashMap<String, Vec<GrantRow>>,
+/// People with everything the rules and the diff need, loaded a page at a time.
+pub(crate) struct PageData {
+    pub users: Vec<(UserRow, Map<String, Value>)>,
+    /// By user id: (group id, name).
+    pub groups: HashMap<String, Vec<(String, String)>>,
+    /// By user id.
+    pub guests: HashMap<String, GuestRow>,
+    /// By guest id.
+    pub grants: HashMap<String, Vec<GrantRow>>,
+}
+
+impl PageData {
+    /// What the rules see of a person of this page, and their guest record as stored.
+    pub fn person<'a>(
+        &'a self,
+        u: &'a UserRow,
+        doc: &'a Map<String, Value>,
+    ) -> (PersonView<'a>, lifecycle::Prior) {
+        let groups = self.groups.get(&u.id).map(Vec::as_slice).unwrap_or(&[]);
+        let guest = self.guests.get(&u.id).cloned();
+        let grants = guest
+            .as_ref()
+            .and_then(|g| self.grants.get(&g.id).cloned())
+            .unwrap_or_default();
+        let guest = guest.map(Box::new);
+        (view(u, doc, groups), lifecycle::Prior::Known(guest, grants))
+    }
 }
 
 async fn load_page(
@@ -45,6 +66,14 @@ async fn load_page(
     after: Option<&(i64, String)>,
 ) -> Result<PageData, DbError> {
     let rows = user_store::page_after(conn, &partner.id, after, PAGE).await?;
+    load_people(conn, rows).await
+}
+
+/// These people's groups, guest records and grants, in three queries.
+pub(crate) async fn load_people(
+    conn: &mut sqlx::AnyConnection,
+    rows: Vec<UserRow>,
+) -> Result<PageData, DbError> {
     let ids: Vec<&str> = rows.iter().map(|u| u.id.as_str()).collect();
     let mut groups: HashMap<String, Vec<(String, String)>> = HashMap::new();
     for (member, gid, name) in group_store::groups_of_users(conn, &ids).await? {
@@ -241,16 +270,16 @@ pub async fn reload(
             after = Some((last.created_at, last.id.clone()));
             for (u, doc) in &page.users {
                 report.people += 1;
-                let groups = page.groups.get(&u.id).map(Vec::as_slice).unwrap_or(&[]);
+                let (person, prior) = page.person(u, doc);
                 let mut w = Work::begin(&deps.db).await?;
                 let outcome = lifecycle::reconcile(
                     &mut w,
                     &rules,
                     deps.clock.now(),
                     &partner,
-                    &view(u, doc, groups),
+                    &person,
                     &cause,
-                    false,
+                    prior,
                 )
                 .await?;
                 super::invitations::after_reconcile(&mut w, deps, actor, &partner, &outcome, doc)

@@ -345,16 +345,16 @@ pub(crate) async fn reconcile_user(
     known: Known<'_>,
 ) -> Result<lifecycle::Outcome, ServiceError> {
     let read;
-    let (groups, new_person): (&[(String, String)], bool) = match known {
-        Known::New { groups } => (groups, true),
-        Known::Existing { groups } => (groups, false),
+    let (groups, prior) = match known {
+        Known::New { groups } => (groups, lifecycle::Prior::NoGuest),
+        Known::Existing { groups } => (groups, lifecycle::Prior::Unknown),
         Known::Nothing => {
             read = group_store::groups_of_users(w.conn().await?, &[row.id.as_str()])
                 .await?
                 .into_iter()
                 .map(|(_, id, name)| (id, name))
                 .collect::<Vec<_>>();
-            (&read, false)
+            (read.as_slice(), lifecycle::Prior::Unknown)
         }
     };
     let person = lifecycle::PersonView {
@@ -373,28 +373,11 @@ pub(crate) async fn reconcile_user(
         partner,
         &person,
         &lifecycle::Cause { actor, via },
-        new_person,
+        prior,
     )
     .await?;
     super::invitations::after_reconcile(w, deps, actor, partner, &outcome, doc).await?;
     Ok(outcome)
-}
-
-/// Re-evaluate a person by id (after a group membership change), within `w`.
-pub(crate) async fn reconcile_user_by_id(
-    w: &mut Work,
-    deps: &Deps,
-    actor: &Actor,
-    partner: &Partner,
-    id: &str,
-    via: &str,
-) -> Result<(), ServiceError> {
-    if let Some(row) = user_store::get(w.conn().await?, &partner.id, id).await? {
-        let user = parse_doc(row)?;
-        let (row, doc) = (&user.row, &user.doc);
-        reconcile_user(w, deps, actor, partner, row, doc, via, Known::Nothing).await?;
-    }
-    Ok(())
 }
 
 /// Check an `If-Match` precondition against the stored version.

@@ -122,28 +122,34 @@ pub async fn insert(conn: &mut AnyConnection, g: &GuestRow) -> Result<(), DbErro
 
 /// Queue a new guest in `work`.
 pub fn queue_insert(work: &mut Work, g: &GuestRow) {
-    work.queue(
-        Table::Guests,
-        vec![
-            Arg::text(g.id.as_str()),
-            Arg::text(g.partner_id.as_str()),
-            Arg::text(g.user_id.as_str()),
-            Arg::text(g.user_name.as_str()),
-            Arg::opt_text(g.email.as_deref()),
-            Arg::opt_text(g.display_name.as_deref()),
-            Arg::text(g.state.as_str()),
-            Arg::Int(i64::from(g.approved)),
-            Arg::Int(i64::from(g.mfa_required)),
-            Arg::opt_text(g.sponsor.as_deref()),
-            Arg::opt_text(g.template.as_deref()),
-            Arg::opt_text(g.language.as_deref()),
-            Arg::opt_int(g.access_until),
-            Arg::opt_int(g.invited_at),
-            Arg::opt_int(g.redeemed_at),
-            Arg::Int(g.created_at),
-            Arg::Int(g.updated_at),
-        ],
-    );
+    work.queue(Table::Guests, guest_args(g));
+}
+
+/// Queue an existing guest's changed record in `work` (as [`update`] writes it).
+pub fn queue_update(work: &mut Work, g: &GuestRow) {
+    work.queue(Table::GuestChanges, guest_args(g));
+}
+
+fn guest_args(g: &GuestRow) -> Vec<Arg> {
+    vec![
+        Arg::text(g.id.as_str()),
+        Arg::text(g.partner_id.as_str()),
+        Arg::text(g.user_id.as_str()),
+        Arg::text(g.user_name.as_str()),
+        Arg::opt_text(g.email.as_deref()),
+        Arg::opt_text(g.display_name.as_deref()),
+        Arg::text(g.state.as_str()),
+        Arg::Int(i64::from(g.approved)),
+        Arg::Int(i64::from(g.mfa_required)),
+        Arg::opt_text(g.sponsor.as_deref()),
+        Arg::opt_text(g.template.as_deref()),
+        Arg::opt_text(g.language.as_deref()),
+        Arg::opt_int(g.access_until),
+        Arg::opt_int(g.invited_at),
+        Arg::opt_int(g.redeemed_at),
+        Arg::Int(g.created_at),
+        Arg::Int(g.updated_at),
+    ]
 }
 
 /// Queue a new grant in `work`.

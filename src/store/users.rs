@@ -196,6 +196,32 @@ pub async fn id_by_user_name(
         .await
 }
 
+/// A partner's users with these ids (in no particular order; unknown ids are skipped).
+pub async fn by_ids(
+    conn: &mut AnyConnection,
+    partner_id: &str,
+    ids: &[&str],
+) -> Result<Vec<UserRow>, DbError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let mut sql = Sql::new(format!(
+            "SELECT {COLUMNS} FROM scim_users r WHERE r.partner_id = "
+        ));
+        sql.bind(Arg::text(partner_id)).push(" AND r.id IN (");
+        for (i, id) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.bind(Arg::text(*id));
+        }
+        sql.push(")");
+        for row in sql.query().fetch_all(&mut *conn).await? {
+            out.push(from_row(&row)?);
+        }
+    }
+    Ok(out)
+}
+
 /// A partner's users with any of these userNames (compared case-insensitively).
 pub async fn by_user_names(
     conn: &mut AnyConnection,

@@ -21,6 +21,7 @@ pub enum Table {
     Values,
     Members,
     Guests,
+    GuestChanges,
     Grants,
     Invitations,
     Mail,
@@ -29,11 +30,12 @@ pub enum Table {
 }
 
 impl Table {
-    const ALL: [Table; 9] = [
+    const ALL: [Table; 10] = [
         Table::Users,
         Table::Values,
         Table::Members,
         Table::Guests,
+        Table::GuestChanges,
         Table::Grants,
         Table::Invitations,
         Table::Mail,
@@ -67,6 +69,8 @@ impl Table {
                  redeemed_at, created_at, updated_at) VALUES ",
                 17,
             ),
+            // Written as an upsert so that many guests' changes go in one statement.
+            Table::GuestChanges => Table::Guests.head(),
             Table::Grants => (
                 "INSERT INTO guest_grants (guest_id, app_id, role, rule_id, valid_from, valid_until, ends_by) VALUES ",
                 7,
@@ -96,6 +100,16 @@ impl Table {
         match self {
             // A mail queued twice under one key is sent once.
             Table::Mail => " ON CONFLICT (idempotency_key) DO NOTHING",
+            // Every column a guest's update may change (`guests::update`).
+            Table::GuestChanges => {
+                " ON CONFLICT (id) DO UPDATE SET user_name = excluded.user_name, \
+                 email = excluded.email, display_name = excluded.display_name, \
+                 state = excluded.state, approved = excluded.approved, \
+                 mfa_required = excluded.mfa_required, sponsor = excluded.sponsor, \
+                 template = excluded.template, language = excluded.language, \
+                 access_until = excluded.access_until, invited_at = excluded.invited_at, \
+                 redeemed_at = excluded.redeemed_at, updated_at = excluded.updated_at"
+            }
             _ => "",
         }
     }
@@ -306,6 +320,7 @@ mod tests {
         };
         assert!(pos(Table::Users) < pos(Table::Values));
         assert!(pos(Table::Guests) < pos(Table::Grants));
+        assert!(pos(Table::Guests) < pos(Table::GuestChanges));
         assert!(pos(Table::Guests) < pos(Table::Invitations));
         for (i, t) in Table::ALL.iter().enumerate() {
             assert_eq!(t.index(), i);
