@@ -165,6 +165,7 @@ both_backends!(
     signin_links_do_not_reveal_addresses,
     mail_survives_an_smtp_outage_and_is_sent_once,
     mail_queued_rendered_by_an_earlier_version_is_still_sent,
+    mail_that_cannot_be_rendered_is_a_dead_letter_at_once,
     key_rotation_keeps_tokens_of_the_old_key_valid,
 );
 
@@ -624,6 +625,45 @@ async fn mail_queued_rendered_by_an_earlier_version_is_still_sent(backend: Backe
     let mails = smtp.wait_for(1, WAIT).await;
     assert_eq!(mails[0].subject().as_deref(), Some("Legacy subject"));
     assert!(mails[0].find_link("https://gb.example/signin/").is_some());
+}
+
+/// A queued mail names a template that no longer exists: retrying cannot help, so it is given
+/// up at the first attempt, and the mail queued after it is still delivered.
+async fn mail_that_cannot_be_rendered_is_a_dead_letter_at_once(backend: Backend) {
+    let smtp = TestSmtp::start();
+    let app = app_with_smtp(backend, &smtp).await;
+    let key = "invitation:gone-template";
+    let body =
+        json!({"template": "no-such-template", "partner": null, "language": null, "context": {}});
+    let sealed = app
+        .deps
+        .portal
+        .secrets
+        .seal(body.to_string().as_bytes(), key.as_bytes())
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO mail_outbox (id, kind, to_addr, subject, body_sealed, guest_id, idempotency_key,
+            created_at, attempts, next_attempt_at) VALUES ($1, $2, $3, '', $4, NULL, $5, 0, 0, 0)",
+    )
+    .bind("unrenderable")
+    .bind("invitation")
+    .bind("ann@acme.example")
+    .bind(sealed)
+    .bind(key)
+    .execute(app.deps.db.pool())
+    .await
+    .unwrap();
+    let (_, globex) = app.partner("globex").await;
+    globex.create_user(&person("bob@globex.example")).await;
+    let mails = smtp.wait_for(1, WAIT).await;
+    assert_eq!(mails[0].to, vec!["bob@globex.example".to_string()]);
+    let (attempts, failed): (i64, Option<i64>) =
+        sqlx::query_as("SELECT attempts, failed_at FROM mail_outbox WHERE id = 'unrenderable'")
+            .fetch_one(app.deps.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(attempts, 1, "not retried");
+    assert!(failed.is_some(), "a dead letter");
 }
 
 async fn key_rotation_keeps_tokens_of_the_old_key_valid(backend: Backend) {
