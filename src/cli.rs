@@ -145,12 +145,19 @@ pub enum PartnerCommand {
 pub enum TokenCommand {
     /// Print a new SCIM bearer token for a partner (shown once; stored hashed).
     Issue { slug: String },
+    /// List a partner's SCIM tokens: id, created, last used, revoked.
+    List { slug: String },
+    /// Revoke a partner's SCIM token by id. A running server stops accepting it within
+    /// 30 seconds (its authentication cache); the admin API revokes at once.
+    Revoke { slug: String, id: String },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
     /// Print a new admin API bearer token (shown once; stored hashed).
     Token,
+    /// Revoke an admin API token by id (the id is in the audit log as `admin:ID`).
+    Revoke { id: String },
 }
 
 fn cli_actor() -> Actor {
@@ -299,11 +306,44 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             command: TokenCommand::Issue { slug: s },
         } => {
             let deps = base_deps(&settings).await?;
-            let token = services::partners::issue_partner_token(&deps, &cli_actor(), &slug(&s)?)
+            let (id, token) =
+                services::partners::issue_partner_token_with_id(&deps, &cli_actor(), &slug(&s)?)
+                    .await
+                    .map_err(|e| service_error(e, &format!("partner {s}")))?;
+            println!("SCIM bearer token {id} for partner {s} (shown once):");
+            println!("{token}");
+            Ok(())
+        }
+        Command::Token {
+            command: TokenCommand::List { slug: s },
+        } => {
+            let deps = base_deps(&settings).await?;
+            let tokens = services::partners::partner_tokens(&deps, &slug(&s)?)
                 .await
                 .map_err(|e| service_error(e, &format!("partner {s}")))?;
-            println!("SCIM bearer token for partner {s} (shown once):");
-            println!("{token}");
+            let time = |t: Option<i64>| {
+                t.map(|ms| crate::clock::to_rfc3339(crate::clock::from_millis(ms)))
+                    .unwrap_or_else(|| "-".into())
+            };
+            for t in tokens {
+                println!(
+                    "{} created={} last_used={} revoked={}",
+                    t.id,
+                    time(Some(t.created_at)),
+                    time(t.last_used_at),
+                    time(t.revoked_at)
+                );
+            }
+            Ok(())
+        }
+        Command::Token {
+            command: TokenCommand::Revoke { slug: s, id },
+        } => {
+            let deps = base_deps(&settings).await?;
+            services::partners::revoke_partner_token(&deps, &cli_actor(), &slug(&s)?, &id)
+                .await
+                .map_err(|e| service_error(e, &format!("unrevoked token {id} of partner {s}")))?;
+            println!("token {id} of partner {s} revoked");
             Ok(())
         }
         Command::Jobs {
@@ -546,6 +586,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .context("issuing admin token")?;
             println!("admin API bearer token (shown once):");
             println!("{token}");
+            Ok(())
+        }
+        Command::Admin {
+            command: AdminCommand::Revoke { id },
+        } => {
+            let deps = base_deps(&settings).await?;
+            services::partners::revoke_admin_token(&deps, &cli_actor(), &id)
+                .await
+                .map_err(|e| service_error(e, &format!("unrevoked admin token {id}")))?;
+            println!("admin token {id} revoked");
             Ok(())
         }
     }

@@ -5,6 +5,7 @@ pub mod guests_api;
 pub mod imports_api;
 pub mod mappings_api;
 pub mod sync_api;
+pub mod tokens_api;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -21,7 +22,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(guests_api::configure)
         .configure(imports_api::configure)
         .configure(mappings_api::configure)
-        .configure(sync_api::configure);
+        .configure(sync_api::configure)
+        .configure(tokens_api::configure);
 }
 
 /// An admin API error.

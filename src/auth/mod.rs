@@ -1,5 +1,6 @@
 //! Authentication: bearer tokens for partners (SCIM) and admins (API), stored only as hashes.
 
+pub mod cache;
 pub mod csrf;
 pub mod jwt;
 pub mod keys;

@@ -86,13 +86,15 @@ pub fn user_json(state: &AppState, user: &User) -> Value {
     body
 }
 
+/// Render `user`; `groups_read` says its groups were read with it already.
 async fn respond(
     state: &AppState,
     status: StatusCode,
     mut user: User,
+    groups_read: bool,
     projection: &Projection,
 ) -> Result<HttpResponse, ScimError> {
-    if projection.wants(&USER, "groups") {
+    if !groups_read && projection.wants(&USER, "groups") {
         users::attach_groups(&state.deps, std::slice::from_mut(&mut user))
             .await
             .map_err(scim_error)?;
@@ -108,19 +110,19 @@ pub async fn search(
     raw: &RawListParams,
 ) -> Result<Value, ScimError> {
     let params = raw.parse(state.settings.http.max_page_size as i64)?;
-    let mut page = users::list(&state.deps, partner, &params)
-        .await
-        .map_err(scim_error)?;
     let projection = Projection::new(
         raw.attributes.as_deref(),
         raw.excluded_attributes.as_deref(),
         &USER_RESOURCE,
     );
-    if projection.wants(&USER, "groups") {
-        users::attach_groups(&state.deps, &mut page.items)
-            .await
-            .map_err(scim_error)?;
-    }
+    let page = users::list(
+        &state.deps,
+        partner,
+        &params,
+        projection.wants(&USER, "groups"),
+    )
+    .await
+    .map_err(scim_error)?;
     let resources = page
         .items
         .iter()
@@ -166,6 +168,7 @@ pub async fn create_user(
         &state,
         StatusCode::CREATED,
         user,
+        false,
         &query.projection(&USER_RESOURCE),
     )
     .await
@@ -178,19 +181,19 @@ pub async fn get_user(
     id: web::Path<String>,
     query: web::Query<ProjectionQuery>,
 ) -> Result<HttpResponse, ScimError> {
-    let user = users::get(&state.deps, &caller.partner, &id)
-        .await
-        .map_err(scim_error)?;
+    let projection = query.projection(&USER_RESOURCE);
+    let user = users::get(
+        &state.deps,
+        &caller.partner,
+        &id,
+        projection.wants(&USER, "groups"),
+    )
+    .await
+    .map_err(scim_error)?;
     if let Some(res) = not_modified(&req, &user.etag()) {
         return Ok(res);
     }
-    respond(
-        &state,
-        StatusCode::OK,
-        user,
-        &query.projection(&USER_RESOURCE),
-    )
-    .await
+    respond(&state, StatusCode::OK, user, true, &projection).await
 }
 
 pub async fn replace_user(
@@ -216,6 +219,7 @@ pub async fn replace_user(
         &state,
         StatusCode::OK,
         user,
+        false,
         &query.projection(&USER_RESOURCE),
     )
     .await
@@ -245,6 +249,7 @@ pub async fn patch_user(
         &state,
         StatusCode::OK,
         user,
+        false,
         &query.projection(&USER_RESOURCE),
     )
     .await

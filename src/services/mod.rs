@@ -30,6 +30,8 @@ pub struct Deps {
     pub rules: lifecycle::SharedRules,
     /// Keys, templates and URLs of the guest portal and its mail.
     pub portal: std::sync::Arc<portal_env::PortalEnv>,
+    /// Recently authenticated bearer tokens of this process (see `auth::cache`).
+    pub auth_cache: std::sync::Arc<crate::auth::cache::AuthCache>,
 }
 
 impl Deps {
@@ -44,6 +46,7 @@ impl Deps {
             clock,
             rules: std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(rules))),
             portal: std::sync::Arc::new(portal),
+            auth_cache: std::sync::Arc::default(),
         }
     }
 

@@ -68,6 +68,15 @@ pub async fn issue_partner_token(
     actor: &Actor,
     slug: &PartnerSlug,
 ) -> Result<String, ServiceError> {
+    Ok(issue_partner_token_with_id(deps, actor, slug).await?.1)
+}
+
+/// [`issue_partner_token`], also returning the token's id (what revocation names): (id, secret).
+pub async fn issue_partner_token_with_id(
+    deps: &Deps,
+    actor: &Actor,
+    slug: &PartnerSlug,
+) -> Result<(String, String), ServiceError> {
     let partner = find_partner(deps, slug).await?;
     let token = tokens::generate(tokens::PARTNER_PREFIX);
     let token_id = uuid::Uuid::new_v4().to_string();
@@ -89,7 +98,7 @@ pub async fn issue_partner_token(
     )
     .await?;
     tx.commit().await?;
-    Ok(token.secret)
+    Ok((token_id, token.secret))
 }
 
 /// Issue an admin API bearer token.
@@ -118,20 +127,120 @@ pub async fn issue_admin_token(deps: &Deps, actor: &Actor) -> Result<String, Ser
     Ok(token.secret)
 }
 
-/// The partner a SCIM bearer token belongs to, if it is valid.
+/// The partner a SCIM bearer token belongs to, if it is valid. A token this process has
+/// authenticated within the cache's TTL needs no SQL (see `auth::cache`); so `last_used_at`
+/// is refreshed when the entry is next looked up in the database, at most a TTL later than
+/// without the cache.
 pub async fn authenticate_partner(
     deps: &Deps,
     secret: &str,
 ) -> Result<Option<Partner>, ServiceError> {
+    let hash = tokens::hash(secret);
+    let now = deps.now_ms();
+    let cache = &deps.auth_cache.partners;
+    if let Some(partner) = cache.get(&hash, now) {
+        return Ok(Some(partner));
+    }
+    let generation = cache.generation();
     let mut conn = deps.db.pool().acquire().await?;
-    Ok(
-        store::tokens::authenticate_partner(&mut conn, &tokens::hash(secret), deps.now_ms())
-            .await?,
-    )
+    let partner = store::tokens::authenticate_partner(&mut conn, &hash, now).await?;
+    if let Some(p) = &partner {
+        cache.insert(&hash, p.clone(), now, generation);
+    }
+    Ok(partner)
 }
 
-/// The admin token id for a bearer token, if it is valid.
+/// The admin token id for a bearer token, if it is valid; cached like partner tokens.
 pub async fn authenticate_admin(deps: &Deps, secret: &str) -> Result<Option<String>, ServiceError> {
+    let hash = tokens::hash(secret);
+    let now = deps.now_ms();
+    let cache = &deps.auth_cache.admins;
+    if let Some(id) = cache.get(&hash, now) {
+        return Ok(Some(id));
+    }
+    let generation = cache.generation();
     let mut conn = deps.db.pool().acquire().await?;
-    Ok(store::tokens::authenticate_admin(&mut conn, &tokens::hash(secret), deps.now_ms()).await?)
+    let id = store::tokens::authenticate_admin(&mut conn, &hash, now).await?;
+    if let Some(id) = &id {
+        cache.insert(&hash, id.clone(), now, generation);
+    }
+    Ok(id)
+}
+
+/// A partner's SCIM tokens (ids and use, never secrets), oldest first.
+pub async fn partner_tokens(
+    deps: &Deps,
+    slug: &PartnerSlug,
+) -> Result<Vec<store::tokens::TokenInfo>, ServiceError> {
+    let partner = find_partner(deps, slug).await?;
+    let mut conn = deps.db.pool().acquire().await?;
+    Ok(store::tokens::partner_tokens(&mut conn, &partner.id).await?)
+}
+
+/// Revoke a partner's SCIM token by id. This process stops accepting it at once; other
+/// instances within `auth::cache::TOKEN_CACHE_TTL_MS`. NotFound when the partner has no
+/// such unrevoked token.
+#[tracing::instrument(skip_all, fields(slug = %slug, token_id = %token_id), err(level = "info"))]
+pub async fn revoke_partner_token(
+    deps: &Deps,
+    actor: &Actor,
+    slug: &PartnerSlug,
+    token_id: &str,
+) -> Result<(), ServiceError> {
+    let partner = find_partner(deps, slug).await?;
+    let now = deps.now_ms();
+    let mut tx = deps.db.begin_write().await?;
+    let hash = store::tokens::revoke_partner_token(&mut tx, &partner.id, token_id, now)
+        .await?
+        .ok_or(ServiceError::NotFound)?;
+    audit::append(
+        &mut tx,
+        &AuditEntry {
+            actor: &actor.label,
+            partner_id: Some(&partner.id),
+            action: "partner.token_revoked",
+            target_type: "partner_token",
+            target_id: Some(token_id),
+            request_id: actor.request_id.as_deref(),
+            detail: json!({"partner": slug.as_str()}),
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    // After the commit, so that no look-up can read the token as valid after the forget.
+    deps.auth_cache.partners.forget(&hash);
+    Ok(())
+}
+
+/// Revoke an admin API token by id (an admin may revoke their own). NotFound when there is
+/// no such unrevoked token.
+#[tracing::instrument(skip_all, fields(token_id = %token_id), err(level = "info"))]
+pub async fn revoke_admin_token(
+    deps: &Deps,
+    actor: &Actor,
+    token_id: &str,
+) -> Result<(), ServiceError> {
+    let now = deps.now_ms();
+    let mut tx = deps.db.begin_write().await?;
+    let hash = store::tokens::revoke_admin_token(&mut tx, token_id, now)
+        .await?
+        .ok_or(ServiceError::NotFound)?;
+    audit::append(
+        &mut tx,
+        &AuditEntry {
+            actor: &actor.label,
+            partner_id: None,
+            action: "admin.token_revoked",
+            target_type: "admin_token",
+            target_id: Some(token_id),
+            request_id: actor.request_id.as_deref(),
+            detail: json!({}),
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    deps.auth_cache.admins.forget(&hash);
+    Ok(())
 }

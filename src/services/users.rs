@@ -269,19 +269,61 @@ pub(crate) async fn find_many_in(
         .collect()
 }
 
-pub async fn get(deps: &Deps, partner: &Partner, id: &str) -> Result<User, ServiceError> {
+/// A partner's user; with `groups`, its `groups` too, read in the same statement.
+pub async fn get(
+    deps: &Deps,
+    partner: &Partner,
+    id: &str,
+    groups: bool,
+) -> Result<User, ServiceError> {
     let mut conn = deps.db.pool().acquire().await?;
-    let row = user_store::get(&mut conn, &partner.id, id)
+    if !groups {
+        let row = user_store::get(&mut conn, &partner.id, id)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        return parse_doc(row);
+    }
+    let row = user_store::get_with_groups(&mut conn, &partner.id, id)
         .await?
         .ok_or(ServiceError::NotFound)?;
-    parse_doc(row)
+    drop(conn);
+    let mut users = with_packed_groups(vec![row])?;
+    if users.1 {
+        attach_groups(deps, &mut users.0).await?;
+    }
+    Ok(users.0.remove(0))
 }
 
-/// One page of users.
+/// Parse rows read with their packed groups; the flag says some groups could not be
+/// unpacked, so the caller must read them with [`attach_groups`].
+fn with_packed_groups(
+    rows: Vec<user_store::UserRowWithGroups>,
+) -> Result<(Vec<User>, bool), ServiceError> {
+    let mut unreadable = false;
+    let mut users = Vec::with_capacity(rows.len());
+    for (row, packed) in rows {
+        let mut user = parse_doc(row)?;
+        match packed.as_deref().map(user_store::unpack_groups) {
+            None => {}
+            Some(Some(groups)) => {
+                user.groups = groups
+                    .into_iter()
+                    .map(|(id, display)| GroupRef { id, display })
+                    .collect();
+            }
+            Some(None) => unreadable = true,
+        }
+        users.push(user);
+    }
+    Ok((users, unreadable))
+}
+
+/// One page of users; with `groups`, each with its `groups`, read in the page's statement.
 pub async fn list(
     deps: &Deps,
     partner: &Partner,
     params: &ListParams,
+    groups: bool,
 ) -> Result<Page<User>, ServiceError> {
     let compiler = FilterCompiler {
         rt: &USER_RESOURCE,
@@ -290,11 +332,23 @@ pub async fn list(
     };
     let query = listing::store_query(params, &compiler)?;
     let mut conn = deps.db.pool().acquire().await?;
-    let (total, rows) = user_store::list(&mut conn, &partner.id, query.clone()).await?;
-    let users = rows
-        .into_iter()
-        .map(parse_doc)
-        .collect::<Result<Vec<_>, _>>()?;
+    let (total, users) = if groups {
+        let (total, rows) =
+            user_store::list_with_groups(&mut conn, &partner.id, query.clone()).await?;
+        drop(conn);
+        let (mut users, unreadable) = with_packed_groups(rows)?;
+        if unreadable {
+            attach_groups(deps, &mut users).await?;
+        }
+        (total, users)
+    } else {
+        let (total, rows) = user_store::list(&mut conn, &partner.id, query.clone()).await?;
+        let users = rows
+            .into_iter()
+            .map(parse_doc)
+            .collect::<Result<Vec<_>, _>>()?;
+        (total, users)
+    };
     Ok(listing::page(params, &query, total, users, |u| {
         (u.row.created_at, u.row.id.clone())
     }))

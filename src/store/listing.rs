@@ -27,7 +27,19 @@ pub struct ListQuery {
     pub limit: i64,
 }
 
-/// Count and fetch one page from `table` (aliased `r`) selecting `columns`.
+/// The total a page implies without counting, when it implies one. A page shorter than
+/// requested ends the list, so the total is where it ends; but an empty page past the first
+/// row only says the list ends somewhere before `offset`. `offset` is None where the page's
+/// position is unknown (a keyset cursor past the first page).
+pub fn total_from_page(offset: Option<i64>, limit: i64, rows: i64) -> Option<i64> {
+    let offset = offset?;
+    (limit > 0 && rows < limit && (rows > 0 || offset == 0)).then_some(offset + rows)
+}
+
+/// Fetch one page from `table` (aliased `r`) selecting `columns`, and the total matching.
+/// The total comes from the page when it can ([`total_from_page`]) and from `COUNT(*)`
+/// otherwise: a `userName eq` filter, or any first page shorter than asked, is then one
+/// statement instead of two.
 pub async fn list(
     conn: &mut AnyConnection,
     table: &str,
@@ -40,27 +52,30 @@ pub async fn list(
     if let Some(f) = query.filter {
         condition.push(" AND ").append(f);
     }
-    let mut count = Sql::new(format!("SELECT COUNT(*) FROM {table} r WHERE "));
-    count.append(condition.clone());
-    let total: i64 = count.query().fetch_one(&mut *conn).await?.try_get(0)?;
+    let count = |condition: Sql| {
+        let mut count = Sql::new(format!("SELECT COUNT(*) FROM {table} r WHERE "));
+        count.append(condition);
+        count
+    };
     if query.limit == 0 {
+        let total: i64 = count(condition)
+            .query()
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get(0)?;
         return Ok((total, Vec::new()));
     }
-    if let PageStart::Offset(o) = query.start {
-        if o >= total {
-            return Ok((total, Vec::new()));
-        }
-    }
     let mut page = Sql::new(format!("SELECT {columns} FROM {table} r WHERE "));
-    page.append(condition);
+    page.append(condition.clone());
     if let PageStart::After(Some((created_at, id))) = &query.start {
-        page.push(" AND (r.created_at > ")
+        // A row value, not `a > x OR (a = x AND b > y)`: PostgreSQL turns only this form
+        // into an index range, so a deep page costs what the first one does (SQLite ≥ 3.15
+        // accepts it too).
+        page.push(" AND (r.created_at, r.id) > (")
             .bind(Arg::Int(*created_at))
-            .push(" OR (r.created_at = ")
-            .bind(Arg::Int(*created_at))
-            .push(" AND r.id > ")
+            .push(", ")
             .bind(Arg::Text(id.clone()))
-            .push("))");
+            .push(")");
     }
     let dir = if query.descending { "DESC" } else { "ASC" };
     page.push(" ORDER BY ");
@@ -92,5 +107,41 @@ pub async fn list(
         page.push(" OFFSET ").bind(Arg::Int(o));
     }
     let rows = page.query().fetch_all(&mut *conn).await?;
+    let offset = match query.start {
+        PageStart::Offset(o) => Some(o),
+        PageStart::After(None) => Some(0),
+        PageStart::After(Some(_)) => None,
+    };
+    let total = match total_from_page(offset, query.limit, rows.len() as i64) {
+        Some(total) => total,
+        None => count(condition)
+            .query()
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get(0)?,
+    };
     Ok((total, rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::total_from_page;
+
+    #[test]
+    fn a_short_page_answers_the_total_and_a_full_or_empty_one_does_not() {
+        // First page, fewer rows than asked: the list has exactly those.
+        assert_eq!(total_from_page(Some(0), 100, 1), Some(1));
+        assert_eq!(total_from_page(Some(0), 100, 0), Some(0));
+        // A later page that ends short: offset plus what came back.
+        assert_eq!(total_from_page(Some(40), 20, 7), Some(47));
+        // A full page may have more after it.
+        assert_eq!(total_from_page(Some(0), 3, 3), None);
+        assert_eq!(total_from_page(Some(40), 20, 20), None);
+        // Empty past the start: the list ends somewhere before the offset.
+        assert_eq!(total_from_page(Some(40), 20, 0), None);
+        // A keyset page does not know its position.
+        assert_eq!(total_from_page(None, 20, 5), None);
+        // count=0 asks only for the total.
+        assert_eq!(total_from_page(Some(0), 0, 0), None);
+    }
 }

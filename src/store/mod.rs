@@ -66,6 +66,10 @@ impl Db {
         let pool = AnyPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(Duration::from_secs(10))
+            // No ping before handing out a connection: on SQLite it is one more round trip to
+            // the connection's worker thread on every acquire (a large share of a read's cost),
+            // and a dead connection fails the request's own query just as visibly.
+            .test_before_acquire(false)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

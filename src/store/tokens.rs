@@ -98,3 +98,71 @@ pub async fn authenticate_admin(
     }
     Ok(Some(id))
 }
+
+/// A partner token as an admin sees it: never the secret or its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    pub id: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// A partner's tokens, oldest first.
+pub async fn partner_tokens(
+    conn: &mut AnyConnection,
+    partner_id: &str,
+) -> Result<Vec<TokenInfo>, DbError> {
+    let rows = sqlx::query(
+        "SELECT id, created_at, last_used_at, revoked_at FROM partner_tokens
+         WHERE partner_id = $1 ORDER BY created_at, id",
+    )
+    .bind(partner_id)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(TokenInfo {
+                id: r.try_get("id")?,
+                created_at: r.try_get("created_at")?,
+                last_used_at: r.try_get("last_used_at")?,
+                revoked_at: r.try_get("revoked_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Revoke a partner's unrevoked token; its hash (to drop it from caches), or None when the
+/// partner has no such unrevoked token.
+pub async fn revoke_partner_token(
+    conn: &mut AnyConnection,
+    partner_id: &str,
+    id: &str,
+    now_ms: i64,
+) -> Result<Option<String>, DbError> {
+    sqlx::query_scalar(
+        "UPDATE partner_tokens SET revoked_at = $1
+         WHERE partner_id = $2 AND id = $3 AND revoked_at IS NULL RETURNING token_hash",
+    )
+    .bind(now_ms)
+    .bind(partner_id)
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Revoke an unrevoked admin token; its hash, or None when there is no such token.
+pub async fn revoke_admin_token(
+    conn: &mut AnyConnection,
+    id: &str,
+    now_ms: i64,
+) -> Result<Option<String>, DbError> {
+    sqlx::query_scalar(
+        "UPDATE admin_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL
+         RETURNING token_hash",
+    )
+    .bind(now_ms)
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}

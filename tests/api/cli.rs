@@ -97,6 +97,50 @@ async fn cli_registers_partners_and_issues_working_tokens(backend: Backend) {
     )
     .await;
     assert_eq!(listed.body["totalResults"], 1);
+
+    // The header names the token's id; `token list` shows its use, `token revoke` ends it.
+    // This server caches the token, so it learns of a revocation made by another process
+    // only when the entry expires; a fresh server refuses the token at once.
+    let header = String::from_utf8_lossy(&issue.stdout);
+    let id = header
+        .split_whitespace()
+        .nth(3)
+        .expect("token id in the header")
+        .to_string();
+    let list = guestbridge(&url, &["token", "list", "acme"]);
+    let list = String::from_utf8_lossy(&list.stdout).to_string();
+    assert!(list.starts_with(&format!("{id} created=")), "{list}");
+    assert!(
+        list.contains("revoked=-") && !list.contains("last_used=-"),
+        "{list}"
+    );
+    let revoke = guestbridge(&url, &["token", "revoke", "acme", &id]);
+    assert!(
+        revoke.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoke.stderr)
+    );
+    let list = guestbridge(&url, &["token", "list", "acme"]);
+    assert!(!String::from_utf8_lossy(&list.stdout).contains("revoked=-"));
+    let again = guestbridge(&url, &["token", "revoke", "acme", &id]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not found"));
+    let fresh = guestbridge::startup::Application::build(
+        settings_for(&url),
+        std::sync::Arc::new(guestbridge::clock::SystemClock),
+    )
+    .await
+    .unwrap();
+    let fresh_base = format!("http://127.0.0.1:{}", fresh.port());
+    tokio::spawn(fresh.run_until_stopped());
+    let refused = scim
+        .client
+        .get(format!("{fresh_base}/scim/v2/Users"))
+        .bearer_auth(&scim.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
 }
 
 async fn cli_errors_are_one_line_and_non_zero(backend: Backend) {

@@ -137,6 +137,16 @@ pub async fn spawn_with(
     rule_files: &[(&str, &str)],
     extra: &[(&str, &str)],
 ) -> TestApp {
+    spawn_with_clock(backend, rule_files, extra, Arc::new(SystemClock)).await
+}
+
+/// Start the app with rule files, extra settings and this clock.
+pub async fn spawn_with_clock(
+    backend: Backend,
+    rule_files: &[(&str, &str)],
+    extra: &[(&str, &str)],
+    clock: guestbridge::clock::SharedClock,
+) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
         guestbridge::telemetry::init(guestbridge::config::LogFormat::Text, "debug");
     }
@@ -148,7 +158,7 @@ pub async fn spawn_with(
         std::fs::write(mappings.join(name), content).expect("rule file");
     }
     let settings = settings_with(&database_url, &mappings, extra);
-    let app = Application::build(settings.clone(), Arc::new(SystemClock))
+    let app = Application::build(settings.clone(), clock)
         .await
         .expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());

@@ -12,6 +12,7 @@ mod jobs;
 mod lifecycle;
 mod mail;
 mod portal;
+mod read_path;
 mod scenario_entra;
 mod scenario_okta;
 mod smtp;
