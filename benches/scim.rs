@@ -194,6 +194,11 @@ async fn start_server(database_url: &str, log: &Path, first: bool) -> (Server, O
         .current_dir(dir)
         .arg("serve")
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        // As deploy/guestbridge.service runs it (two malloc arenas), unless told otherwise.
+        .env(
+            "MALLOC_ARENA_MAX",
+            std::env::var("MALLOC_ARENA_MAX").unwrap_or_else(|_| "2".into()),
+        )
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("log"))
         .stderr(log)
