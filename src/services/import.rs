@@ -625,6 +625,11 @@ pub async fn run<R: Read>(
     )
     .await?;
     w.commit().await.map_err(ServiceError::from)?;
+    if !opts.dry_run && report.created + report.updated + report.deactivated > 0 {
+        if let Err(e) = deps.db.analyze_after_bulk().await {
+            tracing::warn!(error = %e, "refreshing planner statistics after an import failed");
+        }
+    }
     progress(report.rows, 0);
     Ok(report)
 }
