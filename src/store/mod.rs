@@ -175,7 +175,9 @@ impl Db {
 }
 
 /// The page cache of a connection tuned for bulk writes, in KiB (SQLite's default is 2 MB).
-const BULK_PAGE_CACHE_KIB: u32 = 64 * 1024;
+/// 512 MB was no faster than 64 MB on 30,000 rows, and 64 MB took a 1,000,000-row import to
+/// 142 MiB peak, near its 150 MB budget (docs/performance.md has the figures at 32 MB).
+const BULK_PAGE_CACHE_KIB: u32 = 32 * 1024;
 
 fn sqlite_url_with_create(url: &str) -> String {
     if url.contains("mode=") {
