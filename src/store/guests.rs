@@ -91,35 +91,6 @@ pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<GuestRow>,
         .transpose()
 }
 
-pub async fn insert(conn: &mut AnyConnection, g: &GuestRow) -> Result<(), DbError> {
-    sqlx::query(
-        "INSERT INTO guests (id, partner_id, user_id, user_name, email, display_name, state, approved,
-            mfa_required, sponsor, template, language, access_until, invited_at, redeemed_at,
-            created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-    )
-    .bind(&g.id)
-    .bind(&g.partner_id)
-    .bind(&g.user_id)
-    .bind(&g.user_name)
-    .bind(&g.email)
-    .bind(&g.display_name)
-    .bind(&g.state)
-    .bind(i64::from(g.approved))
-    .bind(i64::from(g.mfa_required))
-    .bind(&g.sponsor)
-    .bind(&g.template)
-    .bind(&g.language)
-    .bind(g.access_until)
-    .bind(g.invited_at)
-    .bind(g.redeemed_at)
-    .bind(g.created_at)
-    .bind(g.updated_at)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// Queue a new guest in `work`.
 pub fn queue_insert(work: &mut Work, g: &GuestRow) {
     work.queue(Table::Guests, guest_args(g));
@@ -217,23 +188,6 @@ pub async fn grants(conn: &mut AnyConnection, guest_id: &str) -> Result<Vec<Gran
     .iter()
     .map(grant_from_row)
     .collect()
-}
-
-pub async fn insert_grant(conn: &mut AnyConnection, g: &GrantRow) -> Result<(), DbError> {
-    sqlx::query(
-        "INSERT INTO guest_grants (guest_id, app_id, role, rule_id, valid_from, valid_until, ends_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(&g.guest_id)
-    .bind(&g.app_id)
-    .bind(&g.role)
-    .bind(&g.rule_id)
-    .bind(g.valid_from)
-    .bind(g.valid_until)
-    .bind(&g.ends_by)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 pub async fn update_grant_window(conn: &mut AnyConnection, g: &GrantRow) -> Result<(), DbError> {

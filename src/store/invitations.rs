@@ -43,24 +43,6 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<InvitationRow, DbError> {
     })
 }
 
-pub async fn insert(conn: &mut AnyConnection, i: &InvitationRow) -> Result<(), DbError> {
-    sqlx::query(&format!(
-        "INSERT INTO invitations ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-    ))
-    .bind(&i.id)
-    .bind(&i.guest_id)
-    .bind(&i.token_hash)
-    .bind(i.created_at)
-    .bind(i.expires_at)
-    .bind(i.used_at)
-    .bind(i.revoked_at)
-    .bind(i.reminders_sent)
-    .bind(i.last_reminder_at)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// Queue a new invitation in `work`, with when the reminder job should first look at it.
 pub fn queue_insert(work: &mut Work, i: &InvitationRow, next_action_at: Option<i64>) {
     work.queue(

@@ -127,33 +127,6 @@ pub fn user_columns(attr: &str, sub: Option<&str>) -> Option<Column> {
     }
 }
 
-pub async fn insert(
-    conn: &mut AnyConnection,
-    u: &UserRow,
-    leaves: &[LeafValue],
-) -> Result<(), DbError> {
-    sqlx::query(
-        "INSERT INTO scim_users (id, partner_id, user_name, user_name_lower, external_id, active,
-            display_name, primary_email_lower, doc, version, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind(&u.id)
-    .bind(&u.partner_id)
-    .bind(&u.user_name)
-    .bind(u.user_name.to_lowercase())
-    .bind(&u.external_id)
-    .bind(i64::from(u.active))
-    .bind(&u.display_name)
-    .bind(u.primary_email.as_ref().map(|e| e.to_lowercase()))
-    .bind(&u.doc)
-    .bind(u.version)
-    .bind(u.created_at)
-    .bind(u.updated_at)
-    .execute(&mut *conn)
-    .await?;
-    values::insert(conn, &u.id, &u.partner_id, leaves).await
-}
-
 /// Queue a new user and its values in `work`; a taken userName fails the flush.
 pub fn queue_insert(work: &mut Work, u: &UserRow, leaves: &[LeafValue]) {
     work.queue(
@@ -266,24 +239,8 @@ pub async fn by_ids(
     partner_id: &str,
     ids: &[&str],
 ) -> Result<Vec<UserRow>, DbError> {
-    let mut out = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(500) {
-        let mut sql = Sql::new(format!(
-            "SELECT {COLUMNS} FROM scim_users r WHERE r.partner_id = "
-        ));
-        sql.bind(Arg::text(partner_id)).push(" AND r.id IN (");
-        for (i, id) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.bind(Arg::text(*id));
-        }
-        sql.push(")");
-        for row in sql.query().fetch_all(&mut *conn).await? {
-            out.push(from_row(&row)?);
-        }
-    }
-    Ok(out)
+    let ids: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+    select_in(conn, partner_id, "r.id", &ids).await
 }
 
 /// A partner's users with any of these userNames (compared case-insensitively).
@@ -292,18 +249,31 @@ pub async fn by_user_names(
     partner_id: &str,
     user_names: &[String],
 ) -> Result<Vec<UserRow>, DbError> {
-    let mut out = Vec::with_capacity(user_names.len());
-    for chunk in user_names.chunks(500) {
+    let lower: Vec<String> = user_names.iter().map(|n| n.to_lowercase()).collect();
+    select_in(conn, partner_id, "r.user_name_lower", &lower).await
+}
+
+/// A partner's users whose `column` is one of `values`, 500 values a statement.
+async fn select_in(
+    conn: &mut AnyConnection,
+    partner_id: &str,
+    column: &'static str,
+    values: &[String],
+) -> Result<Vec<UserRow>, DbError> {
+    let mut out = Vec::with_capacity(values.len());
+    for chunk in values.chunks(500) {
         let mut sql = Sql::new(format!(
             "SELECT {COLUMNS} FROM scim_users r WHERE r.partner_id = "
         ));
         sql.bind(Arg::text(partner_id))
-            .push(" AND r.user_name_lower IN (");
-        for (i, name) in chunk.iter().enumerate() {
+            .push(" AND ")
+            .push(column)
+            .push(" IN (");
+        for (i, value) in chunk.iter().enumerate() {
             if i > 0 {
                 sql.push(", ");
             }
-            sql.bind(Arg::Text(name.to_lowercase()));
+            sql.bind(Arg::text(value.as_str()));
         }
         sql.push(")");
         for row in sql.query().fetch_all(&mut *conn).await? {

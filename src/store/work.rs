@@ -200,11 +200,6 @@ impl Work {
         self.rows += 1;
     }
 
-    /// Rows queued and not yet sent.
-    pub fn queued_rows(&self) -> usize {
-        self.rows
-    }
-
     /// The connection, after the queued rows are written: for reads and for statements that
     /// are not plain inserts.
     pub async fn conn(&mut self) -> Result<&mut AnyConnection, DbError> {
