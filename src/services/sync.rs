@@ -57,24 +57,24 @@ pub async fn snapshot(
 ) -> Result<Option<Value>, ServiceError> {
     Ok(read(conn, deps, guest_id)
         .await?
-        .map(|(_, _, snapshot)| snapshot))
+        .map(|(_, snapshot)| snapshot))
 }
 
 async fn read(
     conn: &mut sqlx::AnyConnection,
     deps: &Deps,
     guest_id: &str,
-) -> Result<Option<(GuestRow, Option<GuestState>, Value)>, ServiceError> {
+) -> Result<Option<(Option<GuestState>, Value)>, ServiceError> {
     let Some(guest) = guest_store::get(conn, guest_id).await? else {
         return Ok(None);
     };
     let state: Option<GuestState> = guest.state.parse().ok();
     let grants = guest_store::grants(conn, guest_id).await?;
-    let doc: Value = match crate::store::users::get(conn, &guest.partner_id, &guest.user_id).await?
-    {
-        Some(u) => serde_json::from_str(&u.doc).unwrap_or_default(),
-        None => Value::Null,
-    };
+    let doc: Map<String, Value> =
+        match crate::store::users::get(conn, &guest.partner_id, &guest.user_id).await? {
+            Some(u) => serde_json::from_str(&u.doc).unwrap_or_default(),
+            None => Map::new(),
+        };
     let partner = super::invitations::partner_of(conn, &guest).await?;
     let snapshot = guest_json(
         deps,
@@ -84,32 +84,69 @@ async fn read(
         names(&doc),
         partner.slug.as_str(),
     );
-    Ok(Some((guest, state, snapshot)))
+    Ok(Some((state, snapshot)))
 }
 
-fn names(doc: &Value) -> (Option<&str>, Option<&str>) {
-    (
-        doc.pointer("/name/givenName").and_then(Value::as_str),
-        doc.pointer("/name/familyName").and_then(Value::as_str),
-    )
+/// The person's given and family names, for the snapshot.
+fn names(doc: &Map<String, Value>) -> (Option<&str>, Option<&str>) {
+    let name = |key: &str| {
+        doc.get("name")
+            .and_then(|n| n.get(key))
+            .and_then(Value::as_str)
+    };
+    (name("givenName"), name("familyName"))
+}
+
+/// One event to write for a target.
+struct Event<'a> {
+    target: &'a str,
+    id: String,
+    kind: &'static str,
+    payload: String,
+    now: i64,
+    due: i64,
+}
+
+impl Event<'_> {
+    fn row<'b>(&'b self, guest_id: &'b str) -> NewSyncEvent<'b> {
+        NewSyncEvent {
+            id: &self.id,
+            target: self.target,
+            guest_id,
+            kind: self.kind,
+            payload: &self.payload,
+            now: self.now,
+            due: self.due,
+        }
+    }
 }
 
 /// The events for every target (none configured: none).
-fn events(deps: &Deps, state: Option<GuestState>, guest: &Value) -> Vec<(String, String)> {
+fn events<'a>(deps: &'a Deps, state: Option<GuestState>, guest: &Value) -> Vec<Event<'a>> {
     let now = deps.now_ms();
+    // Delivery runs on the wall clock even when a job runs at another instant.
+    let due = to_millis(Utc::now());
     let kind = kind_for(state);
     deps.portal
         .sync_targets
         .iter()
-        .map(|_| {
-            let event_id = uuid::Uuid::new_v4().to_string();
+        .map(|target| {
+            let id = uuid::Uuid::new_v4().to_string();
             let payload = json!({
-                "event_id": event_id,
+                "event_id": id,
                 "kind": kind,
                 "occurred_at": to_rfc3339(from_millis(now)),
                 "guest": guest,
-            });
-            (event_id, payload.to_string())
+            })
+            .to_string();
+            Event {
+                target,
+                id,
+                kind,
+                payload,
+                now,
+                due,
+            }
         })
         .collect()
 }
@@ -123,30 +160,11 @@ pub async fn emit(
     if deps.portal.sync_targets.is_empty() {
         return Ok(());
     }
-    let Some((_, state, guest)) = read(conn, deps, guest_id).await? else {
+    let Some((state, guest)) = read(conn, deps, guest_id).await? else {
         return Ok(());
     };
-    let now = deps.now_ms();
-    let kind = kind_for(state);
-    for (target, (event_id, payload)) in deps
-        .portal
-        .sync_targets
-        .iter()
-        .zip(events(deps, state, &guest))
-    {
-        sync_outbox::insert(
-            conn,
-            &NewSyncEvent {
-                id: &event_id,
-                target,
-                guest_id,
-                kind,
-                payload: &payload,
-                now,
-                due: to_millis(Utc::now()),
-            },
-        )
-        .await?;
+    for e in events(deps, state, &guest) {
+        sync_outbox::insert(conn, &e.row(guest_id)).await?;
     }
     deps.portal.sync_queued.notify_one();
     Ok(())
@@ -165,35 +183,9 @@ pub fn emit_known(
         return;
     }
     let state: Option<GuestState> = guest.state.parse().ok();
-    let names = (
-        doc.get("name")
-            .and_then(|n| n.get("givenName"))
-            .and_then(Value::as_str),
-        doc.get("name")
-            .and_then(|n| n.get("familyName"))
-            .and_then(Value::as_str),
-    );
-    let snapshot = guest_json(deps, guest, state, grants, names, partner);
-    let now = deps.now_ms();
-    let kind = kind_for(state);
-    for (target, (event_id, payload)) in deps
-        .portal
-        .sync_targets
-        .iter()
-        .zip(events(deps, state, &snapshot))
-    {
-        sync_outbox::queue(
-            w,
-            &NewSyncEvent {
-                id: &event_id,
-                target,
-                guest_id: &guest.id,
-                kind,
-                payload: &payload,
-                now,
-                due: to_millis(Utc::now()),
-            },
-        );
+    let snapshot = guest_json(deps, guest, state, grants, names(doc), partner);
+    for e in events(deps, state, &snapshot) {
+        sync_outbox::queue(w, &e.row(&guest.id));
     }
     deps.portal.sync_queued.notify_one();
 }
