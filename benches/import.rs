@@ -177,7 +177,7 @@ async fn raw_insert(deps: &Deps, partner: &Partner, file: &Path, tuned: bool) ->
         if tuned {
             deps.db.begin_bulk_write().await.expect("begin")
         } else {
-            deps.db.pool().begin().await.expect("begin")
+            deps.db.begin_write().await.expect("begin")
         }
     };
     let mut tx = begin().await;

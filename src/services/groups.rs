@@ -236,7 +236,7 @@ async fn reconcile_members(
     if user_ids.is_empty() || !deps.rules().uses_groups() {
         return Ok(tx);
     }
-    let mut w = Work::from_tx(tx, deps.db.backend());
+    let mut w = Work::from_tx(tx, &deps.db);
     let rules = deps.rules();
     let cause = lifecycle::Cause { actor, via };
     // A page of people at a time: their records in four queries, their changes queued.

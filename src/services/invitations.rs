@@ -299,7 +299,7 @@ pub async fn resend(deps: &Deps, actor: &Actor, guest_id: &str) -> Result<(), Se
     }
     let partner = partner_of(&mut tx, &guest).await?;
     let grants = guest_store::grants(&mut tx, guest_id).await?;
-    let mut w = Work::from_tx(tx, deps.db.backend());
+    let mut w = Work::from_tx(tx, &deps.db);
     issue(&mut w, deps, actor, &guest, &grants, &partner).await?;
     w.commit().await?;
     Ok(())

@@ -24,18 +24,49 @@ pub mod users;
 pub mod values;
 pub mod work;
 
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyConnection, AnyPool, Executor};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::DatabaseSettings;
 
 pub use sqlx::Error as DbError;
 
-/// A transaction on either backend.
-pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+/// A transaction on either backend. A SQLite write transaction also holds the process's
+/// writer turn (see [`Db::begin_write`]) until it ends.
+pub struct Tx {
+    inner: sqlx::Transaction<'static, sqlx::Any>,
+    _turn: Option<OwnedSemaphorePermit>,
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), DbError> {
+        self.inner.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), DbError> {
+        self.inner.rollback().await
+    }
+}
+
+impl Deref for Tx {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        &self.inner
+    }
+}
+
+impl DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.inner
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -48,6 +79,15 @@ pub enum Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite allows one writer at a time. Writers wait for their turn here, in order, instead
+    /// of in SQLite's busy handler, which sleeps with back-off (up to 100 ms a try) and so left
+    /// the lock idle while 32 queued writers slept: POST /Users ran at about 330/s with a p99 of
+    /// 0.7 s. `None` on PostgreSQL, where writers do not exclude each other.
+    writers: Option<Arc<Semaphore>>,
+    /// How long a writer waits for its turn: SQLite's busy timeout, the same bound as before.
+    writer_wait: Duration,
+    /// Units of work committed together (SQLite only; see [`work::Group`]).
+    group: Option<Arc<work::Group>>,
 }
 
 impl Db {
@@ -88,7 +128,29 @@ impl Db {
             .connect_with(options)
             .await
             .with_context(|| format!("cannot open the {backend:?} database"))?;
-        Ok(Db { pool, backend })
+        Ok(Db {
+            pool,
+            backend,
+            writers: (backend == Backend::Sqlite).then(|| Arc::new(Semaphore::new(1))),
+            writer_wait: Duration::from_millis(busy_timeout),
+            group: (backend == Backend::Sqlite).then(Default::default),
+        })
+    }
+
+    pub(crate) fn group(&self) -> Option<&work::Group> {
+        self.group.as_deref()
+    }
+
+    /// Wait for this process's writer turn (SQLite only); `PoolTimedOut` after the busy timeout.
+    pub(crate) async fn writer_turn(&self) -> Result<Option<OwnedSemaphorePermit>, DbError> {
+        let Some(writers) = &self.writers else {
+            return Ok(None);
+        };
+        match tokio::time::timeout(self.writer_wait, writers.clone().acquire_owned()).await {
+            Ok(Ok(turn)) => Ok(Some(turn)),
+            Ok(Err(_closed)) => Err(DbError::PoolClosed),
+            Err(_elapsed) => Err(DbError::PoolTimedOut),
+        }
     }
 
     /// Apply pending migrations for this backend.
@@ -115,10 +177,19 @@ impl Db {
     /// Begin a transaction that will write. On SQLite it takes the write lock up front, so
     /// two writers queue on the busy timeout instead of failing on a stale snapshot.
     pub async fn begin_write(&self) -> Result<Tx, DbError> {
-        match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
-        }
+        let turn = self.writer_turn().await?;
+        let mut tx = self.begin_in_turn().await?;
+        tx._turn = turn;
+        Ok(tx)
+    }
+
+    /// Begin a write transaction for a caller that already holds the writer turn.
+    pub(crate) async fn begin_in_turn(&self) -> Result<Tx, DbError> {
+        let inner = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(Tx { inner, _turn: None })
     }
 
     /// Begin a write transaction for one long unit of work (an import), on a connection of
@@ -131,6 +202,7 @@ impl Db {
     ///   those writes took a third of the import's time. (This must be set before the
     ///   transaction begins.)
     pub async fn begin_bulk_write(&self) -> Result<Tx, DbError> {
+        let turn = self.writer_turn().await?;
         let mut conn = self.pool.acquire().await?;
         conn.close_on_drop();
         if self.backend == Backend::Postgres {
@@ -143,13 +215,19 @@ impl Db {
             // execution's values use the userName index (about 1 ms).
             tx.execute("SET LOCAL plan_cache_mode = force_custom_plan")
                 .await?;
-            return Ok(tx);
+            return Ok(Tx {
+                inner: tx,
+                _turn: turn,
+            });
         }
         // PRAGMA takes no parameters; the value is a constant.
         conn.execute(format!("PRAGMA cache_size = -{BULK_PAGE_CACHE_KIB}").as_str())
             .await?;
         conn.execute("PRAGMA temp_store = MEMORY").await?;
-        sqlx::Transaction::begin(conn, Some("BEGIN IMMEDIATE".into())).await
+        Ok(Tx {
+            inner: sqlx::Transaction::begin(conn, Some("BEGIN IMMEDIATE".into())).await?,
+            _turn: turn,
+        })
     }
 
     /// Refresh the planner's statistics of the tables a bulk unit filled (PostgreSQL; SQLite

@@ -170,7 +170,7 @@ fn g(app: &str, role: &str, rule: &str) -> (String, String, String) {
     (app.into(), role.into(), rule.into())
 }
 
-async fn app_with_rules(backend: Backend) -> TestApp {
+pub(crate) async fn app_with_rules(backend: Backend) -> TestApp {
     spawn_with_rules(backend, &[("apps.toml", APPS), ("rules.toml", RULES)]).await
 }
 

@@ -22,3 +22,4 @@ mod users_crud;
 mod users_errors;
 mod users_filter;
 mod users_patch;
+mod write_path;
