@@ -224,10 +224,16 @@ impl Work {
     }
 
     async fn tx(&mut self) -> Result<&mut Tx, DbError> {
-        if self.tx.is_none() {
-            self.tx = Some(self.db.begin_write().await?);
+        let tx = self.take_tx().await?;
+        Ok(self.tx.insert(tx))
+    }
+
+    /// The unit's transaction, begun now if it has none yet.
+    async fn take_tx(&mut self) -> Result<Tx, DbError> {
+        match self.tx.take() {
+            Some(tx) => Ok(tx),
+            None => self.db.begin_write().await,
         }
-        Ok(self.tx.as_mut().expect("begun"))
     }
 
     /// Write the queued rows, parents first.
@@ -260,15 +266,13 @@ impl Work {
             }
         }
         self.flush().await?;
-        self.tx().await?;
-        self.tx.take().expect("begun").commit().await
+        self.take_tx().await?.commit().await
     }
 
     /// The transaction, with the queued rows written, for code that works on it directly.
     pub async fn into_tx(mut self) -> Result<Tx, DbError> {
         self.flush().await?;
-        self.tx().await?;
-        Ok(self.tx.take().expect("begun"))
+        self.take_tx().await
     }
 
     /// Abandon the unit: nothing queued or written is kept.
