@@ -78,6 +78,13 @@ pub enum Backend {
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: AnyPool,
+    /// Where write transactions run. On SQLite a single connection: SQLite drops a
+    /// connection's page cache whenever another connection has written since its last
+    /// transaction, so writers taking turns on the ten pool connections each began with a
+    /// cold cache and read their index pages back from the files (a profile of POST /Users
+    /// showed the kernel's page copying ahead of SQLite itself). One writer keeps its cache.
+    /// On PostgreSQL the same pool.
+    write_pool: AnyPool,
     backend: Backend,
     /// SQLite allows one writer at a time. Writers wait for their turn here, in order, instead
     /// of in SQLite's busy handler, which sleeps with back-off (up to 100 ms a try) and so left
@@ -103,33 +110,19 @@ impl Db {
             "setting database.url (GUESTBRIDGE_DATABASE_URL) is not a valid database URL"
         })?;
         let busy_timeout = settings.busy_timeout_ms;
-        let pool = AnyPoolOptions::new()
-            .max_connections(settings.max_connections)
-            .acquire_timeout(Duration::from_secs(10))
-            // No ping before handing out a connection: on SQLite it is one more round trip to
-            // the connection's worker thread on every acquire (a large share of a read's cost),
-            // and a dead connection fails the request's own query just as visibly.
-            .test_before_acquire(false)
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers proceed during a write; LIKE is made case-sensitive so
-                        // that caseExact attributes compare the same way as on PostgreSQL.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute(format!("PRAGMA busy_timeout = {busy_timeout}").as_str())
-                            .await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
-                        conn.execute("PRAGMA case_sensitive_like = ON").await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
+        let pool = pool_options(backend, busy_timeout, settings.max_connections, false)
+            .connect_with(options.clone())
             .await
             .with_context(|| format!("cannot open the {backend:?} database"))?;
+        let write_pool = match backend {
+            Backend::Sqlite => {
+                pool_options(backend, busy_timeout, 1, true).connect_lazy_with(options)
+            }
+            Backend::Postgres => pool.clone(),
+        };
         Ok(Db {
             pool,
+            write_pool,
             backend,
             writers: (backend == Backend::Sqlite).then(|| Arc::new(Semaphore::new(1))),
             writer_wait: Duration::from_millis(busy_timeout),
@@ -186,8 +179,8 @@ impl Db {
     /// Begin a write transaction for a caller that already holds the writer turn.
     pub(crate) async fn begin_in_turn(&self) -> Result<Tx, DbError> {
         let inner = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => self.write_pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.write_pool.begin().await?,
         };
         Ok(Tx { inner, _turn: None })
     }
@@ -203,7 +196,7 @@ impl Db {
     ///   transaction begins.)
     pub async fn begin_bulk_write(&self) -> Result<Tx, DbError> {
         let turn = self.writer_turn().await?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.write_pool.acquire().await?;
         conn.close_on_drop();
         if self.backend == Backend::Postgres {
             let mut tx = sqlx::Transaction::begin(conn, None).await?;
@@ -249,8 +242,47 @@ impl Db {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.write_pool.close().await;
     }
 }
+
+/// The pool options of either backend; `writer` is SQLite's one write connection.
+fn pool_options(backend: Backend, busy_timeout: u64, max: u32, writer: bool) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(10))
+        // No ping before handing out a connection: on SQLite it is one more round trip to
+        // the connection's worker thread on every acquire (a large share of a read's cost),
+        // and a dead connection fails the request's own query just as visibly.
+        .test_before_acquire(false)
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    // WAL lets readers proceed during a write; LIKE is made case-sensitive so
+                    // that caseExact attributes compare the same way as on PostgreSQL.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute(format!("PRAGMA busy_timeout = {busy_timeout}").as_str())
+                        .await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    conn.execute("PRAGMA case_sensitive_like = ON").await?;
+                    if writer {
+                        // The writer's cache holds the indexes every write touches; statement
+                        // journals of multi-row INSERTs stay in memory (see begin_bulk_write).
+                        conn.execute(
+                            format!("PRAGMA cache_size = -{WRITER_PAGE_CACHE_KIB}").as_str(),
+                        )
+                        .await?;
+                        conn.execute("PRAGMA temp_store = MEMORY").await?;
+                    }
+                }
+                Ok(())
+            })
+        })
+}
+
+/// The page cache of SQLite's write connection, in KiB (SQLite's default is 2 MB).
+const WRITER_PAGE_CACHE_KIB: u32 = 16 * 1024;
 
 /// The page cache of a connection tuned for bulk writes, in KiB (SQLite's default is 2 MB).
 /// 512 MB was no faster than 64 MB on 30,000 rows, and 64 MB took a 1,000,000-row import to
