@@ -819,7 +819,9 @@ async fn backend(backend: &'static str, database_url: &str, plan: &Plan, report:
         });
     }
 
-    let log = scratch.path().join("server.log");
+    let log = std::env::var_os("BENCH_SERVER_LOG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| scratch.path().join("server.log"));
     let (server, token) = start_server(database_url, &log, true).await;
     let mut run = Run {
         backend,

@@ -123,7 +123,7 @@ pub async fn post_import(
         Default::default()
     };
     let map = maps.get(partner.slug.as_str()).cloned().unwrap_or_default();
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = crate::store::new_row_id();
     let rows = Arc::new(AtomicU64::new(0));
     state.imports.with(|m| {
         m.insert(

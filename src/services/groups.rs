@@ -190,7 +190,7 @@ pub async fn create(
 ) -> Result<Group, ServiceError> {
     let mut doc = resource::normalize(body, &GROUP_RESOURCE, WriteMode::Create)?;
     let members = take_members(&mut doc)?;
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = crate::store::new_row_id();
     let now = deps.now_ms();
     let row = row_for(&id, partner, &doc, 1, now, now);
     let leaves = resource::flatten(&doc, &GROUP_RESOURCE);
@@ -524,7 +524,7 @@ async fn resolve_group(
             let now = deps.now_ms();
             let mut doc = Map::new();
             doc.insert("displayName".into(), Value::String(name.to_string()));
-            let id = uuid::Uuid::new_v4().to_string();
+            let id = crate::store::new_row_id();
             let row = row_for(&id, partner, &doc, 1, now, now);
             let leaves = resource::flatten(&doc, &GROUP_RESOURCE);
             group_store::insert(w.conn().await?, &row, &leaves).await?;

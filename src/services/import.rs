@@ -598,10 +598,7 @@ pub async fn run<R: Read>(
     import_store::insert(
         w.conn().await.map_err(ServiceError::from)?,
         &ImportRecord {
-            id: opts
-                .id
-                .clone()
-                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            id: opts.id.clone().unwrap_or_else(crate::store::new_row_id),
             partner_id: partner.id.clone(),
             actor: actor.label.clone(),
             file_name: file_name.to_string(),

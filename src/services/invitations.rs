@@ -150,7 +150,7 @@ async fn issue_in(
     let expires_at =
         now + Duration::days(i64::from(deps.portal.invitation_days)).num_milliseconds();
     let invitation = InvitationRow {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: crate::store::new_row_id(),
         guest_id: guest.id.clone(),
         token_hash: hash_token(&token),
         created_at: now,

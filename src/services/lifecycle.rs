@@ -249,7 +249,7 @@ async fn apply(
             Approval::Admin => (GuestState::PendingApproval, false),
         };
         let guest = GuestRow {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: crate::store::new_row_id(),
             partner_id: partner.id.clone(),
             user_id: person.user_id.to_string(),
             user_name: person.user_name.to_string(),

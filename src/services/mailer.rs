@@ -38,7 +38,7 @@ fn seal(deps: &Deps, req: &MailRequest<'_>) -> Result<QueuedMail, ServiceError> 
         .seal(body.as_bytes(), req.idempotency_key.as_bytes())
         .map_err(|e| ServiceError::Corrupt(e.to_string()))?;
     Ok(QueuedMail {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: crate::store::new_row_id(),
         kind: req.template.to_string(),
         to_addr: req.to.to_string(),
         // Known once rendered, at delivery.

@@ -131,7 +131,7 @@ fn events<'a>(deps: &'a Deps, state: Option<GuestState>, guest: &Value) -> Vec<E
         .sync_targets
         .iter()
         .map(|target| {
-            let id = uuid::Uuid::new_v4().to_string();
+            let id = crate::store::new_row_id();
             let payload = json!({
                 "event_id": id,
                 "kind": kind,

@@ -206,7 +206,7 @@ pub(crate) async fn insert_in(
     groups: &[(String, String)],
 ) -> Result<User, ServiceError> {
     let doc = with_defaults(doc);
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = crate::store::new_row_id();
     let now = deps.now_ms();
     let row = row_for(&id, partner, &doc, 1, now, now);
     let leaves = leaves_of(&doc);

@@ -358,7 +358,7 @@ fn value_condition(def: &AttrDef, op: CompareOp, value: &CompValue) -> Result<Sq
                     )))
                 }
             };
-            string_condition(&mut sql, "v.value", op, normalized);
+            exact_condition(&mut sql, op, normalized, true);
         }
         AttrType::String | AttrType::Reference | AttrType::Binary | AttrType::Complex => {
             let text = match value {
@@ -372,13 +372,39 @@ fn value_condition(def: &AttrDef, op: CompareOp, value: &CompValue) -> Result<Sq
                 }
             };
             if def.case_exact {
-                string_condition(&mut sql, "v.value", op, text);
+                exact_condition(&mut sql, op, text, false);
             } else {
                 string_condition(&mut sql, "v.value_ci", op, text.to_lowercase());
             }
         }
     }
     Ok(sql)
+}
+
+/// A comparison of the exact value. Only `value_ci` is indexed (with partner and path): an
+/// index of `value` as well cost every write one more index entry per leaf. `value_ci` is a
+/// function of `value`, so equality on it is implied and narrows the scan to the index. So
+/// are ordering comparisons of dateTimes (`datetime`): they are stored normalised (digits,
+/// `-:.+`, `T`, `Z`), an alphabet whose order lower-casing keeps. Other operators on caseExact
+/// strings scan the partner's values of that path.
+fn exact_condition(sql: &mut Sql, op: CompareOp, text: String, datetime: bool) {
+    match ordering_symbol(op) {
+        Some(sym) if op == CompareOp::Eq || (datetime && is_datetime_text(&text)) => {
+            sql.push("(v.value_ci ")
+                .push(sym)
+                .push(" ")
+                .bind(Arg::Text(text.to_lowercase()))
+                .push(" AND ");
+            string_condition(sql, "v.value", op, text);
+            sql.push(")");
+        }
+        _ => string_condition(sql, "v.value", op, text),
+    }
+}
+
+fn is_datetime_text(text: &str) -> bool {
+    text.bytes()
+        .all(|b| b.is_ascii_digit() || b"-:.+TZ".contains(&b))
 }
 
 fn ordering_symbol(op: CompareOp) -> Option<&'static str> {

@@ -390,6 +390,8 @@ fn received(result: Result<Result<(), DbError>, oneshot::error::RecvError>) -> R
 
 /// Commit `batch` in one transaction, or each unit alone when that fails; tell each its outcome.
 async fn commit_batch(db: &Db, batch: Vec<Waiting>) {
+    let started = std::time::Instant::now();
+    let units = batch.len();
     if batch.len() > 1 {
         let mut merged = empty_queues();
         for unit in &batch {
@@ -397,10 +399,17 @@ async fn commit_batch(db: &Db, batch: Vec<Waiting>) {
                 all.extend(rows.iter().cloned());
             }
         }
+        let values: usize = merged.iter().map(Vec::len).sum();
         if commit_alone(db, merged).await.is_ok() {
             for unit in batch {
                 let _ = unit.done.send(Ok(()));
             }
+            tracing::debug!(
+                units,
+                values,
+                ms = started.elapsed().as_secs_f64() * 1e3,
+                "group commit"
+            );
             return;
         }
     }

@@ -38,7 +38,7 @@ async fn create_then_get_returns_the_resource_with_meta(backend: Backend) {
     let res = scim.post("/Users", &clinician("ann@acme.example")).await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
     let id = res.body["id"].as_str().unwrap().to_string();
-    assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 4);
+    assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 7);
     assert_eq!(res.header("content-type"), Some("application/scim+json"));
     let location = format!("{}/scim/v2/Users/{id}", app.address);
     assert_eq!(res.header("location"), Some(location.as_str()));
