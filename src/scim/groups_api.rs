@@ -37,7 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-pub fn group_json(state: &AppState, group: &Group) -> Value {
+pub fn group_json(state: &AppState, group: Group) -> Value {
     let base = &state.settings.http.public_url;
     let meta = Meta {
         created: to_rfc3339(from_millis(group.row.created_at)),
@@ -45,7 +45,7 @@ pub fn group_json(state: &AppState, group: &Group) -> Value {
         location: format!("{base}/scim/v2/Groups/{}", group.row.id),
         version: group.etag(),
     };
-    let mut body = render(&GROUP_RESOURCE, &group.row.id, &group.doc, &meta);
+    let mut body = render(&GROUP_RESOURCE, &group.row.id, group.doc, &meta);
     if let Some(members) = group.members.as_ref().filter(|m| !m.is_empty()) {
         body["members"] = Value::Array(
             members
@@ -75,8 +75,9 @@ async fn respond(
             .await
             .map_err(scim_error)?;
     }
-    let body = projection.apply(group_json(state, &group), &GROUP_RESOURCE);
-    Ok(resource_response(status, &body, &group.etag()))
+    let etag = group.etag();
+    let body = projection.apply(group_json(state, group), &GROUP_RESOURCE);
+    Ok(resource_response(status, &body, &etag))
 }
 
 /// Run a list or search for groups and render the ListResponse body.
@@ -99,9 +100,8 @@ pub async fn search(
             .await
             .map_err(scim_error)?;
     }
-    let resources = page
-        .items
-        .iter()
+    let resources = std::mem::take(&mut page.items)
+        .into_iter()
         .map(|g| projection.apply(group_json(state, g), &GROUP_RESOURCE))
         .collect();
     Ok(list_response(&page, resources))

@@ -388,7 +388,7 @@ pub struct Meta {
 pub fn render(
     rt: &'static ResourceTypeDef,
     id: &str,
-    doc: &Map<String, Value>,
+    doc: Map<String, Value>,
     meta: &Meta,
 ) -> Value {
     let mut schemas = vec![Value::String(rt.schema.id.to_string())];
@@ -400,9 +400,7 @@ pub fn render(
     let mut out = Map::new();
     out.insert("schemas".into(), Value::Array(schemas));
     out.insert("id".into(), Value::String(id.to_string()));
-    for (k, v) in doc {
-        out.insert(k.clone(), v.clone());
-    }
+    out.extend(doc);
     out.insert(
         "meta".into(),
         serde_json::json!({

@@ -56,8 +56,8 @@ impl ProjectionQuery {
     }
 }
 
-/// The full representation of a user (before projection).
-pub fn user_json(state: &AppState, user: &User) -> Value {
+/// The full representation of a user (before projection); the document moves into it.
+pub fn user_json(state: &AppState, user: User) -> Value {
     let meta = Meta {
         created: to_rfc3339(from_millis(user.row.created_at)),
         last_modified: to_rfc3339(from_millis(user.row.updated_at)),
@@ -67,7 +67,7 @@ pub fn user_json(state: &AppState, user: &User) -> Value {
         ),
         version: user.etag(),
     };
-    let mut body = render(&USER_RESOURCE, &user.row.id, &user.doc, &meta);
+    let mut body = render(&USER_RESOURCE, &user.row.id, user.doc, &meta);
     if !user.groups.is_empty() {
         body["groups"] = Value::Array(
             user.groups
@@ -99,8 +99,9 @@ async fn respond(
             .await
             .map_err(scim_error)?;
     }
-    let body = projection.apply(user_json(state, &user), &USER_RESOURCE);
-    Ok(resource_response(status, &body, &user.etag()))
+    let etag = user.etag();
+    let body = projection.apply(user_json(state, user), &USER_RESOURCE);
+    Ok(resource_response(status, &body, &etag))
 }
 
 /// Run a list or search for users and render the ListResponse body.
@@ -115,7 +116,7 @@ pub async fn search(
         raw.excluded_attributes.as_deref(),
         &USER_RESOURCE,
     );
-    let page = users::list(
+    let mut page = users::list(
         &state.deps,
         partner,
         &params,
@@ -123,9 +124,8 @@ pub async fn search(
     )
     .await
     .map_err(scim_error)?;
-    let resources = page
-        .items
-        .iter()
+    let resources = std::mem::take(&mut page.items)
+        .into_iter()
         .map(|u| projection.apply(user_json(state, u), &USER_RESOURCE))
         .collect();
     Ok(list_response(&page, resources))
