@@ -138,6 +138,8 @@ pub struct JobSettings {
     pub inactivity_days: u32,
     /// Days a removed guest's personal data is kept before it is erased.
     pub retention_days: u32,
+    /// Days job runs are kept (each job's latest run is always kept).
+    pub job_run_days: u32,
     /// How long a job run holds its lease, in seconds (a crashed run's lease expires).
     pub lease_seconds: u32,
 }
@@ -151,12 +153,14 @@ impl Default for JobSettings {
                 ("deprovision".into(), "0 30 * * * *".into()),
                 ("outbox".into(), "0 * * * * *".into()),
                 ("reconcile".into(), "0 0 3 * * *".into()),
+                ("housekeeping".into(), "0 15 4 * * *".into()),
             ],
             reminder_after_days: 3,
             max_reminders: 2,
             expiry_warning_days: 7,
             inactivity_days: 90,
             retention_days: 365,
+            job_run_days: 30,
             lease_seconds: 300,
         }
     }
@@ -259,6 +263,7 @@ struct FileJobs {
     expiry_warning_days: Option<u32>,
     inactivity_days: Option<u32>,
     retention_days: Option<u32>,
+    job_run_days: Option<u32>,
     lease_seconds: Option<u32>,
 }
 
@@ -543,15 +548,13 @@ fn resolve_sync(f: FileSync, env: &BTreeMap<String, String>) -> Result<SyncSetti
     })
 }
 
-const JOB_NAMES: &[&str] = &["reminders", "expiry", "deprovision", "outbox", "reconcile"];
-
 fn resolve_jobs(f: FileJobs) -> Result<JobSettings, ConfigError> {
     let mut out = JobSettings::default();
     for (name, cron) in f.schedules.unwrap_or_default() {
-        if !JOB_NAMES.contains(&name.as_str()) {
+        if !crate::jobs::JOBS.contains(&name.as_str()) {
             return Err(invalid(
                 &format!("jobs.schedules.{name}"),
-                format!("unknown job; jobs are {}", JOB_NAMES.join(", ")),
+                format!("unknown job; jobs are {}", crate::jobs::JOBS.join(", ")),
             ));
         }
         if cron.split_whitespace().count() != 6 {
@@ -587,6 +590,7 @@ fn resolve_jobs(f: FileJobs) -> Result<JobSettings, ConfigError> {
     )?;
     out.inactivity_days = days("inactivity_days", f.inactivity_days, out.inactivity_days)?;
     out.retention_days = days("retention_days", f.retention_days, out.retention_days)?;
+    out.job_run_days = days("job_run_days", f.job_run_days, out.job_run_days)?;
     out.lease_seconds = days("lease_seconds", f.lease_seconds, out.lease_seconds)?;
     Ok(out)
 }

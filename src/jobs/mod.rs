@@ -5,6 +5,7 @@
 
 pub mod deprovision;
 pub mod expiry;
+pub mod housekeeping;
 pub mod reconcile;
 pub mod reminders;
 
@@ -26,7 +27,14 @@ use crate::store::jobs as job_store;
 use crate::store::{invitations as inv_store, sessions as session_store, Tx};
 
 /// Every job, in the order `jobs list` shows them.
-pub const JOBS: &[&str] = &["reminders", "expiry", "deprovision", "outbox", "reconcile"];
+pub const JOBS: &[&str] = &[
+    "reminders",
+    "expiry",
+    "deprovision",
+    "outbox",
+    "reconcile",
+    "housekeeping",
+];
 
 /// What one run did: counts by effect.
 pub type Counts = BTreeMap<&'static str, u64>;
@@ -133,6 +141,7 @@ pub async fn run_once(
         "expiry" => expiry::run_once(&ctx).await,
         "deprovision" => deprovision::run_once(&ctx).await,
         "reconcile" => reconcile::run_once(&ctx).await,
+        "housekeeping" => housekeeping::run_once(&ctx).await,
         _ => run_outbox(&ctx, instance).await,
     };
     let mut conn = deps.db.pool().acquire().await.map_err(ServiceError::from)?;

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod groups;
 pub mod guests;
+pub mod housekeeping;
 pub mod imports;
 pub mod invitations;
 pub mod jobs;

@@ -83,7 +83,130 @@ both_backends!(
     expiry_warns_once_then_suspends,
     deprovision_is_the_safety_net,
     concurrent_runs_send_each_reminder_once,
+    housekeeping_deletes_only_what_has_expired,
 );
+
+async fn count(app: &TestApp, table: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+        .fetch_one(app.deps.db.pool())
+        .await
+        .unwrap()
+}
+
+async fn housekeeping_deletes_only_what_has_expired(backend: Backend) {
+    let smtp = TestSmtp::start();
+    let app = app(backend, &smtp).await;
+    let (_, acme) = app.partner("acme").await;
+    acme.create_user(
+        &json!({"userName": "ann@acme.example", "emails": [{"value": "ann@acme.example"}]}),
+    )
+    .await;
+    let guest: String = sqlx::query_scalar("SELECT id FROM guests")
+        .fetch_one(app.deps.db.pool())
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let ms = |t: DateTime<Utc>| t.timestamp_millis();
+    let pool = app.deps.db.pool();
+    // For each kind of row, one whose use has passed and one still live.
+    for (id, expires) in [("s-old", now - days(1)), ("s-live", now + days(1))] {
+        sqlx::query(
+            "INSERT INTO guest_sessions (id_hash, guest_id, created_at, expires_at, mfa_passed, csrf_secret)
+             VALUES ($1, $2, $3, $4, 0, 'x')",
+        )
+        .bind(id)
+        .bind(&guest)
+        .bind(ms(now - days(2)))
+        .bind(ms(expires))
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+    for (id, expires) in [
+        ("c-old", now - days(3)),
+        ("c-live", now - chrono::Duration::hours(1)),
+    ] {
+        sqlx::query(
+            "INSERT INTO email_codes (id, guest_id, code_hash, created_at, expires_at) VALUES ($1, $2, 'h', $3, $4)",
+        )
+        .bind(id)
+        .bind(&guest)
+        .bind(ms(now - days(4)))
+        .bind(ms(expires))
+        .execute(pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO signin_links (token_hash, guest_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(format!("link-{id}"))
+        .bind(&guest)
+        .bind(ms(now - days(4)))
+        .bind(ms(expires))
+        .execute(pool)
+        .await
+        .unwrap();
+        sqlx::query("INSERT INTO rate_limits (key, window_start, count) VALUES ($1, $2, 3)")
+            .bind(format!("rate-{id}"))
+            .bind(ms(expires))
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+    // Job runs: two old runs of `expiry` (the later one is its latest, and stays), one old
+    // run of `reminders` with a recent one after it.
+    for (id, job, started) in [
+        ("r1", "expiry", now - days(60)),
+        ("r2", "expiry", now - days(50)),
+        ("r3", "reminders", now - days(40)),
+        ("r4", "reminders", now - days(1)),
+    ] {
+        sqlx::query(
+            "INSERT INTO job_runs (id, job, instance, run_for, started_at, finished_at, outcome, counts)
+             VALUES ($1, $2, 'i', $3, $3, $3, 'ok', '{}')",
+        )
+        .bind(id)
+        .bind(job)
+        .bind(ms(started))
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+
+    let counts = run(&app, "housekeeping", now, "a").await;
+    assert_eq!(
+        counts,
+        BTreeMap::from([
+            ("sessions_deleted", 1),
+            ("email_codes_deleted", 1),
+            ("signin_links_deleted", 1),
+            ("rate_limits_deleted", 1),
+            ("job_runs_deleted", 2),
+        ])
+    );
+    let ids: Vec<String> = sqlx::query_scalar("SELECT id_hash FROM guest_sessions")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    assert_eq!(ids, ["s-live"]);
+    let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM email_codes")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    assert_eq!(ids, ["c-live"]);
+    assert_eq!(count(&app, "signin_links").await, 1);
+    assert_eq!(count(&app, "rate_limits").await, 1);
+    let mut runs: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM job_runs WHERE id IN ('r1', 'r2', 'r3', 'r4')")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    runs.sort();
+    assert_eq!(runs, ["r2", "r4"]);
+
+    // A second run finds nothing (its own run record of the first run is recent).
+    assert!(run(&app, "housekeeping", now, "a").await.is_empty());
+}
 
 async fn reminders_then_lapse_each_once_and_catching_up(backend: Backend) {
     let smtp = TestSmtp::start();

@@ -1,0 +1,85 @@
+//! Rows whose use has passed: expired portal sessions, e-mail codes and sign-in links,
+//! finished rate-limit windows, old job runs. Each delete takes one batch by an indexed
+//! column, so a run costs what has expired, not the table.
+
+use sqlx::AnyConnection;
+
+use super::DbError;
+
+/// What [`delete_batch`] deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expired {
+    /// Portal sessions past their end.
+    Sessions,
+    /// MFA e-mail codes past their end.
+    EmailCodes,
+    /// Sign-in links past their end.
+    SigninLinks,
+    /// Rate-limit counters whose window began before the cut-off.
+    RateLimits,
+    /// Job runs started before the cut-off, except each job's latest (what `jobs list` shows).
+    JobRuns,
+}
+
+impl Expired {
+    pub const ALL: [Expired; 5] = [
+        Expired::Sessions,
+        Expired::EmailCodes,
+        Expired::SigninLinks,
+        Expired::RateLimits,
+        Expired::JobRuns,
+    ];
+
+    /// The count's name in a job report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Expired::Sessions => "sessions_deleted",
+            Expired::EmailCodes => "email_codes_deleted",
+            Expired::SigninLinks => "signin_links_deleted",
+            Expired::RateLimits => "rate_limits_deleted",
+            Expired::JobRuns => "job_runs_deleted",
+        }
+    }
+
+    fn sql(self) -> &'static str {
+        match self {
+            Expired::Sessions => {
+                "DELETE FROM guest_sessions WHERE id_hash IN
+                   (SELECT id_hash FROM guest_sessions WHERE expires_at < $1 LIMIT $2)"
+            }
+            Expired::EmailCodes => {
+                "DELETE FROM email_codes WHERE id IN
+                   (SELECT id FROM email_codes WHERE expires_at < $1 LIMIT $2)"
+            }
+            Expired::SigninLinks => {
+                "DELETE FROM signin_links WHERE token_hash IN
+                   (SELECT token_hash FROM signin_links WHERE expires_at < $1 LIMIT $2)"
+            }
+            Expired::RateLimits => {
+                "DELETE FROM rate_limits WHERE key IN
+                   (SELECT key FROM rate_limits WHERE window_start < $1 LIMIT $2)"
+            }
+            Expired::JobRuns => {
+                "DELETE FROM job_runs WHERE id IN
+                   (SELECT r.id FROM job_runs r WHERE r.started_at < $1
+                      AND r.started_at < (SELECT MAX(l.started_at) FROM job_runs l WHERE l.job = r.job)
+                    LIMIT $2)"
+            }
+        }
+    }
+}
+
+/// Delete up to `limit` rows of `what` that ended (or began) before `before`; how many went.
+pub async fn delete_batch(
+    conn: &mut AnyConnection,
+    what: Expired,
+    before: i64,
+    limit: i64,
+) -> Result<u64, DbError> {
+    Ok(sqlx::query(what.sql())
+        .bind(before)
+        .bind(limit)
+        .execute(conn)
+        .await?
+        .rows_affected())
+}
