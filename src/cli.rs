@@ -412,7 +412,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             command: MappingsCommand::Check { dir },
         } => {
             let dir = dir.unwrap_or_else(|| settings.mappings_dir.clone());
-            match crate::mapping::load_dir(&dir) {
+            match check_mappings(&dir) {
                 Ok(rules) => {
                     println!(
                         "{}: {} apps, {} partner policies, {} rules; fingerprint {}",
@@ -429,7 +429,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         println!("{e}");
                     }
                     anyhow::bail!(
-                        "{} error(s) in the mapping rules in {}",
+                        "{} error(s) in the mapping rules and mail templates in {}",
                         errors.len(),
                         dir.display()
                     )
@@ -597,6 +597,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .map_err(|e| service_error(e, &format!("unrevoked admin token {id}")))?;
             println!("admin token {id} revoked");
             Ok(())
+        }
+    }
+}
+
+/// The rules in `dir`, and its mail templates (`dir/templates`), checked together: every
+/// problem of either, and every rule whose `template` no template set provides.
+fn check_mappings(dir: &std::path::Path) -> Result<crate::mapping::RuleSet, Vec<String>> {
+    let rules = crate::mapping::load_dir(dir)
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>());
+    let template_dir = dir.join("templates");
+    let templates = crate::mail::templates::Templates::load(
+        template_dir.is_dir().then_some(template_dir.as_path()),
+    );
+    match (rules, templates) {
+        (Ok(rules), Ok(templates)) => {
+            let missing =
+                crate::services::portal_env::missing_invitation_variants(&rules, &templates);
+            if missing.is_empty() {
+                Ok(rules)
+            } else {
+                Err(missing)
+            }
+        }
+        (rules, templates) => {
+            let mut errors = rules.err().unwrap_or_default();
+            errors.extend(templates.err().unwrap_or_default());
+            Err(errors)
         }
     }
 }

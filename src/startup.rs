@@ -130,16 +130,17 @@ impl Application {
             settings.http.public_url = format!("http://{}:{port}", settings.http.listen.ip());
         }
         let rules = load_rules(&settings.mappings_dir)?;
+        let portal = crate::services::portal_env::PortalEnv::from_settings(&settings)?;
+        for problem in
+            crate::services::portal_env::missing_invitation_variants(&rules, &portal.templates)
+        {
+            tracing::warn!(%problem, "mapping rule names a missing mail template; its guests get the standard invitation");
+        }
         let pages = crate::portal::Pages::new().context("loading the portal pages")?;
         let state = web::Data::new(AppState {
             pages,
             imports: Default::default(),
-            deps: Deps::new(
-                db.clone(),
-                clock,
-                rules,
-                crate::services::portal_env::PortalEnv::from_settings(&settings)?,
-            ),
+            deps: Deps::new(db.clone(), clock, rules, portal),
             settings: Arc::new(settings),
             metrics: Metrics::new().context("registering metrics")?,
         });

@@ -9,6 +9,9 @@
 //! `_layout.html` and `_macros.html`) and may be replaced or added; `.`-files and `README*`
 //! are ignored. A set is chosen whole, first found of: partner + language, partner + `en`,
 //! language, `en` (a regional language such as `fr-ca` also tries `fr` before `en`).
+//! A rule's `template = "NAME"` picks the set `invitation-NAME` for its guests' invitations:
+//! such sets may be added under any NAME (with the invitation's context), and need an `en`
+//! set, the last fallback.
 //!
 //! HTML is autoescaped, text and subject are not; the subject is made a single line. An
 //! undefined variable is an error when printed but may be tested with `{% if %}`. Loading
@@ -44,6 +47,20 @@ pub const TEMPLATE_NAMES: &[&str] = &[
     "expiry_warning",
     "lapsed_notice",
 ];
+
+/// Files of a rule's own invitation text are named `invitation-NAME.LANG.*`, where NAME is the
+/// rule's `template`; they are rendered with the invitation's context.
+pub const VARIANT_PREFIX: &str = "invitation-";
+
+/// The template set a rule's `template` names: its invitation variant (`invitation` itself
+/// names the standard one).
+pub fn invitation_variant(template: &str) -> String {
+    if template == "invitation" {
+        template.to_owned()
+    } else {
+        format!("{VARIANT_PREFIX}{template}")
+    }
+}
 
 /// Language every template exists in, and the last fallback.
 pub const DEFAULT_LANG: &str = "en";
@@ -278,6 +295,14 @@ impl Templates {
         })
     }
 
+    /// Whether `render` would find a set named `name` for this partner and language.
+    pub fn has(&self, name: &str, partner: Option<&str>, lang: Option<&str>) -> bool {
+        candidates(partner, lang).iter().any(|(prefix, lang)| {
+            let subject = format!("{prefix}{name}.{lang}.{}", Part::Subject.suffix());
+            self.files.contains_key(&subject)
+        })
+    }
+
     fn render_set(
         &self,
         prefix: &str,
@@ -322,6 +347,11 @@ impl Templates {
 /// A context with every variable template `name` receives, with made-up values; used to check
 /// overrides when loading, and handy for previews and tests.
 pub fn sample_context(name: &str) -> Option<serde_json::Value> {
+    let name = if name.starts_with(VARIANT_PREFIX) {
+        "invitation"
+    } else {
+        name
+    };
     let apps = json!([
         {"name": "Radiology Viewer", "description": "Read imaging reports and images."},
         {"name": "Shift Planner", "description": "See and swap your shifts."}
@@ -455,9 +485,13 @@ fn classify(file: &str) -> Result<FileName, String> {
                 .to_owned(),
         );
     };
-    if !TEMPLATE_NAMES.contains(&name) {
+    let variant = name
+        .strip_prefix(VARIANT_PREFIX)
+        .is_some_and(|v| !v.is_empty());
+    if !TEMPLATE_NAMES.contains(&name) && !variant {
         return Err(format!(
-            "unknown template name {name:?}; known: {}",
+            "unknown template name {name:?}; known: {}, and {VARIANT_PREFIX}NAME for the \
+             invitation of rules with template = \"NAME\"",
             TEMPLATE_NAMES.join(", ")
         ));
     }

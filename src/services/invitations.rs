@@ -12,6 +12,7 @@ use crate::auth::secrets::{hash_token, random_token};
 use crate::clock::from_millis;
 use crate::domain::lifecycle::{transition, Event, GuestState};
 use crate::domain::Partner;
+use crate::mail::templates::invitation_variant;
 use crate::store::audit::{self, AuditEntry};
 use crate::store::guests::{self as guest_store, GrantRow, GuestRow};
 use crate::store::invitations::{self as inv_store, InvitationRow};
@@ -184,22 +185,17 @@ async fn issue_in(
         "expires_at": from_millis(expires_at).format("%-d %B %Y").to_string(),
         "sponsor": guest.sponsor,
     });
-    // A rule may name a template that no file provides; the guest is still invited, with the
-    // standard text, and the gap is logged for the operator.
-    let template = match guest.template.as_deref() {
+    // A rule may name a template that no file provides (`mappings check` reports it); the
+    // guest is still invited, with the standard text, and the gap is logged for the operator.
+    let template = match guest.template.as_deref().map(invitation_variant) {
         Some(t)
-            if deps
-                .portal
-                .templates
-                .render(
-                    t,
-                    Some(partner.slug.as_str()),
-                    guest.language.as_deref(),
-                    &context,
-                )
-                .is_ok() =>
+            if deps.portal.templates.has(
+                &t,
+                Some(partner.slug.as_str()),
+                guest.language.as_deref(),
+            ) =>
         {
-            t.to_string()
+            t
         }
         Some(t) => {
             tracing::warn!(

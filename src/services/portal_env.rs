@@ -8,7 +8,8 @@ use anyhow::Context;
 
 use crate::auth::secrets::SecretBox;
 use crate::config::Settings;
-use crate::mail::templates::Templates;
+use crate::mail::templates::{invitation_variant, Templates, DEFAULT_LANG};
+use crate::mapping::RuleSet;
 
 pub struct PortalEnv {
     pub secrets: SecretBox,
@@ -103,4 +104,25 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::write(path, text)
+}
+
+/// Rules whose `template` no template set provides, one message each (`file:line: …`). A
+/// variant needs its set in the fallback language, so that every guest the rule invites gets
+/// it; partner and language sets are optional on top.
+pub fn missing_invitation_variants(rules: &RuleSet, templates: &Templates) -> Vec<String> {
+    rules
+        .rules
+        .iter()
+        .filter_map(|rule| {
+            let template = rule.template.as_deref()?;
+            let set = invitation_variant(template);
+            (!templates.has(&set, None, None)).then(|| {
+                format!(
+                    "{}:{}: rule {:?}: template {template:?} has no files: add \
+                     templates/{set}.{DEFAULT_LANG}.subject.txt, .txt and .html",
+                    rule.file, rule.line, rule.id
+                )
+            })
+        })
+        .collect()
 }

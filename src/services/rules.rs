@@ -237,6 +237,9 @@ pub async fn reload(
     actor: &Actor,
     rules: RuleSet,
 ) -> Result<ReloadReport, ServiceError> {
+    for problem in super::portal_env::missing_invitation_variants(&rules, &deps.portal.templates) {
+        tracing::warn!(%problem, "mapping rule names a missing mail template; its guests get the standard invitation");
+    }
     let rules = Arc::new(rules);
     {
         let mut guard = match deps.rules.write() {

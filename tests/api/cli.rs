@@ -204,6 +204,51 @@ async fn cli_mappings_check_diff_and_explain(backend: Backend) {
     );
     assert!(out.contains("rules.toml:5:"), "{out}");
 
+    // A rule's own invitation text: reported until its files exist, then accepted.
+    let variant_dir = dir.path().join("variant");
+    std::fs::create_dir_all(variant_dir.join("templates")).unwrap();
+    std::fs::write(
+        variant_dir.join("rules.toml"),
+        "[[app]]\nid = \"ehr\"\nname = \"EHR\"\ndescription = \"\"\nlaunch_url = \"https://ehr.example/\"\nroles = [\"reader\"]\n\n[[rule]]\nid = \"nurses\"\ngrants = [{ app = \"ehr\", role = \"reader\" }]\ntemplate = \"clinician\"\n",
+    )
+    .unwrap();
+    let check =
+        |dir: &std::path::Path| guestbridge(&url, &["mappings", "check", dir.to_str().unwrap()]);
+    let missing = check(&variant_dir);
+    assert!(!missing.status.success());
+    let out = String::from_utf8_lossy(&missing.stdout);
+    assert!(
+        out.contains("rules.toml:8: rule \"nurses\": template \"clinician\" has no files")
+            && out.contains("templates/invitation-clinician.en.subject.txt"),
+        "{out}"
+    );
+    for (part, text) in [
+        ("subject.txt", "Welcome, {{ guest_name }}"),
+        ("txt", "Open {{ link }}"),
+        ("html", "<a href=\"{{ link }}\">Open</a>"),
+    ] {
+        std::fs::write(
+            variant_dir.join(format!("templates/invitation-clinician.en.{part}")),
+            text,
+        )
+        .unwrap();
+    }
+    let ok = check(&variant_dir);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    // A template file whose name is neither built in nor a variant is still an error.
+    std::fs::write(variant_dir.join("templates/clinician.en.txt"), "x").unwrap();
+    let stray = check(&variant_dir);
+    assert!(!stray.status.success());
+    assert!(
+        String::from_utf8_lossy(&stray.stdout).contains("unknown template name \"clinician\""),
+        "{}",
+        String::from_utf8_lossy(&stray.stdout)
+    );
+
     // A person and the shipped rules: explain shows the decision.
     let settings = crate::helpers::settings_with_mappings(&url, std::path::Path::new(shipped));
     let app = guestbridge::startup::Application::build(

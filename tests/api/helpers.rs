@@ -155,7 +155,11 @@ pub async fn spawn_with_clock(
     let mappings = dir.path().join("mappings");
     std::fs::create_dir_all(&mappings).expect("mappings dir");
     for (name, content) in rule_files {
-        std::fs::write(mappings.join(name), content).expect("rule file");
+        let path = mappings.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mappings sub-folder");
+        }
+        std::fs::write(path, content).expect("rule file");
     }
     let settings = settings_with(&database_url, &mappings, extra);
     let app = Application::build(settings.clone(), clock)

@@ -167,7 +167,67 @@ both_backends!(
     mail_queued_rendered_by_an_earlier_version_is_still_sent,
     mail_that_cannot_be_rendered_is_a_dead_letter_at_once,
     key_rotation_keeps_tokens_of_the_old_key_valid,
+    a_rule_can_give_its_guests_their_own_invitation_text,
 );
+
+async fn a_rule_can_give_its_guests_their_own_invitation_text(backend: Backend) {
+    let smtp = TestSmtp::start();
+    let rules = format!(
+        "{RULES}\n[[rule]]\nid = \"nurses\"\ncondition = 'title co \"Nurse\"'\ngrants = [{{ app = \"ehr-viewer\", role = \"reader\" }}]\ntemplate = \"clinician\"\n"
+    );
+    let app = spawn_with(
+        backend,
+        &[
+            ("rules.toml", rules.as_str()),
+            (
+                "templates/invitation-clinician.en.subject.txt",
+                "Welcome to the ward, {{ guest_name }}",
+            ),
+            (
+                "templates/invitation-clinician.en.txt",
+                "Your shifts start here: {{ link }}",
+            ),
+            (
+                "templates/invitation-clinician.en.html",
+                "<p>Your shifts start here: <a href=\"{{ link }}\">open</a></p>",
+            ),
+        ],
+        &[("GUESTBRIDGE_SMTP_URL", smtp.url.as_str())],
+    )
+    .await;
+    let (_, acme) = app.partner("globex").await;
+    acme.create_user(&json!({
+        "userName": "nina@globex.example", "displayName": "Nina Park", "title": "Staff Nurse",
+        "emails": [{"value": "nina@globex.example"}]
+    }))
+    .await;
+    acme.create_user(&json!({
+        "userName": "pat@globex.example", "displayName": "Pat Ode", "title": "Porter",
+        "emails": [{"value": "pat@globex.example"}]
+    }))
+    .await;
+    let mails = smtp.wait_for(2, WAIT).await;
+    let to = |addr: &str| {
+        mails
+            .iter()
+            .find(|m| m.to.iter().any(|t| t == addr))
+            .unwrap_or_else(|| panic!("no mail to {addr}"))
+    };
+    let nurse = to("nina@globex.example");
+    assert_eq!(
+        nurse.subject().as_deref(),
+        Some("Welcome to the ward, Nina Park")
+    );
+    assert!(nurse
+        .find_link("http://127.0.0.1")
+        .is_some_and(|l| l.contains("/invite/")));
+    let porter = to("pat@globex.example");
+    let subject = porter.subject().unwrap_or_default();
+    assert!(!subject.contains("ward"), "{subject}");
+    assert!(porter
+        .find_link("http://127.0.0.1")
+        .is_some_and(|l| l.contains("/invite/")));
+}
 
 async fn invitation_link(smtp: &TestSmtp, n: usize) -> String {
     let mails = smtp.wait_for(n, WAIT).await;
