@@ -164,11 +164,13 @@ pub async fn create_user(
     let user = users::create(&state.deps, &caller.actor, &caller.partner, &body)
         .await
         .map_err(scim_error)?;
+    // A user is only made a member through a group, which needs its id: a new user has no
+    // groups, and reading them would cost a statement per create.
     respond(
         &state,
         StatusCode::CREATED,
         user,
-        false,
+        true,
         &query.projection(&USER_RESOURCE),
     )
     .await
