@@ -111,6 +111,8 @@ pub struct Application {
     server: Server,
     db: Db,
     state: web::Data<AppState>,
+    /// The scheduled jobs of this instance, stopped when the server stops.
+    scheduler: Option<tokio_cron_scheduler::JobScheduler>,
 }
 
 impl Application {
@@ -149,13 +151,14 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("preparing the app-launch signing key: {e}"))?;
         let smtp = start_mail_sender(&state.deps, &state.settings)?;
         start_sync_worker(&state.deps, &state.settings)?;
-        if state.settings.jobs_enabled {
-            let scheduler =
+        let scheduler = if state.settings.jobs_enabled {
+            Some(
                 crate::jobs::start_scheduler(state.deps.clone(), state.settings.clone(), smtp)
-                    .await?;
-            // The scheduler runs for the life of the process.
-            std::mem::forget(scheduler);
-        }
+                    .await?,
+            )
+        } else {
+            None
+        };
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -186,6 +189,7 @@ impl Application {
             server,
             db,
             state: app_state,
+            scheduler,
         })
     }
 
@@ -201,6 +205,13 @@ impl Application {
     /// Serve until SIGINT/SIGTERM, then drain requests and close the pool.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.server.await?;
+        // No job starts once the server has stopped; a run in progress ends with the pool
+        // (its lease expires, and the next run takes up what it left).
+        if let Some(mut scheduler) = self.scheduler {
+            if let Err(e) = scheduler.shutdown().await {
+                tracing::warn!(error = %e, "stopping the job scheduler");
+            }
+        }
         self.db.close().await;
         Ok(())
     }

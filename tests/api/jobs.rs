@@ -84,7 +84,41 @@ both_backends!(
     deprovision_is_the_safety_net,
     concurrent_runs_send_each_reminder_once,
     housekeeping_deletes_only_what_has_expired,
+    the_scheduler_runs_jobs_on_their_schedule,
 );
+
+async fn the_scheduler_runs_jobs_on_their_schedule(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = crate::helpers::fresh_database(backend, &dir).await;
+    let mut settings = crate::helpers::settings_with_mappings(&url, dir.path());
+    settings.jobs_enabled = true;
+    settings.jobs.schedules = vec![("housekeeping".into(), "* * * * * *".into())];
+    let app = guestbridge::startup::Application::build(
+        settings,
+        std::sync::Arc::new(guestbridge::clock::SystemClock),
+    )
+    .await
+    .unwrap();
+    let deps = app.deps();
+    tokio::spawn(app.run_until_stopped());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let runs: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM job_runs WHERE job = 'housekeeping' AND outcome = 'ok'",
+        )
+        .fetch_one(deps.db.pool())
+        .await
+        .unwrap();
+        if runs >= 2 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the scheduler ran housekeeping {runs} time(s) in {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
 
 async fn count(app: &TestApp, table: &str) -> i64 {
     sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
