@@ -1,7 +1,8 @@
 //! `housekeeping`: deletes what no longer serves anything, so that tables written on every
 //! sign-in or run do not grow without end: expired portal sessions, e-mail codes and sign-in
-//! links, rate-limit counters of past windows, and job runs older than `job_run_days` (each
-//! job's latest run is kept). Idempotent: a second run finds nothing.
+//! links, rate-limit counters of past windows, job runs older than `job_run_days` (each
+//! job's latest run is kept), and records of expiry warnings whose grant end is long past.
+//! Idempotent: a second run finds nothing.
 
 use chrono::Duration;
 
@@ -22,6 +23,13 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
             Expired::EmailCodes | Expired::SigninLinks | Expired::RateLimits => now - GRACE_MS,
             Expired::JobRuns => {
                 now - Duration::days(i64::from(ctx.settings.job_run_days)).num_milliseconds()
+            }
+            // An expiry warning is sent at most `expiry_warning_days` before the end it
+            // announces, and `expiry` only looks at ends still to come: past that, its record
+            // can never be consulted again. A month's margin covers runs `--now` a little back.
+            Expired::Notices => {
+                now - Duration::days(i64::from(ctx.settings.expiry_warning_days) + 30)
+                    .num_milliseconds()
             }
         };
         let mut deleted = 0;

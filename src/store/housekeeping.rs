@@ -1,5 +1,5 @@
 //! Rows whose use has passed: expired portal sessions, e-mail codes and sign-in links,
-//! finished rate-limit windows, old job runs. Each delete takes one batch by an indexed
+//! finished rate-limit windows, old job runs, records of notices whose occasion is past. Each delete takes one batch by an indexed
 //! column, so a run costs what has expired, not the table.
 
 use sqlx::AnyConnection;
@@ -19,15 +19,18 @@ pub enum Expired {
     RateLimits,
     /// Job runs started before the cut-off, except each job's latest (what `jobs list` shows).
     JobRuns,
+    /// Records of notices sent (expiry warnings) before the cut-off.
+    Notices,
 }
 
 impl Expired {
-    pub const ALL: [Expired; 5] = [
+    pub const ALL: [Expired; 6] = [
         Expired::Sessions,
         Expired::EmailCodes,
         Expired::SigninLinks,
         Expired::RateLimits,
         Expired::JobRuns,
+        Expired::Notices,
     ];
 
     /// The count's name in a job report.
@@ -38,6 +41,7 @@ impl Expired {
             Expired::SigninLinks => "signin_links_deleted",
             Expired::RateLimits => "rate_limits_deleted",
             Expired::JobRuns => "job_runs_deleted",
+            Expired::Notices => "notices_deleted",
         }
     }
 
@@ -64,6 +68,10 @@ impl Expired {
                    (SELECT r.id FROM job_runs r WHERE r.started_at < $1
                       AND r.started_at < (SELECT MAX(l.started_at) FROM job_runs l WHERE l.job = r.job)
                     LIMIT $2)"
+            }
+            Expired::Notices => {
+                "DELETE FROM notices WHERE key IN
+                   (SELECT key FROM notices WHERE at < $1 LIMIT $2)"
             }
         }
     }

@@ -207,6 +207,17 @@ async fn housekeeping_deletes_only_what_has_expired(backend: Backend) {
         .unwrap();
     }
 
+    // Notices: one sent long ago (its grant end is past), one sent recently.
+    for (key, at) in [("n-old", now - days(60)), ("n-live", now - days(3))] {
+        sqlx::query("INSERT INTO notices (key, guest_id, at) VALUES ($1, $2, $3)")
+            .bind(key)
+            .bind(&guest)
+            .bind(ms(at))
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+
     let counts = run(&app, "housekeeping", now, "a").await;
     assert_eq!(
         counts,
@@ -216,6 +227,7 @@ async fn housekeeping_deletes_only_what_has_expired(backend: Backend) {
             ("signin_links_deleted", 1),
             ("rate_limits_deleted", 1),
             ("job_runs_deleted", 2),
+            ("notices_deleted", 1),
         ])
     );
     let ids: Vec<String> = sqlx::query_scalar("SELECT id_hash FROM guest_sessions")
@@ -237,6 +249,11 @@ async fn housekeeping_deletes_only_what_has_expired(backend: Backend) {
             .unwrap();
     runs.sort();
     assert_eq!(runs, ["r2", "r4"]);
+    let notices: Vec<String> = sqlx::query_scalar("SELECT key FROM notices")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    assert_eq!(notices, ["n-live"]);
 
     // A second run finds nothing (its own run record of the first run is recent).
     assert!(run(&app, "housekeeping", now, "a").await.is_empty());
