@@ -8,7 +8,6 @@ use super::{apply_event, Counts, JobContext, JobError, BATCH};
 use crate::clock::from_millis;
 use crate::domain::lifecycle::Event;
 use crate::services::mailer::{self, MailRequest};
-use crate::services::ServiceError;
 use crate::store::guests as guest_store;
 use crate::store::jobs as job_store;
 
@@ -22,25 +21,14 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
     let mut from = now;
     loop {
         let ending = {
-            let mut conn = ctx
-                .deps
-                .db
-                .pool()
-                .acquire()
-                .await
-                .map_err(ServiceError::from)?;
+            let mut conn = ctx.deps.db.pool().acquire().await?;
             job_store::grants_ending(&mut conn, from, horizon, BATCH).await?
         };
         let Some(last) = ending.last() else { break };
         let next_from = last.4;
         for (guest_id, app, role, rule, until) in &ending {
             let key = format!("expiry_warning:{guest_id}:{app}:{role}:{rule}:{until}");
-            let mut tx = ctx
-                .deps
-                .db
-                .begin_write()
-                .await
-                .map_err(ServiceError::from)?;
+            let mut tx = ctx.deps.db.begin_write().await?;
             let Some(guest) = guest_store::get(&mut tx, guest_id).await? else {
                 continue;
             };
@@ -81,7 +69,7 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
                 }
                 *counts.entry("warnings").or_default() += 1;
             }
-            tx.commit().await.map_err(ServiceError::from)?;
+            tx.commit().await?;
         }
         if ending.len() < BATCH as usize {
             break;
@@ -91,24 +79,13 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
     // Ends: guests whose last grant has ended.
     loop {
         let due = {
-            let mut conn = ctx
-                .deps
-                .db
-                .pool()
-                .acquire()
-                .await
-                .map_err(ServiceError::from)?;
+            let mut conn = ctx.deps.db.pool().acquire().await?;
             job_store::guests_expired(&mut conn, now, BATCH).await?
         };
         let mut changed = 0;
         // One transaction per batch: each guest's change is still whole, and a batch that
         // fails is simply done again by the next run.
-        let mut tx = ctx
-            .deps
-            .db
-            .begin_write()
-            .await
-            .map_err(ServiceError::from)?;
+        let mut tx = ctx.deps.db.begin_write().await?;
         for id in &due {
             let Some(guest) = guest_store::get(&mut tx, id).await? else {
                 continue;
@@ -117,7 +94,7 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
                 changed += 1;
             }
         }
-        tx.commit().await.map_err(ServiceError::from)?;
+        tx.commit().await?;
         if changed > 0 {
             *counts.entry("expired").or_default() += changed;
         }

@@ -7,7 +7,6 @@
 use chrono::Duration;
 
 use super::{Counts, JobContext, JobError, BATCH};
-use crate::services::ServiceError;
 use crate::store::housekeeping::{delete_batch, Expired};
 
 /// Codes and links are kept a day past their end, so a guest who follows a stale one a little
@@ -35,14 +34,9 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
         let mut deleted = 0;
         loop {
             // One short write transaction per batch, so portal sign-ins are not held up.
-            let mut tx = ctx
-                .deps
-                .db
-                .begin_write()
-                .await
-                .map_err(ServiceError::from)?;
+            let mut tx = ctx.deps.db.begin_write().await?;
             let n = delete_batch(&mut tx, what, before, BATCH).await?;
-            tx.commit().await.map_err(ServiceError::from)?;
+            tx.commit().await?;
             deleted += n;
             if n < BATCH as u64 {
                 break;

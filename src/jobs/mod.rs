@@ -107,7 +107,7 @@ pub async fn run_once(
     let wall = to_millis(Utc::now());
     let lease_until = wall + i64::from(settings.jobs.lease_seconds) * 1000;
     {
-        let mut conn = deps.db.pool().acquire().await.map_err(ServiceError::from)?;
+        let mut conn = deps.db.pool().acquire().await?;
         if !job_store::acquire_lease(&mut conn, name, instance, wall, lease_until).await? {
             return Ok(RunReport {
                 job: name.to_string(),
@@ -118,7 +118,7 @@ pub async fn run_once(
     }
     let run_id = uuid::Uuid::new_v4().to_string();
     {
-        let mut conn = deps.db.pool().acquire().await.map_err(ServiceError::from)?;
+        let mut conn = deps.db.pool().acquire().await?;
         job_store::start_run(&mut conn, &run_id, name, instance, now_ms, wall).await?;
     }
     let ctx = JobContext {
@@ -144,7 +144,7 @@ pub async fn run_once(
         "housekeeping" => housekeeping::run_once(&ctx).await,
         _ => run_outbox(&ctx, instance).await,
     };
-    let mut conn = deps.db.pool().acquire().await.map_err(ServiceError::from)?;
+    let mut conn = deps.db.pool().acquire().await?;
     let finished = to_millis(Utc::now());
     match &result {
         Ok(counts) => {

@@ -20,13 +20,7 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
     if targets.is_empty() {
         return Ok(counts);
     }
-    let mut conn = ctx
-        .deps
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(ServiceError::from)?;
+    let mut conn = ctx.deps.db.pool().acquire().await?;
     let mut expected: Vec<GuestSnapshot> = Vec::new();
     for id in job_store::all_guest_ids(&mut conn).await? {
         if let Some(snapshot) = sync::snapshot(&mut conn, ctx.deps, &id).await? {

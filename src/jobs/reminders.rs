@@ -20,25 +20,14 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
     let now = ctx.now_ms();
     loop {
         let due = {
-            let mut conn = ctx
-                .deps
-                .db
-                .pool()
-                .acquire()
-                .await
-                .map_err(crate::services::ServiceError::from)?;
+            let mut conn = ctx.deps.db.pool().acquire().await?;
             job_store::due_invitations(&mut conn, now, BATCH).await?
         };
         if due.is_empty() {
             return Ok(counts);
         }
         for id in due {
-            let mut tx = ctx
-                .deps
-                .db
-                .begin_write()
-                .await
-                .map_err(crate::services::ServiceError::from)?;
+            let mut tx = ctx.deps.db.begin_write().await?;
             let inv = sqlx::query_as::<_, (String, i64, i64)>(
                 "SELECT guest_id, reminders_sent, expires_at FROM invitations WHERE id = $1",
             )
@@ -53,9 +42,7 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
             };
             if guest.state.parse::<GuestState>().ok() != Some(GuestState::Invited) {
                 job_store::set_next_action(&mut tx, &id, None).await?;
-                tx.commit()
-                    .await
-                    .map_err(crate::services::ServiceError::from)?;
+                tx.commit().await?;
                 continue;
             }
             let partner = partner_for(&mut tx, &guest).await?;
@@ -134,9 +121,7 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
                 }
                 *counts.entry("lapsed").or_default() += 1;
             }
-            tx.commit()
-                .await
-                .map_err(crate::services::ServiceError::from)?;
+            tx.commit().await?;
         }
     }
 }
