@@ -131,6 +131,53 @@ fn link_problem(state: &AppState, p: LinkProblem) -> HttpResponse {
     )
 }
 
+/// The signed-in guest. A handler that takes it sends a request without a valid session to
+/// the sign-in page, and one whose session cannot be read to the error page, before it runs.
+pub struct SignedIn(GuestSession);
+
+#[derive(Debug)]
+pub enum NotSignedIn {
+    Missing,
+    Failed(String),
+}
+
+impl std::fmt::Display for NotSignedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotSignedIn::Missing => f.write_str("not signed in"),
+            NotSignedIn::Failed(e) => write!(f, "reading the session: {e}"),
+        }
+    }
+}
+
+impl actix_web::ResponseError for NotSignedIn {
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            NotSignedIn::Missing => see_other("/signin"),
+            NotSignedIn::Failed(e) => internal(e),
+        }
+    }
+}
+
+impl actix_web::FromRequest for SignedIn {
+    type Error = NotSignedIn;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let Some(state) = req.app_data::<web::Data<AppState>>() else {
+                return Err(NotSignedIn::Failed("no application state".into()));
+            };
+            match current(state, &req).await {
+                Ok(Some(gs)) => Ok(SignedIn(gs)),
+                Ok(None) => Err(NotSignedIn::Missing),
+                Err(e) => Err(NotSignedIn::Failed(e.to_string())),
+            }
+        })
+    }
+}
+
 /// The signed-in guest, if the session cookie is valid.
 async fn current(
     state: &AppState,
@@ -274,12 +321,7 @@ pub struct CodeForm {
     code: Option<String>,
 }
 
-pub async fn get_mfa_setup(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let gs = match current(&state, &req).await {
-        Ok(Some(gs)) => gs,
-        Ok(None) => return see_other("/signin"),
-        Err(e) => return internal(e),
-    };
+pub async fn get_mfa_setup(state: web::Data<AppState>, SignedIn(gs): SignedIn) -> HttpResponse {
     match guest_auth::is_enrolled(&state.deps, &gs.guest.id).await {
         Ok(true) => return see_other("/mfa"),
         Ok(false) => {}
@@ -318,12 +360,8 @@ pub async fn post_mfa_setup(
     state: web::Data<AppState>,
     req: HttpRequest,
     form: web::Form<CodeForm>,
+    SignedIn(gs): SignedIn,
 ) -> HttpResponse {
-    let gs = match current(&state, &req).await {
-        Ok(Some(gs)) => gs,
-        Ok(None) => return see_other("/signin"),
-        Err(e) => return internal(e),
-    };
     if !csrf_ok(&gs, "mfa", &form.csrf) {
         return forbidden(&state);
     }
@@ -351,12 +389,7 @@ pub async fn post_mfa_setup(
     }
 }
 
-pub async fn get_mfa(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let gs = match current(&state, &req).await {
-        Ok(Some(gs)) => gs,
-        Ok(None) => return see_other("/signin"),
-        Err(e) => return internal(e),
-    };
+pub async fn get_mfa(state: web::Data<AppState>, SignedIn(gs): SignedIn) -> HttpResponse {
     page(
         &state,
         StatusCode::OK,
@@ -368,14 +401,10 @@ pub async fn get_mfa(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
 async fn verify_code(
     state: &AppState,
     req: &HttpRequest,
+    gs: GuestSession,
     form: &CodeForm,
     emailed: bool,
 ) -> HttpResponse {
-    let gs = match current(state, req).await {
-        Ok(Some(gs)) => gs,
-        Ok(None) => return see_other("/signin"),
-        Err(e) => return internal(e),
-    };
     if !csrf_ok(&gs, "mfa", &form.csrf) {
         return forbidden(state);
     }
@@ -402,28 +431,26 @@ pub async fn post_mfa(
     state: web::Data<AppState>,
     req: HttpRequest,
     form: web::Form<CodeForm>,
+    SignedIn(gs): SignedIn,
 ) -> HttpResponse {
-    verify_code(&state, &req, &form, false).await
+    verify_code(&state, &req, gs, &form, false).await
 }
 
 pub async fn post_mfa_email_verify(
     state: web::Data<AppState>,
     req: HttpRequest,
     form: web::Form<CodeForm>,
+    SignedIn(gs): SignedIn,
 ) -> HttpResponse {
-    verify_code(&state, &req, &form, true).await
+    verify_code(&state, &req, gs, &form, true).await
 }
 
 pub async fn post_mfa_email(
     state: web::Data<AppState>,
     req: HttpRequest,
     form: web::Form<CodeForm>,
+    SignedIn(gs): SignedIn,
 ) -> HttpResponse {
-    let gs = match current(&state, &req).await {
-        Ok(Some(gs)) => gs,
-        Ok(None) => return see_other("/signin"),
-        Err(e) => return internal(e),
-    };
     if !csrf_ok(&gs, "mfa", &form.csrf) {
         return forbidden(&state);
     }
@@ -439,12 +466,7 @@ pub async fn post_mfa_email(
     }
 }
 
-pub async fn get_apps(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let gs = match current(&state, &req).await {
-        Ok(Some(gs)) => gs,
-        Ok(None) => return see_other("/signin"),
-        Err(e) => return internal(e),
-    };
+pub async fn get_apps(state: web::Data<AppState>, SignedIn(gs): SignedIn) -> HttpResponse {
     if gs.needs_mfa() {
         return match next_step(&state, &gs).await {
             Ok(next) => see_other(next),
@@ -477,14 +499,9 @@ pub async fn get_apps(state: web::Data<AppState>, req: HttpRequest) -> HttpRespo
 
 pub async fn get_launch(
     state: web::Data<AppState>,
-    req: HttpRequest,
     app: web::Path<String>,
+    SignedIn(gs): SignedIn,
 ) -> HttpResponse {
-    let gs = match current(&state, &req).await {
-        Ok(Some(gs)) => gs,
-        Ok(None) => return see_other("/signin"),
-        Err(e) => return internal(e),
-    };
     match guest_auth::launch(&state.deps, &gs, &app).await {
         Ok(Some(url)) => see_other(&url),
         Ok(None) => message(
@@ -578,12 +595,8 @@ pub async fn post_signout(
     state: web::Data<AppState>,
     req: HttpRequest,
     form: web::Form<CsrfForm>,
+    SignedIn(gs): SignedIn,
 ) -> HttpResponse {
-    let gs = match current(&state, &req).await {
-        Ok(Some(gs)) => gs,
-        Ok(None) => return see_other("/signin"),
-        Err(e) => return internal(e),
-    };
     if !csrf_ok(&gs, "signout", &form.csrf) {
         return forbidden(&state);
     }

@@ -413,6 +413,22 @@ async fn invitation_consent_totp_panel_and_launch(backend: Backend) {
     let out = b.post("/signout", &[("csrf", &csrf)]).await;
     assert_eq!(out.status, StatusCode::OK);
     assert_eq!(b.get("/apps").await.location.as_deref(), Some("/signin"));
+    // Every page and form of a signed-in guest sends a request without a session to sign in.
+    for path in ["/mfa", "/mfa/setup"] {
+        let page = b.get(path).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(page.location.as_deref(), Some("/signin"), "{path}");
+    }
+    for path in [
+        "/mfa",
+        "/mfa/setup",
+        "/mfa/email",
+        "/mfa/email/verify",
+        "/signout",
+    ] {
+        let page = b.post(path, &[("csrf", &csrf), ("code", "123456")]).await;
+        assert_eq!(page.location.as_deref(), Some("/signin"), "{path}");
+    }
 }
 
 fn base32_decode(s: &str) -> Vec<u8> {
