@@ -94,8 +94,8 @@ pub struct Db {
     writers: Option<Arc<Semaphore>>,
     /// How long a writer waits for its turn: SQLite's busy timeout, the same bound as before.
     writer_wait: Duration,
-    /// Units of work committed together (SQLite only; see [`work::Group`]).
-    group: Option<Arc<work::Group>>,
+    /// Units of work committed together (see [`work::Group`]).
+    group: Arc<work::Group>,
 }
 
 impl Db {
@@ -127,12 +127,17 @@ impl Db {
             backend,
             writers: (backend == Backend::Sqlite).then(|| Arc::new(Semaphore::new(1))),
             writer_wait: Duration::from_millis(busy_timeout),
-            group: (backend == Backend::Sqlite).then(Default::default),
+            group: Arc::default(),
         })
     }
 
-    pub(crate) fn group(&self) -> Option<&work::Group> {
-        self.group.as_deref()
+    pub(crate) fn group(&self) -> &work::Group {
+        &self.group
+    }
+
+    /// How long a writer waits for its turn (SQLite's busy timeout).
+    pub(crate) fn writer_wait(&self) -> Duration {
+        self.writer_wait
     }
 
     /// Wait for this process's writer turn (SQLite only); `PoolTimedOut` after the busy timeout.
