@@ -342,6 +342,14 @@ impl Settings {
                 "must start with sqlite:// or postgres://",
             ));
         }
+        if url.starts_with("sqlite:") && (url.contains(":memory:") || url.contains("mode=memory")) {
+            // Every pooled connection would open a database of its own, and the writer's
+            // rows would be invisible to the readers.
+            return Err(invalid(
+                "database.url (GUESTBRIDGE_DATABASE_URL)",
+                "an in-memory SQLite database cannot be shared by the connection pool; use a file (sqlite://guestbridge.db)",
+            ));
+        }
         let max_connections = match var("GUESTBRIDGE_DATABASE_MAX_CONNECTIONS") {
             Some(v) => parse_number(&v, "GUESTBRIDGE_DATABASE_MAX_CONNECTIONS")?,
             None => db.max_connections.unwrap_or(10),
@@ -652,6 +660,11 @@ mod tests {
         let err =
             Settings::load(None, &env(&[("GUESTBRIDGE_DATABASE_URL", "mysql://x")])).unwrap_err();
         assert!(err.to_string().contains("database.url"), "{err}");
+        for memory in ["sqlite::memory:", "sqlite://file.db?mode=memory"] {
+            let err =
+                Settings::load(None, &env(&[("GUESTBRIDGE_DATABASE_URL", memory)])).unwrap_err();
+            assert!(err.to_string().contains("in-memory"), "{err}");
+        }
         let err = Settings::load(None, &env(&[("GUESTBRIDGE_SMTP_URL", "http://u:secret@x")]))
             .unwrap_err();
         assert!(!err.to_string().contains("secret"), "{err}");
