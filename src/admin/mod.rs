@@ -60,6 +60,7 @@ impl From<ServiceError> for AdminError {
                 format!("changed; current version {v}"),
             ),
             ServiceError::Invalid(e) => AdminError::new(StatusCode::BAD_REQUEST, e.detail),
+            ServiceError::TooMany(m) => AdminError::new(StatusCode::TOO_MANY_REQUESTS, m),
             other => {
                 let error_id = uuid::Uuid::new_v4();
                 tracing::error!(%error_id, error = %other, "internal error");

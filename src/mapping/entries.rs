@@ -19,7 +19,14 @@ use crate::scim::filter::parse_filter;
 pub(crate) const MAX_DAYS: i64 = 3650;
 
 const APP_KEYS: &[&str] = &["id", "name", "description", "launch_url", "roles", "icon"];
-const PARTNER_KEYS: &[&str] = &["slug", "max_access_days", "allowed_apps", "approval", "mfa"];
+const PARTNER_KEYS: &[&str] = &[
+    "slug",
+    "max_access_days",
+    "allowed_apps",
+    "approval",
+    "mfa",
+    "max_deactivations_per_hour",
+];
 const RULE_KEYS: &[&str] = &[
     "id",
     "description",
@@ -285,6 +292,16 @@ impl<'a> FileCtx<'a> {
                     None => {}
                 },
                 "mfa" => set(&mut policy.mfa, self.boolean(key, value)),
+                "max_deactivations_per_hour" => match value.get_ref() {
+                    RawValue::Integer(n) if (1..=1_000_000).contains(n) => {
+                        policy.max_deactivations_per_hour = u32::try_from(*n).ok();
+                    }
+                    RawValue::Integer(n) => self.error(
+                        &value.span(),
+                        format!("`{key}` must be from 1 to 1000000, found {n}"),
+                    ),
+                    _ => self.wrong_type(key, value, "a whole number"),
+                },
                 other => self.unknown_key(WHAT, other, value, PARTNER_KEYS),
             }
         }
@@ -830,6 +847,7 @@ max_access_days = 180
 allowed_apps = ["ehr"]
 approval = "admin"
 mfa = true
+max_deactivations_per_hour = 25
 
 [[partner]]
 slug = "northside"
@@ -873,12 +891,13 @@ role = "clinician"
                 allowed_apps: Some(vec!["ehr".into()]),
                 approval: Approval::Admin,
                 mfa: true,
+                max_deactivations_per_hour: Some(25),
             }
         );
         assert_eq!(set.partners[1], PartnerPolicy::default_for("northside"));
         let rule = &set.rules[0];
         assert_eq!(rule.id, "nurses");
-        assert_eq!((rule.file.as_str(), rule.line), ("b.toml", 20));
+        assert_eq!((rule.file.as_str(), rule.line), ("b.toml", 21));
         assert_eq!(
             rule.partners.as_deref(),
             Some(&["st-mary".to_string(), "other".into()][..])
@@ -1181,6 +1200,16 @@ role = "clinician"
             "[[partner]]\nslug = \"ab\"\nallowed_apps = [\"EHR\"]\n",
             3,
             "not a valid app id",
+        );
+        rule_error(
+            "[[partner]]\nslug = \"ab\"\nmax_deactivations_per_hour = 0\n",
+            3,
+            "`max_deactivations_per_hour` must be from 1 to 1000000, found 0",
+        );
+        rule_error(
+            "[[partner]]\nslug = \"ab\"\nmax_deactivations_per_hour = \"lots\"\n",
+            3,
+            "max_deactivations_per_hour",
         );
         for (key, value, needle) in [
             (

@@ -64,6 +64,11 @@ pub struct PartnerPolicy {
     pub approval: Approval,
     /// Every guest of this partner must use multi-factor authentication.
     pub mfa: bool,
+    /// Most people this partner's SCIM client may deactivate or delete in an hour; past it,
+    /// such requests are refused (429) until the hour has passed or the limit is raised, so
+    /// that a misconfigured HR feed cannot remove every guest's access at once. `None`: no
+    /// limit.
+    pub max_deactivations_per_hour: Option<u32>,
 }
 
 impl PartnerPolicy {
@@ -76,6 +81,7 @@ impl PartnerPolicy {
             allowed_apps: None,
             approval: Approval::Auto,
             mfa: false,
+            max_deactivations_per_hour: None,
         }
     }
 

@@ -49,6 +49,7 @@ pub fn scim_error(err: ServiceError) -> ScimError {
             format!("the resource has changed; its current version is {current}"),
         ),
         ServiceError::Invalid(e) => e,
+        ServiceError::TooMany(msg) => ScimError::new(429, None, msg),
         other => {
             let error_id = uuid::Uuid::new_v4();
             tracing::error!(%error_id, error = %other, "internal error");

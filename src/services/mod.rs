@@ -82,6 +82,9 @@ pub enum ServiceError {
     Db(#[from] DbError),
     #[error("{0}")]
     Corrupt(String),
+    /// Refused for now by a limit on how much may happen in a while (HTTP 429).
+    #[error("{0}")]
+    TooMany(String),
 }
 
 /// An `If-Match` precondition (RFC 7644 §3.14) against the current ETag: any listed tag or

@@ -12,6 +12,7 @@ use crate::scim::schema::USER_RESOURCE;
 use crate::store::audit::{self, AuditEntry};
 use crate::store::groups as group_store;
 use crate::store::is_unique_violation;
+use crate::store::rate_limits;
 use crate::store::scim_filter::FilterCompiler;
 use crate::store::users::{self as user_store, UserRow};
 use crate::store::work::Work;
@@ -513,6 +514,12 @@ pub async fn replace(
     let current = load_for_write(&mut w, partner, id).await?;
     check_if_match(if_match, &current)?;
     let user = save(&mut w, actor, partner, &current, doc, "user.replaced", now).await?;
+    if current.row.active && !user.row.active {
+        if let Some(limit) = over_deactivation_limit(&mut w, deps, partner, now).await? {
+            w.rollback().await?;
+            return Err(refuse_deactivation(deps, actor, partner, id, limit, now).await);
+        }
+    }
     reconcile_user(
         &mut w,
         deps,
@@ -552,6 +559,12 @@ pub async fn patch(
         return Ok(current);
     }
     let user = save(&mut w, actor, partner, &current, doc, "user.patched", now).await?;
+    if current.row.active && !user.row.active {
+        if let Some(limit) = over_deactivation_limit(&mut w, deps, partner, now).await? {
+            w.rollback().await?;
+            return Err(refuse_deactivation(deps, actor, partner, id, limit, now).await);
+        }
+    }
     reconcile_user(
         &mut w,
         deps,
@@ -567,6 +580,63 @@ pub async fn patch(
     Ok(user)
 }
 
+/// Count one deactivation (or deletion of an active person) against the partner's
+/// `max_deactivations_per_hour`, in `w`; the limit when this one is past it. The caller then
+/// rolls `w` back, count included, and refuses ([`refuse_deactivation`]).
+async fn over_deactivation_limit(
+    w: &mut Work,
+    deps: &Deps,
+    partner: &Partner,
+    now: i64,
+) -> Result<Option<u32>, ServiceError> {
+    const HOUR_MS: i64 = 60 * 60 * 1000;
+    let Some(limit) = deps
+        .rules()
+        .policy(partner.slug.as_str())
+        .max_deactivations_per_hour
+    else {
+        return Ok(None);
+    };
+    let key = format!("deactivations:{}", partner.id);
+    let count = rate_limits::hit(w.conn().await?, &key, now, HOUR_MS).await?;
+    Ok((count > i64::from(limit)).then_some(limit))
+}
+
+/// The refusal of a deactivation past the partner's limit, audited (after the refused unit
+/// of work has ended, which on SQLite held the writer's turn).
+async fn refuse_deactivation(
+    deps: &Deps,
+    actor: &Actor,
+    partner: &Partner,
+    user_id: &str,
+    limit: u32,
+    now: i64,
+) -> ServiceError {
+    tracing::warn!(partner = %partner.slug, limit, "deactivation refused: the partner's hourly limit is reached");
+    let audited = async {
+        let mut w = Work::begin(&deps.db).await?;
+        audit_user(
+            &mut w,
+            actor,
+            partner,
+            "user.deactivation_refused",
+            user_id,
+            json!({"max_deactivations_per_hour": limit}),
+            now,
+        );
+        w.commit().await
+    };
+    if let Err(e) = audited.await {
+        return e.into();
+    }
+    ServiceError::TooMany(format!(
+        "partner {} has deactivated or deleted {limit} people in this hour, its limit \
+         (max_deactivations_per_hour in the mapping rules); this person stays active. Retry \
+         later, or ask the identity admins to raise the limit",
+        partner.slug
+    ))
+}
+
 /// Delete a user.
 #[tracing::instrument(skip_all, fields(partner = %partner.slug, id = %id), err(level = "info"))]
 pub async fn delete(
@@ -580,6 +650,12 @@ pub async fn delete(
     let mut w = Work::begin(&deps.db).await?;
     let current = load_for_write(&mut w, partner, id).await?;
     check_if_match(if_match, &current)?;
+    if current.row.active {
+        if let Some(limit) = over_deactivation_limit(&mut w, deps, partner, now).await? {
+            w.rollback().await?;
+            return Err(refuse_deactivation(deps, actor, partner, id, limit, now).await);
+        }
+    }
     let cause = lifecycle::Cause {
         actor,
         via: "scim:user.deleted",

@@ -1,6 +1,6 @@
-//! The write path of issue 9 on SQLite: writers wait for their turn in the process, and
-//! creates waiting together are committed in one transaction. Each request must still get
-//! its own outcome, and a failing create must not take the others with it.
+//! The write path: creates waiting together are committed in one transaction (issue 9),
+//! and each request must still get its own outcome, a failing create not taking the others
+//! with it. A partner's hourly limit on deactivations refuses the ones past it, whole.
 
 use reqwest::StatusCode;
 
@@ -9,7 +9,118 @@ use crate::helpers::Backend;
 use crate::lifecycle::app_with_rules;
 use crate::users_crud::clinician;
 
-both_backends!(concurrent_creates_each_get_their_own_outcome);
+both_backends!(
+    concurrent_creates_each_get_their_own_outcome,
+    deactivations_past_the_partners_hourly_limit_are_refused,
+);
+
+/// A clock that stands still until moved.
+#[derive(Debug)]
+struct StepClock(std::sync::Mutex<chrono::DateTime<chrono::Utc>>);
+
+impl guestbridge::clock::Clock for StepClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+const LIMITED: &str = r#"
+[[app]]
+id = "ehr-viewer"
+name = "EHR Viewer"
+description = ""
+launch_url = "https://ehr.example/"
+roles = ["reader"]
+
+[[partner]]
+slug = "acme"
+max_deactivations_per_hour = 2
+
+[[rule]]
+id = "everyone"
+grants = [{ app = "ehr-viewer", role = "reader" }]
+"#;
+
+async fn deactivations_past_the_partners_hourly_limit_are_refused(backend: Backend) {
+    let clock = std::sync::Arc::new(StepClock(std::sync::Mutex::new(chrono::Utc::now())));
+    let app =
+        crate::helpers::spawn_with_clock(backend, &[("rules.toml", LIMITED)], &[], clock.clone())
+            .await;
+    let (_, acme) = app.partner("acme").await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(
+            acme.create_user(&clinician(&format!("p{i}@acme.example")))
+                .await,
+        );
+    }
+    let deactivate = serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": false}]
+    });
+    let guest_state = |id: String| {
+        let app = &app;
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT state FROM guests WHERE user_id = $1")
+                .bind(id)
+                .fetch_one(app.deps.db.pool())
+                .await
+                .unwrap()
+        }
+    };
+
+    // Two removals fit in the hour: a PATCH and a PUT.
+    let first = acme.patch(&format!("/Users/{}", ids[0]), &deactivate).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let mut inactive = clinician("p1@acme.example");
+    inactive["active"] = serde_json::json!(false);
+    let second = acme.put(&format!("/Users/{}", ids[1]), &inactive).await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+    assert_eq!(guest_state(ids[0].clone()).await, "suspended:deactivated");
+
+    // The third and a deletion are refused, and change nothing.
+    let third = acme.patch(&format!("/Users/{}", ids[2]), &deactivate).await;
+    third.assert_scim_error(429, None);
+    assert!(
+        third.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("max_deactivations_per_hour")),
+        "{}",
+        third.body
+    );
+    let deleted = acme.delete(&format!("/Users/{}", ids[3])).await;
+    deleted.assert_scim_error(429, None);
+    assert_eq!(
+        acme.get(&format!("/Users/{}", ids[2])).await.body["active"],
+        true
+    );
+    assert_eq!(
+        acme.get(&format!("/Users/{}", ids[3])).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(guest_state(ids[2].clone()).await, "invited");
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'user.deactivation_refused'"
+        )
+        .await,
+        2
+    );
+
+    // Bringing someone back is not limited; an hour later removals go through again.
+    let back = serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": true}]
+    });
+    let res = acme.patch(&format!("/Users/{}", ids[0]), &back).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    *clock.0.lock().unwrap() += chrono::Duration::hours(1);
+    let later = acme.patch(&format!("/Users/{}", ids[2]), &deactivate).await;
+    assert_eq!(later.status, StatusCode::OK, "{}", later.body);
+    let gone = acme.delete(&format!("/Users/{}", ids[3])).await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT, "{}", gone.body);
+}
 
 async fn count(app: &crate::helpers::TestApp, sql: &str) -> i64 {
     sqlx::query_scalar(sql)
