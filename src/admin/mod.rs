@@ -60,7 +60,9 @@ impl From<ServiceError> for AdminError {
                 format!("changed; current version {v}"),
             ),
             ServiceError::Invalid(e) => AdminError::new(StatusCode::BAD_REQUEST, e.detail),
-            ServiceError::TooMany(m) => AdminError::new(StatusCode::TOO_MANY_REQUESTS, m),
+            ServiceError::TooMany { message, .. } => {
+                AdminError::new(StatusCode::TOO_MANY_REQUESTS, message)
+            }
             other => {
                 let error_id = uuid::Uuid::new_v4();
                 tracing::error!(%error_id, error = %other, "internal error");

@@ -47,6 +47,8 @@ pub struct ScimError {
     pub status: u16,
     pub scim_type: Option<ScimType>,
     pub detail: String,
+    /// Seconds after which a refused request may succeed (`Retry-After`, with 429).
+    pub retry_after: Option<u64>,
 }
 
 impl ScimError {
@@ -55,6 +57,15 @@ impl ScimError {
             status,
             scim_type,
             detail: detail.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 429: refused for now; worth retrying after `seconds`.
+    pub fn too_many(detail: impl Into<String>, seconds: u64) -> Self {
+        Self {
+            retry_after: Some(seconds),
+            ..Self::new(429, None, detail)
         }
     }
 

@@ -27,6 +27,9 @@ impl ResponseError for ScimError {
     fn error_response(&self) -> HttpResponse {
         let mut res = HttpResponse::build(self.status_code());
         res.insert_header((header::CONTENT_TYPE, SCIM_CONTENT_TYPE));
+        if let Some(seconds) = self.retry_after {
+            res.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
         if self.status == 401 {
             res.insert_header((
                 header::WWW_AUTHENTICATE,
@@ -49,7 +52,10 @@ pub fn scim_error(err: ServiceError) -> ScimError {
             format!("the resource has changed; its current version is {current}"),
         ),
         ServiceError::Invalid(e) => e,
-        ServiceError::TooMany(msg) => ScimError::new(429, None, msg),
+        ServiceError::TooMany {
+            message,
+            retry_after_secs,
+        } => ScimError::too_many(message, retry_after_secs),
         other => {
             let error_id = uuid::Uuid::new_v4();
             tracing::error!(%error_id, error = %other, "internal error");

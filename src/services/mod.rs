@@ -82,9 +82,13 @@ pub enum ServiceError {
     Db(#[from] DbError),
     #[error("{0}")]
     Corrupt(String),
-    /// Refused for now by a limit on how much may happen in a while (HTTP 429).
-    #[error("{0}")]
-    TooMany(String),
+    /// Refused for now by a limit on how much may happen in a while (HTTP 429), until
+    /// `retry_after_secs` have passed.
+    #[error("{message}")]
+    TooMany {
+        message: String,
+        retry_after_secs: u64,
+    },
 }
 
 /// An `If-Match` precondition (RFC 7644 §3.14) against the current ETag: any listed tag or

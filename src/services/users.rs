@@ -580,6 +580,9 @@ pub async fn patch(
     Ok(user)
 }
 
+/// The window of a partner's deactivation count.
+const HOUR_MS: i64 = 60 * 60 * 1000;
+
 /// Count one deactivation (or deletion of an active person) against the partner's
 /// `max_deactivations_per_hour`, in `w`; the limit when this one is past it. The caller then
 /// rolls `w` back, count included, and refuses ([`refuse_deactivation`]).
@@ -589,7 +592,6 @@ async fn over_deactivation_limit(
     partner: &Partner,
     now: i64,
 ) -> Result<Option<u32>, ServiceError> {
-    const HOUR_MS: i64 = 60 * 60 * 1000;
     let Some(limit) = deps
         .rules()
         .policy(partner.slug.as_str())
@@ -629,12 +631,16 @@ async fn refuse_deactivation(
     if let Err(e) = audited.await {
         return e.into();
     }
-    ServiceError::TooMany(format!(
-        "partner {} has deactivated or deleted {limit} people in this hour, its limit \
-         (max_deactivations_per_hour in the mapping rules); this person stays active. Retry \
-         later, or ask the identity admins to raise the limit",
-        partner.slug
-    ))
+    ServiceError::TooMany {
+        message: format!(
+            "partner {} has deactivated or deleted {limit} people in this hour, its limit \
+             (max_deactivations_per_hour in the mapping rules); this person stays active. \
+             Retry after the hour, or ask the identity admins to raise the limit",
+            partner.slug
+        ),
+        // The count is kept per clock hour.
+        retry_after_secs: u64::try_from(HOUR_MS - now.rem_euclid(HOUR_MS)).unwrap_or(0) / 1000 + 1,
+    }
 }
 
 /// Delete a user.

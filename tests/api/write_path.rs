@@ -88,6 +88,8 @@ async fn deactivations_past_the_partners_hourly_limit_are_refused(backend: Backe
         "{}",
         third.body
     );
+    let retry_after: u64 = third.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&retry_after), "{retry_after}");
     let deleted = acme.delete(&format!("/Users/{}", ids[3])).await;
     deleted.assert_scim_error(429, None);
     assert_eq!(
