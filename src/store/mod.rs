@@ -92,7 +92,8 @@ pub struct Db {
     /// the lock idle while 32 queued writers slept: POST /Users ran at about 330/s with a p99 of
     /// 0.7 s. `None` on PostgreSQL, where writers do not exclude each other.
     writers: Option<Arc<Semaphore>>,
-    /// How long a writer waits for its turn: SQLite's busy timeout, the same bound as before.
+    /// How long a writer waits for its turn: SQLite's busy timeout, the same bound as before
+    /// (on PostgreSQL, the group commit's turn: the pool's acquire timeout).
     writer_wait: Duration,
     /// Units of work committed together (see [`work::Group`]).
     group: Arc<work::Group>,
@@ -126,7 +127,11 @@ impl Db {
             write_pool,
             backend,
             writers: (backend == Backend::Sqlite).then(|| Arc::new(Semaphore::new(1))),
-            writer_wait: Duration::from_millis(busy_timeout),
+            writer_wait: match backend {
+                Backend::Sqlite => Duration::from_millis(busy_timeout),
+                // A group commit's turn; as long as a wait for a pooled connection.
+                Backend::Postgres => ACQUIRE_TIMEOUT,
+            },
             group: Arc::default(),
         })
     }
@@ -252,11 +257,14 @@ impl Db {
     }
 }
 
+/// How long a request waits for a pooled connection.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The pool options of either backend; `writer` is SQLite's one write connection.
 fn pool_options(backend: Backend, busy_timeout: u64, max: u32, writer: bool) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(max)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         // No ping before handing out a connection: on SQLite it is one more round trip to
         // the connection's worker thread on every acquire (a large share of a read's cost),
         // and a dead connection fails the request's own query just as visibly.
