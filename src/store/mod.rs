@@ -140,7 +140,7 @@ impl Db {
         &self.group
     }
 
-    /// How long a writer waits for its turn (SQLite's busy timeout).
+    /// How long a writer waits for its turn (see the field).
     pub(crate) fn writer_wait(&self) -> Duration {
         self.writer_wait
     }
