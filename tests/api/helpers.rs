@@ -335,3 +335,23 @@ impl TestApp {
             .expect("request")
     }
 }
+
+/// A clock that stands still until moved.
+#[derive(Debug)]
+pub struct StepClock(std::sync::Mutex<chrono::DateTime<chrono::Utc>>);
+
+impl StepClock {
+    pub fn new() -> Arc<Self> {
+        Arc::new(StepClock(std::sync::Mutex::new(chrono::Utc::now())))
+    }
+
+    pub fn advance_ms(&self, ms: i64) {
+        *self.0.lock().unwrap() += chrono::Duration::milliseconds(ms);
+    }
+}
+
+impl guestbridge::clock::Clock for StepClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        *self.0.lock().unwrap()
+    }
+}

@@ -2,9 +2,6 @@
 //! taken from the page instead of `COUNT(*)`, a user's groups read with the user, and keyset
 //! pages that continue correctly across rows created in the same millisecond.
 
-use std::sync::{Arc, Mutex};
-
-use chrono::{DateTime, Utc};
 use guestbridge::auth::cache::TOKEN_CACHE_TTL_MS;
 use guestbridge::clock::{to_rfc3339, Clock};
 use guestbridge::domain::PartnerSlug;
@@ -13,7 +10,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::both_backends;
-use crate::helpers::{read, spawn, spawn_with_clock, test_actor, Backend, Res, Scim, TestApp};
+use crate::helpers::{
+    read, spawn, spawn_with_clock, test_actor, Backend, Res, Scim, StepClock, TestApp,
+};
 use crate::users_crud::clinician;
 
 both_backends!(
@@ -22,26 +21,6 @@ both_backends!(
     cursor_pages_continue_across_rows_of_the_same_instant,
     user_groups_come_with_the_user_and_only_when_wanted,
 );
-
-/// A clock that stands still until moved.
-#[derive(Debug)]
-struct StepClock(Mutex<DateTime<Utc>>);
-
-impl StepClock {
-    fn new() -> Arc<Self> {
-        Arc::new(StepClock(Mutex::new(Utc::now())))
-    }
-
-    fn advance_ms(&self, ms: i64) {
-        *self.0.lock().unwrap() += chrono::Duration::milliseconds(ms);
-    }
-}
-
-impl Clock for StepClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-}
 
 async fn admin(app: &TestApp, token: &str, method: Method, path: &str) -> Res {
     read(

@@ -5,7 +5,7 @@
 use reqwest::StatusCode;
 
 use crate::both_backends;
-use crate::helpers::Backend;
+use crate::helpers::{Backend, StepClock};
 use crate::lifecycle::app_with_rules;
 use crate::users_crud::clinician;
 
@@ -13,16 +13,6 @@ both_backends!(
     concurrent_creates_each_get_their_own_outcome,
     deactivations_past_the_partners_hourly_limit_are_refused,
 );
-
-/// A clock that stands still until moved.
-#[derive(Debug)]
-struct StepClock(std::sync::Mutex<chrono::DateTime<chrono::Utc>>);
-
-impl guestbridge::clock::Clock for StepClock {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        *self.0.lock().unwrap()
-    }
-}
 
 const LIMITED: &str = r#"
 [[app]]
@@ -42,7 +32,7 @@ grants = [{ app = "ehr-viewer", role = "reader" }]
 "#;
 
 async fn deactivations_past_the_partners_hourly_limit_are_refused(backend: Backend) {
-    let clock = std::sync::Arc::new(StepClock(std::sync::Mutex::new(chrono::Utc::now())));
+    let clock = StepClock::new();
     let app =
         crate::helpers::spawn_with_clock(backend, &[("rules.toml", LIMITED)], &[], clock.clone())
             .await;
@@ -117,7 +107,7 @@ async fn deactivations_past_the_partners_hourly_limit_are_refused(backend: Backe
     });
     let res = acme.patch(&format!("/Users/{}", ids[0]), &back).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
-    *clock.0.lock().unwrap() += chrono::Duration::hours(1);
+    clock.advance_ms(60 * 60 * 1000);
     let later = acme.patch(&format!("/Users/{}", ids[2]), &deactivate).await;
     assert_eq!(later.status, StatusCode::OK, "{}", later.body);
     let gone = acme.delete(&format!("/Users/{}", ids[3])).await;
