@@ -593,7 +593,7 @@ pub async fn run<R: Read>(
     if opts.dry_run {
         // A dry run writes nothing but its record.
         w.rollback().await.map_err(ServiceError::from)?;
-        w = Work::begin(&deps.db).await.map_err(ServiceError::from)?;
+        w = Work::begin(&deps.db);
     }
     import_store::insert(
         w.conn().await.map_err(ServiceError::from)?,

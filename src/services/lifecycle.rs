@@ -470,7 +470,7 @@ pub async fn remove_for_user(
 pub async fn approve(deps: &Deps, actor: &Actor, guest_id: &str) -> Result<GuestRow, ServiceError> {
     let now = deps.clock.now();
     let now_ms = to_millis(now);
-    let mut w = Work::begin(&deps.db).await?;
+    let mut w = Work::begin(&deps.db);
     let guest = guest_store::get(w.conn().await?, guest_id)
         .await?
         .ok_or(ServiceError::NotFound)?;

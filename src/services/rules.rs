@@ -274,7 +274,7 @@ pub async fn reload(
             for (u, doc) in &page.users {
                 report.people += 1;
                 let (person, prior) = page.person(u, doc);
-                let mut w = Work::begin(&deps.db).await?;
+                let mut w = Work::begin(&deps.db);
                 let outcome = lifecycle::reconcile(
                     &mut w,
                     &rules,

@@ -162,7 +162,7 @@ pub async fn create(
     body: &Value,
 ) -> Result<User, ServiceError> {
     let doc = resource::normalize(body, &USER_RESOURCE, WriteMode::Create)?;
-    let mut w = Work::begin(&deps.db).await?;
+    let mut w = Work::begin(&deps.db);
     let created = match insert_in(&mut w, deps, actor, partner, doc, "scim:user.created", &[]).await
     {
         Ok(user) => w.commit().await.map(|_| user).map_err(ServiceError::from),
@@ -510,7 +510,7 @@ pub async fn replace(
         WriteMode::Replace { id },
     )?);
     let now = deps.now_ms();
-    let mut w = Work::begin(&deps.db).await?;
+    let mut w = Work::begin(&deps.db);
     let current = load_for_write(&mut w, partner, id).await?;
     check_if_match(if_match, &current)?;
     let user = save(&mut w, actor, partner, &current, doc, "user.replaced", now).await?;
@@ -546,7 +546,7 @@ pub async fn patch(
     if_match: Option<&str>,
 ) -> Result<User, ServiceError> {
     let now = deps.now_ms();
-    let mut w = Work::begin(&deps.db).await?;
+    let mut w = Work::begin(&deps.db);
     let current = load_for_write(&mut w, partner, id).await?;
     check_if_match(if_match, &current)?;
     let patched = patch::apply_patch_with_id(&current.doc, ops, &USER_RESOURCE, id)?;
@@ -616,7 +616,7 @@ async fn refuse_deactivation(
 ) -> ServiceError {
     tracing::warn!(partner = %partner.slug, limit, "deactivation refused: the partner's hourly limit is reached");
     let audited = async {
-        let mut w = Work::begin(&deps.db).await?;
+        let mut w = Work::begin(&deps.db);
         audit_user(
             &mut w,
             actor,
@@ -653,7 +653,7 @@ pub async fn delete(
     if_match: Option<&str>,
 ) -> Result<(), ServiceError> {
     let now = deps.now_ms();
-    let mut w = Work::begin(&deps.db).await?;
+    let mut w = Work::begin(&deps.db);
     let current = load_for_write(&mut w, partner, id).await?;
     check_if_match(if_match, &current)?;
     if current.row.active {

@@ -140,18 +140,21 @@ impl Db {
         &self.group
     }
 
-    /// How long a writer waits for its turn (see the field).
-    pub(crate) fn writer_wait(&self) -> Duration {
-        self.writer_wait
-    }
-
     /// Wait for this process's writer turn (SQLite only); `PoolTimedOut` after the busy timeout.
     pub(crate) async fn writer_turn(&self) -> Result<Option<OwnedSemaphorePermit>, DbError> {
-        let Some(writers) = &self.writers else {
-            return Ok(None);
-        };
-        match tokio::time::timeout(self.writer_wait, writers.clone().acquire_owned()).await {
-            Ok(Ok(turn)) => Ok(Some(turn)),
+        match &self.writers {
+            Some(writers) => self.wait_turn(writers).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The one permit of `turns`, waited for at most `writer_wait`: `PoolTimedOut` after it.
+    pub(crate) async fn wait_turn(
+        &self,
+        turns: &Arc<Semaphore>,
+    ) -> Result<OwnedSemaphorePermit, DbError> {
+        match tokio::time::timeout(self.writer_wait, turns.clone().acquire_owned()).await {
+            Ok(Ok(turn)) => Ok(turn),
             Ok(Err(_closed)) => Err(DbError::PoolClosed),
             Err(_elapsed) => Err(DbError::PoolTimedOut),
         }

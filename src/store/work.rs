@@ -187,9 +187,9 @@ pub struct Work {
 
 impl Work {
     /// Start a unit of work on `db`; its transaction begins at its first statement
-    /// (see [`Db::begin_write`]).
-    pub async fn begin(db: &Db) -> Result<Work, DbError> {
-        Ok(Work::new(db, None))
+    /// (see [`Db::begin_write`]), so starting one neither waits nor fails.
+    pub fn begin(db: &Db) -> Work {
+        Work::new(db, None)
     }
 
     /// Begin a long unit of work (see [`Db::begin_bulk_write`]).
@@ -393,13 +393,9 @@ impl Group {
 
     /// SQLite's writer turn, or the group's own where writers run concurrently.
     async fn turn(&self, db: &Db) -> Result<OwnedSemaphorePermit, DbError> {
-        if let Some(turn) = db.writer_turn().await? {
-            return Ok(turn);
-        }
-        match tokio::time::timeout(db.writer_wait(), self.leader.clone().acquire_owned()).await {
-            Ok(Ok(turn)) => Ok(turn),
-            Ok(Err(_closed)) => Err(DbError::PoolClosed),
-            Err(_elapsed) => Err(DbError::PoolTimedOut),
+        match db.writer_turn().await? {
+            Some(turn) => Ok(turn),
+            None => db.wait_turn(&self.leader).await,
         }
     }
 
@@ -544,7 +540,7 @@ mod tests {
         for i in 0..64 {
             let db = db.clone();
             tasks.push(tokio::spawn(async move {
-                let mut w = Work::begin(&db).await.unwrap();
+                let mut w = Work::begin(&db);
                 w.queue(Table::Audit, audit_row(&format!("a{i:02}")));
                 w.commit().await
             }));
@@ -555,7 +551,7 @@ mod tests {
         let expected: Vec<String> = (0..64).map(|i| format!("a{i:02}")).collect();
         assert_eq!(actions(&db).await, expected);
 
-        let mut w = Work::begin(&db).await.unwrap();
+        let mut w = Work::begin(&db);
         w.queue(Table::Audit, audit_row("zz"));
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log")
             .fetch_one(w.conn().await.unwrap())
