@@ -2,8 +2,9 @@
 //! (standard columns, groups included) and measures, per backend:
 //! - the bound: sqlx inserting the same rows into `scim_users` with prepared single-row
 //!   INSERTs in transactions of 1,000 rows, no logic (the CSV is read and parsed the same way),
-//!   on a pool connection as sqlx opens it and on one tuned as an import's is (wide page
-//!   cache, in-memory statement journals); the target is judged against the faster of the two;
+//!   on Guestbridge's write connection (`Db::begin_write`) and on one tuned as an import's is
+//!   (wider page cache, in-memory statement journals); the target is judged against the
+//!   faster of the two;
 //! - the import: `services::import::run` in delta mode under the shipped rules (normalisation,
 //!   uniqueness, leaf values, audit, rule evaluation, guests, grants, invitations, sync outbox),
 //!   rows/s and the ratio to the bound (target ≥ 50 % on SQLite at 100,000 rows);
@@ -168,9 +169,9 @@ async fn fresh(database_url: &str) -> (Deps, Partner) {
     (deps, partner)
 }
 
-/// The raw bound: the same rows, parsed from the same file, inserted with no logic, on a
-/// pool connection as sqlx opens it, or (`tuned`) on a connection set up as an import's is
-/// (`Db::begin_bulk_write`: wide page cache, in-memory statement journals).
+/// The raw bound: the same rows, parsed from the same file, inserted with no logic, on
+/// Guestbridge's write connection (`Db::begin_write`), or (`tuned`) on a connection set up
+/// as an import's is (`Db::begin_bulk_write`: wider page cache, in-memory statement journals).
 async fn raw_insert(deps: &Deps, partner: &Partner, file: &Path, tuned: bool) -> u64 {
     let mut reader = csv::Reader::from_path(file).expect("roster");
     let begin = || async {
