@@ -515,10 +515,7 @@ pub async fn replace(
     check_if_match(if_match, &current)?;
     let user = save(&mut w, actor, partner, &current, doc, "user.replaced", now).await?;
     if current.row.active && !user.row.active {
-        if let Some(limit) = over_deactivation_limit(&mut w, deps, partner, now).await? {
-            w.rollback().await?;
-            return Err(refuse_deactivation(deps, actor, partner, id, limit, now).await);
-        }
+        w = count_deactivation(w, deps, actor, partner, id, now).await?;
     }
     reconcile_user(
         &mut w,
@@ -560,10 +557,7 @@ pub async fn patch(
     }
     let user = save(&mut w, actor, partner, &current, doc, "user.patched", now).await?;
     if current.row.active && !user.row.active {
-        if let Some(limit) = over_deactivation_limit(&mut w, deps, partner, now).await? {
-            w.rollback().await?;
-            return Err(refuse_deactivation(deps, actor, partner, id, limit, now).await);
-        }
+        w = count_deactivation(w, deps, actor, partner, id, now).await?;
     }
     reconcile_user(
         &mut w,
@@ -584,24 +578,30 @@ pub async fn patch(
 const HOUR_MS: i64 = 60 * 60 * 1000;
 
 /// Count one deactivation (or deletion of an active person) against the partner's
-/// `max_deactivations_per_hour`, in `w`; the limit when this one is past it. The caller then
-/// rolls `w` back, count included, and refuses ([`refuse_deactivation`]).
-async fn over_deactivation_limit(
-    w: &mut Work,
+/// `max_deactivations_per_hour`, in `w`, and hand `w` back. Past the limit, `w` is rolled back
+/// (count included) and the refusal is audited and returned ([`refuse_deactivation`]).
+async fn count_deactivation(
+    mut w: Work,
     deps: &Deps,
+    actor: &Actor,
     partner: &Partner,
+    user_id: &str,
     now: i64,
-) -> Result<Option<u32>, ServiceError> {
+) -> Result<Work, ServiceError> {
     let Some(limit) = deps
         .rules()
         .policy(partner.slug.as_str())
         .max_deactivations_per_hour
     else {
-        return Ok(None);
+        return Ok(w);
     };
     let key = format!("deactivations:{}", partner.id);
     let count = rate_limits::hit(w.conn().await?, &key, now, HOUR_MS).await?;
-    Ok((count > i64::from(limit)).then_some(limit))
+    if count <= i64::from(limit) {
+        return Ok(w);
+    }
+    w.rollback().await?;
+    Err(refuse_deactivation(deps, actor, partner, user_id, limit, now).await)
 }
 
 /// The refusal of a deactivation past the partner's limit, audited (after the refused unit
@@ -657,10 +657,7 @@ pub async fn delete(
     let current = load_for_write(&mut w, partner, id).await?;
     check_if_match(if_match, &current)?;
     if current.row.active {
-        if let Some(limit) = over_deactivation_limit(&mut w, deps, partner, now).await? {
-            w.rollback().await?;
-            return Err(refuse_deactivation(deps, actor, partner, id, limit, now).await);
-        }
+        w = count_deactivation(w, deps, actor, partner, id, now).await?;
     }
     let cause = lifecycle::Cause {
         actor,
