@@ -281,25 +281,33 @@ impl Templates {
         lang: Option<&str>,
         ctx: &serde_json::Value,
     ) -> Result<RenderedMail, TemplateError> {
+        let (prefix, lang) = self.find_set(name, partner, lang)?;
+        self.render_set(&prefix, name, &lang, ctx)
+    }
+
+    /// Whether `render` would find a set named `name` for this partner and language.
+    pub fn has(&self, name: &str, partner: Option<&str>, lang: Option<&str>) -> bool {
+        self.find_set(name, partner, lang).is_ok()
+    }
+
+    /// The (folder prefix, language) of the set `render` uses: the first candidate present.
+    fn find_set(
+        &self,
+        name: &str,
+        partner: Option<&str>,
+        lang: Option<&str>,
+    ) -> Result<(String, String), TemplateError> {
         let mut looked_for = Vec::new();
         for (prefix, lang) in candidates(partner, lang) {
             let subject = format!("{prefix}{name}.{lang}.{}", Part::Subject.suffix());
             if self.files.contains_key(&subject) {
-                return self.render_set(&prefix, name, &lang, ctx);
+                return Ok((prefix, lang));
             }
             looked_for.push(format!("{prefix}{name}.{lang}.*"));
         }
         Err(TemplateError::NotFound {
             name: name.to_owned(),
             looked_for,
-        })
-    }
-
-    /// Whether `render` would find a set named `name` for this partner and language.
-    pub fn has(&self, name: &str, partner: Option<&str>, lang: Option<&str>) -> bool {
-        candidates(partner, lang).iter().any(|(prefix, lang)| {
-            let subject = format!("{prefix}{name}.{lang}.{}", Part::Subject.suffix());
-            self.files.contains_key(&subject)
         })
     }
 
