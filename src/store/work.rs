@@ -372,12 +372,15 @@ impl Group {
                     waiting.drain(..n).collect()
                 };
                 // The batch is written by a task of its own: were this request cancelled (its
-                // client gone), the other units' outcomes must still be decided and told.
-                let db = db.clone();
-                tokio::spawn(async move {
-                    commit_batch(&db, batch).await;
-                    drop(turn);
-                });
+                // client gone), the other units' outcomes must still be decided and told. An
+                // empty list means an earlier turn took this unit too.
+                if !batch.is_empty() {
+                    let db = db.clone();
+                    tokio::spawn(async move {
+                        commit_batch(&db, batch).await;
+                        drop(turn);
+                    });
+                }
             }
             Err(e) => {
                 let mut waiting = self.waiting_list();
@@ -413,7 +416,7 @@ fn received(result: Result<Result<(), DbError>, oneshot::error::RecvError>) -> R
 async fn commit_batch(db: &Db, batch: Vec<Waiting>) {
     let started = std::time::Instant::now();
     let units = batch.len();
-    if batch.len() > 1 {
+    if units > 1 {
         let mut merged = empty_queues();
         for unit in &batch {
             for (all, rows) in merged.iter_mut().zip(&unit.queued) {
