@@ -48,6 +48,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Act on one guest.
+    Guest {
+        #[command(subcommand)]
+        command: GuestCommand,
+    },
     /// Run or list the scheduled jobs.
     Jobs {
         #[command(subcommand)]
@@ -89,6 +94,16 @@ pub enum Command {
         partner: String,
         /// The person's SCIM userName.
         user_name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GuestCommand {
+    /// Send a guest a new invitation (the old link stops working). A guest suspended as
+    /// declined, lapsed or inactive is invited again.
+    Reinvite {
+        /// The guest's id.
+        id: String,
     },
 }
 
@@ -586,6 +601,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .context("issuing admin token")?;
             println!("admin API bearer token (shown once):");
             println!("{token}");
+            Ok(())
+        }
+        Command::Guest {
+            command: GuestCommand::Reinvite { id },
+        } => {
+            let deps = deps(&settings).await?;
+            services::invitations::resend(&deps, &cli_actor(), &id)
+                .await
+                .map_err(|e| service_error(e, &format!("guest {id}")))?;
+            println!("guest {id} invited");
             Ok(())
         }
         Command::Admin {

@@ -10,6 +10,7 @@
 //!            deactivate / expire / no grants / decline
 //!                                      ▼
 //!                                  Suspended ──restore──► (state before suspension)
+//!            (declined / lapsed / inactive) ──admin re-invites──► Invited
 //!   any state ── partner deletes the person / admin removes ──► Removed (final)
 //! ```
 
@@ -69,6 +70,9 @@ pub enum Event {
     /// The reason for a suspension went away (reactivated, granted again). `redeemed` and
     /// `approved` say where the guest had got to before.
     Restore { redeemed: bool, approved: bool },
+    /// An admin invites again a guest who declined, let the invitation lapse or went
+    /// inactive (the reasons that are the guest's own, which no partner or rule change undoes).
+    Reinvite,
     /// The partner deleted the person, or an admin removed the guest.
     Remove,
 }
@@ -120,6 +124,10 @@ pub fn transition(from: GuestState, event: Event) -> Result<GuestState, InvalidT
             PendingApproval
         }),
         (PendingApproval | Invited | Active, Event::Restore { .. }) => Ok(from),
+
+        (Suspended(R::Declined | R::Lapsed | R::Inactive) | Invited, Event::Reinvite) => {
+            Ok(Invited)
+        }
         _ => invalid,
     }
 }
@@ -212,6 +220,27 @@ mod tests {
         Removed,
         Removed,
     ];
+
+    #[test]
+    fn only_the_guests_own_suspensions_are_undone_by_a_new_invitation() {
+        for reason in [R::Declined, R::Lapsed, R::Inactive] {
+            assert_eq!(
+                transition(Suspended(reason), Event::Reinvite).unwrap(),
+                Invited
+            );
+        }
+        assert_eq!(transition(Invited, Event::Reinvite).unwrap(), Invited);
+        for from in [
+            PendingApproval,
+            Active,
+            Suspended(R::Deactivated),
+            Suspended(R::Expired),
+            Suspended(R::NoGrants),
+            Removed,
+        ] {
+            assert!(transition(from, Event::Reinvite).is_err(), "{from}");
+        }
+    }
 
     #[test]
     fn the_happy_path() {

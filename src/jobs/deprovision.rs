@@ -5,10 +5,9 @@
 use chrono::Duration;
 use serde_json::json;
 
-use super::{apply_event, Counts, JobContext, JobError, BATCH};
+use super::{apply_event, lock_guest, Counts, JobContext, JobError, BATCH};
 use crate::domain::lifecycle::Event;
 use crate::services::invitations::audit_guest;
-use crate::store::guests as guest_store;
 use crate::store::jobs as job_store;
 
 pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
@@ -18,7 +17,7 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
 
     for (guest_id, _) in job_store::guests_of_inactive_people(&mut conn, BATCH * 20).await? {
         let mut tx = ctx.deps.db.begin_write().await?;
-        if let Some(g) = guest_store::get(&mut tx, &guest_id).await? {
+        if let Some(g) = lock_guest(&mut tx, &guest_id).await? {
             if apply_event(&mut tx, ctx, &g, Event::Deactivate).await? {
                 *counts.entry("deactivated").or_default() += 1;
             }
@@ -29,7 +28,7 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
     let cutoff = now - Duration::days(i64::from(ctx.settings.inactivity_days)).num_milliseconds();
     for guest_id in job_store::guests_inactive_since(&mut conn, cutoff, BATCH * 20).await? {
         let mut tx = ctx.deps.db.begin_write().await?;
-        if let Some(g) = guest_store::get(&mut tx, &guest_id).await? {
+        if let Some(g) = lock_guest(&mut tx, &guest_id).await? {
             if apply_event(&mut tx, ctx, &g, Event::Inactivity).await? {
                 *counts.entry("inactive").or_default() += 1;
             }
@@ -40,7 +39,7 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
     let retention = now - Duration::days(i64::from(ctx.settings.retention_days)).num_milliseconds();
     for guest_id in job_store::removed_before(&mut conn, retention, BATCH * 20).await? {
         let mut tx = ctx.deps.db.begin_write().await?;
-        if let Some(g) = guest_store::get(&mut tx, &guest_id).await? {
+        if let Some(g) = lock_guest(&mut tx, &guest_id).await? {
             job_store::erase_guest(&mut tx, &guest_id, &format!("erased:{guest_id}")).await?;
             audit_guest(
                 &mut tx,

@@ -1,15 +1,18 @@
-//! `expiry`: warn guests (and sponsors) K days before a grant ends, once per grant end; at
-//! the end, a guest with no grant left is suspended.
+//! `expiry`: warn guests (and sponsors) K days before a grant ends, once per grant end. When
+//! a grant ends, the sync targets are told (the guest loses that app), and a guest with no
+//! grant left is suspended instead, which tells them too.
 
 use chrono::Duration;
 use serde_json::json;
 
-use super::{apply_event, Counts, JobContext, JobError, BATCH};
+use std::collections::BTreeMap;
+
+use super::{apply_event, grants_ended, lock_guest, Counts, JobContext, JobError, BATCH};
 use crate::clock::from_millis;
 use crate::domain::lifecycle::Event;
 use crate::services::mailer::{self, MailRequest};
 use crate::store::guests as guest_store;
-use crate::store::jobs as job_store;
+use crate::store::jobs::{self as job_store, GrantEnd};
 
 pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
     let mut counts = Counts::new();
@@ -18,14 +21,15 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
         now + Duration::days(i64::from(ctx.settings.expiry_warning_days)).num_milliseconds();
     let rules = ctx.deps.rules();
     // Warnings: every grant ending within the horizon, each end warned once.
-    let mut from = now;
+    let mut after = None;
     loop {
         let ending = {
             let mut conn = ctx.deps.db.pool().acquire().await?;
-            job_store::grants_ending(&mut conn, from, horizon, BATCH).await?
+            job_store::grants_ending(&mut conn, now, horizon, after.as_ref(), BATCH).await?
         };
-        let Some(last) = ending.last() else { break };
-        let next_from = last.4;
+        let Some(last) = ending.last().cloned() else {
+            break;
+        };
         for (guest_id, app, role, rule, until) in &ending {
             let key = format!("expiry_warning:{guest_id}:{app}:{role}:{rule}:{until}");
             let mut tx = ctx.deps.db.begin_write().await?;
@@ -74,32 +78,75 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
         if ending.len() < BATCH as usize {
             break;
         }
-        from = next_from;
+        after = Some(last);
     }
-    // Ends: guests whose last grant has ended.
+    end_grants(ctx, &mut counts).await?;
+    // Guests whose last grant ended without the grant's end being seen (ends recorded
+    // before the job noticed ends one by one).
+    let mut after = None;
     loop {
         let due = {
             let mut conn = ctx.deps.db.pool().acquire().await?;
-            job_store::guests_expired(&mut conn, now, BATCH).await?
+            job_store::guests_expired(&mut conn, now, after.as_ref(), BATCH).await?
         };
-        let mut changed = 0;
         // One transaction per batch: each guest's change is still whole, and a batch that
         // fails is simply done again by the next run.
         let mut tx = ctx.deps.db.begin_write().await?;
-        for id in &due {
-            let Some(guest) = guest_store::get(&mut tx, id).await? else {
+        for (_, id) in &due {
+            let Some(guest) = lock_guest(&mut tx, id).await? else {
                 continue;
             };
             if apply_event(&mut tx, ctx, &guest, Event::Expire).await? {
-                changed += 1;
+                *counts.entry("expired").or_default() += 1;
             }
         }
         tx.commit().await?;
-        if changed > 0 {
-            *counts.entry("expired").or_default() += changed;
-        }
-        if changed == 0 || due.len() < BATCH as usize {
+        if due.len() < BATCH as usize {
             return Ok(counts);
+        }
+        after = due.last().cloned();
+    }
+}
+
+/// Act on every grant end due by now, once each: a guest left with no current grant
+/// expires; one who keeps others is synced without the ended grant.
+async fn end_grants(ctx: &JobContext<'_>, counts: &mut Counts) -> Result<(), JobError> {
+    let now = ctx.now_ms();
+    loop {
+        let ended = {
+            let mut conn = ctx.deps.db.pool().acquire().await?;
+            job_store::grants_ended(&mut conn, now, BATCH).await?
+        };
+        let mut by_guest: BTreeMap<&str, Vec<&GrantEnd>> = BTreeMap::new();
+        for end in &ended {
+            by_guest.entry(end.0.as_str()).or_default().push(end);
+        }
+        let mut tx = ctx.deps.db.begin_write().await?;
+        for (guest_id, ends) in by_guest {
+            for end in &ends {
+                job_store::mark_end_seen(&mut tx, end, now).await?;
+            }
+            let Some(guest) = lock_guest(&mut tx, guest_id).await? else {
+                continue;
+            };
+            let current = guest_store::grants(&mut tx, guest_id)
+                .await?
+                .iter()
+                .any(|g| g.valid_until.is_none_or(|u| u > now));
+            *counts.entry("grants_ended").or_default() += ends.len() as u64;
+            if !current && apply_event(&mut tx, ctx, &guest, Event::Expire).await? {
+                *counts.entry("expired").or_default() += 1;
+                continue;
+            }
+            let ends: Vec<_> = ends
+                .iter()
+                .map(|(_, app, role, rule, until)| (app.as_str(), role.as_str(), rule.as_str(), *until))
+                .collect();
+            grants_ended(&mut tx, ctx, &guest, &ends).await?;
+        }
+        tx.commit().await?;
+        if ended.len() < BATCH as usize {
+            return Ok(());
         }
     }
 }

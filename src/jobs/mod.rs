@@ -17,14 +17,14 @@ use serde_json::json;
 
 use crate::clock::{to_millis, FixedClock};
 use crate::config::{JobSettings, Settings};
-use crate::domain::lifecycle::{transition, Event, GuestState};
+use crate::domain::lifecycle::Event;
 use crate::mail::smtp::SmtpSender;
-use crate::services::invitations::{audit_guest, partner_of};
+use crate::services::invitations::partner_of;
 use crate::services::outbox::{self, RetryPolicy};
-use crate::services::{Actor, Deps, ServiceError};
-use crate::store::guests::{self as guest_store, GuestRow};
+use crate::services::{access, Actor, Deps, ServiceError};
+use crate::store::guests::GuestRow;
 use crate::store::jobs as job_store;
-use crate::store::{invitations as inv_store, sessions as session_store, Tx};
+use crate::store::Tx;
 
 /// Every job, in the order `jobs list` shows them.
 pub const JOBS: &[&str] = &[
@@ -136,6 +136,15 @@ pub async fn run_once(
         },
         sync: &settings.sync,
     };
+    // The lease is renewed while the run works, so a run longer than the lease is not
+    // joined by a second one; a run that lost it anyway (stalled past it) overlaps at worst,
+    // and every job re-checks what is due in the transaction that acts on it.
+    let renewal = keep_lease(
+        deps.db.clone(),
+        name.to_string(),
+        instance.to_string(),
+        i64::from(settings.jobs.lease_seconds) * 1000,
+    );
     let result = match name {
         "reminders" => reminders::run_once(&ctx).await,
         "expiry" => expiry::run_once(&ctx).await,
@@ -144,6 +153,7 @@ pub async fn run_once(
         "housekeeping" => housekeeping::run_once(&ctx).await,
         _ => run_outbox(&ctx, instance).await,
     };
+    drop(renewal);
     let mut conn = deps.db.pool().acquire().await?;
     let finished = to_millis(Utc::now());
     match &result {
@@ -178,6 +188,40 @@ pub async fn run_once(
     })
 }
 
+/// A task that stops when dropped, so a cancelled run stops renewing its lease.
+struct Renewal(tokio::task::JoinHandle<()>);
+
+impl Drop for Renewal {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Renew a job's lease every third of its length while the returned guard lives.
+fn keep_lease(db: crate::store::Db, job: String, owner: String, lease_ms: i64) -> Renewal {
+    Renewal(tokio::spawn(async move {
+        let every = std::time::Duration::from_millis(u64::try_from(lease_ms / 3).unwrap_or(1).max(1));
+        loop {
+            tokio::time::sleep(every).await;
+            let wall = to_millis(Utc::now());
+            let renewed = match db.pool().acquire().await {
+                Ok(mut conn) => {
+                    job_store::renew_lease(&mut conn, &job, &owner, wall, wall + lease_ms).await
+                }
+                Err(e) => Err(e),
+            };
+            match renewed {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(job = %job, "job lease lost while running; another run may overlap");
+                    return;
+                }
+                Err(e) => tracing::warn!(job = %job, error = %e, "could not renew the job lease"),
+            }
+        }
+    }))
+}
+
 async fn run_outbox(ctx: &JobContext<'_>, instance: &str) -> Result<Counts, JobError> {
     let mut counts = Counts::new();
     let Some(smtp) = ctx.smtp else {
@@ -191,54 +235,44 @@ async fn run_outbox(ctx: &JobContext<'_>, instance: &str) -> Result<Counts, JobE
     Ok(counts)
 }
 
-fn state_of(g: &GuestRow) -> Result<GuestState, ServiceError> {
-    g.state
-        .parse()
-        .map_err(|e: crate::domain::lifecycle::UnknownState| ServiceError::Corrupt(e.to_string()))
+/// The guest `id`, locked for a change in `tx` (see `services::access::lock`). Jobs read a
+/// guest they may change this way, so a run decides on what another instance just wrote.
+pub(crate) async fn lock_guest(tx: &mut Tx, id: &str) -> Result<Option<GuestRow>, JobError> {
+    Ok(access::lock(tx, id).await?)
 }
 
-/// Apply a lifecycle event to a guest in `tx`, with audit; when access ends, open
-/// invitations are voided and sessions ended. Returns whether the state changed.
+/// Apply a lifecycle event to a guest (read with [`lock_guest`]) in `tx`. This is the only
+/// way a job changes a guest's access, and it goes through `services::access`, which writes
+/// the audit entry, ends open invitations and sessions when access ends, and queues the sync
+/// targets' events. Returns whether the state changed.
 pub(crate) async fn apply_event(
     tx: &mut Tx,
     ctx: &JobContext<'_>,
     guest: &GuestRow,
     event: Event,
 ) -> Result<bool, JobError> {
-    let from = state_of(guest)?;
-    let Ok(to) = transition(from, event) else {
-        return Ok(false);
-    };
-    if to == from {
-        return Ok(false);
-    }
-    let now = ctx.now_ms();
-    guest_store::update(
+    let applied = access::apply(
         tx,
-        &GuestRow {
-            state: to.to_string(),
-            updated_at: now,
-            ..guest.clone()
-        },
-    )
-    .await?;
-    audit_guest(
-        tx,
+        ctx.deps,
         &ctx.actor,
+        &ctx.actor.label,
         guest,
-        "guest.state_changed",
-        json!({"from": from.to_string(), "to": to.to_string(), "event": format!("{event:?}"), "cause": {"via": ctx.actor.label, "run": ctx.actor.request_id}}),
-        now,
+        event,
+        json!({"run": ctx.actor.request_id}),
+        |_| {},
     )
     .await?;
-    if !matches!(
-        to,
-        GuestState::Invited | GuestState::Active | GuestState::PendingApproval
-    ) {
-        inv_store::revoke_open(tx, &guest.id, now).await?;
-        session_store::delete_guest_sessions(tx, &guest.id).await?;
-    }
-    Ok(true)
+    Ok(matches!(applied, access::Applied::Changed { .. }))
+}
+
+/// Some of a guest's grants ended while others go on (see `services::access::grants_ended`).
+pub(crate) async fn grants_ended(
+    tx: &mut Tx,
+    ctx: &JobContext<'_>,
+    guest: &GuestRow,
+    ended: &[(&str, &str, &str, i64)],
+) -> Result<bool, JobError> {
+    Ok(access::grants_ended(tx, ctx.deps, &ctx.actor, &ctx.actor.label, guest, ended).await?)
 }
 
 /// A job's view of a guest's partner (for mail templates).

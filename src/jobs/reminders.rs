@@ -5,13 +5,12 @@
 use chrono::Duration;
 use serde_json::json;
 
-use super::{apply_event, partner_for, Counts, JobContext, JobError, BATCH};
+use super::{apply_event, lock_guest, partner_for, Counts, JobContext, JobError, BATCH};
 use crate::clock::from_millis;
 use crate::domain::lifecycle::Event;
 use crate::domain::GuestState;
 use crate::services::invitations::{audit_guest, granted_apps};
 use crate::services::mailer::{self, MailRequest};
-use crate::store::guests as guest_store;
 use crate::store::jobs as job_store;
 
 pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
@@ -28,16 +27,13 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
         }
         for id in due {
             let mut tx = ctx.deps.db.begin_write().await?;
-            let inv = sqlx::query_as::<_, (String, i64, i64)>(
-                "SELECT guest_id, reminders_sent, expires_at FROM invitations WHERE id = $1",
-            )
-            .bind(&id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some((guest_id, sent, _expires)) = inv else {
+            // Due-ness is decided again here, under the lock, not from the list: two runs at
+            // one instant list the same invitations, and only the first to get here acts.
+            let Some((guest_id, sent)) = job_store::lock_due_invitation(&mut tx, &id, now).await?
+            else {
                 continue;
             };
-            let Some(guest) = guest_store::get(&mut tx, &guest_id).await? else {
+            let Some(guest) = lock_guest(&mut tx, &guest_id).await? else {
                 continue;
             };
             if guest.state.parse::<GuestState>().ok() != Some(GuestState::Invited) {

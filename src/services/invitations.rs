@@ -22,7 +22,7 @@ use crate::store::{partners as partner_store, sessions as session_store, Tx};
 /// The version of the consent text shown on the invitation page; recorded with each decision.
 pub const CONSENT_VERSION: &str = "2026-11-v1";
 
-fn guest_entry<'a>(
+pub(crate) fn audit_entry<'a>(
     actor: &'a Actor,
     guest: &'a GuestRow,
     action: &'a str,
@@ -47,7 +47,7 @@ fn queue_audit(
     detail: Value,
     now: i64,
 ) {
-    audit::queue(w, &guest_entry(actor, guest, action, detail), now);
+    audit::queue(w, &audit_entry(actor, guest, action, detail), now);
 }
 
 pub(crate) async fn audit_guest(
@@ -58,7 +58,7 @@ pub(crate) async fn audit_guest(
     detail: Value,
     now: i64,
 ) -> Result<(), ServiceError> {
-    audit::append(tx, &guest_entry(actor, guest, action, detail), now).await?;
+    audit::append(tx, &audit_entry(actor, guest, action, detail), now).await?;
     Ok(())
 }
 
@@ -244,9 +244,18 @@ pub async fn after_reconcile(
     let (Some(guest), Some(to)) = (&outcome.guest, &outcome.to) else {
         return Ok(());
     };
-    if outcome.changed() {
-        super::sync::emit_known(w, deps, partner.slug.as_str(), guest, &outcome.grants, doc);
-    }
+    // Every reconciliation asks: a change of name or address matters to targets as much as
+    // one of state or grants, and an unchanged snapshot sends nothing.
+    super::sync::emit_known(
+        w,
+        deps,
+        partner.slug.as_str(),
+        guest,
+        &outcome.grants,
+        doc,
+        outcome.created,
+    )
+    .await?;
     if outcome.from.as_deref() == Some(to.as_str()) && !outcome.created {
         return Ok(());
     }
@@ -281,20 +290,62 @@ pub async fn after_reconcile(
     Ok(())
 }
 
-/// An admin re-sends an invitation: a new link, the old one void.
+/// An admin invites a guest again: a new link, the old one void. A guest suspended for a
+/// reason of their own (declined, let the invitation lapse, went inactive) is restored to
+/// invited through the state machine, provided the partner still sends the person and the
+/// rules still grant something; other suspensions end when their cause does.
 pub async fn resend(deps: &Deps, actor: &Actor, guest_id: &str) -> Result<(), ServiceError> {
+    let now = deps.now_ms();
     let mut tx = deps.db.begin_write().await?;
-    let guest = guest_store::get(&mut tx, guest_id)
+    let mut guest = guest_store::get_locked(&mut tx, guest_id)
         .await?
         .ok_or(ServiceError::NotFound)?;
-    if parse_state(&guest)? != GuestState::Invited {
-        return Err(ServiceError::Conflict(format!(
-            "only invited guests can be re-invited; this guest is {}",
-            guest.state
-        )));
+    let grants = guest_store::grants(&mut tx, guest_id).await?;
+    let state = parse_state(&guest)?;
+    if state != GuestState::Invited {
+        let person_active = crate::store::users::get(&mut tx, &guest.partner_id, &guest.user_id)
+            .await?
+            .is_some_and(|u| u.active);
+        let granted = grants
+            .iter()
+            .any(|g| g.valid_until.is_none_or(|u| u > now));
+        if !person_active || !granted {
+            return Err(ServiceError::Conflict(format!(
+                "this guest is {} and cannot be invited again: {}",
+                guest.state,
+                if person_active {
+                    "the rules grant them nothing now"
+                } else {
+                    "the partner no longer sends this person as active"
+                }
+            )));
+        }
+        match super::access::apply(
+            &mut tx,
+            deps,
+            actor,
+            "admin:reinvite",
+            &guest,
+            Event::Reinvite,
+            json!({}),
+            |g| {
+                g.invited_at = Some(now);
+                // They redeem the new invitation; until then they have not.
+                g.redeemed_at = None;
+            },
+        )
+        .await?
+        {
+            super::access::Applied::Changed { guest: g, .. } => guest = *g,
+            _ => {
+                return Err(ServiceError::Conflict(format!(
+                    "only invited guests and guests suspended as declined, lapsed or inactive can be invited again; this guest is {}",
+                    guest.state
+                )))
+            }
+        }
     }
     let partner = partner_of(&mut tx, &guest).await?;
-    let grants = guest_store::grants(&mut tx, guest_id).await?;
     let mut w = Work::from_tx(tx, &deps.db);
     issue(&mut w, deps, actor, &guest, &grants, &partner).await?;
     w.commit().await?;

@@ -411,14 +411,19 @@ async fn apply(
     Ok(outcome)
 }
 
-/// The partner deleted the person: the guest is removed and loses every grant.
+/// The partner deleted the person: the guest is removed and loses every grant, open
+/// invitations and portal sessions end, and the sync targets are told.
 pub async fn remove_for_user(
     w: &mut Work,
-    now: DateTime<Utc>,
+    deps: &Deps,
     user_id: &str,
     cause: &Cause<'_>,
 ) -> Result<Option<String>, ServiceError> {
-    let Some(guest) = guest_store::find_by_user(w.conn().await?, user_id).await? else {
+    let now = deps.clock.now();
+    let Some(found) = guest_store::find_by_user(w.conn().await?, user_id).await? else {
+        return Ok(None);
+    };
+    let Some(guest) = guest_store::get_locked(w.conn().await?, &found.id).await? else {
         return Ok(None);
     };
     let now_ms = to_millis(now);
@@ -463,6 +468,9 @@ pub async fn remove_for_user(
             now_ms,
         );
     }
+    let conn = w.conn().await?;
+    super::access::end_access(&mut *conn, &guest.id, now_ms).await?;
+    super::sync::emit(conn, deps, &guest.id).await?;
     Ok(Some(guest.id))
 }
 

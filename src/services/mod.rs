@@ -1,6 +1,7 @@
 //! Use cases. Each public function is one transaction; SCIM handlers, the CLI and (later)
 //! CSV import and jobs call these, so every path applies the same rules, audit and outbox.
 
+pub mod access;
 pub mod groups;
 pub mod guest_auth;
 pub mod guests;

@@ -1,6 +1,10 @@
-//! Outbound sync events: whenever a guest or their grants change, an event per configured
-//! target is written in the same transaction (the outbox), carrying a snapshot of the guest
-//! as it now stands. The worker in `connectors::worker` delivers them.
+//! Outbound sync events: whenever what targets know of a guest changes (state, grants,
+//! names, address), an event per configured target is written in the same transaction (the
+//! outbox), carrying a snapshot of the guest as it now stands and the guest's event version.
+//! The snapshot's digest is kept per guest (`store::guest_sync`), so a change that leaves the
+//! snapshot as it was sends nothing, and any cause of change (SCIM, import, reload, job,
+//! admin) only has to ask for the guest's events: it cannot send too few or too many.
+//! The worker in `connectors::worker` delivers them.
 
 use chrono::Utc;
 use serde_json::{json, Map, Value};
@@ -8,6 +12,7 @@ use serde_json::{json, Map, Value};
 use super::{Deps, ServiceError};
 use crate::clock::{from_millis, to_millis, to_rfc3339};
 use crate::domain::GuestState;
+use crate::store::guest_sync;
 use crate::store::guests::{self as guest_store, GrantRow, GuestRow};
 use crate::store::sync_outbox::{self, NewSyncEvent};
 use crate::store::work::Work;
@@ -121,12 +126,25 @@ impl Event<'_> {
     }
 }
 
-/// The events for every target (none configured: none).
-fn events<'a>(deps: &'a Deps, state: Option<GuestState>, guest: &Value) -> Vec<Event<'a>> {
+/// The digest of a snapshot: what the targets were told, to compare the next one with.
+fn digest(snapshot: &Value) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(snapshot.to_string().as_bytes()))
+}
+
+/// The events for every target (none configured: none), at event version `version`.
+fn events<'a>(
+    deps: &'a Deps,
+    state: Option<GuestState>,
+    guest: &Value,
+    version: i64,
+) -> Vec<Event<'a>> {
     let now = deps.now_ms();
     // Delivery runs on the wall clock even when a job runs at another instant.
     let due = to_millis(Utc::now());
     let kind = kind_for(state);
+    let mut guest = guest.clone();
+    guest["version"] = json!(version);
     deps.portal
         .sync_targets
         .iter()
@@ -151,41 +169,73 @@ fn events<'a>(deps: &'a Deps, state: Option<GuestState>, guest: &Value) -> Vec<E
         .collect()
 }
 
-/// Queue an event with the guest's current snapshot, read from the database, for every target.
+/// Queue an event for every target with the guest's current snapshot, read from the
+/// database, when it differs from what the targets were last told (always when `force`).
+/// Returns whether events were queued.
+pub async fn emit_current(
+    conn: &mut sqlx::AnyConnection,
+    deps: &Deps,
+    guest_id: &str,
+    force: bool,
+) -> Result<bool, ServiceError> {
+    if deps.portal.sync_targets.is_empty() {
+        return Ok(false);
+    }
+    let Some((state, guest)) = read(conn, deps, guest_id).await? else {
+        return Ok(false);
+    };
+    let Some(version) =
+        guest_sync::advance(conn, guest_id, &digest(&guest), deps.now_ms(), force).await?
+    else {
+        return Ok(false);
+    };
+    for e in events(deps, state, &guest, version) {
+        sync_outbox::insert(conn, &e.row(guest_id)).await?;
+    }
+    deps.portal.sync_queued.notify_one();
+    Ok(true)
+}
+
+/// Queue the guest's events if what targets know of them changed (see [`emit_current`]).
 pub async fn emit(
     conn: &mut sqlx::AnyConnection,
     deps: &Deps,
     guest_id: &str,
 ) -> Result<(), ServiceError> {
-    if deps.portal.sync_targets.is_empty() {
-        return Ok(());
-    }
-    let Some((state, guest)) = read(conn, deps, guest_id).await? else {
-        return Ok(());
-    };
-    for e in events(deps, state, &guest) {
-        sync_outbox::insert(conn, &e.row(guest_id)).await?;
-    }
-    deps.portal.sync_queued.notify_one();
-    Ok(())
+    emit_current(conn, deps, guest_id, false).await.map(|_| ())
 }
 
-/// Queue, in `w`, an event for every target with the guest as reconciliation left it.
-pub fn emit_known(
+/// Queue, in `w`, the guest's events as reconciliation left them, if what targets know of
+/// them changed. A guest created in this unit needs no read: its first state is queued
+/// with it, so a SCIM create still only queues inserts (and joins a group commit).
+pub async fn emit_known(
     w: &mut Work,
     deps: &Deps,
     partner: &str,
     guest: &GuestRow,
     grants: &[GrantRow],
     doc: &Map<String, Value>,
-) {
+    created: bool,
+) -> Result<(), ServiceError> {
     if deps.portal.sync_targets.is_empty() {
-        return;
+        return Ok(());
     }
     let state: Option<GuestState> = guest.state.parse().ok();
     let snapshot = guest_json(deps, guest, state, grants, names(doc), partner);
-    for e in events(deps, state, &snapshot) {
+    let digest = digest(&snapshot);
+    let version = if created {
+        guest_sync::queue_first(w, &guest.id, &digest, deps.now_ms());
+        1
+    } else {
+        let conn = w.conn().await?;
+        match guest_sync::advance(conn, &guest.id, &digest, deps.now_ms(), false).await? {
+            Some(v) => v,
+            None => return Ok(()),
+        }
+    };
+    for e in events(deps, state, &snapshot, version) {
         sync_outbox::queue(w, &e.row(&guest.id));
     }
     deps.portal.sync_queued.notify_one();
+    Ok(())
 }

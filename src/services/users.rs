@@ -663,10 +663,7 @@ pub async fn delete(
         actor,
         via: "scim:user.deleted",
     };
-    if let Some(guest_id) = lifecycle::remove_for_user(&mut w, deps.clock.now(), id, &cause).await?
-    {
-        super::sync::emit(w.conn().await?, deps, &guest_id).await?;
-    }
+    lifecycle::remove_for_user(&mut w, deps, id, &cause).await?;
     if !user_store::delete(w.conn().await?, &partner.id, id).await? {
         return Err(ServiceError::NotFound);
     }

@@ -91,6 +91,25 @@ pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<GuestRow>,
         .transpose()
 }
 
+/// A guest read to be changed in this transaction: on PostgreSQL the row stays locked until
+/// the transaction ends, so two instances deciding about one guest take turns and the second
+/// decides on what the first wrote. (A SQLite write transaction holds the database already.)
+pub async fn get_locked(conn: &mut AnyConnection, id: &str) -> Result<Option<GuestRow>, DbError> {
+    let lock = if conn.backend_name() == "PostgreSQL" {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM guests g WHERE g.id = $1{lock}"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .map(|r| from_row(&r))
+    .transpose()
+}
+
 /// Queue a new guest in `work`.
 pub fn queue_insert(work: &mut Work, g: &GuestRow) {
     work.queue(Table::Guests, guest_args(g));
@@ -192,7 +211,8 @@ pub async fn grants(conn: &mut AnyConnection, guest_id: &str) -> Result<Vec<Gran
 
 pub async fn update_grant_window(conn: &mut AnyConnection, g: &GrantRow) -> Result<(), DbError> {
     sqlx::query(
-        "UPDATE guest_grants SET valid_until = $1, ends_by = $2
+        "UPDATE guest_grants SET valid_until = $1, ends_by = $2,
+            end_seen_at = CASE WHEN valid_until = $1 THEN end_seen_at ELSE NULL END
          WHERE guest_id = $3 AND app_id = $4 AND role = $5 AND rule_id = $6",
     )
     .bind(g.valid_until)

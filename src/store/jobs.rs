@@ -3,9 +3,11 @@
 
 use sqlx::{AnyConnection, Row};
 
+use super::sql::{Arg, Sql};
 use super::DbError;
 
-/// Take (or renew) the lease on `job` until `until`; false when another owner holds it.
+/// Take the lease on `job` until `until`; false when it is held, by another instance or by an
+/// earlier run of this one (a scheduler whose run outlived its period must not overlap it).
 pub async fn acquire_lease(
     conn: &mut AnyConnection,
     job: &str,
@@ -17,13 +19,33 @@ pub async fn acquire_lease(
         .bind(job)
         .execute(&mut *conn)
         .await?;
-    let done = sqlx::query("UPDATE job_leases SET owner = $1, until = $2 WHERE job = $3 AND (until < $4 OR owner = $1)")
+    let done = sqlx::query("UPDATE job_leases SET owner = $1, until = $2 WHERE job = $3 AND until < $4")
         .bind(owner)
         .bind(until)
         .bind(job)
         .bind(now)
         .execute(conn)
         .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Extend a lease this owner still holds; false when it has lapsed or passed to another.
+pub async fn renew_lease(
+    conn: &mut AnyConnection,
+    job: &str,
+    owner: &str,
+    now: i64,
+    until: i64,
+) -> Result<bool, DbError> {
+    let done = sqlx::query(
+        "UPDATE job_leases SET until = $1 WHERE job = $2 AND owner = $3 AND until >= $4",
+    )
+    .bind(until)
+    .bind(job)
+    .bind(owner)
+    .bind(now)
+    .execute(conn)
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -116,6 +138,29 @@ pub async fn due_invitations(
     .await
 }
 
+/// An invitation whose next action is due at `now`, locked for this transaction: (guest id,
+/// reminders sent). None when it is no longer due: another run (on another instance, or one
+/// that outlived its lease) acted on it since it was listed.
+pub async fn lock_due_invitation(
+    conn: &mut AnyConnection,
+    invitation_id: &str,
+    now: i64,
+) -> Result<Option<(String, i64)>, DbError> {
+    let lock = if conn.backend_name() == "PostgreSQL" {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    sqlx::query_as(&format!(
+        "SELECT guest_id, reminders_sent FROM invitations
+         WHERE id = $1 AND next_action_at <= $2 AND used_at IS NULL AND revoked_at IS NULL{lock}"
+    ))
+    .bind(invitation_id)
+    .bind(now)
+    .fetch_optional(conn)
+    .await
+}
+
 pub async fn set_next_action(
     conn: &mut AnyConnection,
     invitation_id: &str,
@@ -176,22 +221,10 @@ pub async fn record_notice(
         == 1)
 }
 
-/// Grants ending in (from, to]: (guest id, app, role, rule, valid_until).
-pub async fn grants_ending(
-    conn: &mut AnyConnection,
-    from: i64,
-    to: i64,
-    limit: i64,
-) -> Result<Vec<(String, String, String, String, i64)>, DbError> {
-    let rows = sqlx::query(
-        "SELECT guest_id, app_id, role, rule_id, valid_until FROM guest_grants
-         WHERE valid_until > $1 AND valid_until <= $2 ORDER BY valid_until LIMIT $3",
-    )
-    .bind(from)
-    .bind(to)
-    .bind(limit)
-    .fetch_all(conn)
-    .await?;
+/// One grant's end: (guest id, app, role, rule, valid_until).
+pub type GrantEnd = (String, String, String, String, i64);
+
+fn grant_ends(rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<GrantEnd>, DbError> {
     rows.iter()
         .map(|r| {
             Ok((
@@ -205,20 +238,104 @@ pub async fn grants_ending(
         .collect()
 }
 
-/// Invited or active guests whose last grant has ended.
-pub async fn guests_expired(
+/// Grants ending in (from, to], in order of (end, guest, app, role, rule), after `after`
+/// when given: many grants share one end (a rule's `access_until`), so a page continues
+/// after the last grant it held, not after its end.
+pub async fn grants_ending(
+    conn: &mut AnyConnection,
+    from: i64,
+    to: i64,
+    after: Option<&GrantEnd>,
+    limit: i64,
+) -> Result<Vec<GrantEnd>, DbError> {
+    let mut sql = Sql::new("SELECT guest_id, app_id, role, rule_id, valid_until FROM guest_grants WHERE valid_until > ");
+    sql.bind(Arg::Int(from))
+        .push(" AND valid_until <= ")
+        .bind(Arg::Int(to));
+    if let Some((guest, app, role, rule, until)) = after {
+        sql.push(" AND (valid_until, guest_id, app_id, role, rule_id) > (")
+            .bind(Arg::Int(*until))
+            .push(", ")
+            .bind(Arg::text(guest.as_str()))
+            .push(", ")
+            .bind(Arg::text(app.as_str()))
+            .push(", ")
+            .bind(Arg::text(role.as_str()))
+            .push(", ")
+            .bind(Arg::text(rule.as_str()))
+            .push(")");
+    }
+    sql.push(" ORDER BY valid_until, guest_id, app_id, role, rule_id LIMIT ")
+        .bind(Arg::Int(limit));
+    grant_ends(sql.query().fetch_all(conn).await?)
+}
+
+/// Grants that have ended by `now` and whose end the expiry job has not yet acted on.
+pub async fn grants_ended(
     conn: &mut AnyConnection,
     now: i64,
     limit: i64,
-) -> Result<Vec<String>, DbError> {
-    sqlx::query_scalar(
-        "SELECT id FROM guests WHERE access_until <= $1 AND state IN ('invited', 'active', 'pending_approval')
-         ORDER BY access_until LIMIT $2",
+) -> Result<Vec<GrantEnd>, DbError> {
+    let rows = sqlx::query(
+        "SELECT guest_id, app_id, role, rule_id, valid_until FROM guest_grants
+         WHERE valid_until <= $1 AND end_seen_at IS NULL ORDER BY valid_until LIMIT $2",
     )
     .bind(now)
     .bind(limit)
     .fetch_all(conn)
-    .await
+    .await?;
+    grant_ends(rows)
+}
+
+/// The expiry job has acted on this grant's end.
+pub async fn mark_end_seen(
+    conn: &mut AnyConnection,
+    end: &GrantEnd,
+    now: i64,
+) -> Result<(), DbError> {
+    let (guest, app, role, rule, until) = end;
+    sqlx::query(
+        "UPDATE guest_grants SET end_seen_at = $1
+         WHERE guest_id = $2 AND app_id = $3 AND role = $4 AND rule_id = $5 AND valid_until = $6",
+    )
+    .bind(now)
+    .bind(guest)
+    .bind(app)
+    .bind(role)
+    .bind(rule)
+    .bind(until)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Invited or active guests whose last grant has ended, in order of (end, id) after `after`.
+/// A guest waiting for approval has no access to end; approving them later invites them
+/// with whatever is still granted.
+pub async fn guests_expired(
+    conn: &mut AnyConnection,
+    now: i64,
+    after: Option<&(i64, String)>,
+    limit: i64,
+) -> Result<Vec<(i64, String)>, DbError> {
+    let mut sql = Sql::new("SELECT access_until, id FROM guests WHERE access_until <= ");
+    sql.bind(Arg::Int(now))
+        .push(" AND state IN ('invited', 'active')");
+    if let Some((until, id)) = after {
+        sql.push(" AND (access_until, id) > (")
+            .bind(Arg::Int(*until))
+            .push(", ")
+            .bind(Arg::text(id.as_str()))
+            .push(")");
+    }
+    sql.push(" ORDER BY access_until, id LIMIT ")
+        .bind(Arg::Int(limit));
+    sql.query()
+        .fetch_all(conn)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
 }
 
 /// Guests still in force although their partner deactivated the person.

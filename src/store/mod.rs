@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod groups;
+pub mod guest_sync;
 pub mod guests;
 pub mod housekeeping;
 pub mod imports;

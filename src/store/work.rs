@@ -27,6 +27,7 @@ pub enum Table {
     Members,
     Guests,
     GuestChanges,
+    GuestSync,
     Grants,
     Invitations,
     Mail,
@@ -35,12 +36,13 @@ pub enum Table {
 }
 
 impl Table {
-    const ALL: [Table; 10] = [
+    const ALL: [Table; 11] = [
         Table::Users,
         Table::Values,
         Table::Members,
         Table::Guests,
         Table::GuestChanges,
+        Table::GuestSync,
         Table::Grants,
         Table::Invitations,
         Table::Mail,
@@ -76,6 +78,10 @@ impl Table {
             ),
             // Written as an upsert so that many guests' changes go in one statement.
             Table::GuestChanges => Table::Guests.head(),
+            Table::GuestSync => (
+                "INSERT INTO guest_sync (guest_id, digest, version, updated_at) VALUES ",
+                4,
+            ),
             Table::Grants => (
                 "INSERT INTO guest_grants (guest_id, app_id, role, rule_id, valid_from, valid_until, ends_by) VALUES ",
                 7,
