@@ -84,6 +84,9 @@ pub struct SyncSettings {
     pub max_attempts: u32,
     /// First retry delay in milliseconds; it doubles per attempt (with jitter).
     pub retry_base_ms: u64,
+    /// How long the worker holds a claimed event, in milliseconds; renewed before each
+    /// event, and a delivery that takes half of it is abandoned and retried.
+    pub lease_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -183,6 +186,9 @@ pub struct PortalSettings {
     pub mail_retry_base_ms: u64,
     /// Delivery attempts before a mail is given up (dead letter).
     pub mail_max_attempts: u32,
+    /// How long the sender holds a claimed mail, in milliseconds; renewed before each mail,
+    /// and a delivery that takes half of it is abandoned and retried.
+    pub mail_lease_ms: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -251,6 +257,7 @@ struct FileSync {
     targets: Vec<SyncTarget>,
     max_attempts: Option<u32>,
     retry_base_ms: Option<u64>,
+    lease_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -277,6 +284,7 @@ struct FilePortal {
     invitation_days: Option<u32>,
     mail_retry_base_ms: Option<u64>,
     mail_max_attempts: Option<u32>,
+    mail_lease_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -477,6 +485,11 @@ impl Settings {
                 None => portal.mail_retry_base_ms.unwrap_or(10_000),
             },
             mail_max_attempts: portal.mail_max_attempts.unwrap_or(10).max(1),
+            mail_lease_ms: match var("GUESTBRIDGE_MAIL_LEASE_MS") {
+                Some(v) => parse_number(&v, "GUESTBRIDGE_MAIL_LEASE_MS")?,
+                None => portal.mail_lease_ms.unwrap_or(120_000),
+            }
+            .max(200),
         };
         let sync = resolve_sync(f.sync.unwrap_or_default(), env)?;
         Ok(Settings {
@@ -553,6 +566,11 @@ fn resolve_sync(f: FileSync, env: &BTreeMap<String, String>) -> Result<SyncSetti
             Some(v) => parse_number(v, "GUESTBRIDGE_SYNC_RETRY_BASE_MS")?,
             None => f.retry_base_ms.unwrap_or(2_000),
         },
+        lease_ms: match env.get("GUESTBRIDGE_SYNC_LEASE_MS") {
+            Some(v) => parse_number(v, "GUESTBRIDGE_SYNC_LEASE_MS")?,
+            None => f.lease_ms.unwrap_or(120_000),
+        }
+        .max(200),
     })
 }
 

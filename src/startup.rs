@@ -82,6 +82,7 @@ fn start_mail_sender(
     let policy = crate::services::outbox::RetryPolicy {
         base_ms: settings.portal.mail_retry_base_ms,
         max_attempts: settings.portal.mail_max_attempts,
+        lease_ms: settings.portal.mail_lease_ms,
     };
     let poll =
         std::time::Duration::from_millis(settings.portal.mail_retry_base_ms.clamp(100, 5_000));
@@ -99,6 +100,7 @@ fn start_sync_worker(deps: &Deps, settings: &Settings) -> anyhow::Result<()> {
     let policy = crate::connectors::worker::SyncPolicy {
         base_ms: settings.sync.retry_base_ms,
         max_attempts: settings.sync.max_attempts,
+        lease_ms: settings.sync.lease_ms,
     };
     let poll = std::time::Duration::from_millis(settings.sync.retry_base_ms.clamp(100, 5_000));
     crate::connectors::worker::spawn(deps.clone(), Arc::new(connectors), policy, poll);

@@ -47,26 +47,15 @@ pub async fn get_sync(
 
 pub async fn replay_event(
     state: web::Data<AppState>,
-    _admin: AdminCaller,
+    admin: AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
-    let mut conn = state
-        .deps
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(ServiceError::from)?;
-    let now = crate::clock::to_millis(chrono::Utc::now());
-    if !sync_outbox::replay(&mut conn, &id, now)
-        .await
-        .map_err(ServiceError::from)?
-    {
-        return Err(AdminError::new(
+    match crate::services::sync::replay(&state.deps, &admin.actor, &id).await {
+        Ok(event) => Ok(HttpResponse::Ok().json(json!({"id": id.as_str(), "status": "queued", "event": event}))),
+        Err(ServiceError::NotFound) => Err(AdminError::new(
             StatusCode::NOT_FOUND,
             "no such dead letter",
-        ));
+        )),
+        Err(e) => Err(e.into()),
     }
-    state.deps.portal.sync_queued.notify_one();
-    Ok(HttpResponse::Ok().json(json!({"id": id.as_str(), "status": "queued"})))
 }

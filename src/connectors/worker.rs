@@ -20,6 +20,8 @@ pub type Connectors = HashMap<String, Arc<dyn Connector>>;
 pub struct SyncPolicy {
     pub base_ms: u64,
     pub max_attempts: u32,
+    /// How long a claimed event is held (see `SyncSettings::lease_ms`).
+    pub lease_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -27,10 +29,11 @@ pub struct SyncDelivery {
     pub delivered: u64,
     pub retrying: u64,
     pub dead: u64,
+    /// Events whose lease had passed to another worker before their outcome was recorded.
+    pub lost: u64,
 }
 
 const BATCH: i64 = 50;
-const LEASE_MS: i64 = 120_000;
 
 fn backoff_ms(policy: SyncPolicy, attempts: i64, retry_after: Option<Duration>) -> i64 {
     if let Some(d) = retry_after {
@@ -47,6 +50,13 @@ fn backoff_ms(policy: SyncPolicy, attempts: i64, retry_after: Option<Duration>) 
 }
 
 /// Deliver every event due now.
+///
+/// A batch may take longer than its lease (50 events, each a few requests with their own
+/// time-outs), so the lease of each event is renewed just before it is delivered, and a
+/// delivery is cut off at half the lease: an event is never being delivered by a worker
+/// that no longer holds it. Had this worker stalled past the lease anyway, the renewal
+/// fails and it leaves the event, and the rest of its batch, to the worker now holding
+/// them; outcomes are recorded only while the lease is still this worker's.
 pub async fn deliver_due(
     deps: &Deps,
     connectors: &Connectors,
@@ -54,16 +64,27 @@ pub async fn deliver_due(
     owner: &str,
 ) -> Result<SyncDelivery, ServiceError> {
     let mut report = SyncDelivery::default();
+    let lease_ms = i64::try_from(policy.lease_ms).unwrap_or(i64::MAX);
+    let deadline = Duration::from_millis(policy.lease_ms / 2);
     loop {
         let now = crate::clock::to_millis(chrono::Utc::now());
         let batch = {
             let mut conn = deps.db.pool().acquire().await?;
-            sync_outbox::claim_due(&mut conn, owner, now, now + LEASE_MS, BATCH).await?
+            sync_outbox::claim_due(&mut conn, owner, now, now + lease_ms, BATCH).await?
         };
         if batch.is_empty() {
             return Ok(report);
         }
         for e in batch {
+            let now = crate::clock::to_millis(chrono::Utc::now());
+            {
+                let mut conn = deps.db.pool().acquire().await?;
+                if !sync_outbox::renew(&mut conn, e.seq, owner, now + lease_ms).await? {
+                    tracing::warn!(target_name = %e.target, event = %e.id, "sync lease lost before delivery; left to its new holder");
+                    report.lost += 1;
+                    continue;
+                }
+            }
             let result = match (
                 connectors.get(&e.target),
                 serde_json::from_str::<GuestEvent>(&e.payload),
@@ -74,22 +95,33 @@ pub async fn deliver_due(
                 (_, Err(err)) => Err(super::DeliveryError::Permanent {
                     reason: format!("unreadable event: {err}"),
                 }),
-                (Some(c), Ok(event)) => c.deliver(&event).await,
+                (Some(c), Ok(event)) => match tokio::time::timeout(deadline, c.deliver(&event)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(super::DeliveryError::transient(format!(
+                        "delivery took longer than {} ms (half the lease)",
+                        deadline.as_millis()
+                    ))),
+                },
             };
             let now = crate::clock::to_millis(chrono::Utc::now());
             let mut conn = deps.db.pool().acquire().await?;
             match result {
                 Ok(()) => {
-                    sync_outbox::mark_delivered(&mut conn, e.seq, now).await?;
-                    report.delivered += 1;
+                    if sync_outbox::mark_delivered(&mut conn, e.seq, owner, now).await? {
+                        report.delivered += 1;
+                    } else {
+                        report.lost += 1;
+                    }
                 }
                 Err(err) => {
                     let attempts = e.attempts + 1;
                     let dead = !err.is_transient() || attempts >= i64::from(policy.max_attempts);
                     let next = now + backoff_ms(policy, e.attempts, err.retry_after());
-                    sync_outbox::mark_failed(&mut conn, e.seq, now, next, dead, &err.to_string())
-                        .await?;
-                    if dead {
+                    if !sync_outbox::mark_failed(&mut conn, e.seq, owner, now, next, dead, &err.to_string())
+                        .await?
+                    {
+                        report.lost += 1;
+                    } else if dead {
                         tracing::error!(target_name = %e.target, event = %e.id, attempts, error = %err, "sync event dead-lettered");
                         report.dead += 1;
                     } else {

@@ -133,6 +133,7 @@ pub async fn run_once(
         retry: RetryPolicy {
             base_ms: settings.portal.mail_retry_base_ms,
             max_attempts: settings.portal.mail_max_attempts,
+            lease_ms: settings.portal.mail_lease_ms,
         },
         sync: &settings.sync,
     };

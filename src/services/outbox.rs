@@ -18,6 +18,8 @@ pub struct Delivery {
     pub sent: u64,
     pub retrying: u64,
     pub given_up: u64,
+    /// Mails whose lease had passed to another sender before they were sent.
+    pub lost: u64,
 }
 
 /// Retry policy.
@@ -25,11 +27,12 @@ pub struct Delivery {
 pub struct RetryPolicy {
     pub base_ms: u64,
     pub max_attempts: u32,
+    /// How long a claimed mail is held (see `PortalSettings::mail_lease_ms`).
+    pub lease_ms: u64,
 }
 
-/// Mails taken per claim; the lease covers their delivery.
+/// Mails taken per claim.
 const BATCH: i64 = 20;
-const LEASE_MS: i64 = 120_000;
 
 fn backoff_ms(policy: RetryPolicy, attempts: i64) -> i64 {
     let exp = policy
@@ -41,6 +44,11 @@ fn backoff_ms(policy: RetryPolicy, attempts: i64) -> i64 {
 }
 
 /// Deliver every mail due now; returns what happened.
+///
+/// A batch of 20 mails, each with a 30 s SMTP time-out, can outlast any lease, so each mail's
+/// lease is renewed just before it is sent and a send is cut off at half the lease: a mail is
+/// only ever being sent by the sender holding it, and one whose lease passed to another
+/// sender (this one stalled) is left to that sender instead of being sent twice.
 pub async fn deliver_due(
     deps: &Deps,
     sender: &SmtpSender,
@@ -48,16 +56,27 @@ pub async fn deliver_due(
     owner: &str,
 ) -> Result<Delivery, ServiceError> {
     let mut report = Delivery::default();
+    let lease_ms = i64::try_from(policy.lease_ms).unwrap_or(i64::MAX);
+    let deadline = Duration::from_millis(policy.lease_ms / 2);
     loop {
         let now = deps.now_ms();
         let batch = {
             let mut conn = deps.db.pool().acquire().await?;
-            outbox::claim_due(&mut conn, owner, now, now + LEASE_MS, BATCH).await?
+            outbox::claim_due(&mut conn, owner, now, now + lease_ms, BATCH).await?
         };
         if batch.is_empty() {
             return Ok(report);
         }
         for m in batch {
+            {
+                let now = deps.now_ms();
+                let mut conn = deps.db.pool().acquire().await?;
+                if !outbox::renew(&mut conn, &m.id, owner, now + lease_ms).await? {
+                    tracing::warn!(kind = %m.kind, mail = %m.id, "mail lease lost before sending; left to its new holder");
+                    report.lost += 1;
+                    continue;
+                }
+            }
             let result = match super::mailer::open(deps, &m) {
                 Ok(rendered) => {
                     let mail = OutgoingMail {
@@ -68,7 +87,16 @@ pub async fn deliver_due(
                         kind: m.kind.clone(),
                         idempotency_key: m.idempotency_key.clone(),
                     };
-                    sender.send(&mail).await
+                    match tokio::time::timeout(deadline, sender.send(&mail)).await {
+                        Ok(sent) => sent,
+                        Err(_) => Err(SendError::Transient {
+                            code: None,
+                            reason: format!(
+                                "sending took longer than {} ms (half the lease)",
+                                deadline.as_millis()
+                            ),
+                        }),
+                    }
                 }
                 // A mail that cannot be rendered never will be: a dead letter at once.
                 Err(reason) => Err(SendError::Permanent {
@@ -80,6 +108,7 @@ pub async fn deliver_due(
             let mut conn = deps.db.pool().acquire().await?;
             match result {
                 Ok(()) => {
+                    // Recorded whoever holds the lease now: it was sent, and must not be sent again.
                     outbox::mark_sent(&mut conn, &m.id, now).await?;
                     tracing::info!(kind = %m.kind, mail = %m.id, "mail delivered");
                     report.sent += 1;
@@ -91,6 +120,7 @@ pub async fn deliver_due(
                     outbox::mark_failed(
                         &mut conn,
                         &m.id,
+                        owner,
                         now,
                         now + backoff_ms(policy, m.attempts),
                         give_up,

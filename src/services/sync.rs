@@ -9,7 +9,7 @@
 use chrono::Utc;
 use serde_json::{json, Map, Value};
 
-use super::{Deps, ServiceError};
+use super::{Actor, Deps, ServiceError};
 use crate::clock::{from_millis, to_millis, to_rfc3339};
 use crate::domain::GuestState;
 use crate::store::guest_sync;
@@ -238,4 +238,54 @@ pub async fn emit_known(
     }
     deps.portal.sync_queued.notify_one();
     Ok(())
+}
+
+/// An admin replays a dead letter: its target is sent the guest's *current* state as a new
+/// event (the dead one's snapshot may be older than what was delivered since, and re-sending
+/// it could grant again what was taken away), the dead letter is marked replayed, and the
+/// replay is audited. Returns the new event's id.
+pub async fn replay(deps: &Deps, actor: &Actor, event_id: &str) -> Result<String, ServiceError> {
+    let now = deps.now_ms();
+    let mut tx = deps.db.begin_write().await?;
+    let dead = sync_outbox::dead_letter(&mut tx, event_id)
+        .await?
+        .ok_or(ServiceError::NotFound)?;
+    let Some(guest_row) = guest_store::get_locked(&mut tx, &dead.guest_id).await? else {
+        return Err(ServiceError::Conflict(format!(
+            "guest {} of this event no longer exists",
+            dead.guest_id
+        )));
+    };
+    let (state, guest) = read(&mut tx, deps, &dead.guest_id)
+        .await?
+        .ok_or(ServiceError::NotFound)?;
+    let version = guest_sync::advance(&mut tx, &dead.guest_id, &digest(&guest), now, true)
+        .await?
+        .unwrap_or_default();
+    let Some(event) = events(deps, state, &guest, version)
+        .into_iter()
+        .find(|e| e.target == dead.target)
+    else {
+        return Err(ServiceError::Conflict(format!(
+            "no target named {:?} is configured",
+            dead.target
+        )));
+    };
+    sync_outbox::insert(&mut tx, &event.row(&dead.guest_id)).await?;
+    sync_outbox::mark_replayed(&mut tx, event_id, now).await?;
+    crate::store::audit::append(
+        &mut tx,
+        &super::invitations::audit_entry(
+            actor,
+            &guest_row,
+            "sync.replayed",
+            json!({"target": dead.target, "dead_letter": event_id, "event": event.id,
+                   "version": version, "last_error": dead.last_error}),
+        ),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    deps.portal.sync_queued.notify_one();
+    Ok(event.id)
 }

@@ -115,6 +115,27 @@ pub async fn claim_due(
         .collect()
 }
 
+/// Extend the lease of a mail this owner still holds, just before sending it; false when
+/// the lease has passed to another sender.
+pub async fn renew(
+    conn: &mut AnyConnection,
+    id: &str,
+    owner: &str,
+    lease_until: i64,
+) -> Result<bool, DbError> {
+    Ok(sqlx::query(
+        "UPDATE mail_outbox SET lease_until = $1
+         WHERE id = $2 AND lease_owner = $3 AND sent_at IS NULL AND failed_at IS NULL",
+    )
+    .bind(lease_until)
+    .bind(id)
+    .bind(owner)
+    .execute(conn)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
 /// Delivered: the body is erased.
 pub async fn mark_sent(conn: &mut AnyConnection, id: &str, now: i64) -> Result<(), DbError> {
     sqlx::query("UPDATE mail_outbox SET sent_at = $1, body_sealed = NULL, lease_owner = NULL, lease_until = NULL, attempts = attempts + 1 WHERE id = $2")
@@ -125,10 +146,12 @@ pub async fn mark_sent(conn: &mut AnyConnection, id: &str, now: i64) -> Result<(
     Ok(())
 }
 
-/// Failed this time: try again at `next_attempt_at`, or give up (dead letter) when `give_up`.
+/// Failed this time: try again at `next_attempt_at`, or give up (dead letter) when `give_up`;
+/// recorded only while `owner` holds the mail.
 pub async fn mark_failed(
     conn: &mut AnyConnection,
     id: &str,
+    owner: &str,
     now: i64,
     next_attempt_at: i64,
     give_up: bool,
@@ -137,12 +160,13 @@ pub async fn mark_failed(
     sqlx::query(
         "UPDATE mail_outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2,
             failed_at = $3, lease_owner = NULL, lease_until = NULL
-         WHERE id = $4",
+         WHERE id = $4 AND lease_owner = $5",
     )
     .bind(next_attempt_at)
     .bind(error)
     .bind(give_up.then_some(now))
     .bind(id)
+    .bind(owner)
     .execute(conn)
     .await?;
     Ok(())

@@ -131,39 +131,74 @@ pub async fn claim_due(
     .collect()
 }
 
-pub async fn mark_delivered(conn: &mut AnyConnection, seq: i64, now: i64) -> Result<(), DbError> {
-    sqlx::query("UPDATE sync_outbox SET delivered_at = $1, attempts = attempts + 1, lease_owner = NULL, lease_until = NULL WHERE seq = $2")
-        .bind(now)
-        .bind(seq)
-        .execute(conn)
-        .await?;
-    Ok(())
+/// Extend the lease of an event this owner still holds, just before delivering it; false
+/// when the lease has passed to another worker (this one stalled past it), which then owns
+/// the event and everything after it.
+pub async fn renew(
+    conn: &mut AnyConnection,
+    seq: i64,
+    owner: &str,
+    lease_until: i64,
+) -> Result<bool, DbError> {
+    Ok(sqlx::query(
+        "UPDATE sync_outbox SET lease_until = $1
+         WHERE seq = $2 AND lease_owner = $3 AND delivered_at IS NULL AND dead_at IS NULL",
+    )
+    .bind(lease_until)
+    .bind(seq)
+    .bind(owner)
+    .execute(conn)
+    .await?
+    .rows_affected()
+        == 1)
 }
 
+/// Delivered, if this owner still held the event; false when another worker had taken it.
+pub async fn mark_delivered(
+    conn: &mut AnyConnection,
+    seq: i64,
+    owner: &str,
+    now: i64,
+) -> Result<bool, DbError> {
+    Ok(sqlx::query("UPDATE sync_outbox SET delivered_at = $1, attempts = attempts + 1, lease_owner = NULL, lease_until = NULL WHERE seq = $2 AND lease_owner = $3")
+        .bind(now)
+        .bind(seq)
+        .bind(owner)
+        .execute(conn)
+        .await?
+        .rows_affected()
+        == 1)
+}
+
+/// A failed attempt, if this owner still held the event (see [`mark_delivered`]).
+#[allow(clippy::too_many_arguments)]
 pub async fn mark_failed(
     conn: &mut AnyConnection,
     seq: i64,
+    owner: &str,
     now: i64,
     next_attempt_at: i64,
     dead: bool,
     error: &str,
-) -> Result<(), DbError> {
-    sqlx::query(
+) -> Result<bool, DbError> {
+    Ok(sqlx::query(
         "UPDATE sync_outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2, dead_at = $3,
-            lease_owner = NULL, lease_until = NULL WHERE seq = $4",
+            lease_owner = NULL, lease_until = NULL WHERE seq = $4 AND lease_owner = $5",
     )
     .bind(next_attempt_at)
     .bind(error)
     .bind(dead.then_some(now))
     .bind(seq)
+    .bind(owner)
     .execute(conn)
-    .await?;
-    Ok(())
+    .await?
+    .rows_affected()
+        == 1)
 }
 
-/// Dead letters, newest first.
+/// Dead letters not yet replayed, newest first.
 pub async fn dead(conn: &mut AnyConnection, limit: i64) -> Result<Vec<SyncEvent>, DbError> {
-    sqlx::query(&format!("SELECT {COLUMNS} FROM sync_outbox WHERE dead_at IS NOT NULL ORDER BY dead_at DESC LIMIT $1"))
+    sqlx::query(&format!("SELECT {COLUMNS} FROM sync_outbox WHERE dead_at IS NOT NULL AND replayed_at IS NULL ORDER BY dead_at DESC LIMIT $1"))
         .bind(limit)
         .fetch_all(conn)
         .await?
@@ -172,9 +207,21 @@ pub async fn dead(conn: &mut AnyConnection, limit: i64) -> Result<Vec<SyncEvent>
         .collect()
 }
 
-/// Put a dead letter back in the queue; false when there is no such dead letter.
-pub async fn replay(conn: &mut AnyConnection, id: &str, now: i64) -> Result<bool, DbError> {
-    Ok(sqlx::query("UPDATE sync_outbox SET dead_at = NULL, attempts = 0, next_attempt_at = $1, last_error = NULL WHERE id = $2 AND dead_at IS NOT NULL")
+/// A dead letter not yet replayed, by id.
+pub async fn dead_letter(conn: &mut AnyConnection, id: &str) -> Result<Option<SyncEvent>, DbError> {
+    sqlx::query(&format!("SELECT {COLUMNS} FROM sync_outbox WHERE id = $1 AND dead_at IS NOT NULL AND replayed_at IS NULL"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
+}
+
+/// Mark a dead letter replayed: a new event with the guest's current state takes its place,
+/// so its own, older snapshot is never sent again. False when it was not a dead letter.
+pub async fn mark_replayed(conn: &mut AnyConnection, id: &str, now: i64) -> Result<bool, DbError> {
+    Ok(sqlx::query("UPDATE sync_outbox SET replayed_at = $1 WHERE id = $2 AND dead_at IS NOT NULL AND replayed_at IS NULL")
         .bind(now)
         .bind(id)
         .execute(conn)
@@ -190,7 +237,7 @@ pub async fn depth(
     let rows = sqlx::query(
         "SELECT target,
             COALESCE(SUM(CASE WHEN delivered_at IS NULL AND dead_at IS NULL THEN 1 ELSE 0 END), 0) AS pending,
-            COALESCE(SUM(CASE WHEN dead_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS dead,
+            COALESCE(SUM(CASE WHEN dead_at IS NOT NULL AND replayed_at IS NULL THEN 1 ELSE 0 END), 0) AS dead,
             MIN(CASE WHEN delivered_at IS NULL AND dead_at IS NULL THEN created_at END) AS oldest
          FROM sync_outbox GROUP BY target ORDER BY target",
     )
