@@ -51,7 +51,10 @@ pub async fn replay_event(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     match crate::services::sync::replay(&state.deps, &admin.actor, &id).await {
-        Ok(event) => Ok(HttpResponse::Ok().json(json!({"id": id.as_str(), "status": "queued", "event": event}))),
+        Ok(event) => {
+            Ok(HttpResponse::Ok()
+                .json(json!({"id": id.as_str(), "status": "queued", "event": event})))
+        }
         Err(ServiceError::NotFound) => Err(AdminError::new(
             StatusCode::NOT_FOUND,
             "no such dead letter",

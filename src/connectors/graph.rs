@@ -617,6 +617,7 @@ mod tests {
             family_name: Some("O'Neil".into()),
             state: "active".into(),
             grants: vec![],
+            version: 1,
         }
     }
 

@@ -82,6 +82,10 @@ pub struct GuestSnapshot {
     pub state: String,
     /// The app grants in force.
     pub grants: Vec<GrantSnapshot>,
+    /// This guest's event number: it grows with each event, in the order the changes were
+    /// committed, so a receiver can tell an older event that reaches it late.
+    #[serde(default)]
+    pub version: i64,
 }
 
 /// One app grant of a guest.
@@ -226,6 +230,7 @@ mod tests {
             family_name: None,
             state: state.into(),
             grants: vec![],
+            version: 1,
         }
     }
 

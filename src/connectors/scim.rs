@@ -1094,6 +1094,7 @@ mod tests {
             given_name: Some("Ann".into()),
             family_name: Some("Lee".into()),
             state: "active".into(),
+            version: 1,
             grants: vec![
                 GrantSnapshot {
                     app: "ehr".into(),

@@ -95,13 +95,15 @@ pub async fn deliver_due(
                 (_, Err(err)) => Err(super::DeliveryError::Permanent {
                     reason: format!("unreadable event: {err}"),
                 }),
-                (Some(c), Ok(event)) => match tokio::time::timeout(deadline, c.deliver(&event)).await {
-                    Ok(result) => result,
-                    Err(_) => Err(super::DeliveryError::transient(format!(
-                        "delivery took longer than {} ms (half the lease)",
-                        deadline.as_millis()
-                    ))),
-                },
+                (Some(c), Ok(event)) => {
+                    match tokio::time::timeout(deadline, c.deliver(&event)).await {
+                        Ok(result) => result,
+                        Err(_) => Err(super::DeliveryError::transient(format!(
+                            "delivery took longer than {} ms (half the lease)",
+                            deadline.as_millis()
+                        ))),
+                    }
+                }
             };
             let now = crate::clock::to_millis(chrono::Utc::now());
             let mut conn = deps.db.pool().acquire().await?;
@@ -117,8 +119,16 @@ pub async fn deliver_due(
                     let attempts = e.attempts + 1;
                     let dead = !err.is_transient() || attempts >= i64::from(policy.max_attempts);
                     let next = now + backoff_ms(policy, e.attempts, err.retry_after());
-                    if !sync_outbox::mark_failed(&mut conn, e.seq, owner, now, next, dead, &err.to_string())
-                        .await?
+                    if !sync_outbox::mark_failed(
+                        &mut conn,
+                        e.seq,
+                        owner,
+                        now,
+                        next,
+                        dead,
+                        &err.to_string(),
+                    )
+                    .await?
                     {
                         report.lost += 1;
                     } else if dead {

@@ -140,7 +140,9 @@ async fn end_grants(ctx: &JobContext<'_>, counts: &mut Counts) -> Result<(), Job
             }
             let ends: Vec<_> = ends
                 .iter()
-                .map(|(_, app, role, rule, until)| (app.as_str(), role.as_str(), rule.as_str(), *until))
+                .map(|(_, app, role, rule, until)| {
+                    (app.as_str(), role.as_str(), rule.as_str(), *until)
+                })
                 .collect();
             grants_ended(&mut tx, ctx, &guest, &ends).await?;
         }

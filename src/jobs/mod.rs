@@ -201,7 +201,8 @@ impl Drop for Renewal {
 /// Renew a job's lease every third of its length while the returned guard lives.
 fn keep_lease(db: crate::store::Db, job: String, owner: String, lease_ms: i64) -> Renewal {
     Renewal(tokio::spawn(async move {
-        let every = std::time::Duration::from_millis(u64::try_from(lease_ms / 3).unwrap_or(1).max(1));
+        let every =
+            std::time::Duration::from_millis(u64::try_from(lease_ms / 3).unwrap_or(1).max(1));
         loop {
             tokio::time::sleep(every).await;
             let wall = to_millis(Utc::now());

@@ -131,12 +131,7 @@ pub async fn grants_ended(
     for (app, role, rule, until) in ended {
         let detail = json!({"app": app, "role": role, "rule": rule, "valid_until": until,
                             "cause": {"via": via, "actor": actor.label, "request_id": actor.request_id}});
-        audit::append(
-            conn,
-            &audit_entry(actor, guest, "grant.ended", detail),
-            now,
-        )
-        .await?;
+        audit::append(conn, &audit_entry(actor, guest, "grant.ended", detail), now).await?;
     }
     super::sync::emit_current(conn, deps, &guest.id, false).await
 }

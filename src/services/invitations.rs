@@ -306,9 +306,7 @@ pub async fn resend(deps: &Deps, actor: &Actor, guest_id: &str) -> Result<(), Se
         let person_active = crate::store::users::get(&mut tx, &guest.partner_id, &guest.user_id)
             .await?
             .is_some_and(|u| u.active);
-        let granted = grants
-            .iter()
-            .any(|g| g.valid_until.is_none_or(|u| u > now));
+        let granted = grants.iter().any(|g| g.valid_until.is_none_or(|u| u > now));
         if !person_active || !granted {
             return Err(ServiceError::Conflict(format!(
                 "this guest is {} and cannot be invited again: {}",

@@ -19,13 +19,14 @@ pub async fn acquire_lease(
         .bind(job)
         .execute(&mut *conn)
         .await?;
-    let done = sqlx::query("UPDATE job_leases SET owner = $1, until = $2 WHERE job = $3 AND until < $4")
-        .bind(owner)
-        .bind(until)
-        .bind(job)
-        .bind(now)
-        .execute(conn)
-        .await?;
+    let done =
+        sqlx::query("UPDATE job_leases SET owner = $1, until = $2 WHERE job = $3 AND until < $4")
+            .bind(owner)
+            .bind(until)
+            .bind(job)
+            .bind(now)
+            .execute(conn)
+            .await?;
     Ok(done.rows_affected() == 1)
 }
 

@@ -13,6 +13,7 @@ mod lifecycle;
 mod mail;
 mod portal;
 mod read_path;
+mod revocation;
 mod scenario_entra;
 mod scenario_okta;
 mod smtp;

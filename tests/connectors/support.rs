@@ -39,6 +39,7 @@ pub fn guest(id: &str, email: &str, state: &str, grants: &[(&str, &str)]) -> Gue
         given_name: Some("Ann".into()),
         family_name: Some("Lee".into()),
         state: state.to_string(),
+        version: 1,
         grants: grants
             .iter()
             .map(|(app, role)| GrantSnapshot {
