@@ -14,6 +14,7 @@ mod mail;
 mod portal;
 mod read_path;
 mod revocation;
+mod revocation_races;
 mod scenario_entra;
 mod scenario_okta;
 mod smtp;

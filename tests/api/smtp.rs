@@ -126,6 +126,8 @@ struct Shared {
     notify: Notify,
     /// `(user, password)` required by AUTH, if any.
     auth: Option<(String, String)>,
+    /// Milliseconds the server waits before each reply (a slow server).
+    reply_delay_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -197,6 +199,7 @@ impl TestSmtp {
             }),
             notify: Notify::new(),
             auth,
+            reply_delay_ms: std::sync::atomic::AtomicU64::new(0),
         });
         let server = TestSmtp {
             url,
@@ -206,6 +209,14 @@ impl TestSmtp {
         };
         server.spawn(listener);
         server
+    }
+
+    /// Wait this long before every reply from now on (a slow server).
+    pub fn set_reply_delay(&self, delay: Duration) {
+        self.shared.reply_delay_ms.store(
+            u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            Ordering::SeqCst,
+        );
     }
 
     /// The address the server listens on.
@@ -403,6 +414,10 @@ async fn serve_connection(stream: TcpStream, peer: IpAddr, shared: Arc<Shared>) 
         match response.action {
             mailin::Action::NoReply => {}
             mailin::Action::Reply => {
+                let delay = shared.reply_delay_ms.load(Ordering::SeqCst);
+                if delay > 0 {
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                }
                 if write_response(&mut write, &response).await.is_err()
                     || close_after_reply.load(Ordering::SeqCst)
                 {
