@@ -93,8 +93,8 @@ async fn run(backend: &str, url: &str, total: usize) -> Vec<Value> {
     figures
 }
 
-/// A partner and `total` invited guests; the first `DUE` guests' access ended yesterday, the
-/// rest end next year.
+/// A partner and `total` invited guests with a grant each; the first `DUE` guests' access
+/// ended yesterday, the rest end next year.
 async fn seed(db: &guestbridge::store::Db, total: usize) {
     let pool = db.pool();
     let now = chrono::Utc::now().timestamp_millis();
@@ -125,6 +125,28 @@ async fn seed(db: &guestbridge::store::Db, total: usize) {
             ));
         }
         sqlx::query(&sql).execute(&mut *tx).await.expect("seed");
+        // Each guest's one grant ends with their access: the expiry job finds the due ends
+        // by the grants' end index, the guests by theirs.
+        let mut grants = String::from(
+            "INSERT INTO guest_grants (guest_id, app_id, role, rule_id, valid_from, valid_until) VALUES ",
+        );
+        for i in chunk_start..(chunk_start + 500).min(total) {
+            let until = if i < DUE {
+                now - 86_400_000
+            } else {
+                now + 365 * 86_400_000
+            };
+            if i > chunk_start {
+                grants.push(',');
+            }
+            grants.push_str(&format!(
+                "('g{i}', 'ehr', 'reader', 'bench', {now}, {until})"
+            ));
+        }
+        sqlx::query(&grants)
+            .execute(&mut *tx)
+            .await
+            .expect("seed grants");
     }
     tx.commit().await.expect("commit");
     // The planner's statistics, as after an import (PostgreSQL).
