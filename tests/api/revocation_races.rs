@@ -20,6 +20,7 @@ both_backends!(
     two_reminder_runs_at_one_instant_send_one_reminder_each,
     workers_that_outlive_their_lease_deliver_each_event_once_in_order,
     senders_that_outlive_their_lease_send_each_mail_once,
+    a_guests_events_enter_the_outbox_in_commit_order,
 );
 
 const APP: &str = r#"
@@ -285,4 +286,83 @@ async fn senders_that_outlive_their_lease_send_each_mail_once(backend: Backend) 
     );
     assert_eq!(to.len(), 12);
     assert_eq!(total, 12, "no mail twice");
+}
+
+/// Two transactions change one guest's grants. The second, begun while the first is still
+/// open, must queue its event after the first commits: a worker that delivered it while the
+/// first was uncommitted (invisible, with a lower sequence number) would deliver the two out of
+/// order. Both write other rows (grants), so only the guest's sync row orders them.
+async fn a_guests_events_enter_the_outbox_in_commit_order(backend: Backend) {
+    let (url, hook) = Hook::start().await;
+    let targets =
+        json!([{"name": "hooks", "type": "webhook", "url": url, "secret": "hook-secret"}])
+            .to_string();
+    let rules = format!(
+        "{APP}\n[[rule]]\nid = \"nurses\"\ncondition = 'title co \"Nurse\"'\ngrants = [{{ app = \"ehr\", role = \"reader\" }}]\n"
+    );
+    let env = [
+        ("GUESTBRIDGE_SYNC_TARGETS", targets.as_str()),
+        ("GUESTBRIDGE_SYNC_RETRY_BASE_MS", "100"),
+    ];
+    let app = spawn_with(backend, &[("rules.toml", &rules)], &env).await;
+    let (_, acme) = app.partner("acme").await;
+    let user = people(&acme, "n", "Nurse", 1).await.remove(0);
+    let guest: String = sqlx::query_scalar("SELECT id FROM guests WHERE user_id = $1")
+        .bind(&user)
+        .fetch_one(app.deps.db.pool())
+        .await
+        .unwrap();
+    eventually("the create event", || async { hook.of(&guest).len() == 1 }).await;
+    let first = add_grant(app.deps.clone(), guest.clone(), "first").await;
+    let (deps, id) = (app.deps.clone(), guest.clone());
+    let second =
+        tokio::spawn(async move { add_grant(deps, id, "second").await.commit().await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        !second.is_finished(),
+        "the second change waits for the first to commit"
+    );
+    assert_eq!(hook.of(&guest).len(), 1, "nothing uncommitted is delivered");
+    first.commit().await.unwrap();
+    second.await.unwrap();
+    eventually("both events", || async { hook.of(&guest).len() == 3 }).await;
+    let events = hook.of(&guest);
+    let apps = |e: &Value| -> Vec<String> {
+        e["data"]["grants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["app"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(
+        apps(&events[1]).contains(&"first".to_string()),
+        "{events:#?}"
+    );
+    assert!(
+        apps(&events[2]).contains(&"second".to_string()),
+        "{events:#?}"
+    );
+    assert_eq!(events[1]["data"]["version"], 2);
+    assert_eq!(events[2]["data"]["version"], 3);
+    assert_eq!(hook.audit(), (0, 0));
+}
+
+/// In a transaction left open: give the guest a grant of `app_id` and queue its events.
+async fn add_grant(
+    deps: guestbridge::services::Deps,
+    guest: String,
+    app_id: &'static str,
+) -> guestbridge::store::Tx {
+    let mut tx = deps.db.begin_write().await.unwrap();
+    sqlx::query("INSERT INTO guest_grants (guest_id, app_id, role, rule_id, valid_from) VALUES ($1, $2, 'x', 'manual', 0)")
+        .bind(&guest)
+        .bind(app_id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    guestbridge::services::sync::emit(&mut tx, &deps, &guest)
+        .await
+        .unwrap();
+    tx
 }
