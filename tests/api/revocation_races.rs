@@ -132,8 +132,18 @@ async fn two_reminder_runs_at_one_instant_send_one_reminder_each(backend: Backen
         tokio::time::sleep(Duration::from_millis(1500)).await;
         guestbridge::jobs::run_once("reminders", &app.deps, &short, None, now, "instance-b").await
     };
-    let (a, b) = tokio::join!(first, second);
-    let (a, b) = (a.unwrap(), b.unwrap());
+    // The same instance's scheduler firing again while its run goes on must not overlap it.
+    let same_instance = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        guestbridge::jobs::run_once("reminders", &app.deps, &short, None, now, "instance-a").await
+    };
+    let (a, b, again) = tokio::join!(first, second, same_instance);
+    let (a, b, again) = (a.unwrap(), b.unwrap(), again.unwrap());
+    assert!(
+        !again.ran,
+        "a second run of one instance waits: {:?}",
+        again.counts
+    );
     let per_guest: Vec<(String, i64)> = sqlx::query_as(
         "SELECT guest_id, COUNT(*) FROM mail_outbox WHERE kind = 'reminder' GROUP BY guest_id",
     )
