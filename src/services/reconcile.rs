@@ -79,15 +79,21 @@ pub async fn expected_guests(deps: &Deps) -> Result<Expected, ServiceError> {
         let Some(snapshot) = sync::snapshot(&mut conn, deps, &id).await? else {
             continue;
         };
-        match serde_json::from_value::<GuestSnapshot>(snapshot) {
-            Ok(s) => expected.guests.push(s),
-            Err(e) => {
-                tracing::error!(guest_id = %id, error = %e, "guest snapshot unreadable; not reconciled");
-                expected.unreadable.push((id, e.to_string()));
-            }
-        }
+        add_snapshot(&mut expected, id, snapshot);
     }
     Ok(expected)
+}
+
+/// Add one guest's snapshot to `expected`, or to its unreadable guests when it does not
+/// read as a [`GuestSnapshot`].
+fn add_snapshot(expected: &mut Expected, guest_id: String, snapshot: serde_json::Value) {
+    match serde_json::from_value::<GuestSnapshot>(snapshot) {
+        Ok(s) => expected.guests.push(s),
+        Err(e) => {
+            tracing::error!(%guest_id, error = %e, "guest snapshot unreadable; not reconciled");
+            expected.unreadable.push((guest_id, e.to_string()));
+        }
+    }
 }
 
 /// Reconcile the SCIM target `name` with `expected`.
@@ -173,4 +179,26 @@ async fn audit_run(
     let mut conn = deps.db.pool().acquire().await?;
     audit::append(&mut conn, &entry, deps.now_ms()).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_snapshot_is_kept_apart_not_dropped() {
+        let mut expected = Expected::default();
+        let good = json!({"guest_id": "g1", "partner": "acme", "user_name": "a", "email": null,
+                          "display_name": null, "given_name": null, "family_name": null,
+                          "state": "active", "grants": []});
+        add_snapshot(&mut expected, "g1".into(), good);
+        add_snapshot(
+            &mut expected,
+            "g2".into(),
+            json!({"guest_id": "g2", "state": 7}),
+        );
+        assert_eq!(expected.guests.len(), 1);
+        assert_eq!(expected.unreadable.len(), 1);
+        assert_eq!(expected.unreadable[0].0, "g2");
+    }
 }

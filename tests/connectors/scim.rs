@@ -818,3 +818,44 @@ async fn scim_stand_in_wrong_token_is_permanent() {
         .unwrap_err();
     assert!(matches!(err, DeliveryError::Permanent { .. }), "{err:?}");
 }
+
+/// A guest whose snapshot does not read back is an error of the run, not a stranger: its
+/// owned user keeps its access; an owned user of a guest that is really gone is deactivated.
+#[tokio::test]
+async fn scim_stand_in_reconcile_leaves_a_guest_with_an_unreadable_snapshot_alone() {
+    let scim = StandIn::start(true, 50).await;
+    let connector = scim.connector();
+    for id in ["g-unreadable", "g-gone"] {
+        connector
+            .deliver(&event(
+                &format!("e-{id}"),
+                EventKind::GuestUpserted,
+                guest(
+                    id,
+                    &format!("{id}@partner.example"),
+                    "active",
+                    &[("ehr", "reader")],
+                ),
+            ))
+            .await
+            .unwrap();
+    }
+    let expected = Expected {
+        guests: vec![],
+        unreadable: vec![("g-unreadable".into(), "invalid type: integer".into())],
+    };
+    let plan = connector.plan(&expected).await.unwrap();
+    assert_eq!(plan.owned, 2);
+    let report = connector.apply(plan).await.unwrap();
+    assert_eq!(report.deactivated, 1, "{report:?}");
+    assert_eq!(report.failures.len(), 1);
+    assert_eq!(report.failures[0].0, "g-unreadable");
+    let kept = scim.user("g-unreadable").unwrap();
+    assert_eq!(kept["active"], true);
+    assert_eq!(
+        scim.groups_of(kept["id"].as_str().unwrap()),
+        vec!["gb-ehr:reader"]
+    );
+    assert_eq!(scim.user("g-gone").unwrap()["active"], false);
+    scim.assert_no_violations();
+}
