@@ -30,6 +30,7 @@ const GROUP: &str = "gb-ehr-viewer:reader";
 both_backends!(
     reconcile_touches_only_owned_users_among_1000_staff,
     reconcile_refuses_past_the_cap_unless_forced,
+    admin_api_answers_a_plan_past_the_cap_with_409,
     owned_users_are_found_by_id_after_their_external_id_changed
 );
 
@@ -446,4 +447,79 @@ async fn owned_users_are_found_by_id_after_their_external_id_changed(backend: Ba
     fresh.deliver(&event).await.unwrap();
     assert_eq!(downstream_user(&down, &id).await["active"], false);
     assert!(!group_members(&down).await.contains(&id));
+}
+
+/// The admin API: past the cap, `409` with the plan and nothing changed; with `force=true`
+/// the plan is carried out.
+async fn admin_api_answers_a_plan_past_the_cap_with_409(backend: Backend) {
+    let (down_app, down) = downstream(backend).await;
+    let lost = create_staff(&down, "lost-guest-", 51).await;
+    let targets = targets(&down_app, &down);
+    let app = spawn_with(
+        backend,
+        &[],
+        &[("GUESTBRIDGE_SYNC_TARGETS", targets.as_str())],
+    )
+    .await;
+    {
+        let mut conn = app.deps.db.pool().acquire().await.unwrap();
+        for (n, remote_id) in lost.iter().enumerate() {
+            let owned = guestbridge::store::ownership::Owned {
+                guest_id: format!("lost-guest-{n:04}"),
+                remote_id: remote_id.clone(),
+                adopted: false,
+            };
+            guestbridge::store::ownership::record(&mut conn, "downstream", &owned, 1)
+                .await
+                .unwrap();
+        }
+    }
+    let token = guestbridge::services::partners::issue_admin_token(&app.deps, &test_actor())
+        .await
+        .unwrap();
+    let reconcile = |query: &'static str| {
+        let (app, token) = (&app, &token);
+        async move {
+            read(
+                app.client
+                    .post(format!(
+                        "{}/api/v1/sync/targets/downstream/reconcile?{query}",
+                        app.address
+                    ))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    let refused = reconcile("force=false").await;
+    assert_eq!(refused.status.as_u16(), 409, "{}", refused.body);
+    assert!(refused.body["error"]
+        .as_str()
+        .unwrap()
+        .contains("more than the cap of 50"));
+    assert_eq!(refused.body["plan"]["report"]["deactivated"], 51);
+    assert_eq!(refused.body["plan"]["owned"], 51);
+    assert_eq!(count(&down, "active eq true").await, 51);
+
+    let unknown = read(
+        app.client
+            .post(format!(
+                "{}/api/v1/sync/targets/nope/reconcile",
+                app.address
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(unknown.status.as_u16(), 404);
+
+    let forced = reconcile("force=true").await;
+    assert_eq!(forced.status.as_u16(), 200, "{}", forced.body);
+    assert_eq!(forced.body["report"]["deactivated"], 51);
+    assert_eq!(count(&down, "active eq true").await, 0);
 }
