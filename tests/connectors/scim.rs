@@ -17,6 +17,7 @@ use serde_json::{json, Map, Value};
 
 use guestbridge::store::Db;
 
+use crate::both_backends;
 use crate::support::{database, event, guest, serve, Backend};
 
 const TOKEN: &str = "partner-token-abc";
@@ -408,8 +409,12 @@ struct StandIn {
 
 impl StandIn {
     async fn start(patch_supported: bool, max_results: usize) -> Self {
+        Self::start_on(Backend::Sqlite, patch_supported, max_results).await
+    }
+
+    async fn start_on(backend: Backend, patch_supported: bool, max_results: usize) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let db = database(Backend::Sqlite, &dir).await;
+        let db = database(backend, &dir).await;
         let state: Shared = Arc::new(Mutex::new(Directory {
             patch_supported,
             max_results,
@@ -821,9 +826,12 @@ async fn scim_stand_in_wrong_token_is_permanent() {
 
 /// A guest whose snapshot does not read back is an error of the run, not a stranger: its
 /// owned user keeps its access; an owned user of a guest that is really gone is deactivated.
-#[tokio::test]
-async fn scim_stand_in_reconcile_leaves_a_guest_with_an_unreadable_snapshot_alone() {
-    let scim = StandIn::start(true, 50).await;
+both_backends!(scim_stand_in_reconcile_leaves_a_guest_with_an_unreadable_snapshot_alone);
+
+async fn scim_stand_in_reconcile_leaves_a_guest_with_an_unreadable_snapshot_alone(
+    backend: Backend,
+) {
+    let scim = StandIn::start_on(backend, true, 50).await;
     let connector = scim.connector();
     for id in ["g-unreadable", "g-gone"] {
         connector
