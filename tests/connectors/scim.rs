@@ -824,10 +824,10 @@ async fn scim_stand_in_wrong_token_is_permanent() {
     assert!(matches!(err, DeliveryError::Permanent { .. }), "{err:?}");
 }
 
-/// A guest whose snapshot does not read back is an error of the run, not a stranger: its
-/// owned user keeps its access; an owned user of a guest that is really gone is deactivated.
 both_backends!(scim_stand_in_reconcile_leaves_a_guest_with_an_unreadable_snapshot_alone);
 
+/// A guest whose snapshot does not read back is an error of the run, not a stranger: its
+/// owned user keeps its access; an owned user of a guest that is really gone is deactivated.
 async fn scim_stand_in_reconcile_leaves_a_guest_with_an_unreadable_snapshot_alone(
     backend: Backend,
 ) {
