@@ -58,6 +58,11 @@ pub enum Command {
         #[command(subcommand)]
         command: JobsCommand,
     },
+    /// Outbound sync: reconcile a target.
+    Sync {
+        #[command(subcommand)]
+        command: SyncCommand,
+    },
     /// Manage the app-launch signing keys.
     Keys {
         #[command(subcommand)]
@@ -118,6 +123,23 @@ pub enum JobsCommand {
     },
     /// Show each job's schedule and last run.
     List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Compare a SCIM target with the guests decided here and repair the users Guestbridge
+    /// owns there; users it does not own are listed, never changed.
+    Reconcile {
+        /// The target's name (`sync.targets`).
+        target: String,
+        /// Show what would be created, changed and deactivated; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Go ahead even when more users would be deactivated than the cap
+        /// (5 % of the owned users or 50, whichever is larger).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -413,6 +435,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Sync {
+            command:
+                SyncCommand::Reconcile {
+                    target,
+                    dry_run,
+                    force,
+                },
+        } => {
+            let deps = base_deps(&settings).await?;
+            let options = services::reconcile::ReconcileOptions { dry_run, force };
+            let expected = services::reconcile::expected_guests(&deps).await?;
+            let outcome = services::reconcile::reconcile_target(
+                &deps,
+                &settings.sync,
+                &cli_actor(),
+                &target,
+                &expected,
+                options,
+            )
+            .await?;
+            print_reconcile(&outcome);
+            match outcome.refused {
+                Some(reason) if !dry_run => anyhow::bail!("{reason}"),
+                _ => Ok(()),
+            }
+        }
         Command::Keys {
             command: KeysCommand::Rotate,
         } => {
@@ -624,6 +672,42 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// A reconciliation's plan or result, one line per user, the counts last.
+fn print_reconcile(outcome: &services::reconcile::ReconcileOutcome) {
+    let r = &outcome.report;
+    for a in &r.actions {
+        println!(
+            "{} {} {}{}",
+            a.action.as_str(),
+            a.guest_id,
+            a.remote_id.as_deref().unwrap_or("-"),
+            if a.details.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", a.details.join(", "))
+            }
+        );
+    }
+    for u in &r.unowned {
+        println!(
+            "unowned {} externalId={} userName={}",
+            u.remote_id,
+            u.external_id.as_deref().unwrap_or("-"),
+            u.user_name.as_deref().unwrap_or("-")
+        );
+    }
+    for (id, e) in &r.failures {
+        println!("error {id}: {e}");
+    }
+    if let Some(reason) = &outcome.refused {
+        println!("refused: {reason}");
+    }
+    if outcome.dry_run {
+        println!("dry run: nothing was changed");
+    }
+    println!("{}", r.summary());
 }
 
 /// The rules in `dir`, and its mail templates (`dir/templates`), checked together: every

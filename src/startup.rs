@@ -96,7 +96,7 @@ fn start_sync_worker(deps: &Deps, settings: &Settings) -> anyhow::Result<()> {
     if settings.sync.targets.is_empty() {
         return Ok(());
     }
-    let connectors = crate::connectors::worker::build_connectors(&settings.sync)?;
+    let connectors = crate::connectors::worker::build_connectors(&settings.sync, &deps.db)?;
     let policy = crate::connectors::worker::SyncPolicy {
         base_ms: settings.sync.retry_base_ms,
         max_attempts: settings.sync.max_attempts,

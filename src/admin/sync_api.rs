@@ -1,4 +1,5 @@
-//! `/api/v1/sync`: outbound sync queue per target, dead letters, and replay.
+//! `/api/v1/sync`: outbound sync queue per target, dead letters, replay, and reconciliation
+//! of a SCIM target (with a dry run).
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -6,13 +7,62 @@ use serde_json::json;
 
 use super::{AdminCaller, AdminError};
 use crate::clock::{from_millis, to_rfc3339};
+use crate::services::reconcile::{self, ReconcileError, ReconcileOptions};
 use crate::services::ServiceError;
 use crate::startup::AppState;
 use crate::store::sync_outbox;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/sync", web::get().to(get_sync))
-        .route("/sync/events/{id}/replay", web::post().to(replay_event));
+        .route("/sync/events/{id}/replay", web::post().to(replay_event))
+        .route(
+            "/sync/targets/{name}/reconcile",
+            web::post().to(reconcile_target),
+        );
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileQuery {
+    dry_run: Option<bool>,
+    force: Option<bool>,
+}
+
+/// `POST /sync/targets/{name}/reconcile?dry_run=BOOL&force=BOOL`: the plan (dry run) or what
+/// was done; `409` with the plan when it would deactivate more than the cap.
+pub async fn reconcile_target(
+    state: web::Data<AppState>,
+    admin: AdminCaller,
+    name: web::Path<String>,
+    query: web::Query<ReconcileQuery>,
+) -> Result<HttpResponse, AdminError> {
+    let options = ReconcileOptions {
+        dry_run: query.dry_run.unwrap_or(false),
+        force: query.force.unwrap_or(false),
+    };
+    let expected = reconcile::expected_guests(&state.deps).await?;
+    let outcome = reconcile::reconcile_target(
+        &state.deps,
+        &state.settings.sync,
+        &admin.actor,
+        &name,
+        &expected,
+        options,
+    )
+    .await
+    .map_err(|e| match e {
+        ReconcileError::UnknownTarget(_) => AdminError::new(StatusCode::NOT_FOUND, e.to_string()),
+        ReconcileError::NotScim(_) => AdminError::bad_request(e.to_string()),
+        ReconcileError::Target { .. } => AdminError::new(StatusCode::BAD_GATEWAY, e.to_string()),
+        ReconcileError::Service(e) => e.into(),
+    })?;
+    let body = outcome.to_json();
+    Ok(match &outcome.refused {
+        Some(reason) if !options.dry_run => {
+            HttpResponse::Conflict().json(json!({"error": reason, "plan": body}))
+        }
+        _ => HttpResponse::Ok().json(body),
+    })
 }
 
 pub async fn get_sync(

@@ -19,18 +19,24 @@
 //!   `accountEnabled: false`.
 //! - Remove: `DELETE /users/{id}`; `404` is success.
 //!
-//! Which Graph user a guest is: this connector keeps no store. The invitation answers with
-//! the user id; for suspensions and removals the id comes from an in-memory map (filled by
-//! invitations, or by the caller with [`GraphConnector::remember_user_id`]) or else from
-//! `GET /users?$filter=mail eq '…'` (B2B guests carry the invited address in `mail`). A guest
-//! that has no address and no known id was never invited, so there is nothing to suspend or
-//! remove. [`GraphConnector::user_id_of`] lets the caller store the id if it wants to.
-//! A changed email address is a new invitation, so a new guest user: the old one keeps its
-//! groups until it is suspended or removed by its own id.
+//! Which Graph user a guest is comes from this target's ownership records
+//! ([`crate::store::ownership`], shared by instances, kept across restarts): the user an
+//! invitation created, or an existing guest user adopted. A partner chooses the address it
+//! sends, so an address alone never leads to a member of the tenant:
+//! - a recorded id is used first (`GET /users/{id}` checks it still exists and is a guest);
+//! - without one, `GET /users?$filter=mail eq '…' and userType eq 'Guest'` (B2B guests carry
+//!   the invited address in `mail`) may adopt exactly one hit whose `userType` is `Guest`;
+//!   several are a permanent error;
+//! - otherwise an enable invites, and the invited user is checked too: Graph answers an
+//!   invitation of an address already in the tenant with that user, and a member so found
+//!   is a permanent error naming the conflict, never recorded or changed.
+//!
+//! A guest with no record and no adoptable guest user was never invited: there is nothing
+//! to suspend or remove. A changed email address is a new invitation, so a new guest user;
+//! the old user, being ours, is suspended first.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
@@ -41,6 +47,7 @@ use tokio::time::Instant;
 
 use super::http::{self, path_segment, request_key, Reply, IDEMPOTENCY_KEY};
 use super::{BoxFuture, ConfigError, Connector, DeliveryError, GuestEvent, GuestSnapshot, Intent};
+use crate::store::ownership::{Owned, OwnershipStore};
 
 /// Graph's v1.0 endpoint, the default `base_url`.
 pub const DEFAULT_BASE_URL: &str = "https://graph.microsoft.com/v1.0";
@@ -106,7 +113,8 @@ pub struct GraphConnector {
     group_ids: BTreeMap<String, String>,
     http: reqwest::Client,
     token: tokio::sync::Mutex<Option<CachedToken>>,
-    user_ids: Mutex<HashMap<String, String>>,
+    /// Which user each guest is in this tenant (the only users this connector changes).
+    owned: OwnershipStore,
 }
 
 impl fmt::Debug for GraphConnector {
@@ -119,7 +127,13 @@ impl fmt::Debug for GraphConnector {
 }
 
 impl GraphConnector {
-    pub fn new(name: impl Into<String>, target: GraphTarget) -> Result<Self, ConfigError> {
+    /// `db` holds the ownership records of this target (by `name`).
+    pub fn new(
+        name: impl Into<String>,
+        target: GraphTarget,
+        db: crate::store::Db,
+    ) -> Result<Self, ConfigError> {
+        let name = name.into();
         let base = http::base_url("base_url", &target.base_url)?;
         let token_url = http::base_url("token_url", &target.token_url)?;
         http::base_url("redirect_url", &target.redirect_url)?;
@@ -129,7 +143,8 @@ impl GraphConnector {
             http::non_empty("group_ids", group)?;
         }
         Ok(GraphConnector {
-            name: name.into(),
+            owned: OwnershipStore::new(db, name.clone()),
+            name,
             base,
             token_url,
             client_id: target.client_id,
@@ -138,32 +153,41 @@ impl GraphConnector {
             group_ids: target.group_ids.into_iter().collect(),
             http: http::client()?,
             token: tokio::sync::Mutex::new(None),
-            user_ids: Mutex::new(HashMap::new()),
         })
     }
 
-    /// The Graph user id this connector knows for a guest (from an invitation or a look-up).
-    pub fn user_id_of(&self, guest_id: &str) -> Option<String> {
-        self.user_ids
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    /// The Graph user id recorded for a guest.
+    pub async fn user_id_of(&self, guest_id: &str) -> Result<Option<String>, DeliveryError> {
+        Ok(self
+            .owned
             .get(guest_id)
-            .cloned()
+            .await
+            .map_err(|e| store_error(e, guest_id))?
+            .map(|o| o.remote_id))
     }
 
-    /// Tell the connector a guest's Graph user id (e.g. stored by the caller earlier).
-    pub fn remember_user_id(&self, guest_id: &str, user_id: &str) {
-        self.user_ids
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(guest_id.to_string(), user_id.to_string());
+    async fn record(
+        &self,
+        guest_id: &str,
+        user_id: &str,
+        adopted: bool,
+    ) -> Result<(), DeliveryError> {
+        let owned = Owned {
+            guest_id: guest_id.to_string(),
+            remote_id: user_id.to_string(),
+            adopted,
+        };
+        self.owned
+            .record(&owned)
+            .await
+            .map_err(|e| store_error(e, user_id))
     }
 
-    fn forget_user_id(&self, guest_id: &str) {
-        self.user_ids
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(guest_id);
+    async fn forget(&self, guest_id: &str, user_id: &str) -> Result<(), DeliveryError> {
+        self.owned
+            .forget(guest_id, user_id)
+            .await
+            .map_err(|e| store_error(e, user_id))
     }
 
     #[tracing::instrument(skip_all, fields(connector = %self.name, event_id = %event.event_id, kind = event.kind.webhook_type()), err(level = "warn", Display))]
@@ -186,18 +210,20 @@ impl GraphConnector {
                 if !(reply.is_success() || reply.status.as_u16() == 404) {
                     return Err(reply.error().context("delete user"));
                 }
-                self.forget_user_id(&guest.guest_id);
-                Ok(())
+                self.forget(&guest.guest_id, &user_id).await
             }
         }
     }
 
     async fn enable(&self, event: &GuestEvent) -> Result<(), DeliveryError> {
         let guest = &event.guest;
-        let user_id = self.invite(event).await?;
+        let user_id = match self.find_user(guest).await? {
+            Some(id) => id,
+            None => self.invite(event).await?,
+        };
         let update = json!({ "accountEnabled": true, "displayName": display_name(guest) });
         if !self.update_user(event, &user_id, &update).await? {
-            self.forget_user_id(&guest.guest_id);
+            self.forget(&guest.guest_id, &user_id).await?;
             return Err(DeliveryError::transient(
                 "the invited user is not found yet",
             ));
@@ -232,8 +258,8 @@ impl GraphConnector {
             None => false,
         };
         if !found {
-            // Deleted in the tenant meanwhile (a stale remembered id): nothing to suspend.
-            self.forget_user_id(&event.guest.guest_id);
+            // Deleted in the tenant meanwhile (a stale record): nothing to suspend.
+            self.forget(&event.guest.guest_id, user_id).await?;
         }
         Ok(())
     }
@@ -256,36 +282,122 @@ impl GraphConnector {
             .ok_or_else(|| {
                 DeliveryError::transient("invitation response carries no invitedUser.id")
             })?;
-        self.remember_user_id(&guest.guest_id, &id);
+        // Graph answers with whoever already has the address, member or not.
+        match self.user_type(&id).await? {
+            Some(t) if t == "Guest" => {}
+            Some(t) => return Err(member_conflict(email, &t)),
+            None => {
+                return Err(DeliveryError::transient(
+                    "the invited user is not found yet",
+                ))
+            }
+        }
+        self.record(&guest.guest_id, &id, false).await?;
         Ok(id)
     }
 
-    /// The guest's Graph user id: remembered, or looked up by mail; `None` if not there.
+    /// The guest's Graph user id: recorded, else an existing guest user with the guest's
+    /// address, adopted; `None` if neither. A recorded user whose address is no longer the
+    /// guest's is suspended and let go (an enable invites the new address).
     async fn find_user(&self, guest: &GuestSnapshot) -> Result<Option<String>, DeliveryError> {
-        if let Some(id) = self.user_id_of(&guest.guest_id) {
-            return Ok(Some(id));
+        let email = invitation_address(guest);
+        if let Some(id) = self.user_id_of(&guest.guest_id).await? {
+            match self.user_mail(&id).await? {
+                None => self.forget(&guest.guest_id, &id).await?,
+                Some(mail) => match email {
+                    Some(email) if !mail.eq_ignore_ascii_case(email) => {
+                        self.retire(guest, &id).await?;
+                    }
+                    _ => return Ok(Some(id)),
+                },
+            }
         }
-        let Some(email) = invitation_address(guest) else {
+        let Some(email) = email else {
             return Ok(None);
         };
         let url = format!("{}/users", self.base);
         let query = [
-            ("$filter", mail_filter(email)),
-            ("$select", "id".to_string()),
+            ("$filter", guest_mail_filter(email)),
+            ("$select", "id,userType,mail".to_string()),
         ];
         let reply = self.get(&url, &query).await?;
         if !reply.is_success() {
-            return Err(reply.error().context("find user by mail"));
+            return Err(reply.error().context("find guest user by mail"));
         }
-        let found = reply.json()?["value"]
-            .as_array()
-            .and_then(|users| users.first())
-            .and_then(|user| user["id"].as_str())
-            .map(str::to_string);
-        if let Some(id) = &found {
-            self.remember_user_id(&guest.guest_id, id);
+        let body = reply.json()?;
+        let users: Vec<&Value> = body["value"].as_array().into_iter().flatten().collect();
+        // The filter asks for guests; the answer is checked too.
+        if let Some(other) = users
+            .iter()
+            .find(|u| u["userType"].as_str() != Some("Guest"))
+        {
+            return Err(member_conflict(
+                email,
+                other["userType"].as_str().unwrap_or("unknown"),
+            ));
         }
-        Ok(found)
+        let id = match users.as_slice() {
+            [] => return Ok(None),
+            [user] => user["id"]
+                .as_str()
+                .filter(|id| !id.is_empty())
+                .map(str::to_string)
+                .ok_or_else(|| DeliveryError::transient("a user without id"))?,
+            _ => {
+                return Err(DeliveryError::permanent(format!(
+                    "{} guest accounts use mail {email}; not adopting any",
+                    users.len()
+                )))
+            }
+        };
+        self.record(&guest.guest_id, &id, true).await?;
+        tracing::info!(connector = %self.name, guest_id = %guest.guest_id, user_id = %id, "adopted an existing guest user by mail");
+        Ok(Some(id))
+    }
+
+    /// Our user of a guest whose address changed: out of our groups, disabled, forgotten.
+    async fn retire(&self, guest: &GuestSnapshot, user_id: &str) -> Result<(), DeliveryError> {
+        let event = GuestEvent {
+            event_id: format!("retire-{}-{user_id}", guest.guest_id),
+            kind: super::EventKind::GuestSuspended,
+            occurred_at: chrono::Utc::now(),
+            guest: guest.clone(),
+        };
+        self.suspend(&event, user_id).await?;
+        self.forget(&guest.guest_id, user_id).await
+    }
+
+    /// `GET /users/{id}?$select=…`; `None` on 404.
+    async fn user_property(
+        &self,
+        user_id: &str,
+        property: &str,
+    ) -> Result<Option<Value>, DeliveryError> {
+        let url = format!("{}/users/{}", self.base, path_segment(user_id));
+        let reply = self
+            .get(&url, &[("$select", format!("id,{property}"))])
+            .await?;
+        if reply.status.as_u16() == 404 {
+            return Ok(None);
+        }
+        if !reply.is_success() {
+            return Err(reply.error().context("get user"));
+        }
+        Ok(Some(reply.json()?[property].clone()))
+    }
+
+    async fn user_type(&self, user_id: &str) -> Result<Option<String>, DeliveryError> {
+        Ok(self
+            .user_property(user_id, "userType")
+            .await?
+            .map(|t| t.as_str().unwrap_or("unknown").to_string()))
+    }
+
+    async fn user_mail(&self, user_id: &str) -> Result<Option<String>, DeliveryError> {
+        Ok(self
+            .user_property(user_id, "mail")
+            .await?
+            .map(|m| m.as_str().unwrap_or_default().to_string()))
     }
 
     /// The configured groups the user is a direct member of; `None` if there is no such user.
@@ -592,9 +704,30 @@ fn member_ref(base: &str, user_id: &str) -> Value {
     json!({ "@odata.id": format!("{base}/directoryObjects/{}", path_segment(user_id)) })
 }
 
-/// OData string literal: single quotes doubled.
-fn mail_filter(email: &str) -> String {
-    format!("mail eq '{}'", email.replace('\'', "''"))
+/// Guest users with this address; OData string literal: single quotes doubled.
+fn guest_mail_filter(email: &str) -> String {
+    format!(
+        "mail eq '{}' and userType eq 'Guest'",
+        email.replace('\'', "''")
+    )
+}
+
+/// A user with the guest's address that is not a guest (a member of the tenant's staff).
+fn member_conflict(email: &str, user_type: &str) -> DeliveryError {
+    DeliveryError::permanent(format!(
+        "a {} account already uses mail {email}; not adopting",
+        user_type.to_lowercase()
+    ))
+}
+
+fn store_error(err: crate::store::DbError, user_id: &str) -> DeliveryError {
+    if crate::store::is_unique_violation(&err) {
+        DeliveryError::permanent(format!(
+            "user {user_id} is already another guest's; not taking it over"
+        ))
+    } else {
+        DeliveryError::transient(format!("ownership records: {err}"))
+    }
 }
 
 /// Graph answers a second add with 400 "One or more added object references already exist".
@@ -651,11 +784,15 @@ mod tests {
 
     #[test]
     fn mail_filter_escapes_quotes() {
-        assert_eq!(mail_filter("o'neil@x"), "mail eq 'o''neil@x'");
+        assert_eq!(
+            guest_mail_filter("o'neil@x"),
+            "mail eq 'o''neil@x' and userType eq 'Guest'"
+        );
     }
 
-    #[test]
-    fn debug_hides_the_client_secret() {
+    #[tokio::test]
+    async fn debug_hides_the_client_secret() {
+        let (_dir, db) = crate::store::test_db().await;
         let target = GraphTarget {
             base_url: default_base_url(),
             token_url: "https://login.example/t/oauth2/v2.0/token".into(),
@@ -665,7 +802,7 @@ mod tests {
             group_ids: HashMap::new(),
         };
         assert!(!format!("{target:?}").contains("very-secret"));
-        let connector = GraphConnector::new("graph", target).unwrap();
+        let connector = GraphConnector::new("graph", target, db).unwrap();
         assert!(!format!("{connector:?}").contains("very-secret"));
     }
 }

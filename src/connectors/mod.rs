@@ -4,9 +4,16 @@
 //! [`Connector`] in order per guest. A connector answers `Ok(())` when the target holds the
 //! change, or a [`DeliveryError`] that says whether a later attempt can succeed
 //! ([`DeliveryError::Transient`], with the target's `Retry-After` when it gave one) or not
-//! ([`DeliveryError::Permanent`]: dead-letter it). Connectors keep no database state; every
-//! delivery is idempotent (look-up before create, `404` on delete is success), so the worker
-//! may retry or replay any event.
+//! ([`DeliveryError::Permanent`]: dead-letter it). Every delivery is idempotent (look-up
+//! before create, `404` on delete is success), so the worker may retry or replay any event.
+//!
+//! Ownership: the SCIM and Graph connectors are given the database when they are built
+//! ([`worker::build_connectors`]) and keep, per target, the id of each downstream object they
+//! created or adopted ([`crate::store::ownership`]). They change only objects so recorded,
+//! which is what keeps a directory shared with staff safe: an object that merely looks like
+//! ours (an externalId, a prefixed group, a matching address) is never suspended or deleted.
+//! The records live in the database, so they outlast restarts and every instance sees them.
+//! The webhook connector owns nothing and needs no database.
 //!
 //! - [`scim::ScimConnector`]: a downstream SCIM 2.0 server (RFC 7643/7644), grants as groups.
 //! - [`graph::GraphConnector`]: Microsoft Graph B2B invitations and group membership.
@@ -249,8 +256,9 @@ mod tests {
         assert_eq!(snapshot("active").intent(GuestRemoved), Intent::Remove);
     }
 
-    #[test]
-    fn connectors_live_together_behind_the_trait() {
+    #[tokio::test]
+    async fn connectors_live_together_behind_the_trait() {
+        let (_dir, db) = crate::store::test_db().await;
         let connectors: Vec<Box<dyn Connector>> = vec![
             Box::new(
                 scim::ScimConnector::new(
@@ -260,6 +268,7 @@ mod tests {
                         bearer_token: "t".into(),
                         group_prefix: "gb-".into(),
                     },
+                    db.clone(),
                 )
                 .unwrap(),
             ),
@@ -274,6 +283,7 @@ mod tests {
                         redirect_url: "https://apps.example".into(),
                         group_ids: Default::default(),
                     },
+                    db.clone(),
                 )
                 .unwrap(),
             ),

@@ -1,23 +1,25 @@
 //! The SCIM 2.0 target connector: guests as Users of a downstream SCIM server (RFC 7643
 //! §4.1, RFC 7644 §3) with its own bearer token, app grants as memberships of Groups named
 //! `{group_prefix}{app}:{role}`. The downstream server may be another Guestbridge (its
-//! `/scim/v2` with a partner token).
+//! `/scim/v2` with a partner token), or a directory shared with the host's own staff.
 //!
-//! - The user is found by `externalId eq "<guest_id>"` (RFC 7644 §3.4.2.2), never by
-//!   userName, so a retry or a replay never creates a second user.
+//! - Which user a guest is comes from this target's ownership records
+//!   ([`crate::store::ownership`]): the id of the user Guestbridge created, or adopted. The
+//!   user is read by that id (`GET /Users/{id}`), so a changed externalId does not lose it.
+//! - Without a record, an enable or hold may adopt the one user whose `externalId` is the
+//!   guest's id (`externalId eq "<guest_id>"`, RFC 7644 §3.4.2.2; several are refused), so a
+//!   retry or a replay never creates a second user. Suspensions and removals act only on
+//!   recorded users: without a record there is nothing of ours to suspend.
 //! - Enable (`active`, `invited`) and hold (`pending_approval`): `POST /Users` if absent
-//!   (userName = the email, else the partner's userName; `active` only when enabled), else
-//!   the attributes that differ are replaced (`PATCH`, or a `PUT` of the fetched user with
-//!   them changed when the target's `/ServiceProviderConfig` says `patch.supported: false`).
-//!   Then memberships: the user is added to the groups of its grants (found by
-//!   `displayName eq`, created if absent) and removed from every other group whose name has
-//!   the prefix; a held user is in none.
+//!   (userName = the email, else the partner's userName; `active` only when enabled; the new
+//!   id is recorded), else the attributes that differ are replaced (`PATCH`, or a `PUT` of the
+//!   fetched user with them changed when the target's `/ServiceProviderConfig` says
+//!   `patch.supported: false`). Then memberships: the user is added to the groups of its
+//!   grants (found by `displayName eq`, created if absent) and removed from every other group
+//!   whose name has the prefix; a held user is in none.
 //! - Suspend: `active: false` and out of every prefixed group; an absent user stays absent.
-//! - Remove: `DELETE /Users/{id}`; absent or `404` is success.
-//! - [`ScimConnector::reconcile`] lists every user with an externalId and repairs drift
-//!   against the expected guests. It assumes every user with an externalId that the token
-//!   can see is Guestbridge's (true of a Guestbridge partner token, which sees only its own
-//!   people); give it a token scoped that way.
+//! - Remove: `DELETE /Users/{id}` and the record is dropped; absent or `404` is success.
+//! - Reconciliation ([`reconcile`]) plans, then applies, and changes only recorded users.
 //!
 //! The ServiceProviderConfig (RFC 7643 §5) is read once per connector: without
 //! `filter.supported` look-ups list all users or groups and match here, and pages are at
@@ -34,9 +36,11 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::http::{self, path_segment, request_key, Reply, IDEMPOTENCY_KEY};
-use super::{
-    BoxFuture, ConfigError, Connector, DeliveryError, EventKind, GuestEvent, GuestSnapshot, Intent,
-};
+use super::{BoxFuture, ConfigError, Connector, DeliveryError, GuestEvent, GuestSnapshot, Intent};
+use crate::store::ownership::{Owned, OwnershipStore};
+
+pub mod reconcile;
+pub use reconcile::{Action, ActionKind, DriftReport, Expected, ReconcilePlan, Unowned};
 
 const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -107,25 +111,6 @@ impl Capabilities {
     }
 }
 
-/// What [`ScimConnector::reconcile`] found and did.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct DriftReport {
-    /// Expected guests that were missing and were created.
-    pub created: usize,
-    /// Users whose attributes, active flag or memberships were repaired.
-    pub updated: usize,
-    /// Users with an externalId that no expected guest has, deactivated (and taken out of
-    /// the prefixed groups).
-    pub deactivated: usize,
-    /// Users of expected guests in state `removed`, deleted.
-    pub deleted: usize,
-    /// Users already as expected.
-    pub unchanged: usize,
-    /// Guests (by guest id, or externalId for unexpected users) that could not be repaired
-    /// for a permanent reason; a transient failure stops the whole run instead.
-    pub failures: Vec<(String, DeliveryError)>,
-}
-
 /// Pushes guests to one SCIM 2.0 server.
 pub struct ScimConnector {
     name: String,
@@ -136,6 +121,8 @@ pub struct ScimConnector {
     capabilities: tokio::sync::OnceCell<Capabilities>,
     /// Group displayName → id, as found or created.
     group_ids: Mutex<HashMap<String, String>>,
+    /// Which user each guest is at this target (the only users this connector changes).
+    owned: OwnershipStore,
 }
 
 impl fmt::Debug for ScimConnector {
@@ -148,29 +135,39 @@ impl fmt::Debug for ScimConnector {
     }
 }
 
-/// What converging one user did.
+/// What converging one user did (or would do).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Created,
     Updated,
+    /// Active before, inactive (and out of our groups) after.
+    Deactivated,
     Deleted,
     Unchanged,
 }
 
 /// A user as found: its id and document.
+#[derive(Debug, Clone)]
 struct Found {
     id: String,
     doc: Value,
 }
 
 impl ScimConnector {
-    pub fn new(name: impl Into<String>, target: ScimTarget) -> Result<Self, ConfigError> {
+    /// `db` holds the ownership records of this target (by `name`).
+    pub fn new(
+        name: impl Into<String>,
+        target: ScimTarget,
+        db: crate::store::Db,
+    ) -> Result<Self, ConfigError> {
+        let name = name.into();
         let base = http::base_url("base_url", &target.base_url)?;
         http::non_empty("bearer_token", &target.bearer_token)?;
         // An empty prefix would put every group of the target under our management.
         http::non_empty("group_prefix", &target.group_prefix)?;
         Ok(ScimConnector {
-            name: name.into(),
+            owned: OwnershipStore::new(db, name.clone()),
+            name,
             base,
             token: target.bearer_token,
             prefix: target.group_prefix,
@@ -203,82 +200,17 @@ impl ScimConnector {
     #[tracing::instrument(skip_all, fields(connector = %self.name, event_id = %event.event_id, kind = event.kind.webhook_type()), err(level = "warn", Display))]
     async fn push(&self, event: &GuestEvent) -> Result<(), DeliveryError> {
         let caps = self.capabilities().await?;
-        let existing = self.find_user(&caps, &event.guest.guest_id).await?;
+        let guest_id = &event.guest.guest_id;
         let intent = event.guest.intent(event.kind);
+        let mut existing = self.owned_user(guest_id).await?;
+        // Only a user that is to have or await access may be taken over; suspensions and
+        // removals touch nothing this target's records do not name.
+        if existing.is_none() && matches!(intent, Intent::Enable | Intent::Hold) {
+            existing = self.adopt(&caps, guest_id).await?;
+        }
         self.converge(&caps, &event.event_id, &event.guest, intent, existing, None)
             .await
             .map(|_| ())
-    }
-
-    /// Compare every user with an externalId at the target with `expected` and repair the
-    /// difference: create missing guests, fix attributes, active flags and memberships,
-    /// delete removed guests' users, deactivate users no expected guest accounts for.
-    #[tracing::instrument(skip_all, fields(connector = %self.name, expected = expected.len()), err(Display))]
-    pub async fn reconcile(
-        &self,
-        expected: &[GuestSnapshot],
-    ) -> Result<DriftReport, DeliveryError> {
-        let caps = self.capabilities().await?;
-        let run_key = format!("reconcile-{}", chrono::Utc::now().timestamp_millis());
-        let mut report = DriftReport::default();
-
-        let filter = caps.filter.then(|| "externalId pr".to_string());
-        let mut by_external_id: HashMap<String, Found> = HashMap::new();
-        let mut duplicated: BTreeSet<String> = BTreeSet::new();
-        for doc in self.list_all(&caps, "Users", filter, &[]).await? {
-            let (Some(ext), Some(id)) = (doc["externalId"].as_str(), doc["id"].as_str()) else {
-                continue;
-            };
-            let (ext, id) = (ext.to_string(), id.to_string());
-            if by_external_id
-                .insert(ext.clone(), Found { id, doc })
-                .is_some()
-            {
-                duplicated.insert(ext);
-            }
-        }
-        let mut memberships = self.prefixed_memberships(&caps).await?;
-
-        let mut seen: BTreeSet<&str> = BTreeSet::new();
-        for guest in expected {
-            seen.insert(&guest.guest_id);
-            if duplicated.contains(&guest.guest_id) {
-                report.failures.push((
-                    guest.guest_id.clone(),
-                    duplicate_external_id(&guest.guest_id),
-                ));
-                continue;
-            }
-            let existing = by_external_id.remove(&guest.guest_id);
-            let current = existing
-                .as_ref()
-                .map(|u| memberships.remove(&u.id).unwrap_or_default());
-            let intent = guest.intent(EventKind::GuestUpserted);
-            match self
-                .converge(&caps, &run_key, guest, intent, existing, current)
-                .await
-            {
-                Ok(outcome) => report.count(outcome),
-                Err(err) if err.is_transient() => return Err(err),
-                Err(err) => report.failures.push((guest.guest_id.clone(), err)),
-            }
-        }
-
-        let mut unexpected: Vec<(String, Found)> = by_external_id
-            .into_iter()
-            .filter(|(ext, _)| !seen.contains(ext.as_str()))
-            .collect();
-        unexpected.sort_by(|a, b| a.0.cmp(&b.0));
-        for (ext, user) in unexpected {
-            let current = memberships.remove(&user.id).unwrap_or_default();
-            match self.deactivate(&caps, &run_key, &user, &current).await {
-                Ok(true) => report.deactivated += 1,
-                Ok(false) => report.unchanged += 1,
-                Err(err) if err.is_transient() => return Err(err),
-                Err(err) => report.failures.push((ext, err)),
-            }
-        }
-        Ok(report)
     }
 
     /// Bring one guest's user to what `intent` says. `current` is the user's prefixed
@@ -298,6 +230,10 @@ impl ScimConnector {
                 let url = self.user_url(&user.id);
                 let reply = self.mutate(Method::DELETE, &url, None, key).await?;
                 if reply.is_success() || reply.status.as_u16() == 404 {
+                    self.owned
+                        .forget(&guest.guest_id, &user.id)
+                        .await
+                        .map_err(|e| store_error(e, &user.id))?;
                     Ok(Outcome::Deleted)
                 } else {
                     Err(reply.error().context("delete user"))
@@ -305,11 +241,11 @@ impl ScimConnector {
             }
             (Intent::Suspend, Some(user)) => {
                 let current = self.current_or_lookup(caps, &user.id, current).await?;
-                let changed = self.deactivate(caps, key, &user, &current).await?;
-                Ok(if changed {
-                    Outcome::Updated
-                } else {
-                    Outcome::Unchanged
+                let was_active = is_active(&user.doc);
+                Ok(match self.deactivate(caps, key, &user, &current).await? {
+                    true if was_active => Outcome::Deactivated,
+                    true => Outcome::Updated,
+                    false => Outcome::Unchanged,
                 })
             }
             (Intent::Enable | Intent::Hold, existing) => {
@@ -319,6 +255,7 @@ impl ScimConnector {
                 } else {
                     BTreeSet::new()
                 };
+                let was_active = existing.as_ref().is_some_and(|u| is_active(&u.doc));
                 let (user, mut outcome, current) = match existing {
                     None => match self.create_user(caps, key, &desired).await? {
                         (user, true) => (user, Outcome::Created, Some(BTreeMap::new())),
@@ -339,6 +276,9 @@ impl ScimConnector {
                     && outcome == Outcome::Unchanged
                 {
                     outcome = Outcome::Updated;
+                }
+                if outcome == Outcome::Updated && was_active && !desired.active {
+                    outcome = Outcome::Deactivated;
                 }
                 Ok(outcome)
             }
@@ -382,6 +322,71 @@ impl ScimConnector {
         }
     }
 
+    /// The user this target's records say `guest_id` is; a record of a user deleted at the
+    /// target meanwhile is dropped.
+    async fn owned_user(&self, guest_id: &str) -> Result<Option<Found>, DeliveryError> {
+        let Some(owned) = self
+            .owned
+            .get(guest_id)
+            .await
+            .map_err(|e| store_error(e, guest_id))?
+        else {
+            return Ok(None);
+        };
+        let found = self.get_user(&owned.remote_id).await?;
+        if found.is_none() {
+            self.owned
+                .forget(guest_id, &owned.remote_id)
+                .await
+                .map_err(|e| store_error(e, &owned.remote_id))?;
+        }
+        Ok(found)
+    }
+
+    /// Take over the one user whose externalId is the guest's id (created by an earlier
+    /// Guestbridge, or before records were kept); several are refused.
+    async fn adopt(
+        &self,
+        caps: &Capabilities,
+        guest_id: &str,
+    ) -> Result<Option<Found>, DeliveryError> {
+        let Some(user) = self.find_user(caps, guest_id).await? else {
+            return Ok(None);
+        };
+        self.record(guest_id, &user.id, true).await?;
+        tracing::info!(connector = %self.name, guest_id, remote_id = %user.id, "adopted an existing user by externalId");
+        Ok(Some(user))
+    }
+
+    async fn record(
+        &self,
+        guest_id: &str,
+        remote_id: &str,
+        adopted: bool,
+    ) -> Result<(), DeliveryError> {
+        let owned = Owned {
+            guest_id: guest_id.to_string(),
+            remote_id: remote_id.to_string(),
+            adopted,
+        };
+        self.owned
+            .record(&owned)
+            .await
+            .map_err(|e| store_error(e, remote_id))
+    }
+
+    /// `GET /Users/{id}`; `None` on 404.
+    async fn get_user(&self, id: &str) -> Result<Option<Found>, DeliveryError> {
+        let reply = self.get(&self.user_url(id), &[]).await?;
+        if reply.status.as_u16() == 404 {
+            return Ok(None);
+        }
+        if !reply.is_success() {
+            return Err(reply.error().context("get user"));
+        }
+        Ok(Some(found(reply.json()?)?))
+    }
+
     /// The user whose externalId is `external_id`, if any.
     async fn find_user(
         &self,
@@ -416,10 +421,13 @@ impl ScimConnector {
         let body = desired.resource();
         let reply = self.mutate(Method::POST, &url, Some(&body), key).await?;
         if reply.is_success() {
-            return Ok((found(reply.json()?)?, true));
+            let user = found(reply.json()?)?;
+            self.record(&desired.external_id, &user.id, false).await?;
+            return Ok((user, true));
         }
         if reply.status.as_u16() == 409 {
             if let Some(user) = self.find_user(caps, &desired.external_id).await? {
+                self.record(&desired.external_id, &user.id, true).await?;
                 return Ok((user, false));
             }
             return Err(DeliveryError::permanent(format!(
@@ -692,7 +700,7 @@ impl ScimConnector {
         )))
     }
 
-    fn user_url(&self, id: &str) -> String {
+    pub(crate) fn user_url(&self, id: &str) -> String {
         format!("{}/Users/{}", self.base, path_segment(id))
     }
 
@@ -767,17 +775,6 @@ impl Connector for ScimConnector {
     }
 }
 
-impl DriftReport {
-    fn count(&mut self, outcome: Outcome) {
-        match outcome {
-            Outcome::Created => self.created += 1,
-            Outcome::Updated => self.updated += 1,
-            Outcome::Deleted => self.deleted += 1,
-            Outcome::Unchanged => self.unchanged += 1,
-        }
-    }
-}
-
 fn found(doc: Value) -> Result<Found, DeliveryError> {
     let id = doc["id"]
         .as_str()
@@ -785,6 +782,21 @@ fn found(doc: Value) -> Result<Found, DeliveryError> {
         .map(str::to_string)
         .ok_or_else(|| DeliveryError::transient("the target returned a resource without id"))?;
     Ok(Found { id, doc })
+}
+
+/// Whether a SCIM user is active (absent `active` counts as active).
+fn is_active(doc: &Value) -> bool {
+    doc["active"].as_bool().unwrap_or(true)
+}
+
+fn store_error(err: crate::store::DbError, remote_id: &str) -> DeliveryError {
+    if crate::store::is_unique_violation(&err) {
+        DeliveryError::permanent(format!(
+            "user {remote_id:?} at the target is already another guest's; not taking it over"
+        ))
+    } else {
+        DeliveryError::transient(format!("ownership records: {err}"))
+    }
 }
 
 fn duplicate_external_id(external_id: &str) -> DeliveryError {
@@ -1349,21 +1361,22 @@ mod tests {
         assert_eq!(page.total, Some(0));
     }
 
-    #[test]
-    fn debug_hides_the_token() {
+    #[tokio::test]
+    async fn debug_hides_the_token() {
+        let (_dir, db) = crate::store::test_db().await;
         let target = ScimTarget {
             base_url: "https://x.example/scim/v2".into(),
             bearer_token: "tok-secret".into(),
             group_prefix: "gb-".into(),
         };
         assert!(!format!("{target:?}").contains("tok-secret"));
-        let connector = ScimConnector::new("scim", target).unwrap();
+        let connector = ScimConnector::new("scim", target, db.clone()).unwrap();
         assert!(!format!("{connector:?}").contains("tok-secret"));
         let empty_prefix = ScimTarget {
             base_url: "https://x.example/scim/v2".into(),
             bearer_token: "t".into(),
             group_prefix: String::new(),
         };
-        assert!(ScimConnector::new("scim", empty_prefix).is_err());
+        assert!(ScimConnector::new("scim", empty_prefix, db).is_err());
     }
 }

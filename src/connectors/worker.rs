@@ -11,7 +11,7 @@ use rand::Rng;
 
 use super::{Connector, GuestEvent};
 use crate::services::{Deps, ServiceError};
-use crate::store::sync_outbox;
+use crate::store::{sync_outbox, Db};
 
 /// Connectors by target name.
 pub type Connectors = HashMap<String, Arc<dyn Connector>>;
@@ -162,29 +162,44 @@ pub fn spawn(
     })
 }
 
-/// Build every configured target's connector (checked at start-up).
-pub fn build_connectors(settings: &crate::config::SyncSettings) -> anyhow::Result<Connectors> {
+fn secret_of(t: &crate::config::SyncTarget) -> String {
     use secrecy::ExposeSecret;
+    t.secret
+        .as_ref()
+        .map(|s| s.expose_secret().to_string())
+        .unwrap_or_default()
+}
+
+/// The SCIM connector of a `scim` target, with its ownership records in `db`.
+pub fn scim_connector(
+    t: &crate::config::SyncTarget,
+    db: &Db,
+) -> Result<super::scim::ScimConnector, super::ConfigError> {
+    super::scim::ScimConnector::new(
+        t.name.clone(),
+        super::scim::ScimTarget {
+            base_url: t.url.clone(),
+            bearer_token: secret_of(t),
+            group_prefix: t.group_prefix.clone().unwrap_or_else(|| "gb-".into()),
+        },
+        db.clone(),
+    )
+}
+
+/// Build every configured target's connector (checked at start-up). SCIM and Graph
+/// connectors keep their ownership records in `db`.
+pub fn build_connectors(
+    settings: &crate::config::SyncSettings,
+    db: &Db,
+) -> anyhow::Result<Connectors> {
     let mut out = Connectors::new();
     for t in &settings.targets {
-        let secret = t
-            .secret
-            .as_ref()
-            .map(|s| s.expose_secret().to_string())
-            .unwrap_or_default();
+        let secret = secret_of(t);
         let context = || format!("sync target {}", t.name);
         let connector: Arc<dyn Connector> = match t.kind {
-            crate::config::TargetKind::Scim => Arc::new(
-                super::scim::ScimConnector::new(
-                    t.name.clone(),
-                    super::scim::ScimTarget {
-                        base_url: t.url.clone(),
-                        bearer_token: secret,
-                        group_prefix: t.group_prefix.clone().unwrap_or_else(|| "gb-".into()),
-                    },
-                )
-                .map_err(|e| anyhow::anyhow!("{}: {e}", context()))?,
-            ),
+            crate::config::TargetKind::Scim => {
+                Arc::new(scim_connector(t, db).map_err(|e| anyhow::anyhow!("{}: {e}", context()))?)
+            }
             crate::config::TargetKind::Graph => Arc::new(
                 super::graph::GraphConnector::new(
                     t.name.clone(),
@@ -196,6 +211,7 @@ pub fn build_connectors(settings: &crate::config::SyncSettings) -> anyhow::Resul
                         redirect_url: t.redirect_url.clone().unwrap_or_default(),
                         group_ids: t.groups.clone().into_iter().collect(),
                     },
+                    db.clone(),
                 )
                 .map_err(|e| anyhow::anyhow!("{}: {e}", context()))?,
             ),

@@ -1,15 +1,13 @@
 //! `reconcile`: compare each SCIM target with what Guestbridge has decided and repair drift
-//! (users missing, attributes or memberships changed there, users that should not exist).
+//! in the users Guestbridge owns there (see `services::reconcile`). Never forced: a run that
+//! would deactivate more than the cap is refused, audited and counted as `refused`.
 
 use super::{Counts, JobContext, JobError};
 use crate::config::TargetKind;
-use crate::connectors::scim::{ScimConnector, ScimTarget};
-use crate::connectors::GuestSnapshot;
-use crate::services::{sync, ServiceError};
-use crate::store::jobs as job_store;
+use crate::services::reconcile::{self, ReconcileError, ReconcileOptions};
+use crate::services::ServiceError;
 
 pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
-    use secrecy::ExposeSecret;
     let mut counts = Counts::new();
     let targets: Vec<_> = ctx
         .sync
@@ -20,41 +18,33 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
     if targets.is_empty() {
         return Ok(counts);
     }
-    let mut conn = ctx.deps.db.pool().acquire().await?;
-    let mut expected: Vec<GuestSnapshot> = Vec::new();
-    for id in job_store::all_guest_ids(&mut conn).await? {
-        if let Some(snapshot) = sync::snapshot(&mut conn, ctx.deps, &id).await? {
-            if let Ok(s) = serde_json::from_value(snapshot) {
-                expected.push(s);
-            }
-        }
-    }
+    let expected = reconcile::expected_guests(ctx.deps).await?;
     for t in targets {
-        let connector = ScimConnector::new(
-            t.name.clone(),
-            ScimTarget {
-                base_url: t.url.clone(),
-                bearer_token: t
-                    .secret
-                    .as_ref()
-                    .map(|s| s.expose_secret().to_string())
-                    .unwrap_or_default(),
-                group_prefix: t.group_prefix.clone().unwrap_or_else(|| "gb-".into()),
-            },
+        let outcome = reconcile::reconcile_target(
+            ctx.deps,
+            ctx.sync,
+            &ctx.actor,
+            &t.name,
+            &expected,
+            ReconcileOptions::default(),
         )
-        .map_err(|e| ServiceError::Corrupt(format!("sync target {}: {e}", t.name)))?;
-        match connector.reconcile(&expected).await {
-            Ok(r) => {
-                *counts.entry("created").or_default() += r.created as u64;
-                *counts.entry("updated").or_default() += r.updated as u64;
-                *counts.entry("deactivated").or_default() += r.deactivated as u64;
-                *counts.entry("deleted").or_default() += r.deleted as u64;
-                *counts.entry("failures").or_default() += r.failures.len() as u64;
-            }
-            Err(e) => {
-                return Err(ServiceError::Corrupt(format!("reconciling {}: {e}", t.name)).into())
-            }
+        .await
+        .map_err(|e| match e {
+            ReconcileError::Service(e) => e,
+            other => ServiceError::Corrupt(other.to_string()),
+        })?;
+        let r = &outcome.report;
+        if outcome.refused.is_some() {
+            *counts.entry("refused").or_default() += 1;
+            *counts.entry("would_deactivate").or_default() += r.removals() as u64;
+        } else {
+            *counts.entry("created").or_default() += r.created as u64;
+            *counts.entry("updated").or_default() += r.updated as u64;
+            *counts.entry("deactivated").or_default() += r.deactivated as u64;
+            *counts.entry("deleted").or_default() += r.deleted as u64;
         }
+        *counts.entry("unowned").or_default() += r.unowned.len() as u64;
+        *counts.entry("failures").or_default() += r.failures.len() as u64;
     }
     Ok(counts)
 }

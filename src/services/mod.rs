@@ -13,6 +13,7 @@ pub mod mailer;
 pub mod outbox;
 pub mod partners;
 pub mod portal_env;
+pub mod reconcile;
 pub mod rules;
 pub mod signing;
 pub mod sync;

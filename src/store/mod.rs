@@ -15,6 +15,7 @@ pub mod keys;
 pub mod listing;
 pub mod mfa;
 pub mod outbox;
+pub mod ownership;
 pub mod partners;
 pub mod rate_limits;
 pub mod scim_filter;
@@ -342,4 +343,19 @@ pub fn is_unique_violation(err: &DbError) -> bool {
     err.as_database_error()
         .map(|e| e.is_unique_violation())
         .unwrap_or(false)
+}
+
+/// A migrated SQLite database in a temporary folder, for unit tests that need a `Db`.
+#[cfg(test)]
+pub(crate) async fn test_db() -> (tempfile::TempDir, Db) {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let db = Db::connect(&DatabaseSettings {
+        url: format!("sqlite://{}", dir.path().join("test.db").display()),
+        max_connections: 2,
+        busy_timeout_ms: 1000,
+    })
+    .await
+    .expect("a test database");
+    db.migrate().await.expect("migrations");
+    (dir, db)
 }

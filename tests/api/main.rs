@@ -19,6 +19,7 @@ mod scenario_entra;
 mod scenario_okta;
 mod smtp;
 mod sync;
+mod sync_ownership;
 mod tenancy;
 mod users_crud;
 mod users_errors;

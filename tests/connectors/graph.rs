@@ -17,12 +17,17 @@ use guestbridge::connectors::graph::{GraphConnector, GraphTarget};
 use guestbridge::connectors::{Connector, DeliveryError, EventKind};
 use serde_json::{json, Value};
 
-use crate::support::{event, guest, serve};
+use guestbridge::store::Db;
+
+use crate::both_backends;
+use crate::support::{database, event, guest, owned, serve, Backend};
 
 struct User {
     mail: String,
     display_name: String,
     enabled: bool,
+    /// `Guest` for B2B guests, `Member` for the tenant's own staff.
+    user_type: &'static str,
 }
 
 #[derive(Default)]
@@ -40,6 +45,8 @@ struct Tenant {
     hide_memberships: bool,
     violations: Vec<String>,
     requests: Vec<String>,
+    /// `GET /users?$filter=mail eq …` requests seen.
+    mail_lookups: usize,
     next_id: usize,
 }
 
@@ -222,6 +229,7 @@ async fn graph(req: HttpRequest, body: Bytes, state: web::Data<Shared>) -> HttpR
                         mail: email.to_string(),
                         display_name: display,
                         enabled: true,
+                        user_type: "Guest",
                     },
                 );
                 id
@@ -238,9 +246,16 @@ async fn graph(req: HttpRequest, body: Bytes, state: web::Data<Shared>) -> HttpR
             }))
         }
         ("GET", ["users"]) => {
+            // https://learn.microsoft.com/graph/api/user-list (v1.0): `mail` and `userType`
+            // support `eq` in `$filter`.
+            t.mail_lookups += 1;
             let q = query(&req);
             let filter = q.get("$filter").cloned().unwrap_or_default();
-            let Some(mail) = filter
+            let (rest, only_guests) = match filter.strip_suffix(" and userType eq 'Guest'") {
+                Some(rest) => (rest, true),
+                None => (filter.as_str(), false),
+            };
+            let Some(mail) = rest
                 .strip_prefix("mail eq '")
                 .and_then(|rest| rest.strip_suffix('\''))
             else {
@@ -251,10 +266,18 @@ async fn graph(req: HttpRequest, body: Bytes, state: web::Data<Shared>) -> HttpR
                 .users
                 .iter()
                 .filter(|(_, u)| u.mail.eq_ignore_ascii_case(&mail))
-                .map(|(id, _)| json!({"id": id}))
+                .filter(|(_, u)| !only_guests || u.user_type == "Guest")
+                .map(|(id, u)| json!({"id": id, "userType": u.user_type, "mail": u.mail}))
                 .collect();
             HttpResponse::Ok().json(json!({"value": value}))
         }
+        ("GET", ["users", id]) => match t.users.get(*id) {
+            Some(u) => HttpResponse::Ok().json(json!({
+                "id": id, "mail": u.mail, "userType": u.user_type,
+                "displayName": u.display_name, "accountEnabled": u.enabled,
+            })),
+            None => graph_error(404, "Request_ResourceNotFound", "Resource does not exist."),
+        },
         ("GET", ["users", id, "memberOf"]) => {
             if !t.users.contains_key(*id) {
                 return graph_error(404, "Request_ResourceNotFound", "Resource does not exist.");
@@ -375,10 +398,19 @@ async fn graph(req: HttpRequest, body: Bytes, state: web::Data<Shared>) -> HttpR
 struct StandIn {
     url: String,
     state: Shared,
+    /// Where the connectors keep their ownership records.
+    db: Db,
+    _dir: tempfile::TempDir,
 }
 
 impl StandIn {
-    fn start() -> Self {
+    async fn start() -> Self {
+        Self::start_on(Backend::Sqlite).await
+    }
+
+    async fn start_on(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = database(backend, &dir).await;
         let state: Shared = Arc::new(Mutex::new(Tenant::default()));
         let data = web::Data::new(state.clone());
         let url = serve(move || {
@@ -394,7 +426,12 @@ impl StandIn {
                 t.groups.insert(gid.into(), BTreeSet::new());
             }
         }
-        StandIn { url, state }
+        StandIn {
+            url,
+            state,
+            db,
+            _dir: dir,
+        }
     }
 
     fn target(&self) -> GraphTarget {
@@ -416,7 +453,7 @@ impl StandIn {
     }
 
     fn connector(&self) -> GraphConnector {
-        GraphConnector::new("graph", self.target()).unwrap()
+        GraphConnector::new("graph", self.target(), self.db.clone()).unwrap()
     }
 
     fn tenant(&self) -> std::sync::MutexGuard<'_, Tenant> {
@@ -448,7 +485,7 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn graph_stand_in_lifecycle_with_one_token_for_every_delivery() {
-    let graph = StandIn::start();
+    let graph = StandIn::start().await;
     let connector = graph.connector();
     let mail = "ann.lee@partner.example";
 
@@ -466,7 +503,10 @@ async fn graph_stand_in_lifecycle_with_one_token_for_every_delivery() {
     assert_eq!(groups, set(&["grp-ehr", "grp-pacs"]));
     assert!(enabled);
     assert_eq!(graph.tenant().users[&user_id].display_name, "Ann Lee");
-    assert_eq!(connector.user_id_of("g-ann"), Some(user_id.clone()));
+    assert_eq!(
+        connector.user_id_of("g-ann").await.unwrap(),
+        Some(user_id.clone())
+    );
 
     // A group someone else manages is never touched.
     graph
@@ -528,7 +568,7 @@ async fn graph_stand_in_lifecycle_with_one_token_for_every_delivery() {
     let removed = event("e5", EventKind::GuestRemoved, ann.clone());
     connector.deliver(&removed).await.unwrap();
     assert!(graph.user(mail).is_none());
-    assert_eq!(connector.user_id_of("g-ann"), None);
+    assert_eq!(connector.user_id_of("g-ann").await.unwrap(), None);
     connector.deliver(&removed).await.unwrap();
 
     assert_eq!(graph.tenant().token_requests, 1, "the token is cached");
@@ -536,44 +576,8 @@ async fn graph_stand_in_lifecycle_with_one_token_for_every_delivery() {
 }
 
 #[tokio::test]
-async fn graph_stand_in_finds_the_user_by_mail_without_a_remembered_id() {
-    let graph = StandIn::start();
-    let mail = "o'neil@partner.example";
-    let bob = guest("g-bob", mail, "active", &[("ehr", "reader")]);
-    graph
-        .connector()
-        .deliver(&event("e1", EventKind::GuestUpserted, bob.clone()))
-        .await
-        .unwrap();
-
-    // A fresh connector (after a restart) knows no ids: the suspension looks up by mail.
-    let fresh = graph.connector();
-    fresh
-        .deliver(&event("e2", EventKind::GuestSuspended, bob.clone()))
-        .await
-        .unwrap();
-    let (user_id, groups, enabled) = graph.user(mail).unwrap();
-    assert!(groups.is_empty() && !enabled);
-    assert!(graph
-        .tenant()
-        .requests
-        .iter()
-        .any(|r| r.starts_with("GET /users") && !r.contains("memberOf")));
-    assert_eq!(fresh.user_id_of("g-bob"), Some(user_id));
-
-    // A pending guest is not invited at all.
-    let carol = guest("g-carol", "carol@partner.example", "pending_approval", &[]);
-    fresh
-        .deliver(&event("e3", EventKind::GuestUpserted, carol))
-        .await
-        .unwrap();
-    assert!(graph.user("carol@partner.example").is_none());
-    graph.assert_no_violations();
-}
-
-#[tokio::test]
 async fn graph_stand_in_already_a_member_is_success() {
-    let graph = StandIn::start();
+    let graph = StandIn::start().await;
     let connector = graph.connector();
     let ann = guest(
         "g-ann",
@@ -605,7 +609,7 @@ async fn graph_stand_in_already_a_member_is_success() {
 
 #[tokio::test]
 async fn graph_stand_in_429_is_transient_with_the_retry_after() {
-    let graph = StandIn::start();
+    let graph = StandIn::start().await;
     let connector = graph.connector();
     graph.tenant().inject.push_back((429, Some("17")));
     let ann = guest(
@@ -636,7 +640,7 @@ async fn graph_stand_in_429_is_transient_with_the_retry_after() {
 
 #[tokio::test]
 async fn graph_stand_in_5xx_is_transient_and_retries_complete_the_change() {
-    let graph = StandIn::start();
+    let graph = StandIn::start().await;
     let connector = graph.connector();
     let ann = guest(
         "g-ann",
@@ -680,7 +684,7 @@ async fn graph_stand_in_5xx_is_transient_and_retries_complete_the_change() {
 
 #[tokio::test]
 async fn graph_stand_in_401_renews_the_token_once() {
-    let graph = StandIn::start();
+    let graph = StandIn::start().await;
     let connector = graph.connector();
     let ann = guest("g-ann", "ann@partner.example", "active", &[]);
     connector
@@ -710,10 +714,10 @@ async fn graph_stand_in_401_renews_the_token_once() {
 
 #[tokio::test]
 async fn graph_stand_in_refused_client_secret_is_permanent_and_not_leaked() {
-    let graph = StandIn::start();
+    let graph = StandIn::start().await;
     let mut target = graph.target();
     target.client_secret = "wrong-secret-value".into();
-    let connector = GraphConnector::new("graph", target).unwrap();
+    let connector = GraphConnector::new("graph", target, graph.db.clone()).unwrap();
     let ann = guest("g-ann", "ann@partner.example", "active", &[]);
     let err = connector
         .deliver(&event("e1", EventKind::GuestUpserted, ann))
@@ -731,7 +735,7 @@ async fn graph_stand_in_refused_client_secret_is_permanent_and_not_leaked() {
 
 #[tokio::test]
 async fn graph_stand_in_guest_without_address_is_permanent_on_invite_and_noop_on_removal() {
-    let graph = StandIn::start();
+    let graph = StandIn::start().await;
     let connector = graph.connector();
     let mut nobody = guest("g-x", "unused", "active", &[]);
     nobody.email = None;
@@ -749,7 +753,7 @@ async fn graph_stand_in_guest_without_address_is_permanent_on_invite_and_noop_on
 
 #[tokio::test]
 async fn graph_stand_in_concurrent_deliveries_share_one_token_request() {
-    let graph = StandIn::start();
+    let graph = StandIn::start().await;
     let connector = graph.connector();
     let events: Vec<_> = (0..6)
         .map(|i| {
@@ -766,5 +770,188 @@ async fn graph_stand_in_concurrent_deliveries_share_one_token_request() {
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     assert_eq!(graph.tenant().token_requests, 1);
     assert_eq!(graph.tenant().groups["grp-ehr"].len(), 6);
+    graph.assert_no_violations();
+}
+
+both_backends!(
+    graph_stand_in_never_touches_a_member_who_has_the_guests_mail,
+    graph_stand_in_adopts_an_existing_guest_user_exactly_once,
+    graph_stand_in_ids_come_from_the_table_after_a_restart
+);
+
+impl StandIn {
+    /// A user created in the tenant by someone else (not through this connector).
+    fn add_user(&self, id: &str, mail: &str, user_type: &'static str) {
+        self.tenant().users.insert(
+            id.to_string(),
+            User {
+                mail: mail.to_string(),
+                display_name: "Dr Sam Staff".into(),
+                enabled: true,
+                user_type,
+            },
+        );
+    }
+
+    fn requests_to(&self, user_id: &str) -> Vec<String> {
+        self.tenant()
+            .requests
+            .iter()
+            .filter(|r| !r.starts_with("GET") && r.contains(user_id))
+            .cloned()
+            .collect()
+    }
+}
+
+/// A partner sends a guest whose address is a staff member's: the member is never
+/// enabled, renamed, put in groups, disabled or deleted, and the upsert is refused for good
+/// with a reason that names the conflict.
+async fn graph_stand_in_never_touches_a_member_who_has_the_guests_mail(backend: Backend) {
+    let graph = StandIn::start_on(backend).await;
+    let staff = "staff-0000-aaaa-bbbb-cccc-dddddddddddd";
+    let mail = "sam.staff@hospital.example";
+    graph.add_user(staff, mail, "Member");
+    graph
+        .tenant()
+        .groups
+        .get_mut("grp-lab")
+        .unwrap()
+        .insert(staff.into());
+    let connector = graph.connector();
+    let mut impostor = guest("g-imp", mail, "active", &[("ehr", "reader")]);
+
+    let err = connector
+        .deliver(&event("e1", EventKind::GuestUpserted, impostor.clone()))
+        .await
+        .unwrap_err();
+    match &err {
+        DeliveryError::Permanent { reason } => assert!(
+            reason.contains(&format!(
+                "a member account already uses mail {mail}; not adopting"
+            )),
+            "{reason}"
+        ),
+        other => panic!("expected a permanent error, got {other:?}"),
+    }
+    impostor.state = "suspended".into();
+    connector
+        .deliver(&event("e2", EventKind::GuestSuspended, impostor.clone()))
+        .await
+        .unwrap();
+    impostor.state = "removed".into();
+    connector
+        .deliver(&event("e3", EventKind::GuestRemoved, impostor))
+        .await
+        .unwrap();
+
+    let (id, groups, enabled) = graph.user(mail).expect("the member still exists");
+    assert_eq!(id, staff);
+    assert!(enabled, "the member is still enabled");
+    assert_eq!(
+        groups,
+        set(&["grp-lab"]),
+        "the member's groups are as they were"
+    );
+    assert_eq!(graph.tenant().users[staff].display_name, "Dr Sam Staff");
+    assert_eq!(graph.requests_to(staff), Vec::<String>::new());
+    assert_eq!(owned(&graph.db, "graph", "g-imp").await, None);
+    graph.assert_no_violations();
+}
+
+/// A guest invited before Guestbridge kept records (or by hand) is adopted by mail, once:
+/// the record is written and later deliveries use it.
+async fn graph_stand_in_adopts_an_existing_guest_user_exactly_once(backend: Backend) {
+    let graph = StandIn::start_on(backend).await;
+    let existing = "guest-000-aaaa-bbbb-cccc-dddddddddddd";
+    let mail = "ann.lee@partner.example";
+    graph.add_user(existing, mail, "Guest");
+    let mut ann = guest("g-ann", mail, "active", &[("ehr", "reader")]);
+
+    graph
+        .connector()
+        .deliver(&event("e1", EventKind::GuestUpserted, ann.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        owned(&graph.db, "graph", "g-ann").await,
+        Some((existing.to_string(), true))
+    );
+    assert_eq!(graph.user(mail).unwrap().1, set(&["grp-ehr"]));
+    assert!(
+        !graph
+            .tenant()
+            .requests
+            .iter()
+            .any(|r| r == "POST /invitations"),
+        "an adopted guest is not invited again"
+    );
+
+    ann.state = "suspended".into();
+    graph
+        .connector()
+        .deliver(&event("e2", EventKind::GuestSuspended, ann.clone()))
+        .await
+        .unwrap();
+    ann.state = "active".into();
+    graph
+        .connector()
+        .deliver(&event("e3", EventKind::GuestUpserted, ann))
+        .await
+        .unwrap();
+    assert_eq!(graph.tenant().mail_lookups, 1, "looked up by mail once");
+    assert_eq!(graph.tenant().users.len(), 1, "no second user");
+    assert!(graph.user(mail).unwrap().2);
+    graph.assert_no_violations();
+}
+
+/// After a restart (a new connector on the same database) suspension and removal find the
+/// user by its recorded id, with no look-up by mail; a second instance shares the records.
+async fn graph_stand_in_ids_come_from_the_table_after_a_restart(backend: Backend) {
+    let graph = StandIn::start_on(backend).await;
+    let mail = "o'neil@partner.example";
+    let mut bob = guest("g-bob", mail, "active", &[("ehr", "reader")]);
+    graph
+        .connector()
+        .deliver(&event("e1", EventKind::GuestUpserted, bob.clone()))
+        .await
+        .unwrap();
+    let (user_id, _, _) = graph.user(mail).unwrap();
+    assert_eq!(
+        owned(&graph.db, "graph", "g-bob").await,
+        Some((user_id.clone(), false)),
+        "the invited user is recorded as created"
+    );
+    assert_eq!(
+        graph.tenant().mail_lookups,
+        1,
+        "a guest without a record is looked up (to adopt) before inviting"
+    );
+    graph.tenant().mail_lookups = 0;
+
+    let restarted = graph.connector();
+    bob.state = "suspended".into();
+    restarted
+        .deliver(&event("e2", EventKind::GuestSuspended, bob.clone()))
+        .await
+        .unwrap();
+    let (_, groups, enabled) = graph.user(mail).unwrap();
+    assert!(groups.is_empty() && !enabled);
+    bob.state = "removed".into();
+    graph
+        .connector()
+        .deliver(&event("e3", EventKind::GuestRemoved, bob))
+        .await
+        .unwrap();
+    assert!(graph.user(mail).is_none());
+    assert_eq!(graph.tenant().mail_lookups, 0, "no look-up by mail");
+    assert_eq!(owned(&graph.db, "graph", "g-bob").await, None);
+
+    // A pending guest is not invited at all.
+    let carol = guest("g-carol", "carol@partner.example", "pending_approval", &[]);
+    restarted
+        .deliver(&event("e4", EventKind::GuestUpserted, carol))
+        .await
+        .unwrap();
+    assert!(graph.user("carol@partner.example").is_none());
     graph.assert_no_violations();
 }

@@ -11,11 +11,14 @@ use std::time::Duration;
 use actix_web::http::header;
 use actix_web::web::{self, Bytes};
 use actix_web::{App, HttpRequest, HttpResponse};
-use guestbridge::connectors::scim::{DriftReport, ScimConnector, ScimTarget};
-use guestbridge::connectors::{Connector, DeliveryError, EventKind, GrantSnapshot};
+use guestbridge::connectors::scim::{DriftReport, Expected, ScimConnector, ScimTarget};
+use guestbridge::connectors::{Connector, DeliveryError, EventKind, GrantSnapshot, GuestSnapshot};
 use serde_json::{json, Map, Value};
 
-use crate::support::{event, guest, serve};
+use guestbridge::store::Db;
+
+use crate::both_backends;
+use crate::support::{database, event, guest, serve, Backend};
 
 const TOKEN: &str = "partner-token-abc";
 
@@ -321,6 +324,10 @@ async fn scim(req: HttpRequest, body: Bytes, state: web::Data<Shared>) -> HttpRe
             d.groups.insert(id, group.clone());
             ok(201, &group)
         }
+        ("GET", ["Users", id], _) => match d.users.get(*id) {
+            Some(u) => ok(200, u),
+            None => scim_error(404, None, "no such user"),
+        },
         ("GET", ["Groups", id], _) => match d.groups.get(*id) {
             Some(g) => ok(200, g),
             None => scim_error(404, None, "no such group"),
@@ -395,10 +402,19 @@ async fn scim(req: HttpRequest, body: Bytes, state: web::Data<Shared>) -> HttpRe
 struct StandIn {
     url: String,
     state: Shared,
+    /// Where the connector keeps its ownership records.
+    db: Db,
+    _dir: tempfile::TempDir,
 }
 
 impl StandIn {
-    fn start(patch_supported: bool, max_results: usize) -> Self {
+    async fn start(patch_supported: bool, max_results: usize) -> Self {
+        Self::start_on(Backend::Sqlite, patch_supported, max_results).await
+    }
+
+    async fn start_on(backend: Backend, patch_supported: bool, max_results: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = database(backend, &dir).await;
         let state: Shared = Arc::new(Mutex::new(Directory {
             patch_supported,
             max_results,
@@ -416,7 +432,12 @@ impl StandIn {
                 .app_data(data.clone())
                 .default_service(web::to(scim))
         });
-        StandIn { url, state }
+        StandIn {
+            url,
+            state,
+            db,
+            _dir: dir,
+        }
     }
 
     fn connector(&self) -> ScimConnector {
@@ -427,6 +448,7 @@ impl StandIn {
                 bearer_token: TOKEN.into(),
                 group_prefix: "gb-".into(),
             },
+            self.db.clone(),
         )
         .unwrap()
     }
@@ -490,7 +512,7 @@ fn grant(app: &str, role: &str) -> GrantSnapshot {
 }
 
 async fn lifecycle(patch_supported: bool) -> StandIn {
-    let scim = StandIn::start(patch_supported, 50);
+    let scim = StandIn::start(patch_supported, 50).await;
     let connector = scim.connector();
     let mut ann = guest(
         "g-ann",
@@ -598,10 +620,23 @@ async fn scim_stand_in_lifecycle_with_put_when_patch_is_unsupported() {
     assert!(!scim.dir().requests.iter().any(|r| r.starts_with("PATCH")));
 }
 
+async fn reconcile(connector: &ScimConnector, guests: Vec<GuestSnapshot>) -> DriftReport {
+    let expected = Expected {
+        guests,
+        unreadable: vec![],
+    };
+    let plan = connector.plan(&expected).await.unwrap();
+    connector.apply(plan).await.unwrap()
+}
+
+fn counts(r: &DriftReport) -> (usize, usize, usize, usize, usize) {
+    (r.created, r.updated, r.deactivated, r.deleted, r.unchanged)
+}
+
 #[tokio::test]
 async fn scim_stand_in_reconcile_repairs_drift_across_pages() {
     // Two resources a page, so every list is paged.
-    let scim = StandIn::start(true, 2);
+    let scim = StandIn::start(true, 2).await;
     let connector = scim.connector();
     let a = guest("g-a", "a@partner.example", "active", &[("ehr", "reader")]);
     let b = guest("g-b", "b@partner.example", "active", &[("ehr", "reader")]);
@@ -649,22 +684,26 @@ async fn scim_stand_in_reconcile_repairs_drift_across_pages() {
             id.clone(),
             json!({"id": id, "userName": "local@hospital.example", "active": true}),
         );
+        // A staff member provisioned by HR, with an externalId of its own.
+        dir.next += 1;
+        let id = format!("u{:04}", dir.next);
+        dir.users.insert(
+            id.clone(),
+            json!({"id": id, "userName": "hr@hospital.example", "externalId": "HR-1234", "active": true}),
+        );
     }
     f.state = "removed".into();
 
     // Expected: A as is, B (missing), C, F removed; D is no longer expected.
-    let report = connector.reconcile(&[a, b, c, f]).await.unwrap();
+    let report = reconcile(&connector, vec![a, b, c, f]).await;
     assert_eq!(
-        report,
-        DriftReport {
-            created: 1,
-            updated: 1,
-            deactivated: 1,
-            deleted: 1,
-            unchanged: 1,
-            failures: vec![],
-        }
+        counts(&report),
+        (1, 1, 1, 1, 1),
+        "created, updated, deactivated, deleted, unchanged: {report:?}"
     );
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(report.unowned.len(), 1);
+    assert_eq!(report.unowned[0].external_id.as_deref(), Some("HR-1234"));
     assert_eq!(scim.user("g-c").unwrap()["name"]["givenName"], "Ann");
     assert_eq!(
         scim.groups_of(&c_id),
@@ -679,17 +718,20 @@ async fn scim_stand_in_reconcile_repairs_drift_across_pages() {
     assert_eq!(d_user["active"], false);
     assert!(scim.groups_of(d_user["id"].as_str().unwrap()).is_empty());
     assert!(scim.user("g-f").is_none());
-    assert!(scim
-        .dir()
-        .users
-        .values()
-        .any(|u| u["userName"] == "local@hospital.example" && u["active"] == true));
+    for user_name in ["local@hospital.example", "hr@hospital.example"] {
+        assert!(scim
+            .dir()
+            .users
+            .values()
+            .any(|u| u["userName"] == user_name && u["active"] == true));
+    }
     assert!(scim.dir().requests.iter().any(|r| r == "GET /Users"));
 
     // A second run finds nothing to do.
     let before = scim.mutating_requests();
-    let again = connector
-        .reconcile(&[
+    let again = reconcile(
+        &connector,
+        vec![
             guest("g-a", "a@partner.example", "active", &[("ehr", "reader")]),
             guest("g-b", "b@partner.example", "active", &[("ehr", "reader")]),
             guest(
@@ -698,23 +740,18 @@ async fn scim_stand_in_reconcile_repairs_drift_across_pages() {
                 "active",
                 &[("ehr", "reader"), ("pacs", "viewer")],
             ),
-        ])
-        .await
-        .unwrap();
-    assert_eq!(
-        again,
-        DriftReport {
-            unchanged: 4,
-            ..DriftReport::default()
-        }
-    );
+        ],
+    )
+    .await;
+    assert_eq!(counts(&again), (0, 0, 0, 0, 4), "{again:?}");
+    assert!(again.actions.is_empty());
     assert_eq!(scim.mutating_requests(), before);
     scim.assert_no_violations();
 }
 
 #[tokio::test]
 async fn scim_stand_in_user_name_held_by_another_user_is_permanent() {
-    let scim = StandIn::start(true, 50);
+    let scim = StandIn::start(true, 50).await;
     scim.dir().users.insert(
         "u9999".into(),
         json!({"id": "u9999", "userName": "ann@partner.example", "active": true}),
@@ -734,7 +771,7 @@ async fn scim_stand_in_user_name_held_by_another_user_is_permanent() {
 
 #[tokio::test]
 async fn scim_stand_in_429_and_5xx_are_transient() {
-    let scim = StandIn::start(true, 50);
+    let scim = StandIn::start(true, 50).await;
     let connector = scim.connector();
     let ann = guest(
         "g-ann",
@@ -765,7 +802,7 @@ async fn scim_stand_in_429_and_5xx_are_transient() {
 
 #[tokio::test]
 async fn scim_stand_in_wrong_token_is_permanent() {
-    let scim = StandIn::start(true, 50);
+    let scim = StandIn::start(true, 50).await;
     let connector = ScimConnector::new(
         "downstream",
         ScimTarget {
@@ -773,6 +810,7 @@ async fn scim_stand_in_wrong_token_is_permanent() {
             bearer_token: "stale".into(),
             group_prefix: "gb-".into(),
         },
+        scim.db.clone(),
     )
     .unwrap();
     let err = connector
@@ -784,4 +822,48 @@ async fn scim_stand_in_wrong_token_is_permanent() {
         .await
         .unwrap_err();
     assert!(matches!(err, DeliveryError::Permanent { .. }), "{err:?}");
+}
+
+both_backends!(scim_stand_in_reconcile_leaves_a_guest_with_an_unreadable_snapshot_alone);
+
+/// A guest whose snapshot does not read back is an error of the run, not a stranger: its
+/// owned user keeps its access; an owned user of a guest that is really gone is deactivated.
+async fn scim_stand_in_reconcile_leaves_a_guest_with_an_unreadable_snapshot_alone(
+    backend: Backend,
+) {
+    let scim = StandIn::start_on(backend, true, 50).await;
+    let connector = scim.connector();
+    for id in ["g-unreadable", "g-gone"] {
+        connector
+            .deliver(&event(
+                &format!("e-{id}"),
+                EventKind::GuestUpserted,
+                guest(
+                    id,
+                    &format!("{id}@partner.example"),
+                    "active",
+                    &[("ehr", "reader")],
+                ),
+            ))
+            .await
+            .unwrap();
+    }
+    let expected = Expected {
+        guests: vec![],
+        unreadable: vec![("g-unreadable".into(), "invalid type: integer".into())],
+    };
+    let plan = connector.plan(&expected).await.unwrap();
+    assert_eq!(plan.owned, 2);
+    let report = connector.apply(plan).await.unwrap();
+    assert_eq!(report.deactivated, 1, "{report:?}");
+    assert_eq!(report.failures.len(), 1);
+    assert_eq!(report.failures[0].0, "g-unreadable");
+    let kept = scim.user("g-unreadable").unwrap();
+    assert_eq!(kept["active"], true);
+    assert_eq!(
+        scim.groups_of(kept["id"].as_str().unwrap()),
+        vec!["gb-ehr:reader"]
+    );
+    assert_eq!(scim.user("g-gone").unwrap()["active"], false);
+    scim.assert_no_violations();
 }

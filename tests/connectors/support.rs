@@ -1,9 +1,13 @@
-//! What the connector tests share: events and snapshots, and starting an actix-web server.
+//! What the connector tests share: events and snapshots, starting an actix-web server, and
+//! the database (SQLite, or PostgreSQL when GUESTBRIDGE_TEST_POSTGRES_URL is set) the
+//! connectors keep their ownership records in.
 
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{App, Error, HttpServer};
 use chrono::{DateTime, Utc};
+use guestbridge::config::DatabaseSettings;
 use guestbridge::connectors::{EventKind, GrantSnapshot, GuestEvent, GuestSnapshot};
+use guestbridge::store::Db;
 
 /// Start `app` on 127.0.0.1 (a free port); the server lives as long as the test's runtime.
 /// Returns `http://127.0.0.1:PORT`.
@@ -60,4 +64,82 @@ pub fn event(id: &str, kind: EventKind, guest: GuestSnapshot) -> GuestEvent {
             .with_timezone(&Utc),
         guest,
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server tests may use, if any.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("GUESTBRIDGE_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// Generate a `sqlite` and a `postgres` test for each named async fn taking a `Backend`.
+/// Without GUESTBRIDGE_TEST_POSTGRES_URL the postgres variant says so and returns.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::support::Backend::Sqlite).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if $crate::support::postgres_url().is_none() {
+                        eprintln!("GUESTBRIDGE_TEST_POSTGRES_URL is not set: PostgreSQL variant not run");
+                        return;
+                    }
+                    super::$name($crate::support::Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}
+
+/// A migrated database the connectors keep their ownership records in: a SQLite file in
+/// `dir`, or a fresh schema on the test PostgreSQL server.
+pub async fn database(backend: Backend, dir: &tempfile::TempDir) -> Db {
+    let url = match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.path().join("connectors.db").display()),
+        Backend::Postgres => {
+            let base = postgres_url().expect("GUESTBRIDGE_TEST_POSTGRES_URL");
+            let schema = format!("gbc_{}", uuid::Uuid::new_v4().simple());
+            sqlx::any::install_default_drivers();
+            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&base)
+                .await
+                .expect("connect to test PostgreSQL");
+            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                .execute(&mut conn)
+                .await
+                .expect("create test schema");
+            let sep = if base.contains('?') { '&' } else { '?' };
+            format!("{base}{sep}options=-c%20search_path%3D{schema}")
+        }
+    };
+    let db = Db::connect(&DatabaseSettings {
+        url,
+        max_connections: 3,
+        busy_timeout_ms: 5_000,
+    })
+    .await
+    .expect("open the test database");
+    db.migrate().await.expect("migrations");
+    db
+}
+
+/// The ownership record of `guest_id` at `target`: (remote id, adopted).
+pub async fn owned(db: &Db, target: &str, guest_id: &str) -> Option<(String, bool)> {
+    let mut conn = db.pool().acquire().await.expect("a connection");
+    guestbridge::store::ownership::get(&mut conn, target, guest_id)
+        .await
+        .expect("read ownership")
+        .map(|o| (o.remote_id, o.adopted))
 }
