@@ -199,7 +199,8 @@ async fn workers_that_outlive_their_lease_deliver_each_event_once_in_order(backe
     )
     .unwrap()
     .sync;
-    let connectors = guestbridge::connectors::worker::build_connectors(&sync).unwrap();
+    let connectors =
+        guestbridge::connectors::worker::build_connectors(&sync, &app.deps.db).unwrap();
     let policy = guestbridge::connectors::worker::SyncPolicy {
         base_ms: 100,
         max_attempts: 8,

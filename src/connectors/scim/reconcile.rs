@@ -142,7 +142,7 @@ impl DriftReport {
 enum Step {
     /// Bring an expected guest's user to its intent (`adopt`: record it first).
     Converge {
-        guest: GuestSnapshot,
+        guest: Box<GuestSnapshot>,
         intent: Intent,
         existing: Option<Found>,
         current: BTreeMap<String, String>,
@@ -259,7 +259,7 @@ impl ScimConnector {
                 details,
             );
             plan.steps.push(Step::Converge {
-                guest: guest.clone(),
+                guest: Box::new(guest.clone()),
                 intent,
                 existing,
                 current,
