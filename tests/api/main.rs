@@ -5,6 +5,8 @@ mod browser;
 mod cli;
 mod conformance;
 mod filter_differential;
+#[path = "../connectors/graph_stand_in.rs"]
+mod graph_stand_in;
 mod health;
 mod helpers;
 mod import;

@@ -1,6 +1,7 @@
 //! Revocation end to end: every cause of a loss of access reaches every sync target, once,
-//! in order. The targets are real servers: a second Guestbridge as the downstream SCIM
-//! server and a webhook receiver that records what it accepts. Jobs run at chosen instants.
+//! in order. The targets are servers on real sockets: a second Guestbridge as the downstream
+//! SCIM server, the Microsoft Graph stand-in of the connector tests, and a webhook receiver
+//! that records what it accepts. Jobs run at chosen instants.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -144,6 +145,37 @@ impl Hook {
     }
 }
 
+/// Start the Graph stand-in with the groups the rules' grants map to.
+fn start_graph() -> (String, crate::graph_stand_in::Shared) {
+    use actix_web::{web, App, HttpServer};
+    let state: crate::graph_stand_in::Shared = Default::default();
+    let data = web::Data::new(state.clone());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route(
+                "/tenant-id/oauth2/v2.0/token",
+                web::post().to(crate::graph_stand_in::token),
+            )
+            .default_service(web::to(crate::graph_stand_in::graph))
+    })
+    .listen(listener)
+    .unwrap()
+    .workers(1)
+    .run();
+    tokio::spawn(server);
+    {
+        let mut t = state.lock().unwrap();
+        t.base = format!("{url}/v1.0");
+        for gid in ["grp-ehr", "grp-lab", "grp-icu"] {
+            t.groups.insert(gid.into(), Default::default());
+        }
+    }
+    (url, state)
+}
+
 pub async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
@@ -165,6 +197,8 @@ struct Bridge {
     hook: Hook,
     /// The downstream Guestbridge, seen as the hospital's SCIM directory.
     down: Scim,
+    /// The Graph stand-in's tenant.
+    graph: crate::graph_stand_in::Shared,
     env: Vec<(String, String)>,
     _downstream: TestApp,
 }
@@ -174,9 +208,15 @@ impl Bridge {
         let downstream = spawn(backend).await;
         let (_, down) = downstream.partner("hospital").await;
         let (url, hook) = Hook::start().await;
+        let (graph_url, graph) = start_graph();
         let targets = json!([
             {"name": "hooks", "type": "webhook", "url": url, "secret": "hook-secret"},
             {"name": "idm", "type": "scim", "url": format!("{}/scim/v2", downstream.address), "secret": down.token, "group_prefix": "gb-"},
+            {"name": "entra", "type": "graph", "url": format!("{graph_url}/v1.0"),
+             "token_url": format!("{graph_url}/tenant-id/oauth2/v2.0/token"),
+             "client_id": crate::graph_stand_in::CLIENT_ID, "secret": crate::graph_stand_in::CLIENT_SECRET,
+             "redirect_url": crate::graph_stand_in::REDIRECT,
+             "groups": {"ehr:reader": "grp-ehr", "lab:viewer": "grp-lab", "lab:icu": "grp-icu"}},
         ])
         .to_string();
         let env = vec![
@@ -194,9 +234,36 @@ impl Bridge {
             acme,
             hook,
             down,
+            graph,
             env,
             _downstream: downstream,
         }
+    }
+
+    /// The Graph user with this mail: (enabled, group ids), or None when there is none.
+    fn graph_user(&self, mail: &str) -> Option<(bool, Vec<String>)> {
+        let t = self.graph.lock().unwrap();
+        let (id, user) = t.users.iter().find(|(_, u)| u.mail == mail)?;
+        let groups = t
+            .groups
+            .iter()
+            .filter(|(_, m)| m.contains(id))
+            .map(|(g, _)| g.clone())
+            .collect();
+        Some((user.enabled, groups))
+    }
+
+    /// Each target's events for the guest, delivered, as counted in the outbox.
+    async fn per_target(&self, guest_id: &str) -> BTreeMap<String, i64> {
+        sqlx::query_as::<_, (String, i64)>(
+            "SELECT target, COUNT(*) FROM sync_outbox WHERE guest_id = $1 AND delivered_at IS NOT NULL GROUP BY target",
+        )
+        .bind(guest_id)
+        .fetch_all(self.app.deps.db.pool())
+        .await
+        .unwrap()
+        .into_iter()
+        .collect()
     }
 
     fn settings(&self) -> guestbridge::config::Settings {
@@ -235,6 +302,18 @@ impl Bridge {
 
     /// Wait until every queued event is delivered and the webhook holds `n` for the guest.
     async fn settled(&self, guest_id: &str, n: usize) -> Vec<Value> {
+        let all = n as i64;
+        self.settled_with(guest_id, n, [("entra", all), ("hooks", all), ("idm", all)])
+            .await
+    }
+
+    /// As `settled`, with each target's delivered count given (one target refused some).
+    async fn settled_with(
+        &self,
+        guest_id: &str,
+        n: usize,
+        per_target: [(&str, i64); 3],
+    ) -> Vec<Value> {
         eventually(&format!("{n} events for the guest"), || async {
             self.hook.of(guest_id).len() >= n && self.pending().await == 0
         })
@@ -244,6 +323,17 @@ impl Bridge {
         let events = self.hook.of(guest_id);
         assert_eq!(events.len(), n, "{events:#?}");
         assert_eq!(self.hook.audit(), (0, 0), "no duplicates, no inversions");
+        let expected: BTreeMap<String, i64> = per_target
+            .iter()
+            .map(|(t, n)| (t.to_string(), *n))
+            .collect();
+        assert_eq!(
+            self.per_target(guest_id).await,
+            expected,
+            "each target's events"
+        );
+        let violations = self.graph.lock().unwrap().violations.clone();
+        assert!(violations.is_empty(), "Graph stand-in: {violations:?}");
         events
     }
 
@@ -329,6 +419,11 @@ async fn scim_deactivation_reaches_every_target_once(backend: Backend) {
             .is_some_and(|u| u["active"] == false)
     })
     .await;
+    assert_eq!(
+        b.graph_user("ann@acme.example"),
+        Some((false, vec![])),
+        "the Graph user disabled and out of every group"
+    );
 }
 
 async fn scim_delete_removes_everywhere_and_ends_links_and_sessions(backend: Backend) {
@@ -351,6 +446,11 @@ async fn scim_delete_removes_everywhere_and_ends_links_and_sessions(backend: Bac
         b.downstream(&guest).await.is_none()
     })
     .await;
+    assert_eq!(
+        b.graph_user("ann@acme.example"),
+        None,
+        "the Graph user deleted"
+    );
     let open: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM invitations WHERE guest_id = $1 AND used_at IS NULL AND revoked_at IS NULL",
     )
@@ -464,6 +564,11 @@ async fn expiry_of_one_grant_then_of_the_last_reaches_every_target_once(backend:
         b.downstream_groups(&guest).await == ["gb-lab:viewer"]
     })
     .await;
+    assert_eq!(
+        b.graph_user("ann@acme.example"),
+        Some((true, vec!["grp-lab".to_string()])),
+        "the Graph user keeps the lab group only"
+    );
     // Run again at the same instant: nothing more to tell.
     b.run_job("expiry", "2030-02-15T00:00:00Z").await;
     b.settled(&guest, 2).await;
@@ -563,6 +668,7 @@ async fn inactivity_reaches_every_target_once(backend: Backend) {
     assert_eq!(counts.get("inactive"), Some(&1), "{counts:?}");
     let events = b.settled(&guest, 2).await;
     assert_eq!(events[1]["type"], "guest.suspended");
+    assert_eq!(b.graph_user("ann@acme.example"), Some((false, vec![])));
     eventually("the downstream user disabled", || async {
         b.downstream(&guest)
             .await
@@ -647,7 +753,9 @@ async fn a_replayed_dead_letter_sends_the_current_state_and_is_audited(backend: 
     // Meanwhile the partner deletes the person; that event goes out.
     b.hook.refuse.store(false, Ordering::SeqCst);
     b.acme.delete(&format!("/Users/{user}")).await;
-    let events = b.settled(&guest, 2).await;
+    let events = b
+        .settled_with(&guest, 2, [("entra", 3), ("hooks", 2), ("idm", 3)])
+        .await;
     assert_eq!(events[1]["type"], "guest.removed");
     // Replaying the old suspension sends the current state (removed), not the stale one.
     let token = b.admin_token().await;
@@ -665,7 +773,9 @@ async fn a_replayed_dead_letter_sends_the_current_state_and_is_audited(backend: 
     )
     .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
-    let events = b.settled(&guest, 3).await;
+    let events = b
+        .settled_with(&guest, 3, [("entra", 3), ("hooks", 3), ("idm", 3)])
+        .await;
     assert_eq!(events[2]["type"], "guest.removed");
     assert!(events[2]["data"]["version"].as_i64() > events[1]["data"]["version"].as_i64());
     let audited: i64 = sqlx::query_scalar(

@@ -4,6 +4,7 @@
 //! second Guestbridge instance, in the main project).
 
 mod graph;
+mod graph_stand_in;
 mod scim;
 mod support;
 mod webhook;
