@@ -123,6 +123,8 @@ async fn end_grants(ctx: &JobContext<'_>, counts: &mut Counts) -> Result<(), Job
         }
         let mut tx = ctx.deps.db.begin_write().await?;
         for (guest_id, ends) in by_guest {
+            // Grants, then the guest, then its sync row: the order a SCIM write takes them in,
+            // so the two never wait on each other in a cycle (PostgreSQL).
             for end in &ends {
                 job_store::mark_end_seen(&mut tx, end, now).await?;
             }
