@@ -16,6 +16,7 @@ mod read_path;
 mod scenario_entra;
 mod scenario_okta;
 mod smtp;
+mod strict_clients;
 mod sync;
 mod tenancy;
 mod users_crud;
