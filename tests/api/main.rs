@@ -15,6 +15,7 @@ mod portal;
 mod read_path;
 mod scenario_entra;
 mod scenario_okta;
+mod scim_schema_check;
 mod smtp;
 mod strict_clients;
 mod sync;
