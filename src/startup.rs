@@ -12,7 +12,6 @@ use tracing_actix_web::TracingLogger;
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::metrics::Metrics;
-use crate::scim::error::ScimError;
 use crate::services::Deps;
 use crate::store::Db;
 
@@ -173,15 +172,9 @@ impl Application {
                 .route("/metrics", web::get().to(crate::metrics::get_metrics))
                 .service(web::scope("/api/v1").configure(crate::admin::configure))
                 .configure(crate::portal::configure)
-                .service(
-                    web::scope("/scim/v2")
-                        .configure(crate::scim::configure)
-                        .default_service(web::to(|| async {
-                            Err::<actix_web::HttpResponse, _>(ScimError::not_found(
-                                "no such SCIM endpoint",
-                            ))
-                        })),
-                )
+                .service(crate::scim::scope())
+                // Outermost, so that metrics and logs see the path that was routed.
+                .wrap(from_fn(crate::scim::normalize_path))
         })
         .listen(listener)?
         .shutdown_timeout(10)

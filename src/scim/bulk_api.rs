@@ -22,7 +22,7 @@ pub const BULK_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Bu
 pub const MAX_BULK_OPERATIONS: usize = 1000;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/Bulk", web::post().to(post_bulk));
+    cfg.service(super::routes::resource("/Bulk", "POST").route(web::post().to(post_bulk)));
 }
 
 /// One parsed operation.

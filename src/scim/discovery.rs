@@ -10,8 +10,8 @@ use super::bulk_api::MAX_BULK_OPERATIONS;
 use super::error::ScimError;
 use super::http::scim_json;
 use super::list_params::LIST_RESPONSE_SCHEMA;
+use super::routes::resource;
 use super::schema::{all_schemas, ResourceTypeDef, GROUP_RESOURCE, USER_RESOURCE};
-use super::users_api::MAX_PATCH_OPERATIONS;
 use crate::startup::AppState;
 
 /// Resource types served by this build.
@@ -20,14 +20,14 @@ fn resource_types() -> [&'static ResourceTypeDef; 2] {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/ServiceProviderConfig",
-        web::get().to(get_service_provider_config),
+    // Read-only documents: any other method is 405 with `Allow: GET` (RFC 7644 §4).
+    cfg.service(
+        resource("/ServiceProviderConfig", "GET").route(web::get().to(get_service_provider_config)),
     )
-    .route("/ResourceTypes", web::get().to(list_resource_types))
-    .route("/ResourceTypes/{name}", web::get().to(get_resource_type))
-    .route("/Schemas", web::get().to(list_schemas))
-    .route("/Schemas/{id}", web::get().to(get_schema));
+    .service(resource("/ResourceTypes", "GET").route(web::get().to(list_resource_types)))
+    .service(resource("/ResourceTypes/{name}", "GET").route(web::get().to(get_resource_type)))
+    .service(resource("/Schemas", "GET").route(web::get().to(list_schemas)))
+    .service(resource("/Schemas/{id}", "GET").route(web::get().to(get_schema)));
 }
 
 fn list_response(resources: Vec<Value>) -> HttpResponse {
@@ -74,7 +74,6 @@ pub async fn get_service_provider_config(state: web::Data<AppState>) -> HttpResp
                 "description": "A partner token issued by `guestbridge token issue`, sent as Authorization: Bearer.",
                 "primary": true
             }],
-            "maxPatchOperations": MAX_PATCH_OPERATIONS,
             "meta": {
                 "resourceType": "ServiceProviderConfig",
                 "location": format!("{base}/scim/v2/ServiceProviderConfig"),

@@ -14,6 +14,7 @@ use super::list_params::{check_search_schema, list_response, RawListParams};
 use super::patch::parse_patch_request;
 use super::projection::Projection;
 use super::resource::{render, Meta};
+use super::routes::resource;
 use super::schema::{GROUP, GROUP_RESOURCE};
 use super::users_api::{ProjectionQuery, MAX_PATCH_OPERATIONS};
 use crate::clock::{from_millis, to_rfc3339};
@@ -23,13 +24,13 @@ use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/Groups")
+        resource("/Groups", "GET, POST")
             .route(web::get().to(list_groups))
             .route(web::post().to(create_group)),
     )
-    .route("/Groups/.search", web::post().to(search_groups))
+    .service(resource("/Groups/.search", "POST").route(web::post().to(search_groups)))
     .service(
-        web::resource("/Groups/{id}")
+        resource("/Groups/{id}", "GET, PUT, PATCH, DELETE")
             .route(web::get().to(get_group))
             .route(web::put().to(replace_group))
             .route(web::patch().to(patch_group))

@@ -10,11 +10,14 @@ pub mod list_params;
 pub mod patch;
 pub mod projection;
 pub mod resource;
+pub mod routes;
 pub mod schema;
 pub mod search_api;
 pub mod users_api;
 
 use actix_web::web;
+
+pub use routes::{normalize_path, scope};
 
 /// Register every SCIM route under the scope this is mounted on.
 pub fn configure(cfg: &mut web::ServiceConfig) {

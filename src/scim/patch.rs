@@ -589,6 +589,15 @@ fn apply_to_slot(
     if def.required && slot.is_none() {
         return Err(required_error(&t.text));
     }
+    if def.defaulted && t.sub.is_none() && slot.is_none() {
+        // Unassigning it would either be undone by the server default at once (a "remove"
+        // that reactivates a deactivated guest) or leave a representation that filters on
+        // the attribute contradict; Table 9: not compatible with its current state.
+        return Err(ScimError::mutability(format!(
+            "'{}' always has a value here and cannot be removed; replace it with true or false",
+            shorten(&t.text)
+        )));
+    }
     Ok(())
 }
 
@@ -1996,6 +2005,22 @@ mod tests {
         assert_eq!(scim_type(r), ScimType::InvalidValue);
         let r = patch_group(json!([{"op": "remove", "path": "displayName"}]));
         assert_eq!(scim_type(r), ScimType::InvalidValue);
+    }
+
+    #[test]
+    fn active_cannot_be_unassigned() {
+        for ops in [
+            json!([{"op": "remove", "path": "active"}]),
+            json!([{"op": "Remove", "path": "urn:ietf:params:scim:schemas:core:2.0:User:Active"}]),
+            json!([{"op": "replace", "path": "active", "value": null}]),
+            json!([{"op": "replace", "value": {"active": null}}]),
+        ] {
+            assert_eq!(
+                scim_type(patch_user(ops.clone())),
+                ScimType::Mutability,
+                "{ops}"
+            );
+        }
     }
 
     #[test]

@@ -61,6 +61,9 @@ pub struct AttrDef {
     pub canonical_values: &'static [&'static str],
     pub reference_types: &'static [&'static str],
     pub sub_attributes: &'static [AttrDef],
+    /// The server assigns a value when a client leaves the attribute out, so it is never
+    /// unassigned (RFC 7643 §2.2 leaves such defaults to the service provider).
+    pub defaulted: bool,
 }
 
 impl AttrDef {
@@ -79,7 +82,13 @@ impl AttrDef {
             canonical_values: &[],
             reference_types: &[],
             sub_attributes: &[],
+            defaulted: false,
         }
+    }
+
+    const fn defaulted(mut self) -> Self {
+        self.defaulted = true;
+        self
     }
 
     const fn typed(mut self, ty: AttrType) -> Self {
@@ -455,7 +464,12 @@ pub static USER: SchemaDef = SchemaDef {
             "timezone",
             "The User's time zone in IANA Time Zone database format.",
         ),
-        AttrDef::string("active", "The User's administrative status.").typed(Boolean),
+        AttrDef::string(
+            "active",
+            "The User's administrative status; true when a client leaves it out.",
+        )
+        .typed(Boolean)
+        .defaulted(),
         AttrDef::string("password", "The User's cleartext password; never returned.")
             .mutability(Mutability::WriteOnly)
             .returned(Returned::Never)

@@ -11,7 +11,7 @@ use super::list_params::{check_search_schema, RawListParams, LIST_RESPONSE_SCHEM
 use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/.search", web::post().to(search_root));
+    cfg.service(super::routes::resource("/.search", "POST").route(web::post().to(search_root)));
 }
 
 fn total(v: &Value) -> i64 {

@@ -14,6 +14,7 @@ use super::list_params::{check_search_schema, list_response, RawListParams};
 use super::patch::parse_patch_request;
 use super::projection::Projection;
 use super::resource::{render, Meta};
+use super::routes::resource;
 use super::schema::{USER, USER_RESOURCE};
 use crate::clock::{from_millis, to_rfc3339};
 use crate::domain::Partner;
@@ -25,13 +26,14 @@ pub const MAX_PATCH_OPERATIONS: usize = 1000;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/Users")
+        resource("/Users", "GET, POST")
             .route(web::get().to(list_users))
             .route(web::post().to(create_user)),
     )
-    .route("/Users/.search", web::post().to(search_users))
+    // Before `/Users/{id}`, so that a GET of `.search` is 405 rather than a user look-up.
+    .service(resource("/Users/.search", "POST").route(web::post().to(search_users)))
     .service(
-        web::resource("/Users/{id}")
+        resource("/Users/{id}", "GET, PUT, PATCH, DELETE")
             .route(web::get().to(get_user))
             .route(web::put().to(replace_user))
             .route(web::patch().to(patch_user))

@@ -290,7 +290,10 @@ pub fn url_encode(s: &str) -> String {
         .collect()
 }
 
+/// Read a response whole; a SCIM response is checked against the schemas the server serves
+/// (see `scim_schema_check`).
 pub async fn read(res: reqwest::Response) -> Res {
+    let url = res.url().clone();
     let status = res.status();
     let headers = res.headers().clone();
     let text = res.text().await.expect("body");
@@ -299,6 +302,7 @@ pub async fn read(res: reqwest::Response) -> Res {
     } else {
         serde_json::from_str(&text).unwrap_or(Value::String(text))
     };
+    crate::scim_schema_check::check(&url, &body).await;
     Res {
         status,
         headers,
