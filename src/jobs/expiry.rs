@@ -122,20 +122,18 @@ async fn end_grants(ctx: &JobContext<'_>, counts: &mut Counts) -> Result<(), Job
             by_guest.entry(end.0.as_str()).or_default().push(end);
         }
         let mut tx = ctx.deps.db.begin_write().await?;
+        // Grants first, then each guest, then its sync row: the order a SCIM write takes them
+        // in, so the two never wait on each other in a cycle (PostgreSQL). One statement marks
+        // the whole batch's ends.
+        let guests: Vec<&str> = by_guest.keys().copied().collect();
+        job_store::mark_ends_seen(&mut tx, &guests, now).await?;
         for (guest_id, ends) in by_guest {
-            // Grants, then the guest, then its sync row: the order a SCIM write takes them in,
-            // so the two never wait on each other in a cycle (PostgreSQL).
-            for end in &ends {
-                job_store::mark_end_seen(&mut tx, end, now).await?;
-            }
             let Some(guest) = lock_guest(&mut tx, guest_id).await? else {
                 continue;
             };
-            let current = guest_store::grants(&mut tx, guest_id)
-                .await?
-                .iter()
-                .any(|g| g.valid_until.is_none_or(|u| u > now));
             *counts.entry("grants_ended").or_default() += ends.len() as u64;
+            // A guest's access ends with their last grant (never, while one is unbounded).
+            let current = guest.access_until.is_none_or(|u| u > now);
             if !current && apply_event(&mut tx, ctx, &guest, Event::Expire).await? {
                 *counts.entry("expired").or_default() += 1;
                 continue;

@@ -288,25 +288,28 @@ pub async fn grants_ended(
     grant_ends(rows)
 }
 
-/// The expiry job has acted on this grant's end.
-pub async fn mark_end_seen(
+/// The expiry job has acted on every grant of these guests that has ended by `now`.
+pub async fn mark_ends_seen(
     conn: &mut AnyConnection,
-    end: &GrantEnd,
+    guest_ids: &[&str],
     now: i64,
 ) -> Result<(), DbError> {
-    let (guest, app, role, rule, until) = end;
-    sqlx::query(
-        "UPDATE guest_grants SET end_seen_at = $1
-         WHERE guest_id = $2 AND app_id = $3 AND role = $4 AND rule_id = $5 AND valid_until = $6",
-    )
-    .bind(now)
-    .bind(guest)
-    .bind(app)
-    .bind(role)
-    .bind(rule)
-    .bind(until)
-    .execute(conn)
-    .await?;
+    if guest_ids.is_empty() {
+        return Ok(());
+    }
+    let mut sql = Sql::new("UPDATE guest_grants SET end_seen_at = ");
+    sql.bind(Arg::Int(now))
+        .push(" WHERE end_seen_at IS NULL AND valid_until <= ")
+        .bind(Arg::Int(now))
+        .push(" AND guest_id IN (");
+    for (i, id) in guest_ids.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.bind(Arg::text(*id));
+    }
+    sql.push(")");
+    sql.query().execute(conn).await?;
     Ok(())
 }
 
