@@ -359,3 +359,19 @@ impl guestbridge::clock::Clock for StepClock {
         *self.0.lock().unwrap()
     }
 }
+
+/// Wait (up to 20 s, polling every 100 ms) until `check` holds; panic naming `what` if not.
+/// For effects that happen in the background: workers delivering, servers receiving.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}

@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::both_backends;
-use crate::helpers::{read, spawn, spawn_with, test_actor, Backend, Scim, TestApp};
+use crate::helpers::{eventually, read, spawn, spawn_with, test_actor, Backend, Scim, TestApp};
 
 const RULES: &str = r#"
 [[app]]
@@ -174,20 +174,6 @@ fn start_graph() -> (String, crate::graph_stand_in::Shared) {
         }
     }
     (url, state)
-}
-
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..150 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// The bridge under test with its two targets.
@@ -372,10 +358,43 @@ impl Bridge {
         groups
     }
 
+    /// POST to the admin API with a new admin token.
+    async fn admin_post(&self, path: &str) -> crate::helpers::Res {
+        let token = self.admin_token().await;
+        read(
+            self.app
+                .client
+                .post(format!("{}/api/v1{path}", self.app.address))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
     async fn admin_token(&self) -> String {
         guestbridge::services::partners::issue_admin_token(&self.app.deps, &test_actor())
             .await
             .unwrap()
+    }
+
+    async fn state(&self, guest_id: &str) -> String {
+        sqlx::query_scalar("SELECT state FROM guests WHERE id = $1")
+            .bind(guest_id)
+            .fetch_one(self.app.deps.db.pool())
+            .await
+            .unwrap()
+    }
+
+    async fn open_invitations(&self, guest_id: &str) -> i64 {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM invitations WHERE guest_id = $1 AND used_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(guest_id)
+        .fetch_one(self.app.deps.db.pool())
+        .await
+        .unwrap()
     }
 }
 
@@ -451,13 +470,7 @@ async fn scim_delete_removes_everywhere_and_ends_links_and_sessions(backend: Bac
         None,
         "the Graph user deleted"
     );
-    let open: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM invitations WHERE guest_id = $1 AND used_at IS NULL AND revoked_at IS NULL",
-    )
-    .bind(&guest)
-    .fetch_one(b.app.deps.db.pool())
-    .await
-    .unwrap();
+    let open = b.open_invitations(&guest).await;
     assert_eq!(open, 0, "the open invitation is revoked");
     let sessions: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM guest_sessions WHERE guest_id = $1")
@@ -604,42 +617,13 @@ async fn invitation_lapse_reaches_every_target_once_and_an_admin_can_reinvite(ba
     assert_eq!(lapsed, 1);
     let events = b.settled(&guest, 2).await;
     assert_eq!(events[1]["type"], "guest.suspended");
-    let state: String = sqlx::query_scalar("SELECT state FROM guests WHERE id = $1")
-        .bind(&guest)
-        .fetch_one(b.app.deps.db.pool())
-        .await
-        .unwrap();
-    assert_eq!(state, "suspended:lapsed");
+    assert_eq!(b.state(&guest).await, "suspended:lapsed");
 
     // An admin invites the guest again: invited, with a new open invitation, and synced.
-    let token = b.admin_token().await;
-    let res = read(
-        b.app
-            .client
-            .post(format!(
-                "{}/api/v1/guests/{guest}/invitation",
-                b.app.address
-            ))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let res = b.admin_post(&format!("/guests/{guest}/invitation")).await;
     assert!(res.status.is_success(), "{} {}", res.status, res.body);
-    let state: String = sqlx::query_scalar("SELECT state FROM guests WHERE id = $1")
-        .bind(&guest)
-        .fetch_one(b.app.deps.db.pool())
-        .await
-        .unwrap();
-    assert_eq!(state, "invited");
-    let open: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM invitations WHERE guest_id = $1 AND used_at IS NULL AND revoked_at IS NULL",
-    )
-    .bind(&guest)
-    .fetch_one(b.app.deps.db.pool())
-    .await
-    .unwrap();
+    assert_eq!(b.state(&guest).await, "invited");
+    let open = b.open_invitations(&guest).await;
     assert_eq!(open, 1);
     let events = b.settled(&guest, 3).await;
     assert_eq!(events[2]["type"], "guest.upserted");
@@ -758,20 +742,7 @@ async fn a_replayed_dead_letter_sends_the_current_state_and_is_audited(backend: 
         .await;
     assert_eq!(events[1]["type"], "guest.removed");
     // Replaying the old suspension sends the current state (removed), not the stale one.
-    let token = b.admin_token().await;
-    let res = read(
-        b.app
-            .client
-            .post(format!(
-                "{}/api/v1/sync/events/{dead}/replay",
-                b.app.address
-            ))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let res = b.admin_post(&format!("/sync/events/{dead}/replay")).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
     let events = b
         .settled_with(&guest, 3, [("entra", 3), ("hooks", 3), ("idm", 3)])
@@ -787,18 +758,6 @@ async fn a_replayed_dead_letter_sends_the_current_state_and_is_audited(backend: 
     .unwrap();
     assert_eq!(audited, 1);
     // A dead letter is replayed once.
-    let again = read(
-        b.app
-            .client
-            .post(format!(
-                "{}/api/v1/sync/events/{dead}/replay",
-                b.app.address
-            ))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let again = b.admin_post(&format!("/sync/events/{dead}/replay")).await;
     assert_eq!(again.status, StatusCode::NOT_FOUND);
 }

@@ -10,8 +10,8 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 use crate::both_backends;
-use crate::helpers::{spawn_with, Backend, Scim, TestApp};
-use crate::revocation::{eventually, Hook};
+use crate::helpers::{eventually, spawn_with, Backend, Scim, TestApp};
+use crate::revocation::Hook;
 use crate::smtp::TestSmtp;
 
 both_backends!(

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::both_backends;
-use crate::helpers::{read, spawn, spawn_with, test_actor, Backend, TestApp};
+use crate::helpers::{eventually, read, spawn, spawn_with, test_actor, Backend, TestApp};
 
 const RULES: &str = r#"
 [[app]]
@@ -28,20 +28,6 @@ both_backends!(
     guests_reach_a_downstream_scim_server,
     webhook_events_are_signed_retried_and_replayable
 );
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..100 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
 
 async fn downstream_user(down: &crate::helpers::Scim, guest_id: &str) -> Option<Value> {
     let res = down

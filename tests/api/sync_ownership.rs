@@ -4,12 +4,13 @@
 //! SCIM stand-in in tests/connectors: no database state makes one today.)
 
 use std::process::{Command, Output};
-use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::both_backends;
-use crate::helpers::{fresh_database, read, spawn, spawn_with, test_actor, Backend, Scim, TestApp};
+use crate::helpers::{
+    eventually, fresh_database, read, spawn, spawn_with, test_actor, Backend, Scim, TestApp,
+};
 
 const RULES: &str = r#"
 [[app]]
@@ -33,20 +34,6 @@ both_backends!(
     admin_api_answers_a_plan_past_the_cap_with_409,
     owned_users_are_found_by_id_after_their_external_id_changed
 );
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..200 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
 
 /// A downstream Guestbridge and a partner token that sees everyone in its directory.
 async fn downstream(backend: Backend) -> (TestApp, Scim) {
