@@ -81,8 +81,8 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
         after = Some(last);
     }
     end_grants(ctx, &mut counts).await?;
-    // Guests whose last grant ended without the grant's end being seen (ends recorded
-    // before the job noticed ends one by one).
+    // Guests whose access ended although no grant end is due now: their ends were seen while
+    // they waited for approval, and an admin approved them afterwards.
     let mut after = None;
     loop {
         let due = {

@@ -35,8 +35,9 @@ fn state_of(g: &GuestRow) -> Result<GuestState, ServiceError> {
         .map_err(|e: crate::domain::lifecycle::UnknownState| ServiceError::Corrupt(e.to_string()))
 }
 
-/// Whether a guest in `state` may use what they are granted (or is on the way to).
-pub fn has_access(state: GuestState) -> bool {
+/// Whether a guest in `state` is in force: may use what they are granted, or is on the way
+/// to (invited, waiting for approval). Leaving it ends links and sessions.
+fn in_force(state: GuestState) -> bool {
     matches!(
         state,
         GuestState::Invited | GuestState::Active | GuestState::PendingApproval
@@ -95,7 +96,7 @@ pub async fn apply(
         now,
     )
     .await?;
-    if !has_access(to) {
+    if !in_force(to) {
         end_access(conn, &updated.id, now).await?;
     }
     super::sync::emit(conn, deps, &updated.id).await?;

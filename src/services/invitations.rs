@@ -17,7 +17,7 @@ use crate::store::audit::{self, AuditEntry};
 use crate::store::guests::{self as guest_store, GrantRow, GuestRow};
 use crate::store::invitations::{self as inv_store, InvitationRow};
 use crate::store::work::Work;
-use crate::store::{partners as partner_store, sessions as session_store, Tx};
+use crate::store::{partners as partner_store, Tx};
 
 /// The version of the consent text shown on the invitation page; recorded with each decision.
 pub const CONSENT_VERSION: &str = "2026-11-v1";
@@ -281,9 +281,7 @@ pub async fn after_reconcile(
             }
         }
         GuestState::Suspended(_) | GuestState::Removed => {
-            let conn = w.conn().await?;
-            inv_store::revoke_open(&mut *conn, guest_id, deps.now_ms()).await?;
-            session_store::delete_guest_sessions(conn, guest_id).await?;
+            super::access::end_access(w.conn().await?, guest_id, deps.now_ms()).await?;
         }
         GuestState::PendingApproval | GuestState::Active => {}
     }

@@ -420,10 +420,7 @@ pub async fn remove_for_user(
     cause: &Cause<'_>,
 ) -> Result<Option<String>, ServiceError> {
     let now = deps.clock.now();
-    let Some(found) = guest_store::find_by_user(w.conn().await?, user_id).await? else {
-        return Ok(None);
-    };
-    let Some(guest) = guest_store::get_locked(w.conn().await?, &found.id).await? else {
+    let Some(guest) = guest_store::find_by_user_locked(w.conn().await?, user_id).await? else {
         return Ok(None);
     };
     let now_ms = to_millis(now);

@@ -73,23 +73,32 @@ async fn read(
     let Some(guest) = guest_store::get(conn, guest_id).await? else {
         return Ok(None);
     };
+    Ok(Some(read_for(conn, deps, &guest).await?))
+}
+
+/// The snapshot of a guest already read, with its grants and the person's names.
+async fn read_for(
+    conn: &mut sqlx::AnyConnection,
+    deps: &Deps,
+    guest: &GuestRow,
+) -> Result<(Option<GuestState>, Value), ServiceError> {
     let state: Option<GuestState> = guest.state.parse().ok();
-    let grants = guest_store::grants(conn, guest_id).await?;
+    let grants = guest_store::grants(conn, &guest.id).await?;
     let doc: Map<String, Value> =
         match crate::store::users::get(conn, &guest.partner_id, &guest.user_id).await? {
             Some(u) => serde_json::from_str(&u.doc).unwrap_or_default(),
             None => Map::new(),
         };
-    let partner = super::invitations::partner_of(conn, &guest).await?;
+    let partner = super::invitations::partner_of(conn, guest).await?;
     let snapshot = guest_json(
         deps,
-        &guest,
+        guest,
         state,
         &grants,
         names(&doc),
         partner.slug.as_str(),
     );
-    Ok(Some((state, snapshot)))
+    Ok((state, snapshot))
 }
 
 /// The person's given and family names, for the snapshot.
@@ -256,9 +265,7 @@ pub async fn replay(deps: &Deps, actor: &Actor, event_id: &str) -> Result<String
             dead.guest_id
         )));
     };
-    let (state, guest) = read(&mut tx, deps, &dead.guest_id)
-        .await?
-        .ok_or(ServiceError::NotFound)?;
+    let (state, guest) = read_for(&mut tx, deps, &guest_row).await?;
     let version = guest_sync::advance(&mut tx, &dead.guest_id, &digest(&guest), now, true)
         .await?
         .unwrap_or_default();

@@ -91,19 +91,30 @@ pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<GuestRow>,
         .transpose()
 }
 
-/// A guest read to be changed in this transaction: on PostgreSQL the row stays locked until
-/// the transaction ends, so two instances deciding about one guest take turns and the second
-/// decides on what the first wrote. (A SQLite write transaction holds the database already.)
+/// A guest read to be changed in this transaction (see `store::for_update`): two instances
+/// deciding about one guest take turns, and the second decides on what the first wrote.
 pub async fn get_locked(conn: &mut AnyConnection, id: &str) -> Result<Option<GuestRow>, DbError> {
-    let lock = if conn.backend_name() == "PostgreSQL" {
-        " FOR UPDATE"
-    } else {
-        ""
-    };
+    locked_where(conn, "g.id", id).await
+}
+
+/// The guest of a user, read to be changed in this transaction (see [`get_locked`]).
+pub async fn find_by_user_locked(
+    conn: &mut AnyConnection,
+    user_id: &str,
+) -> Result<Option<GuestRow>, DbError> {
+    locked_where(conn, "g.user_id", user_id).await
+}
+
+async fn locked_where(
+    conn: &mut AnyConnection,
+    column: &'static str,
+    value: &str,
+) -> Result<Option<GuestRow>, DbError> {
+    let lock = super::for_update(conn);
     sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM guests g WHERE g.id = $1{lock}"
+        "SELECT {COLUMNS} FROM guests g WHERE {column} = $1{lock}"
     ))
-    .bind(id)
+    .bind(value)
     .fetch_optional(conn)
     .await?
     .map(|r| from_row(&r))

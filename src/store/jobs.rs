@@ -147,11 +147,7 @@ pub async fn lock_due_invitation(
     invitation_id: &str,
     now: i64,
 ) -> Result<Option<(String, i64)>, DbError> {
-    let lock = if conn.backend_name() == "PostgreSQL" {
-        " FOR UPDATE"
-    } else {
-        ""
-    };
+    let lock = super::for_update(conn);
     sqlx::query_as(&format!(
         "SELECT guest_id, reminders_sent FROM invitations
          WHERE id = $1 AND next_action_at <= $2 AND used_at IS NULL AND revoked_at IS NULL{lock}"

@@ -338,6 +338,17 @@ pub fn new_row_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// What ends a SELECT of rows this transaction is about to change: ` FOR UPDATE` on
+/// PostgreSQL, so the rows stay locked until it ends and a concurrent decision waits for this
+/// one; nothing on SQLite, whose write transaction holds the whole database already.
+pub(crate) fn for_update(conn: &AnyConnection) -> &'static str {
+    if conn.backend_name() == "PostgreSQL" {
+        " FOR UPDATE"
+    } else {
+        ""
+    }
+}
+
 /// True when the error is a violated unique constraint, on either backend.
 pub fn is_unique_violation(err: &DbError) -> bool {
     err.as_database_error()
