@@ -340,3 +340,82 @@ async fn cli_runs_and_lists_jobs(backend: Backend) {
         "{out}"
     );
 }
+
+both_backends!(cli_reinvites_a_lapsed_guest);
+
+/// `guest reinvite`: a guest whose invitation lapsed (reminders run with `--now`) is invited
+/// again with a new open link; an unknown guest is a one-line error.
+async fn cli_reinvites_a_lapsed_guest(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(backend, &dir).await;
+    let mappings = dir.path().join("mappings");
+    std::fs::create_dir_all(&mappings).unwrap();
+    std::fs::write(
+        mappings.join("rules.toml"),
+        "[[app]]\nid = \"ehr\"\nname = \"EHR\"\ndescription = \"\"\nlaunch_url = \"https://ehr.example/\"\nroles = [\"reader\"]\n\n[[rule]]\nid = \"all\"\ngrants = [{ app = \"ehr\", role = \"reader\" }]\n",
+    )
+    .unwrap();
+    let roster = dir.path().join("roster.csv");
+    std::fs::write(
+        &roster,
+        "userName,email\nann@acme.example,ann@acme.example\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_guestbridge"))
+            .args(args)
+            .env("GUESTBRIDGE_DATABASE_URL", &url)
+            .env("GUESTBRIDGE_MAPPINGS", &mappings)
+            .env("GUESTBRIDGE_SECRET_KEY", crate::helpers::TEST_SECRET_KEY)
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("run guestbridge")
+    };
+    let ok = |out: Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    ok(run(&["partner", "add", "acme", "--name", "Acme"]));
+    ok(run(&[
+        "import",
+        roster.to_str().unwrap(),
+        "--partner",
+        "acme",
+    ]));
+    let start = chrono::Utc::now();
+    for day in [4, 8, 12] {
+        let at = (start + chrono::Duration::days(day)).to_rfc3339();
+        ok(run(&["jobs", "run", "reminders", "--now", &at]));
+    }
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    let (guest, state): (String, String) = sqlx::query_as("SELECT id, state FROM guests")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(state, "suspended:lapsed");
+
+    let out = ok(run(&["guest", "reinvite", &guest]));
+    assert_eq!(last_line(&out), format!("guest {guest} invited"));
+    let state: String = sqlx::query_scalar("SELECT state FROM guests")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(state, "invited");
+    let open: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM invitations WHERE used_at IS NULL AND revoked_at IS NULL",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(open, 1);
+
+    let unknown = run(&["guest", "reinvite", "no-such-guest"]);
+    assert!(!unknown.status.success());
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("not found"), "{stderr}");
+}
