@@ -57,6 +57,8 @@ pub struct TestApp {
     pub deps: Deps,
     /// The app's mappings folder.
     pub mappings: std::path::PathBuf,
+    /// The database the app runs on (for tests that reach it with other tools).
+    pub database_url: String,
     pub client: reqwest::Client,
     _dir: tempfile::TempDir,
 }
@@ -172,6 +174,7 @@ pub async fn spawn_with_clock(
         address,
         deps,
         mappings,
+        database_url,
         client: reqwest::Client::new(),
         _dir: dir,
     }
