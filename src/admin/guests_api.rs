@@ -230,7 +230,8 @@ pub async fn reset_mfa(
     let d = guests::get(&state.deps, &id).await?;
     let mut body = guest_json(&d.guest, d.partner.slug.as_str());
     body["mfa_enrolled"] = json!(d.mfa_enrolled);
-    body["mfa_reset"] = json!({"was_enrolled": reset.was_enrolled, "sessions_ended": reset.sessions_ended});
+    body["mfa_reset"] =
+        json!({"was_enrolled": reset.was_enrolled, "sessions_ended": reset.sessions_ended});
     Ok(HttpResponse::Ok().json(body))
 }
 

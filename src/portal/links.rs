@@ -10,8 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{
-    forbidden, internal, link_problem, message, next_step, page, pre_key, see_other,
-    session_cookie,
+    forbidden, internal, link_problem, message, next_step, page, pre_key, see_other, session_cookie,
 };
 use crate::auth::csrf::{check_pre_session_csrf, pre_session_csrf_token};
 use crate::auth::secrets::hash_token;
@@ -81,7 +80,12 @@ pub async fn post_invite(
     token: web::Path<String>,
     form: web::Form<InviteForm>,
 ) -> HttpResponse {
-    if !check_pre_session_csrf(&pre_key(&state), &hash_token(&token), INVITE_FORM, &form.csrf) {
+    if !check_pre_session_csrf(
+        &pre_key(&state),
+        &hash_token(&token),
+        INVITE_FORM,
+        &form.csrf,
+    ) {
         return forbidden(&state);
     }
     let decision = match form.decision.as_str() {
@@ -130,10 +134,7 @@ fn signin_link_gone(state: &AppState) -> HttpResponse {
 }
 
 /// The sign-in link's page: a button that signs in. Showing it uses nothing up.
-pub async fn get_signin_link(
-    state: web::Data<AppState>,
-    token: web::Path<String>,
-) -> HttpResponse {
+pub async fn get_signin_link(state: web::Data<AppState>, token: web::Path<String>) -> HttpResponse {
     match guest_auth::signin_link_usable(&state.deps, &token).await {
         Ok(true) => page(
             &state,

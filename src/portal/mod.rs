@@ -37,7 +37,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/mfa", web::get().to(mfa::get_mfa))
         .route("/mfa", web::post().to(mfa::post_mfa))
         .route("/mfa/email", web::post().to(mfa::post_mfa_email))
-        .route("/mfa/email/verify", web::post().to(mfa::post_mfa_email_verify))
+        .route(
+            "/mfa/email/verify",
+            web::post().to(mfa::post_mfa_email_verify),
+        )
         .route("/apps", web::get().to(get_apps))
         .route("/apps/{app}/launch", web::get().to(get_launch))
         .route("/signin", web::get().to(get_signin))

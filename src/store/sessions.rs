@@ -83,11 +83,13 @@ pub async fn delete_guest_sessions(
     conn: &mut AnyConnection,
     guest_id: &str,
 ) -> Result<u64, DbError> {
-    Ok(sqlx::query("DELETE FROM guest_sessions WHERE guest_id = $1")
-        .bind(guest_id)
-        .execute(conn)
-        .await?
-        .rows_affected())
+    Ok(
+        sqlx::query("DELETE FROM guest_sessions WHERE guest_id = $1")
+            .bind(guest_id)
+            .execute(conn)
+            .await?
+            .rows_affected(),
+    )
 }
 
 pub async fn insert_signin_link(

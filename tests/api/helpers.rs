@@ -58,6 +58,8 @@ pub struct TestApp {
     /// The app's mappings folder.
     pub mappings: std::path::PathBuf,
     pub client: reqwest::Client,
+    /// The database the app uses, for running the command line against it.
+    pub database_url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -173,6 +175,7 @@ pub async fn spawn_with_clock(
         deps,
         mappings,
         client: reqwest::Client::new(),
+        database_url,
         _dir: dir,
     }
 }
