@@ -115,13 +115,13 @@ pub async fn signin_link(
     token_hash: &str,
     now: i64,
 ) -> Result<Option<String>, DbError> {
-    Ok(sqlx::query_scalar(
+    sqlx::query_scalar(
         "SELECT guest_id FROM signin_links WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
     )
     .bind(token_hash)
     .bind(now)
     .fetch_optional(conn)
-    .await?)
+    .await
 }
 
 /// Use a sign-in link once: the guest id, or None if unknown, used or expired.
