@@ -110,6 +110,12 @@ pub enum GuestCommand {
         /// The guest's id.
         id: String,
     },
+    /// The guest lost their authenticator: remove it and end their sessions; they set up a
+    /// new one at their next sign-in.
+    ResetMfa {
+        /// The guest's id.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -659,6 +665,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| service_error(e, &format!("guest {id}")))?;
             println!("guest {id} invited");
+            Ok(())
+        }
+        Command::Guest {
+            command: GuestCommand::ResetMfa { id },
+        } => {
+            let deps = base_deps(&settings).await?;
+            let reset = services::guest_mfa::reset_mfa(&deps, &cli_actor(), &id)
+                .await
+                .map_err(|e| service_error(e, &format!("guest {id}")))?;
+            println!(
+                "guest {id} mfa reset: was_enrolled={} sessions_ended={}",
+                reset.was_enrolled, reset.sessions_ended
+            );
             Ok(())
         }
         Command::Admin {

@@ -23,6 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/guests/{id}/explain", web::get().to(explain_guest))
         .route("/guests/{id}/approve", web::post().to(approve_guest))
         .route("/guests/{id}/invitation", web::post().to(resend_invitation))
+        .route("/guests/{id}/mfa/reset", web::post().to(reset_mfa))
         .route(
             "/guests/{id}/invitation",
             web::delete().to(revoke_invitation),
@@ -216,6 +217,22 @@ pub async fn resend_invitation(
 ) -> Result<HttpResponse, AdminError> {
     crate::services::invitations::resend(&state.deps, &admin.actor, &id).await?;
     get_guest(state, admin, id).await
+}
+
+/// The guest lost their authenticator: remove it and end their sessions (audited); they
+/// enrol again at their next sign-in. Answers the guest, with what the reset removed.
+pub async fn reset_mfa(
+    state: web::Data<AppState>,
+    admin: AdminCaller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    let reset = crate::services::guest_mfa::reset_mfa(&state.deps, &admin.actor, &id).await?;
+    let d = guests::get(&state.deps, &id).await?;
+    let mut body = guest_json(&d.guest, d.partner.slug.as_str());
+    body["mfa_enrolled"] = json!(d.mfa_enrolled);
+    body["mfa_reset"] =
+        json!({"was_enrolled": reset.was_enrolled, "sessions_ended": reset.sessions_ended});
+    Ok(HttpResponse::Ok().json(body))
 }
 
 /// Void the guest's open invitation.

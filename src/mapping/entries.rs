@@ -25,6 +25,7 @@ const PARTNER_KEYS: &[&str] = &[
     "allowed_apps",
     "approval",
     "mfa",
+    "mfa_email_fallback",
     "max_deactivations_per_hour",
 ];
 const RULE_KEYS: &[&str] = &[
@@ -292,6 +293,9 @@ impl<'a> FileCtx<'a> {
                     None => {}
                 },
                 "mfa" => set(&mut policy.mfa, self.boolean(key, value)),
+                "mfa_email_fallback" => {
+                    set(&mut policy.mfa_email_fallback, self.boolean(key, value))
+                }
                 "max_deactivations_per_hour" => match value.get_ref() {
                     RawValue::Integer(n) if (1..=1_000_000).contains(n) => {
                         policy.max_deactivations_per_hour = u32::try_from(*n).ok();
@@ -847,6 +851,7 @@ max_access_days = 180
 allowed_apps = ["ehr"]
 approval = "admin"
 mfa = true
+mfa_email_fallback = true
 max_deactivations_per_hour = 25
 
 [[partner]]
@@ -891,13 +896,14 @@ role = "clinician"
                 allowed_apps: Some(vec!["ehr".into()]),
                 approval: Approval::Admin,
                 mfa: true,
+                mfa_email_fallback: true,
                 max_deactivations_per_hour: Some(25),
             }
         );
         assert_eq!(set.partners[1], PartnerPolicy::default_for("northside"));
         let rule = &set.rules[0];
         assert_eq!(rule.id, "nurses");
-        assert_eq!((rule.file.as_str(), rule.line), ("b.toml", 21));
+        assert_eq!((rule.file.as_str(), rule.line), ("b.toml", 22));
         assert_eq!(
             rule.partners.as_deref(),
             Some(&["st-mary".to_string(), "other".into()][..])
@@ -1200,6 +1206,11 @@ role = "clinician"
             "[[partner]]\nslug = \"ab\"\nallowed_apps = [\"EHR\"]\n",
             3,
             "not a valid app id",
+        );
+        rule_error(
+            "[[partner]]\nslug = \"ab\"\nmfa_email_fallback = \"yes\"\n",
+            3,
+            "`mfa_email_fallback` must be true or false",
         );
         rule_error(
             "[[partner]]\nslug = \"ab\"\nmax_deactivations_per_hour = 0\n",

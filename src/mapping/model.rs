@@ -64,6 +64,10 @@ pub struct PartnerPolicy {
     pub approval: Approval,
     /// Every guest of this partner must use multi-factor authentication.
     pub mfa: bool,
+    /// Whether an e-mailed code may stand in for the authenticator app. Even then it is
+    /// refused in a session that began from an e-mailed link, where the mailbox would be both
+    /// factors. Off by default.
+    pub mfa_email_fallback: bool,
     /// Most people this partner's SCIM client may deactivate or delete in an hour; past it,
     /// such requests are refused (429) until the hour has passed or the limit is raised, so
     /// that a misconfigured HR feed cannot remove every guest's access at once. `None`: no
@@ -81,6 +85,7 @@ impl PartnerPolicy {
             allowed_apps: None,
             approval: Approval::Auto,
             mfa: false,
+            mfa_email_fallback: false,
             max_deactivations_per_hour: None,
         }
     }

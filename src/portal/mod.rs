@@ -2,6 +2,8 @@
 //! access panel, plus app launch and the JWKS. Pages work without JavaScript on a 360 px
 //! screen; every form carries a CSRF token; responses carry strict security headers.
 
+mod links;
+mod mfa;
 mod pages;
 
 use actix_web::cookie::{Cookie, SameSite};
@@ -14,7 +16,8 @@ use crate::auth::csrf::{check_csrf, check_pre_session_csrf, csrf_token, pre_sess
 use crate::auth::secrets::{hash_token, random_token};
 use crate::domain::GuestState;
 use crate::services::guest_auth::{self, CodeOutcome, GuestSession};
-use crate::services::invitations::{self, Decision, LinkProblem, CONSENT_VERSION};
+use crate::services::guest_mfa;
+use crate::services::invitations::LinkProblem;
 use crate::services::{signing, ServiceError};
 use crate::startup::AppState;
 
@@ -25,19 +28,26 @@ const PRE_COOKIE: &str = "gb_pre";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(|| async { see_other("/signin") }))
-        .route("/invite/{token}", web::get().to(get_invite))
-        .route("/invite/{token}", web::post().to(post_invite))
-        .route("/mfa/setup", web::get().to(get_mfa_setup))
-        .route("/mfa/setup", web::post().to(post_mfa_setup))
-        .route("/mfa", web::get().to(get_mfa))
-        .route("/mfa", web::post().to(post_mfa))
-        .route("/mfa/email", web::post().to(post_mfa_email))
-        .route("/mfa/email/verify", web::post().to(post_mfa_email_verify))
+        // Links from mails answer HEAD like GET (scanners use both); only POST acts.
+        .route("/invite/{token}", web::get().to(links::get_invite))
+        .route("/invite/{token}", web::head().to(links::get_invite))
+        .route("/invite/{token}", web::post().to(links::post_invite))
+        .route("/mfa/setup", web::get().to(mfa::get_mfa_setup))
+        .route("/mfa/setup", web::post().to(mfa::post_mfa_setup))
+        .route("/mfa", web::get().to(mfa::get_mfa))
+        .route("/mfa", web::post().to(mfa::post_mfa))
+        .route("/mfa/email", web::post().to(mfa::post_mfa_email))
+        .route(
+            "/mfa/email/verify",
+            web::post().to(mfa::post_mfa_email_verify),
+        )
         .route("/apps", web::get().to(get_apps))
         .route("/apps/{app}/launch", web::get().to(get_launch))
         .route("/signin", web::get().to(get_signin))
         .route("/signin", web::post().to(post_signin))
-        .route("/signin/{token}", web::get().to(get_signin_link))
+        .route("/signin/{token}", web::get().to(links::get_signin_link))
+        .route("/signin/{token}", web::head().to(links::get_signin_link))
+        .route("/signin/{token}", web::post().to(links::post_signin_link))
         .route("/signout", web::post().to(post_signout))
         .route("/.well-known/jwks.json", web::get().to(get_jwks));
 }
@@ -211,141 +221,6 @@ fn forbidden(state: &AppState) -> HttpResponse {
     )
 }
 
-/// Where a signed-in guest goes next.
-async fn next_step(state: &AppState, gs: &GuestSession) -> Result<&'static str, ServiceError> {
-    if gs.needs_mfa() {
-        return Ok(
-            if guest_auth::is_enrolled(&state.deps, &gs.guest.id).await? {
-                "/mfa"
-            } else {
-                "/mfa/setup"
-            },
-        );
-    }
-    Ok("/apps")
-}
-
-pub async fn get_invite(state: web::Data<AppState>, token: web::Path<String>) -> HttpResponse {
-    let view = match invitations::open(&state.deps, &token).await {
-        Ok(Ok(v)) => v,
-        Ok(Err(p)) => return link_problem(&state, p),
-        Err(e) => return internal(e),
-    };
-    let g = &view.guest;
-    let mut shared = vec!["your name".to_string()];
-    if g.email.is_some() {
-        shared.push("your email address".into());
-    }
-    shared.push(format!("that you work for {}", view.partner.name));
-    shared.push("the roles you are given in each application".into());
-    page(
-        &state,
-        StatusCode::OK,
-        "invite.html",
-        json!({
-            "token": token.as_str(),
-            "guest_name": g.display_name.clone().unwrap_or_else(|| g.user_name.clone()),
-            "partner_name": view.partner.name,
-            "apps": view.apps,
-            "shared": shared,
-            "mfa_required": g.mfa_required,
-            "csrf": pre_session_csrf_token(&pre_key(&state), &view.token_hash, "invite"),
-            "consent_version": CONSENT_VERSION,
-            "sponsor_text": match &g.sponsor { Some(s) => format!("your contact ({s}) will be told."), None => "your contact will be told.".into() },
-            "lang": g.language,
-        }),
-    )
-}
-
-#[derive(Deserialize)]
-pub struct InviteForm {
-    csrf: String,
-    decision: String,
-    consent_version: Option<String>,
-}
-
-pub async fn post_invite(
-    state: web::Data<AppState>,
-    token: web::Path<String>,
-    form: web::Form<InviteForm>,
-) -> HttpResponse {
-    if !check_pre_session_csrf(&pre_key(&state), &hash_token(&token), "invite", &form.csrf) {
-        return forbidden(&state);
-    }
-    let decision = match form.decision.as_str() {
-        "accept" => Decision::Accept,
-        "decline" => Decision::Decline,
-        _ => {
-            return message(
-                &state,
-                StatusCode::BAD_REQUEST,
-                "Please try again",
-                "Choose accept or decline.",
-                None,
-            )
-        }
-    };
-    // Consent is recorded only for the text the guest saw; an older page must be reloaded.
-    let version = match form.consent_version.as_deref() {
-        Some(v) if v == CONSENT_VERSION => v,
-        _ if decision == Decision::Decline => CONSENT_VERSION,
-        _ => {
-            return message(
-                &state,
-                StatusCode::CONFLICT,
-                "Please read the page again",
-                "What is shared has changed since you opened this page. Open the link again to see the current text.",
-                None,
-            )
-        }
-    };
-    match invitations::answer(&state.deps, &token, decision, version).await {
-        Ok(Err(p)) => link_problem(&state, p),
-        Ok(Ok(None)) => message(&state, StatusCode::OK, "You declined the invitation", "Nothing has been shared. Your contact has been told. If this was a mistake, ask them for a new invitation.", None),
-        Ok(Ok(Some(secret))) => {
-            let next = match guest_auth::session(&state.deps, &secret).await {
-                Ok(Some(gs)) => next_step(&state, &gs).await.unwrap_or("/apps"),
-                _ => "/apps",
-            };
-            let mut res = see_other(next);
-            let _ = res.add_cookie(&session_cookie(&state, secret));
-            res
-        }
-        Err(e) => internal(e),
-    }
-}
-
-#[derive(Deserialize)]
-pub struct CodeForm {
-    csrf: String,
-    code: Option<String>,
-}
-
-pub async fn get_mfa_setup(state: web::Data<AppState>, SignedIn(gs): SignedIn) -> HttpResponse {
-    match guest_auth::is_enrolled(&state.deps, &gs.guest.id).await {
-        Ok(true) => return see_other("/mfa"),
-        Ok(false) => {}
-        Err(e) => return internal(e),
-    }
-    render_setup(&state, &gs, None).await
-}
-
-async fn render_setup(state: &AppState, gs: &GuestSession, error: Option<&str>) -> HttpResponse {
-    match guest_auth::enrolment(&state.deps, gs).await {
-        Ok(en) => page(
-            state,
-            if error.is_some() {
-                StatusCode::BAD_REQUEST
-            } else {
-                StatusCode::OK
-            },
-            "mfa_setup.html",
-            json!({"qr_svg": en.qr_svg, "otpauth_uri": en.otpauth_uri, "secret_text": en.secret_text, "csrf": session_csrf(gs, "mfa"), "error": error}),
-        ),
-        Err(e) => internal(e),
-    }
-}
-
 fn too_many(state: &AppState) -> HttpResponse {
     message(
         state,
@@ -356,114 +231,18 @@ fn too_many(state: &AppState) -> HttpResponse {
     )
 }
 
-pub async fn post_mfa_setup(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    form: web::Form<CodeForm>,
-    SignedIn(gs): SignedIn,
-) -> HttpResponse {
-    if !csrf_ok(&gs, "mfa", &form.csrf) {
-        return forbidden(&state);
+/// Where a signed-in guest goes next.
+async fn next_step(state: &AppState, gs: &GuestSession) -> Result<&'static str, ServiceError> {
+    if gs.needs_mfa() {
+        return Ok(
+            if guest_mfa::is_enrolled(&state.deps, &gs.guest.id).await? {
+                "/mfa"
+            } else {
+                "/mfa/setup"
+            },
+        );
     }
-    match guest_auth::verify_totp(
-        &state.deps,
-        &gs,
-        form.code.as_deref().unwrap_or(""),
-        &client_ip(&req),
-    )
-    .await
-    {
-        Ok(CodeOutcome::Accepted) => see_other("/apps"),
-        Ok(CodeOutcome::Wrong) => {
-            render_setup(
-                &state,
-                &gs,
-                Some(
-                    "That code is not right. Check the time on your phone and try the newest code.",
-                ),
-            )
-            .await
-        }
-        Ok(CodeOutcome::RateLimited) => too_many(&state),
-        Err(e) => internal(e),
-    }
-}
-
-pub async fn get_mfa(state: web::Data<AppState>, SignedIn(gs): SignedIn) -> HttpResponse {
-    page(
-        &state,
-        StatusCode::OK,
-        "mfa_verify.html",
-        json!({"csrf": session_csrf(&gs, "mfa"), "emailed": false}),
-    )
-}
-
-async fn verify_code(
-    state: &AppState,
-    req: &HttpRequest,
-    gs: GuestSession,
-    form: &CodeForm,
-    emailed: bool,
-) -> HttpResponse {
-    if !csrf_ok(&gs, "mfa", &form.csrf) {
-        return forbidden(state);
-    }
-    let code = form.code.as_deref().unwrap_or("");
-    let outcome = if emailed {
-        guest_auth::verify_email_code(&state.deps, &gs, code, &client_ip(req)).await
-    } else {
-        guest_auth::verify_totp(&state.deps, &gs, code, &client_ip(req)).await
-    };
-    match outcome {
-        Ok(CodeOutcome::Accepted) => see_other("/apps"),
-        Ok(CodeOutcome::Wrong) => page(
-            state,
-            StatusCode::BAD_REQUEST,
-            "mfa_verify.html",
-            json!({"csrf": session_csrf(&gs, "mfa"), "emailed": emailed, "error": "That code is not right. Try again."}),
-        ),
-        Ok(CodeOutcome::RateLimited) => too_many(state),
-        Err(e) => internal(e),
-    }
-}
-
-pub async fn post_mfa(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    form: web::Form<CodeForm>,
-    SignedIn(gs): SignedIn,
-) -> HttpResponse {
-    verify_code(&state, &req, gs, &form, false).await
-}
-
-pub async fn post_mfa_email_verify(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    form: web::Form<CodeForm>,
-    SignedIn(gs): SignedIn,
-) -> HttpResponse {
-    verify_code(&state, &req, gs, &form, true).await
-}
-
-pub async fn post_mfa_email(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    form: web::Form<CodeForm>,
-    SignedIn(gs): SignedIn,
-) -> HttpResponse {
-    if !csrf_ok(&gs, "mfa", &form.csrf) {
-        return forbidden(&state);
-    }
-    match guest_auth::send_email_code(&state.deps, &gs, &client_ip(&req)).await {
-        Ok(CodeOutcome::RateLimited) => too_many(&state),
-        Ok(_) => page(
-            &state,
-            StatusCode::OK,
-            "mfa_verify.html",
-            json!({"csrf": session_csrf(&gs, "mfa"), "emailed": true}),
-        ),
-        Err(e) => internal(e),
-    }
+    Ok("/apps")
 }
 
 pub async fn get_apps(state: web::Data<AppState>, SignedIn(gs): SignedIn) -> HttpResponse {
@@ -560,28 +339,6 @@ pub async fn post_signin(
         Ok(CodeOutcome::RateLimited) => too_many(&state),
         // The same answer whether or not the address is known.
         Ok(_) => message(&state, StatusCode::OK, "Check your email", "If this address belongs to a guest, we have sent a sign-in link to it. The link works once, for 15 minutes.", None),
-        Err(e) => internal(e),
-    }
-}
-
-pub async fn get_signin_link(state: web::Data<AppState>, token: web::Path<String>) -> HttpResponse {
-    match guest_auth::use_signin(&state.deps, &token).await {
-        Ok(Some(secret)) => {
-            let next = match guest_auth::session(&state.deps, &secret).await {
-                Ok(Some(gs)) => next_step(&state, &gs).await.unwrap_or("/apps"),
-                _ => "/apps",
-            };
-            let mut res = see_other(next);
-            let _ = res.add_cookie(&session_cookie(&state, secret));
-            res
-        }
-        Ok(None) => message(
-            &state,
-            StatusCode::GONE,
-            "This link does not work",
-            "Sign-in links work once, for 15 minutes. Ask for a new one.",
-            Some(("/signin", "Sign in")),
-        ),
         Err(e) => internal(e),
     }
 }

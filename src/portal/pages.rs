@@ -14,6 +14,7 @@ const PAGES: &[(&str, &str)] = &[
     ("mfa_verify.html", include_str!("pages/mfa_verify.html")),
     ("apps.html", include_str!("pages/apps.html")),
     ("signin.html", include_str!("pages/signin.html")),
+    ("signin_link.html", include_str!("pages/signin_link.html")),
 ];
 
 impl Pages {
@@ -66,6 +67,7 @@ mod tests {
             "mfa_verify.html",
             "apps.html",
             "signin.html",
+            "signin_link.html",
         ] {
             assert!(
                 pages

@@ -523,9 +523,14 @@ pub async fn answer(
             if !guest.mfa_required {
                 super::guest_auth::redeem(&mut tx, deps, &actor, &guest, now).await?;
             }
-            let secret =
-                super::guest_auth::start_session(&mut tx, &guest.id, now, !guest.mfa_required)
-                    .await?;
+            let secret = super::guest_auth::start_session(
+                &mut tx,
+                &guest.id,
+                now,
+                !guest.mfa_required,
+                super::guest_auth::SessionOrigin::Invitation,
+            )
+            .await?;
             tx.commit().await?;
             Ok(Ok(Some(secret)))
         }

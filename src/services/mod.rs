@@ -4,6 +4,7 @@
 pub mod access;
 pub mod groups;
 pub mod guest_auth;
+pub mod guest_mfa;
 pub mod guests;
 pub mod import;
 pub mod invitations;

@@ -28,18 +28,33 @@ pub async fn get(conn: &mut AnyConnection, guest_id: &str) -> Result<Option<MfaR
     .transpose()
 }
 
-/// Start (or restart, while not enrolled) an enrolment with a new sealed secret.
-pub async fn begin(conn: &mut AnyConnection, guest_id: &str, sealed: &str) -> Result<(), DbError> {
+/// Start an enrolment with this sealed secret unless the guest already has one (pending or
+/// enrolled), then read back whichever secret is stored. Run in a write transaction, so two
+/// concurrent page loads both get the secret the first one stored.
+pub async fn begin_or_current(
+    conn: &mut AnyConnection,
+    guest_id: &str,
+    sealed: &str,
+) -> Result<MfaRow, DbError> {
     sqlx::query(
         "INSERT INTO guest_mfa (guest_id, totp_secret_sealed) VALUES ($1, $2)
-         ON CONFLICT (guest_id) DO UPDATE SET totp_secret_sealed = excluded.totp_secret_sealed
-         WHERE guest_mfa.enrolled_at IS NULL",
+         ON CONFLICT (guest_id) DO NOTHING",
     )
     .bind(guest_id)
     .bind(sealed)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
-    Ok(())
+    get(conn, guest_id).await?.ok_or(DbError::RowNotFound)
+}
+
+/// Remove the guest's enrolment (pending or complete); true when there was one.
+pub async fn delete(conn: &mut AnyConnection, guest_id: &str) -> Result<bool, DbError> {
+    Ok(sqlx::query("DELETE FROM guest_mfa WHERE guest_id = $1")
+        .bind(guest_id)
+        .execute(conn)
+        .await?
+        .rows_affected()
+        > 0)
 }
 
 /// A code for `step` was accepted: enrol if not yet, and remember the step against replay.

@@ -13,12 +13,14 @@ pub struct SessionRow {
     pub expires_at: i64,
     pub mfa_passed: bool,
     pub csrf_secret: String,
+    /// How the session began (`invitation`, `signin_link`); see `guest_auth::SessionOrigin`.
+    pub origin: String,
 }
 
 pub async fn insert_session(conn: &mut AnyConnection, s: &SessionRow) -> Result<(), DbError> {
     sqlx::query(
-        "INSERT INTO guest_sessions (id_hash, guest_id, created_at, expires_at, mfa_passed, csrf_secret)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO guest_sessions (id_hash, guest_id, created_at, expires_at, mfa_passed, csrf_secret, origin)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(&s.id_hash)
     .bind(&s.guest_id)
@@ -26,6 +28,7 @@ pub async fn insert_session(conn: &mut AnyConnection, s: &SessionRow) -> Result<
     .bind(s.expires_at)
     .bind(i64::from(s.mfa_passed))
     .bind(&s.csrf_secret)
+    .bind(&s.origin)
     .execute(conn)
     .await?;
     Ok(())
@@ -38,7 +41,7 @@ pub async fn session(
     now: i64,
 ) -> Result<Option<SessionRow>, DbError> {
     let row = sqlx::query(
-        "SELECT id_hash, guest_id, created_at, expires_at, mfa_passed, csrf_secret FROM guest_sessions
+        "SELECT id_hash, guest_id, created_at, expires_at, mfa_passed, csrf_secret, origin FROM guest_sessions
          WHERE id_hash = $1 AND expires_at > $2",
     )
     .bind(id_hash)
@@ -53,6 +56,7 @@ pub async fn session(
             expires_at: r.try_get("expires_at")?,
             mfa_passed: r.try_get::<i64, _>("mfa_passed")? != 0,
             csrf_secret: r.try_get("csrf_secret")?,
+            origin: r.try_get("origin")?,
         })
     })
     .transpose()
@@ -74,16 +78,18 @@ pub async fn delete_session(conn: &mut AnyConnection, id_hash: &str) -> Result<(
     Ok(())
 }
 
-/// End every session of a guest (suspension, removal).
+/// End every session of a guest (suspension, removal, MFA reset).
 pub async fn delete_guest_sessions(
     conn: &mut AnyConnection,
     guest_id: &str,
-) -> Result<(), DbError> {
-    sqlx::query("DELETE FROM guest_sessions WHERE guest_id = $1")
-        .bind(guest_id)
-        .execute(conn)
-        .await?;
-    Ok(())
+) -> Result<u64, DbError> {
+    Ok(
+        sqlx::query("DELETE FROM guest_sessions WHERE guest_id = $1")
+            .bind(guest_id)
+            .execute(conn)
+            .await?
+            .rows_affected(),
+    )
 }
 
 pub async fn insert_signin_link(
@@ -101,6 +107,21 @@ pub async fn insert_signin_link(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// The guest a sign-in link is for, if it is still usable; reading it does not use it.
+pub async fn signin_link(
+    conn: &mut AnyConnection,
+    token_hash: &str,
+    now: i64,
+) -> Result<Option<String>, DbError> {
+    sqlx::query_scalar(
+        "SELECT guest_id FROM signin_links WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
+    )
+    .bind(token_hash)
+    .bind(now)
+    .fetch_optional(conn)
+    .await
 }
 
 /// Use a sign-in link once: the guest id, or None if unknown, used or expired.

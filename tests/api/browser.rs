@@ -3,7 +3,7 @@
 //! SMTP server, consent, TOTP enrolment (the test computes the code from the key on the
 //! page), access panel, app launch with the JWT verified against the JWKS, sign-out. Each page
 //! is checked for horizontal scrolling and labelled inputs, and saved as a screenshot under
-//! `target/screenshots/`.
+//! `target/screenshots/`. Then back by a sign-in link: its page, its button, the code prompt.
 //!
 //! Without chromedriver the test prints a note and passes, unless GUESTBRIDGE_REQUIRE_BROWSER=1
 //! (CI), where it fails.
@@ -82,7 +82,7 @@ async fn invitation_consent_totp_panel_and_launch_in_chromium(backend: Backend) 
     let browser = driver.open_browser(&dir.path().join("profile")).await;
     let shots = Screenshots::new(backend);
 
-    let outcome = AssertUnwindSafe(journey(&browser, &app, &link, &shots))
+    let outcome = AssertUnwindSafe(journey(&browser, &app, &smtp, &link, &shots))
         .catch_unwind()
         .await;
     if outcome.is_err() {
@@ -96,7 +96,7 @@ async fn invitation_consent_totp_panel_and_launch_in_chromium(backend: Backend) 
     closed.expect("close the browser session");
 }
 
-async fn journey(b: &Client, app: &TestApp, link: &str, shots: &Screenshots) {
+async fn journey(b: &Client, app: &TestApp, smtp: &TestSmtp, link: &str, shots: &Screenshots) {
     // 1. The invitation.
     b.goto(link).await.expect("open the invitation link");
     let heading = text(b, "h1").await;
@@ -243,6 +243,76 @@ async fn journey(b: &Client, app: &TestApp, link: &str, shots: &Screenshots) {
     );
     page_fits_a_phone(b, "signed out").await;
     shots.save(b, 4, "signed-out").await;
+
+    // 6. Back by a sign-in link: its page signs in only when its button is pressed, and the
+    // second factor is the authenticator app, never a code to the same mailbox.
+    b.goto(&format!("{}/signin", app.address))
+        .await
+        .expect("open the sign-in page");
+    b.find(Locator::Id("email"))
+        .await
+        .expect("the email input")
+        .send_keys("ann@acme.example")
+        .await
+        .expect("type the address");
+    button(b, "Email me a sign-in link").await;
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::XPath("//h1[normalize-space()='Check your email']"))
+        .await
+        .expect("the check-your-email page");
+    let mails = smtp.wait_for(2, WAIT).await;
+    let signin = mails[1]
+        .find_link(&format!("{}/signin/", app.address))
+        .expect("a sign-in link in the mail");
+    b.goto(&signin).await.expect("open the sign-in link");
+    assert!(
+        b.get_named_cookie("gb_session").await.is_err(),
+        "opening the link does not sign in"
+    );
+    page_fits_a_phone(b, "sign-in link").await;
+    shots.save(b, 5, "signin-link").await;
+    button(b, "Sign in").await;
+    let label = b
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::XPath("//label[normalize-space()='6-digit code']"))
+        .await
+        .expect("the code prompt after signing in");
+    assert_eq!(path(b).await, "/mfa");
+    assert!(
+        b.find(Locator::XPath(
+            "//button[normalize-space()='Email me a code instead']"
+        ))
+        .await
+        .is_err(),
+        "no e-mailed code after an e-mailed link"
+    );
+    page_fits_a_phone(b, "code prompt").await;
+    shots.save(b, 6, "mfa-prompt").await;
+    // The next step's code: the enrolment used the current one (one step either side counts).
+    let now = chrono::Utc::now().timestamp() as u64 + 30;
+    let code = guestbridge::auth::totp::code_at(&base32_decode(&key), now);
+    let input_id = label
+        .attr("for")
+        .await
+        .expect("label attribute")
+        .expect("the code label names its input");
+    b.find(Locator::Id(&input_id))
+        .await
+        .expect("the labelled code input")
+        .send_keys(&code)
+        .await
+        .expect("type the code");
+    button(b, "Verify").await;
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::XPath(
+            "//h1[normalize-space()='Your applications']",
+        ))
+        .await
+        .expect("the access panel after the code");
+    assert_eq!(path(b).await, "/apps");
 }
 
 /// Whether the browser can run here. Missing: a note and `false`, or a failure under

@@ -15,6 +15,7 @@ mod jobs;
 mod lifecycle;
 mod mail;
 mod portal;
+mod portal_auth;
 mod read_path;
 mod revocation;
 mod revocation_races;
