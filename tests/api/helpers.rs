@@ -60,8 +60,6 @@ pub struct TestApp {
     /// The database the app runs on (for tests that reach it with other tools).
     pub database_url: String,
     pub client: reqwest::Client,
-    /// The database the app uses, for running the command line against it.
-    pub database_url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -178,7 +176,6 @@ pub async fn spawn_with_clock(
         mappings,
         database_url,
         client: reqwest::Client::new(),
-        database_url,
         _dir: dir,
     }
 }
