@@ -185,7 +185,9 @@ pub async fn reconcile(
         Prior::Known(guest, grants) => (guest.map(|g| *g), grants),
         Prior::Unknown => {
             let conn = w.conn().await?;
-            let existing = guest_store::find_by_user(&mut *conn, person.user_id).await?;
+            // Locked: a job, an admin action or another instance's write of this person
+            // waits for this decision instead of overwriting it (or being overwritten).
+            let existing = guest_store::find_by_user_locked(&mut *conn, person.user_id).await?;
             let grants = match &existing {
                 Some(g) => guest_store::grants(conn, &g.id).await?,
                 None => Vec::new(),

@@ -68,8 +68,8 @@ pub fn queue(work: &mut Work, m: &QueuedMail, now: i64, due: i64) {
 }
 
 /// Lease up to `limit` due mails to `owner` until `lease_until`. The lease condition is
-/// repeated in the outer WHERE so that, on PostgreSQL, a concurrent claimer re-checks it
-/// after waiting on the row lock and skips rows another instance just leased.
+/// repeated in the outer WHERE so that, on PostgreSQL, a claimer re-checks it on the rows it
+/// locked; rows another claimer holds locked are skipped (`store::claim_pick`).
 pub async fn claim_due(
     conn: &mut AnyConnection,
     owner: &str,
@@ -77,14 +77,16 @@ pub async fn claim_due(
     lease_until: i64,
     limit: i64,
 ) -> Result<Vec<QueuedMail>, DbError> {
-    sqlx::query(
-        "UPDATE mail_outbox SET lease_owner = $1, lease_until = $2
-         WHERE id IN (SELECT id FROM mail_outbox
-                      WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= $3
-                        AND (lease_until IS NULL OR lease_until < $3)
-                      ORDER BY next_attempt_at LIMIT $4)
+    let (materialized, lock) = super::claim_pick(conn, "m");
+    sqlx::query(&format!(
+        "WITH picked AS{materialized} (SELECT m.id FROM mail_outbox m
+                      WHERE m.sent_at IS NULL AND m.failed_at IS NULL AND m.next_attempt_at <= $3
+                        AND (m.lease_until IS NULL OR m.lease_until < $3)
+                      ORDER BY m.next_attempt_at LIMIT $4{lock})
+         UPDATE mail_outbox SET lease_owner = $1, lease_until = $2
+         WHERE id IN (SELECT id FROM picked)
            AND sent_at IS NULL AND failed_at IS NULL AND (lease_until IS NULL OR lease_until < $3)",
-    )
+    ))
     .bind(owner)
     .bind(lease_until)
     .bind(now)

@@ -102,17 +102,19 @@ pub async fn claim_due(
     lease_until: i64,
     limit: i64,
 ) -> Result<Vec<SyncEvent>, DbError> {
-    sqlx::query(
-        "UPDATE sync_outbox SET lease_owner = $1, lease_until = $2
-         WHERE seq IN (SELECT o.seq FROM sync_outbox o
+    let (materialized, lock) = super::claim_pick(conn, "o");
+    sqlx::query(&format!(
+        "WITH picked AS{materialized} (SELECT o.seq FROM sync_outbox o
                        WHERE o.delivered_at IS NULL AND o.dead_at IS NULL AND o.next_attempt_at <= $3
                          AND (o.lease_until IS NULL OR o.lease_until < $3)
                          AND NOT EXISTS (SELECT 1 FROM sync_outbox p
                                          WHERE p.target = o.target AND p.guest_id = o.guest_id AND p.seq < o.seq
                                            AND p.delivered_at IS NULL AND p.dead_at IS NULL)
-                       ORDER BY o.seq LIMIT $4)
+                       ORDER BY o.seq LIMIT $4{lock})
+         UPDATE sync_outbox SET lease_owner = $1, lease_until = $2
+         WHERE seq IN (SELECT seq FROM picked)
            AND delivered_at IS NULL AND dead_at IS NULL AND (lease_until IS NULL OR lease_until < $3)",
-    )
+    ))
     .bind(owner)
     .bind(lease_until)
     .bind(now)

@@ -16,6 +16,7 @@ mod lifecycle;
 mod mail;
 mod portal;
 mod portal_auth;
+mod queue_claims;
 mod read_path;
 mod revocation;
 mod revocation_races;
