@@ -3,6 +3,7 @@
 
 mod browser;
 mod cli;
+mod erasure;
 mod conformance;
 mod filter_differential;
 #[path = "../connectors/graph_stand_in.rs"]
