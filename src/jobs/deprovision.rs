@@ -42,11 +42,15 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
     for guest_id in erasure::due(&mut conn, retention, BATCH * 20).await? {
         let mut tx = ctx.deps.db.begin_write().await?;
         if let Some(g) = lock_guest(&mut tx, &guest_id).await? {
-            let identifiers = [Some(&g.user_name), g.email.as_ref(), g.display_name.as_ref()]
-                .into_iter()
-                .flatten()
-                .cloned()
-                .collect();
+            let identifiers = [
+                Some(&g.user_name),
+                g.email.as_ref(),
+                g.display_name.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
             let person = erasure::Person {
                 guest_id: &g.id,
                 user_id: &g.user_id,

@@ -30,12 +30,10 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
             // announces, and `expiry` only looks at ends still to come: past that, its record
             // can never be consulted again. A month's margin covers runs `--now` a little back.
             Expired::SyncDelivered | Expired::SyncDead => {
-                now - Duration::days(i64::from(ctx.settings.sync_retention_days))
-                    .num_milliseconds()
+                now - Duration::days(i64::from(ctx.settings.sync_retention_days)).num_milliseconds()
             }
             Expired::MailSent | Expired::MailFailed => {
-                now - Duration::days(i64::from(ctx.settings.mail_retention_days))
-                    .num_milliseconds()
+                now - Duration::days(i64::from(ctx.settings.mail_retention_days)).num_milliseconds()
             }
             Expired::Notices => {
                 now - Duration::days(i64::from(ctx.settings.expiry_warning_days) + 30)

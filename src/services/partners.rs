@@ -184,9 +184,7 @@ pub async fn issue_named_admin_token(
 }
 
 /// Every admin token (ids, names and use, never secrets), oldest first.
-pub async fn admin_tokens(
-    deps: &Deps,
-) -> Result<Vec<store::tokens::AdminTokenInfo>, ServiceError> {
+pub async fn admin_tokens(deps: &Deps) -> Result<Vec<store::tokens::AdminTokenInfo>, ServiceError> {
     let mut conn = deps.db.pool().acquire().await?;
     Ok(store::tokens::admin_tokens(&mut conn).await?)
 }

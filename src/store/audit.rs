@@ -278,7 +278,10 @@ pub async fn resolve_subjects(
 
 /// Delete the personal values of these subjects (SCIM user and guest ids); their audit
 /// entries read back with [`ERASED`] from then on. How many values went.
-pub async fn erase_subjects(conn: &mut AnyConnection, subject_ids: &[&str]) -> Result<u64, DbError> {
+pub async fn erase_subjects(
+    conn: &mut AnyConnection,
+    subject_ids: &[&str],
+) -> Result<u64, DbError> {
     let mut n = 0;
     for id in subject_ids {
         n += sqlx::query("DELETE FROM audit_subjects WHERE subject_id = $1")

@@ -11,7 +11,11 @@ use super::DbError;
 /// Removed guests due for erasure: removed before `cutoff`, not erased yet, and with every
 /// sync event settled (delivered or dead), so that a deprovision still reaches its target
 /// with the payload it was written with.
-pub async fn due(conn: &mut AnyConnection, cutoff: i64, limit: i64) -> Result<Vec<String>, DbError> {
+pub async fn due(
+    conn: &mut AnyConnection,
+    cutoff: i64,
+    limit: i64,
+) -> Result<Vec<String>, DbError> {
     sqlx::query_scalar(
         "SELECT g.id FROM guests g
          WHERE g.state = 'removed' AND g.erased_at IS NULL AND g.updated_at <= $1
@@ -50,7 +54,11 @@ const DELETE_BY_GUEST: [&str; 10] = [
 ];
 
 /// Erase `person` in the caller's transaction; how many rows were deleted or cleared.
-pub async fn erase(conn: &mut AnyConnection, person: &Person<'_>, now: i64) -> Result<u64, DbError> {
+pub async fn erase(
+    conn: &mut AnyConnection,
+    person: &Person<'_>,
+    now: i64,
+) -> Result<u64, DbError> {
     let mut n = 0;
     sqlx::query(
         "UPDATE guests SET user_name = $1, email = NULL, display_name = NULL, sponsor = NULL,
@@ -88,7 +96,10 @@ pub async fn erase(conn: &mut AnyConnection, person: &Person<'_>, now: i64) -> R
 /// An import's error report is one text for the whole file (`line,column,reason`): the
 /// reports of the partner's imports that mention the person are dropped whole, since a line
 /// cannot be told apart from its neighbours without parsing every report. The counts stay.
-async fn clear_import_reports(conn: &mut AnyConnection, person: &Person<'_>) -> Result<u64, DbError> {
+async fn clear_import_reports(
+    conn: &mut AnyConnection,
+    person: &Person<'_>,
+) -> Result<u64, DbError> {
     let mut n = 0;
     for id in person.identifiers.iter().filter(|s| !s.is_empty()) {
         n += sqlx::query(

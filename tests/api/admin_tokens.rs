@@ -64,8 +64,14 @@ async fn admin_tokens_have_names_expiry_and_a_list(backend: Backend) {
     let list = stdout(&guestbridge(&url, &["admin", "list"]));
     assert_eq!(list.lines().count(), 2, "{list}");
     let first = list.lines().next().unwrap();
-    assert!(first.starts_with(&format!("{id} name=\"ops robot\" created=")), "{list}");
-    assert!(!first.contains("expires=-") && first.contains("revoked=-"), "{list}");
+    assert!(
+        first.starts_with(&format!("{id} name=\"ops robot\" created=")),
+        "{list}"
+    );
+    assert!(
+        !first.contains("expires=-") && first.contains("revoked=-"),
+        "{list}"
+    );
     let settings = settings_for(&url);
     let db = guestbridge::store::Db::connect(&settings.database)
         .await
@@ -115,7 +121,10 @@ async fn admin_tokens_have_names_expiry_and_a_list(backend: Backend) {
     let revoked = stdout(&guestbridge(&url, &["admin", "revoke", lasting_id]));
     assert_eq!(revoked.trim(), format!("admin token {lasting_id} revoked"));
     let list = stdout(&guestbridge(&url, &["admin", "list"]));
-    assert!(!list.lines().nth(1).unwrap().contains("revoked=-"), "{list}");
+    assert!(
+        !list.lines().nth(1).unwrap().contains("revoked=-"),
+        "{list}"
+    );
     // Past the server's authentication cache, the revoked token is refused too.
     clock.advance_ms(31_000);
     assert_eq!(get(lasting).await.status(), 401);

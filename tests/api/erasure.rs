@@ -32,7 +32,10 @@ const EMAIL: &str = "Zebulon.Private@Mailbox.example";
 const GIVEN: &str = "Zébulon";
 const FAMILY: &str = "Quarterfield";
 
-both_backends!(nothing_names_an_erased_person, settled_outbox_rows_are_pruned);
+both_backends!(
+    nothing_names_an_erased_person,
+    settled_outbox_rows_are_pruned
+);
 
 /// A webhook target that accepts every event and keeps its body.
 async fn start_receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
@@ -80,7 +83,11 @@ async fn app(backend: Backend, smtp: &TestSmtp, hook: &str) -> TestApp {
     .await
 }
 
-async fn run(app: &TestApp, job: &str, at: DateTime<Utc>) -> std::collections::BTreeMap<&'static str, u64> {
+async fn run(
+    app: &TestApp,
+    job: &str,
+    at: DateTime<Utc>,
+) -> std::collections::BTreeMap<&'static str, u64> {
     let settings = guestbridge::config::Settings::load(None, &Default::default()).unwrap();
     let report = guestbridge::jobs::run_once(job, &app.deps, &settings, None, at, "test")
         .await
@@ -130,7 +137,13 @@ async fn occurrences(app: &TestApp, backend: Backend) -> Vec<String> {
         // serde_json leaves non-ASCII as is; other writers escape it as \uXXXX.
         let ascii: String = s
             .chars()
-            .map(|c| if c.is_ascii() { c.to_string() } else { format!("\\u{:04x}", c as u32) })
+            .map(|c| {
+                if c.is_ascii() {
+                    c.to_string()
+                } else {
+                    format!("\\u{:04x}", c as u32)
+                }
+            })
             .collect();
         needles.push(ascii.to_lowercase());
     }
@@ -182,9 +195,17 @@ async fn nothing_names_an_erased_person(backend: Backend) {
             .any(|m| m.raw().to_lowercase().contains(&EMAIL.to_lowercase()))
     })
     .await;
-    eventually("the upsert event", || async { !events.lock().unwrap().is_empty() }).await;
+    eventually("the upsert event", || async {
+        !events.lock().unwrap().is_empty()
+    })
+    .await;
     eventually("the mail marked sent", || async {
-        scalar(&app, "SELECT COUNT(*) FROM mail_outbox WHERE sent_at IS NULL").await == 0
+        scalar(
+            &app,
+            "SELECT COUNT(*) FROM mail_outbox WHERE sent_at IS NULL",
+        )
+        .await
+            == 0
     })
     .await;
     // Before erasure the audit log shows who was created.
@@ -194,13 +215,21 @@ async fn nothing_names_an_erased_person(backend: Backend) {
         .unwrap();
     assert_eq!(created[0].detail["userName"], USER_NAME, "{:?}", created[0]);
     drop(conn);
-    assert!(!occurrences(&app, backend).await.is_empty(), "the scan finds the living person");
+    assert!(
+        !occurrences(&app, backend).await.is_empty(),
+        "the scan finds the living person"
+    );
 
     // The partner deletes the person: the deprovision event still reaches the target.
     let res = acme.delete(&format!("/Users/{user_id}")).await;
     assert_eq!(res.status, 204, "{}", res.body);
     eventually("every event delivered", || async {
-        scalar(&app, "SELECT COUNT(*) FROM sync_outbox WHERE delivered_at IS NULL").await == 0
+        scalar(
+            &app,
+            "SELECT COUNT(*) FROM sync_outbox WHERE delivered_at IS NULL",
+        )
+        .await
+            == 0
     })
     .await;
     let last = events.lock().unwrap().last().cloned().unwrap();
@@ -208,10 +237,17 @@ async fn nothing_names_an_erased_person(backend: Backend) {
     let audited_before = scalar(&app, "SELECT COUNT(*) FROM audit_log").await;
 
     let later = Utc::now() + chrono::Duration::days(400);
-    assert_eq!(run(&app, "deprovision", later).await.get("erased"), Some(&1));
+    assert_eq!(
+        run(&app, "deprovision", later).await.get("erased"),
+        Some(&1)
+    );
     run(&app, "housekeeping", later).await;
     let hits = occurrences(&app, backend).await;
-    assert!(hits.is_empty(), "still naming the person:\n{}", hits.join("\n"));
+    assert!(
+        hits.is_empty(),
+        "still naming the person:\n{}",
+        hits.join("\n")
+    );
 
     // Every entry is still there (one more: the erasure), with a placeholder for the name.
     let audited_after = scalar(&app, "SELECT COUNT(*) FROM audit_log").await;
@@ -223,7 +259,11 @@ async fn nothing_names_an_erased_person(backend: Backend) {
     let actions: Vec<&str> = history.iter().map(|h| h.action.as_str()).collect();
     assert_eq!(actions, ["user.created", "user.deleted"]);
     for h in &history {
-        assert_eq!(h.detail["userName"], guestbridge::store::audit::ERASED, "{h:?}");
+        assert_eq!(
+            h.detail["userName"],
+            guestbridge::store::audit::ERASED,
+            "{h:?}"
+        );
     }
     let guest = guestbridge::store::audit::for_target(&mut conn, "guest", &guest_id, 50)
         .await
@@ -239,15 +279,30 @@ async fn settled_outbox_rows_are_pruned(backend: Backend) {
     let (hook, events) = start_receiver().await;
     let app = app(backend, &smtp, &hook).await;
     let (_, acme) = app.partner("acme").await;
-    acme.create_user(&json!({"userName": "ann@acme.example", "emails": [{"value": "ann@acme.example"}]}))
-        .await;
-    eventually("the event delivered", || async { !events.lock().unwrap().is_empty() }).await;
+    acme.create_user(
+        &json!({"userName": "ann@acme.example", "emails": [{"value": "ann@acme.example"}]}),
+    )
+    .await;
+    eventually("the event delivered", || async {
+        !events.lock().unwrap().is_empty()
+    })
+    .await;
     eventually("the mail sent", || async {
-        scalar(&app, "SELECT COUNT(*) FROM mail_outbox WHERE sent_at IS NOT NULL").await == 1
+        scalar(
+            &app,
+            "SELECT COUNT(*) FROM mail_outbox WHERE sent_at IS NOT NULL",
+        )
+        .await
+            == 1
     })
     .await;
     eventually("the event marked delivered", || async {
-        scalar(&app, "SELECT COUNT(*) FROM sync_outbox WHERE delivered_at IS NOT NULL").await == 1
+        scalar(
+            &app,
+            "SELECT COUNT(*) FROM sync_outbox WHERE delivered_at IS NOT NULL",
+        )
+        .await
+            == 1
     })
     .await;
     // A dead letter and a failed mail, settled as long ago as the delivered ones.
@@ -267,11 +322,21 @@ async fn settled_outbox_rows_are_pruned(backend: Backend) {
     .await
     .unwrap();
     // Not yet past the retention window: kept.
-    let counts = run(&app, "housekeeping", Utc::now() + chrono::Duration::days(29)).await;
+    let counts = run(
+        &app,
+        "housekeeping",
+        Utc::now() + chrono::Duration::days(29),
+    )
+    .await;
     assert!(!counts.contains_key("sync_delivered_deleted"), "{counts:?}");
     assert_eq!(scalar(&app, "SELECT COUNT(*) FROM sync_outbox").await, 2);
     assert_eq!(scalar(&app, "SELECT COUNT(*) FROM mail_outbox").await, 2);
-    let counts = run(&app, "housekeeping", Utc::now() + chrono::Duration::days(31)).await;
+    let counts = run(
+        &app,
+        "housekeeping",
+        Utc::now() + chrono::Duration::days(31),
+    )
+    .await;
     assert_eq!(counts.get("sync_delivered_deleted"), Some(&1), "{counts:?}");
     assert_eq!(counts.get("sync_dead_deleted"), Some(&1), "{counts:?}");
     assert_eq!(counts.get("mail_sent_deleted"), Some(&1), "{counts:?}");
@@ -279,7 +344,14 @@ async fn settled_outbox_rows_are_pruned(backend: Backend) {
     assert_eq!(scalar(&app, "SELECT COUNT(*) FROM sync_outbox").await, 0);
     assert_eq!(scalar(&app, "SELECT COUNT(*) FROM mail_outbox").await, 0);
     // Idempotent.
-    let counts = run(&app, "housekeeping", Utc::now() + chrono::Duration::days(31)).await;
-    assert!(!counts.keys().any(|k| k.starts_with("sync_") || k.starts_with("mail_")));
+    let counts = run(
+        &app,
+        "housekeeping",
+        Utc::now() + chrono::Duration::days(31),
+    )
+    .await;
+    assert!(!counts
+        .keys()
+        .any(|k| k.starts_with("sync_") || k.starts_with("mail_")));
     let _ = Duration::from_secs(0);
 }

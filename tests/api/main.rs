@@ -4,8 +4,8 @@
 mod admin_tokens;
 mod browser;
 mod cli;
-mod erasure;
 mod conformance;
+mod erasure;
 mod filter_differential;
 #[path = "../connectors/graph_stand_in.rs"]
 mod graph_stand_in;
