@@ -3,7 +3,6 @@
 //! (with a placeholder); settled outbox rows are pruned after their own retention.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -208,6 +207,33 @@ async fn nothing_names_an_erased_person(backend: Backend) {
             == 0
     })
     .await;
+    // An import report that quotes the person (as a reason may), beside one that does not.
+    let partner: String = sqlx::query_scalar("SELECT id FROM partners")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    for (id, report) in [
+        (
+            "imp-1",
+            format!("line,column,reason\n3,email,{EMAIL} appears twice\n"),
+        ),
+        (
+            "imp-2",
+            "line,column,reason\n4,userName,userName is empty\n".to_string(),
+        ),
+    ] {
+        sqlx::query(
+            "INSERT INTO imports (id, partner_id, actor, file_name, file_sha256, mode, dry_run, started_at,
+                finished_at, rows_read, created, updated, deactivated, unchanged, errors, outcome, error_report)
+             VALUES ($1, $2, 'cli', 'roster.csv', 'x', 'delta', 0, 1, 2, 3, 0, 0, 0, 2, 1, 'ok', $3)",
+        )
+        .bind(id)
+        .bind(&partner)
+        .bind(report)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
     // Before erasure the audit log shows who was created.
     let mut conn = pool.acquire().await.unwrap();
     let created = guestbridge::store::audit::for_target(&mut conn, "user", &user_id, 50)
@@ -270,6 +296,12 @@ async fn nothing_names_an_erased_person(backend: Backend) {
         .unwrap();
     assert_eq!(guest.last().unwrap().action, "guest.erased");
     drop(conn);
+    let kept: Option<String> =
+        sqlx::query_scalar("SELECT error_report FROM imports WHERE id = 'imp-2'")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert!(kept.is_some(), "a report not naming the person is kept");
     // A second run finds nothing to do.
     assert!(!run(&app, "deprovision", later).await.contains_key("erased"));
 }
@@ -353,5 +385,4 @@ async fn settled_outbox_rows_are_pruned(backend: Backend) {
     assert!(!counts
         .keys()
         .any(|k| k.starts_with("sync_") || k.starts_with("mail_")));
-    let _ = Duration::from_secs(0);
 }
