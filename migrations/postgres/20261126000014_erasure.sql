@@ -26,6 +26,11 @@ ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_change;
 CREATE INDEX sync_outbox_delivered ON sync_outbox(delivered_at);
 CREATE INDEX mail_outbox_sent ON mail_outbox(sent_at);
 CREATE INDEX mail_outbox_failed ON mail_outbox(failed_at);
+-- Erasure finds a guest's rows by these, so erasing one guest does not scan whole tables.
+CREATE INDEX sync_outbox_guest ON sync_outbox(guest_id);
+CREATE INDEX mail_outbox_to ON mail_outbox(lower(to_addr));
+CREATE INDEX notices_guest ON notices(guest_id);
+CREATE INDEX signin_links_guest ON signin_links(guest_id);
 
 -- When a removed guest's personal data was erased; the job looks for removed guests not yet
 -- erased by this index (before, "email IS NOT NULL" missed guests without an address).
