@@ -197,8 +197,17 @@ pub enum TokenCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
-    /// Print a new admin API bearer token (shown once; stored hashed).
-    Token,
+    /// Print a new admin API bearer token (shown once; stored hashed) and its id.
+    Token {
+        /// Who or what holds the token, shown by `admin list`.
+        #[arg(long, default_value = crate::services::partners::DEFAULT_ADMIN_TOKEN_NAME)]
+        name: String,
+        /// Days until the token stops working (1 to 3650); without it, it never expires.
+        #[arg(long, value_name = "DAYS")]
+        expires: Option<u32>,
+    },
+    /// List admin API tokens: id, name, created, expires, last used, revoked (never secrets).
+    List,
     /// Revoke an admin API token by id (the id is in the audit log as `admin:ID`).
     Revoke { id: String },
 }
@@ -232,6 +241,12 @@ async fn deps(settings: &Settings) -> anyhow::Result<Deps> {
 
 fn slug(s: &str) -> anyhow::Result<PartnerSlug> {
     Ok(PartnerSlug::parse(s)?)
+}
+
+/// An instant as the listing commands print it: RFC 3339, or `-` for none.
+fn cli_time(t: Option<i64>) -> String {
+    t.map(|ms| crate::clock::to_rfc3339(crate::clock::from_millis(ms)))
+        .unwrap_or_else(|| "-".into())
 }
 
 fn service_error(err: ServiceError, what: &str) -> anyhow::Error {
@@ -647,14 +662,42 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admin {
-            command: AdminCommand::Token,
+            command: AdminCommand::Token { name, expires },
         } => {
             let deps = base_deps(&settings).await?;
-            let token = services::partners::issue_admin_token(&deps, &cli_actor())
+            let issued =
+                services::partners::issue_named_admin_token(&deps, &cli_actor(), &name, expires)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("issuing admin token: {e}"))?;
+            // The old first line began "admin API bearer token" and ended "(shown once):";
+            // the id, name and expiry sit in between, the token alone stays the last line.
+            println!(
+                "admin API bearer token {} name={:?} expires={} (shown once):",
+                issued.id,
+                issued.name,
+                cli_time(issued.expires_at)
+            );
+            println!("{}", issued.secret);
+            Ok(())
+        }
+        Command::Admin {
+            command: AdminCommand::List,
+        } => {
+            let deps = base_deps(&settings).await?;
+            let tokens = services::partners::admin_tokens(&deps)
                 .await
-                .context("issuing admin token")?;
-            println!("admin API bearer token (shown once):");
-            println!("{token}");
+                .context("listing admin tokens")?;
+            for t in tokens {
+                println!(
+                    "{} name={:?} created={} expires={} last_used={} revoked={}",
+                    t.id,
+                    t.name,
+                    cli_time(Some(t.created_at)),
+                    cli_time(t.expires_at),
+                    cli_time(t.last_used_at),
+                    cli_time(t.revoked_at)
+                );
+            }
             Ok(())
         }
         Command::Guest {

@@ -143,6 +143,10 @@ pub struct JobSettings {
     pub retention_days: u32,
     /// Days job runs are kept (each job's latest run is always kept).
     pub job_run_days: u32,
+    /// Days delivered and dead sync events are kept (their payloads name the guest).
+    pub sync_retention_days: u32,
+    /// Days sent and failed mail is kept in the outbox (addresses and subjects name people).
+    pub mail_retention_days: u32,
     /// How long a job run holds its lease, in seconds (a crashed run's lease expires).
     pub lease_seconds: u32,
 }
@@ -164,6 +168,8 @@ impl Default for JobSettings {
             inactivity_days: 90,
             retention_days: 365,
             job_run_days: 30,
+            sync_retention_days: 30,
+            mail_retention_days: 30,
             lease_seconds: 300,
         }
     }
@@ -271,6 +277,8 @@ struct FileJobs {
     inactivity_days: Option<u32>,
     retention_days: Option<u32>,
     job_run_days: Option<u32>,
+    sync_retention_days: Option<u32>,
+    mail_retention_days: Option<u32>,
     lease_seconds: Option<u32>,
 }
 
@@ -617,6 +625,16 @@ fn resolve_jobs(f: FileJobs) -> Result<JobSettings, ConfigError> {
     out.inactivity_days = days("inactivity_days", f.inactivity_days, out.inactivity_days)?;
     out.retention_days = days("retention_days", f.retention_days, out.retention_days)?;
     out.job_run_days = days("job_run_days", f.job_run_days, out.job_run_days)?;
+    out.sync_retention_days = days(
+        "sync_retention_days",
+        f.sync_retention_days,
+        out.sync_retention_days,
+    )?;
+    out.mail_retention_days = days(
+        "mail_retention_days",
+        f.mail_retention_days,
+        out.mail_retention_days,
+    )?;
     out.lease_seconds = days("lease_seconds", f.lease_seconds, out.lease_seconds)?;
     Ok(out)
 }

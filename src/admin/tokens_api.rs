@@ -1,4 +1,5 @@
-//! `/api/v1/partners/{slug}/tokens` and `/api/v1/admin-tokens`: see and revoke bearer tokens.
+//! `/api/v1/partners/{slug}/tokens` and `/api/v1/admin-tokens`: see and revoke bearer tokens
+//! (ids, names and use; never a secret or its hash).
 //! Revocation here takes effect at once on this instance; other instances stop accepting the
 //! token within their authentication cache's TTL (`auth::cache`).
 
@@ -20,6 +21,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         "/partners/{slug}/tokens/{id}",
         web::delete().to(revoke_partner_token),
     )
+    .route("/admin-tokens", web::get().to(list_admin_tokens))
     .route("/admin-tokens/{id}", web::delete().to(revoke_admin_token));
 }
 
@@ -61,4 +63,22 @@ pub async fn revoke_admin_token(
 ) -> Result<HttpResponse, AdminError> {
     partners::revoke_admin_token(&state.deps, &admin.actor, &id).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn list_admin_tokens(
+    state: web::Data<AppState>,
+    _admin: AdminCaller,
+) -> Result<HttpResponse, AdminError> {
+    let tokens = partners::admin_tokens(&state.deps).await?;
+    let time = |t: Option<i64>| t.map(|ms| to_rfc3339(from_millis(ms)));
+    Ok(HttpResponse::Ok().json(json!({
+        "tokens": tokens.iter().map(|t| json!({
+            "id": t.id,
+            "name": t.name,
+            "created_at": to_rfc3339(from_millis(t.created_at)),
+            "expires_at": time(t.expires_at),
+            "last_used_at": time(t.last_used_at),
+            "revoked_at": time(t.revoked_at),
+        })).collect::<Vec<_>>(),
+    })))
 }

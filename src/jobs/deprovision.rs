@@ -1,6 +1,7 @@
 //! `deprovision`: the safety net behind the SCIM and import paths (a person the partner
 //! deactivated loses access; deletion removes the guest in the deleting transaction itself), suspension after N days without sign-in, and
-//! erasure of removed guests' personal data after the retention period.
+//! erasure of removed guests' personal data after the retention period, from every table
+//! that holds it (`store::erasure`), once their last sync event is settled.
 
 use chrono::Duration;
 use serde_json::json;
@@ -8,6 +9,7 @@ use serde_json::json;
 use super::{apply_event, lock_guest, Counts, JobContext, JobError, BATCH};
 use crate::domain::lifecycle::Event;
 use crate::services::invitations::audit_guest;
+use crate::store::erasure;
 use crate::store::jobs as job_store;
 
 pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
@@ -37,16 +39,31 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
     }
 
     let retention = now - Duration::days(i64::from(ctx.settings.retention_days)).num_milliseconds();
-    for guest_id in job_store::removed_before(&mut conn, retention, BATCH * 20).await? {
+    for guest_id in erasure::due(&mut conn, retention, BATCH * 20).await? {
         let mut tx = ctx.deps.db.begin_write().await?;
         if let Some(g) = lock_guest(&mut tx, &guest_id).await? {
-            job_store::erase_guest(&mut tx, &guest_id, &format!("erased:{guest_id}")).await?;
+            let identifiers = [
+                Some(&g.user_name),
+                g.email.as_ref(),
+                g.display_name.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+            let person = erasure::Person {
+                guest_id: &g.id,
+                user_id: &g.user_id,
+                partner_id: &g.partner_id,
+                identifiers,
+            };
+            let rows = erasure::erase(&mut tx, &person, now).await?;
             audit_guest(
                 &mut tx,
                 &ctx.actor,
                 &g,
                 "guest.erased",
-                json!({"retention_days": ctx.settings.retention_days}),
+                json!({"retention_days": ctx.settings.retention_days, "rows": rows}),
                 now,
             )
             .await?;

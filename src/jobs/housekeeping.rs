@@ -1,7 +1,10 @@
 //! `housekeeping`: deletes what no longer serves anything, so that tables written on every
 //! sign-in or run do not grow without end: expired portal sessions, e-mail codes and sign-in
 //! links, rate-limit counters of past windows, job runs older than `job_run_days` (each
-//! job's latest run is kept), and records of expiry warnings whose grant end is long past.
+//! job's latest run is kept), records of expiry warnings whose grant end is long past, and
+//! settled sync events and mail older than `sync_retention_days` / `mail_retention_days`.
+//! Pruning mail repeats nothing: every effect a mail announces is recorded elsewhere
+//! (invitation state, reminder and notice rows), not by the mail's idempotency key alone.
 //! Idempotent: a second run finds nothing.
 
 use chrono::Duration;
@@ -26,6 +29,12 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
             // An expiry warning is sent at most `expiry_warning_days` before the end it
             // announces, and `expiry` only looks at ends still to come: past that, its record
             // can never be consulted again. A month's margin covers runs `--now` a little back.
+            Expired::SyncDelivered | Expired::SyncDead => {
+                now - Duration::days(i64::from(ctx.settings.sync_retention_days)).num_milliseconds()
+            }
+            Expired::MailSent | Expired::MailFailed => {
+                now - Duration::days(i64::from(ctx.settings.mail_retention_days)).num_milliseconds()
+            }
             Expired::Notices => {
                 now - Duration::days(i64::from(ctx.settings.expiry_warning_days) + 30)
                     .num_milliseconds()

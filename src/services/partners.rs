@@ -101,14 +101,65 @@ pub async fn issue_partner_token_with_id(
     Ok((token_id, token.secret))
 }
 
-/// Issue an admin API bearer token.
-#[tracing::instrument(skip_all, err(level = "info"))]
+/// Issue an admin API bearer token named "unnamed" that never expires (what `admin token`
+/// without options always did).
 pub async fn issue_admin_token(deps: &Deps, actor: &Actor) -> Result<String, ServiceError> {
+    let issued = issue_named_admin_token(deps, actor, DEFAULT_ADMIN_TOKEN_NAME, None).await?;
+    Ok(issued.secret)
+}
+
+/// The name of an admin token issued without one.
+pub const DEFAULT_ADMIN_TOKEN_NAME: &str = "unnamed";
+
+/// Longest admin token name, and the longest lifetime one may be given.
+const MAX_ADMIN_TOKEN_NAME: usize = 100;
+pub const MAX_ADMIN_TOKEN_DAYS: u32 = 3650;
+
+/// A newly issued admin token; the secret is shown once and stored only hashed.
+#[derive(Debug, Clone)]
+pub struct IssuedAdminToken {
+    pub id: String,
+    pub name: String,
+    pub expires_at: Option<i64>,
+    pub secret: String,
+}
+
+/// Issue an admin API bearer token with a name and, if given, a lifetime in days.
+#[tracing::instrument(skip_all, err(level = "info"))]
+pub async fn issue_named_admin_token(
+    deps: &Deps,
+    actor: &Actor,
+    name: &str,
+    expires_days: Option<u32>,
+) -> Result<IssuedAdminToken, ServiceError> {
+    let name = name.trim();
+    if name.is_empty()
+        || name.chars().count() > MAX_ADMIN_TOKEN_NAME
+        || name.chars().any(char::is_control)
+    {
+        return Err(crate::scim::error::ScimError::invalid_value(format!(
+            "an admin token name is 1 to {MAX_ADMIN_TOKEN_NAME} characters without control characters"
+        ))
+        .into());
+    }
+    if expires_days.is_some_and(|d| d == 0 || d > MAX_ADMIN_TOKEN_DAYS) {
+        return Err(crate::scim::error::ScimError::invalid_value(format!(
+            "an admin token expires after 1 to {MAX_ADMIN_TOKEN_DAYS} days"
+        ))
+        .into());
+    }
     let token = tokens::generate(tokens::ADMIN_PREFIX);
     let token_id = uuid::Uuid::new_v4().to_string();
     let now = deps.now_ms();
+    let expires_at = expires_days.map(|d| now + i64::from(d) * 86_400_000);
     let mut tx = deps.db.begin_write().await?;
-    store::tokens::insert_admin_token(&mut tx, &token_id, &token.hash, now).await?;
+    let new = store::tokens::NewAdminToken {
+        id: &token_id,
+        token_hash: &token.hash,
+        name,
+        expires_at,
+    };
+    store::tokens::insert_admin_token(&mut tx, &new, now).await?;
     audit::append(
         &mut tx,
         &AuditEntry {
@@ -118,13 +169,24 @@ pub async fn issue_admin_token(deps: &Deps, actor: &Actor) -> Result<String, Ser
             target_type: "admin_token",
             target_id: Some(&token_id),
             request_id: actor.request_id.as_deref(),
-            detail: json!({}),
+            detail: json!({"name": name, "expires_at": expires_at}),
         },
         now,
     )
     .await?;
     tx.commit().await?;
-    Ok(token.secret)
+    Ok(IssuedAdminToken {
+        id: token_id,
+        name: name.to_string(),
+        expires_at,
+        secret: token.secret,
+    })
+}
+
+/// Every admin token (ids, names and use, never secrets), oldest first.
+pub async fn admin_tokens(deps: &Deps) -> Result<Vec<store::tokens::AdminTokenInfo>, ServiceError> {
+    let mut conn = deps.db.pool().acquire().await?;
+    Ok(store::tokens::admin_tokens(&mut conn).await?)
 }
 
 /// The partner a SCIM bearer token belongs to, if it is valid. A token this process has
@@ -160,11 +222,17 @@ pub async fn authenticate_admin(deps: &Deps, secret: &str) -> Result<Option<Stri
     }
     let generation = cache.generation();
     let mut conn = deps.db.pool().acquire().await?;
-    let id = store::tokens::authenticate_admin(&mut conn, &hash, now).await?;
-    if let Some(id) = &id {
-        cache.insert(&hash, id.clone(), now, generation);
+    let auth = store::tokens::authenticate_admin(&mut conn, &hash, now).await?;
+    let Some(auth) = auth else { return Ok(None) };
+    // A token that expires within the cache's TTL is not cached, so that it is refused from
+    // the moment it expires, on every instance.
+    if auth
+        .expires_at
+        .is_none_or(|at| at > now + crate::auth::cache::TOKEN_CACHE_TTL_MS)
+    {
+        cache.insert(&hash, auth.id.clone(), now, generation);
     }
-    Ok(id)
+    Ok(Some(auth.id))
 }
 
 /// A partner's SCIM tokens (ids and use, never secrets), oldest first.

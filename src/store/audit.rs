@@ -1,6 +1,12 @@
 //! The append-only audit log (UPDATE and DELETE are refused by triggers).
+//!
+//! The log must outlive the people it mentions, so what names a person (userName, name,
+//! e-mail) is not written into `audit_log`: each such value moves to a row of
+//! `audit_subjects` keyed by an opaque reference, and the detail keeps `{"subject_ref": REF}`
+//! in its place. Erasure deletes the subject's rows ([`erase_subjects`]); the entries stay,
+//! and read back with [`ERASED`] where the value was.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 use sqlx::AnyConnection;
 
 use super::sql::Arg;
@@ -22,12 +28,79 @@ pub struct AuditEntry<'a> {
     pub detail: Value,
 }
 
+/// What an erased person's values read back as.
+pub const ERASED: &str = "erased subject";
+
+/// Detail keys that name the person when the entry is about a user or a guest. A group's
+/// `displayName` names the group, not a person, so only these target types are split.
+const PERSONAL_KEYS: [&str; 9] = [
+    "userName",
+    "user_name",
+    "displayName",
+    "display_name",
+    "name",
+    "givenName",
+    "familyName",
+    "email",
+    "emails",
+];
+
+fn is_about_a_person(target_type: &str) -> bool {
+    matches!(target_type, "user" | "guest")
+}
+
+/// The personal values of an entry, moved out of its detail.
+struct Subject {
+    reference: String,
+    subject_id: String,
+    data: String,
+}
+
+/// The detail as the log stores it, and the subject row holding what was taken out of it.
+fn split(entry: &AuditEntry<'_>) -> (Value, Option<Subject>) {
+    let (Some(subject_id), Value::Object(detail)) = (entry.target_id, &entry.detail) else {
+        return (entry.detail.clone(), None);
+    };
+    if !is_about_a_person(entry.target_type) {
+        return (entry.detail.clone(), None);
+    }
+    let mut kept = Map::new();
+    let mut personal = Map::new();
+    let reference = super::new_row_id();
+    for (k, v) in detail {
+        if PERSONAL_KEYS.contains(&k.as_str()) && !v.is_null() {
+            personal.insert(k.clone(), v.clone());
+            kept.insert(k.clone(), serde_json::json!({ "subject_ref": reference }));
+        } else {
+            kept.insert(k.clone(), v.clone());
+        }
+    }
+    if personal.is_empty() {
+        return (entry.detail.clone(), None);
+    }
+    let subject = Subject {
+        reference,
+        subject_id: subject_id.to_string(),
+        data: Value::Object(personal).to_string(),
+    };
+    (Value::Object(kept), Some(subject))
+}
+
 pub async fn append(
     conn: &mut AnyConnection,
     entry: &AuditEntry<'_>,
     now_ms: i64,
 ) -> Result<(), DbError> {
     log(entry);
+    let (detail, subject) = split(entry);
+    if let Some(s) = subject {
+        sqlx::query("INSERT INTO audit_subjects (ref, subject_id, data) VALUES ($1, $2, $3)")
+            .bind(s.reference)
+            .bind(s.subject_id)
+            .bind(s.data)
+            .execute(&mut *conn)
+            .await?;
+    }
     sqlx::query(
         "INSERT INTO audit_log (at, actor, partner_id, action, target_type, target_id, request_id, detail)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -39,7 +112,7 @@ pub async fn append(
     .bind(entry.target_type)
     .bind(entry.target_id)
     .bind(entry.request_id)
-    .bind(entry.detail.to_string())
+    .bind(detail.to_string())
     .execute(conn)
     .await?;
     Ok(())
@@ -48,6 +121,17 @@ pub async fn append(
 /// Queue an audit row in `work` (written with the unit's other rows).
 pub fn queue(work: &mut Work, entry: &AuditEntry<'_>, now_ms: i64) {
     log(entry);
+    let (detail, subject) = split(entry);
+    if let Some(s) = subject {
+        work.queue(
+            Table::AuditSubjects,
+            vec![
+                Arg::Text(s.reference),
+                Arg::Text(s.subject_id),
+                Arg::Text(s.data),
+            ],
+        );
+    }
     work.queue(
         Table::Audit,
         vec![
@@ -58,7 +142,7 @@ pub fn queue(work: &mut Work, entry: &AuditEntry<'_>, now_ms: i64) {
             Arg::text(entry.target_type),
             Arg::opt_text(entry.target_id),
             Arg::opt_text(entry.request_id),
-            Arg::Text(entry.detail.to_string()),
+            Arg::Text(detail.to_string()),
         ],
     );
 }
@@ -115,9 +199,10 @@ pub async fn for_target(
     .bind(target_type)
     .bind(target_id)
     .bind(limit)
-    .fetch_all(conn)
+    .fetch_all(&mut *conn)
     .await?;
-    rows.iter()
+    let mut records = rows
+        .iter()
         .map(|r| {
             let detail: String = r.try_get("detail")?;
             Ok(AuditRecord {
@@ -131,5 +216,79 @@ pub async fn for_target(
                 detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, DbError>>()?;
+    resolve_subjects(conn, &mut records).await?;
+    Ok(records)
+}
+
+fn subject_ref(v: &Value) -> Option<&str> {
+    match v {
+        Value::Object(m) if m.len() == 1 => m.get("subject_ref").and_then(Value::as_str),
+        _ => None,
+    }
+}
+
+/// Put each entry's personal values back where their reference stands, or [`ERASED`] when
+/// the subject was erased.
+pub async fn resolve_subjects(
+    conn: &mut AnyConnection,
+    records: &mut [AuditRecord],
+) -> Result<(), DbError> {
+    use sqlx::Row;
+    let refs: Vec<String> = records
+        .iter()
+        .filter_map(|r| r.detail.as_object())
+        .flat_map(|d| d.values().filter_map(subject_ref))
+        .map(str::to_string)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut found: std::collections::HashMap<String, Map<String, Value>> = Default::default();
+    for chunk in refs.chunks(500) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT ref, data FROM audit_subjects WHERE ref IN ({})",
+            placeholders.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for r in chunk {
+            q = q.bind(r);
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            let data: String = row.try_get("data")?;
+            if let Ok(Value::Object(m)) = serde_json::from_str(&data) {
+                found.insert(row.try_get("ref")?, m);
+            }
+        }
+    }
+    for record in records.iter_mut() {
+        let Some(detail) = record.detail.as_object_mut() else {
+            continue;
+        };
+        for (k, v) in detail.iter_mut() {
+            let Some(reference) = subject_ref(v) else {
+                continue;
+            };
+            let value = found.get(reference).and_then(|m| m.get(k)).cloned();
+            *v = value.unwrap_or_else(|| Value::String(ERASED.into()));
+        }
+    }
+    Ok(())
+}
+
+/// Delete the personal values of these subjects (SCIM user and guest ids); their audit
+/// entries read back with [`ERASED`] from then on. How many values went.
+pub async fn erase_subjects(
+    conn: &mut AnyConnection,
+    subject_ids: &[&str],
+) -> Result<u64, DbError> {
+    let mut n = 0;
+    for id in subject_ids {
+        n += sqlx::query("DELETE FROM audit_subjects WHERE subject_id = $1")
+            .bind(*id)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+    }
+    Ok(n)
 }

@@ -1,5 +1,7 @@
 //! Rows whose use has passed: expired portal sessions, e-mail codes and sign-in links,
-//! finished rate-limit windows, old job runs, records of notices whose occasion is past. Each delete takes one batch by an indexed
+//! finished rate-limit windows, old job runs, records of notices whose occasion is past,
+//! and settled outbox rows past their retention (delivered or dead sync events, sent or
+//! failed mail), which name the people they were about. Each delete takes one batch by an indexed
 //! column, so a run costs what has expired, not the table.
 
 use sqlx::AnyConnection;
@@ -21,16 +23,28 @@ pub enum Expired {
     JobRuns,
     /// Records of notices sent (expiry warnings) before the cut-off.
     Notices,
+    /// Sync events delivered before the cut-off.
+    SyncDelivered,
+    /// Sync events that became dead letters before the cut-off (no longer replayable).
+    SyncDead,
+    /// Mail sent before the cut-off.
+    MailSent,
+    /// Mail given up on before the cut-off.
+    MailFailed,
 }
 
 impl Expired {
-    pub const ALL: [Expired; 6] = [
+    pub const ALL: [Expired; 10] = [
         Expired::Sessions,
         Expired::EmailCodes,
         Expired::SigninLinks,
         Expired::RateLimits,
         Expired::JobRuns,
         Expired::Notices,
+        Expired::SyncDelivered,
+        Expired::SyncDead,
+        Expired::MailSent,
+        Expired::MailFailed,
     ];
 
     /// The count's name in a job report.
@@ -42,6 +56,10 @@ impl Expired {
             Expired::RateLimits => "rate_limits_deleted",
             Expired::JobRuns => "job_runs_deleted",
             Expired::Notices => "notices_deleted",
+            Expired::SyncDelivered => "sync_delivered_deleted",
+            Expired::SyncDead => "sync_dead_deleted",
+            Expired::MailSent => "mail_sent_deleted",
+            Expired::MailFailed => "mail_failed_deleted",
         }
     }
 
@@ -72,6 +90,22 @@ impl Expired {
             Expired::Notices => {
                 "DELETE FROM notices WHERE key IN
                    (SELECT key FROM notices WHERE at < $1 LIMIT $2)"
+            }
+            Expired::SyncDelivered => {
+                "DELETE FROM sync_outbox WHERE seq IN
+                   (SELECT seq FROM sync_outbox WHERE delivered_at < $1 LIMIT $2)"
+            }
+            Expired::SyncDead => {
+                "DELETE FROM sync_outbox WHERE seq IN
+                   (SELECT seq FROM sync_outbox WHERE dead_at < $1 LIMIT $2)"
+            }
+            Expired::MailSent => {
+                "DELETE FROM mail_outbox WHERE id IN
+                   (SELECT id FROM mail_outbox WHERE sent_at < $1 LIMIT $2)"
+            }
+            Expired::MailFailed => {
+                "DELETE FROM mail_outbox WHERE id IN
+                   (SELECT id FROM mail_outbox WHERE failed_at < $1 LIMIT $2)"
             }
         }
     }

@@ -370,35 +370,6 @@ pub async fn guests_inactive_since(
     .await
 }
 
-/// Removed guests whose personal data is due for erasure.
-pub async fn removed_before(
-    conn: &mut AnyConnection,
-    cutoff: i64,
-    limit: i64,
-) -> Result<Vec<String>, DbError> {
-    sqlx::query_scalar(
-        "SELECT id FROM guests WHERE state = 'removed' AND updated_at <= $1 AND email IS NOT NULL LIMIT $2",
-    )
-    .bind(cutoff)
-    .bind(limit)
-    .fetch_all(conn)
-    .await
-}
-
-/// Replace a removed guest's personal data with a pseudonym.
-pub async fn erase_guest(
-    conn: &mut AnyConnection,
-    guest_id: &str,
-    pseudonym: &str,
-) -> Result<(), DbError> {
-    sqlx::query("UPDATE guests SET user_name = $1, email = NULL, display_name = NULL, sponsor = NULL WHERE id = $2")
-        .bind(pseudonym)
-        .bind(guest_id)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
 pub async fn touch_seen(conn: &mut AnyConnection, guest_id: &str, now: i64) -> Result<(), DbError> {
     sqlx::query("UPDATE guests SET last_seen_at = $1 WHERE id = $2")
         .bind(now)

@@ -4,6 +4,7 @@
 //! `migrations/sqlite` and `migrations/postgres`. See docs/architecture.md for why.
 
 pub mod audit;
+pub mod erasure;
 pub mod groups;
 pub mod guest_sync;
 pub mod guests;

@@ -59,31 +59,51 @@ pub async fn authenticate_partner(
     }))
 }
 
+/// A new admin token: who or what holds it, and when it stops working (None: never).
+pub struct NewAdminToken<'a> {
+    pub id: &'a str,
+    pub token_hash: &'a str,
+    pub name: &'a str,
+    pub expires_at: Option<i64>,
+}
+
 pub async fn insert_admin_token(
     conn: &mut AnyConnection,
-    id: &str,
-    token_hash: &str,
+    token: &NewAdminToken<'_>,
     now_ms: i64,
 ) -> Result<(), DbError> {
-    sqlx::query("INSERT INTO admin_tokens (id, token_hash, created_at) VALUES ($1, $2, $3)")
-        .bind(id)
-        .bind(token_hash)
-        .bind(now_ms)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO admin_tokens (id, token_hash, name, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(token.id)
+    .bind(token.token_hash)
+    .bind(token.name)
+    .bind(token.expires_at)
+    .bind(now_ms)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
-/// The id of an unrevoked admin token with this hash; records the use.
+/// An admin token that authenticated: its id and when it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminTokenAuth {
+    pub id: String,
+    pub expires_at: Option<i64>,
+}
+
+/// The unrevoked, unexpired admin token with this hash; records the use.
 pub async fn authenticate_admin(
     conn: &mut AnyConnection,
     token_hash: &str,
     now_ms: i64,
-) -> Result<Option<String>, DbError> {
+) -> Result<Option<AdminTokenAuth>, DbError> {
     let row = sqlx::query(
-        "SELECT id, last_used_at FROM admin_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+        "SELECT id, last_used_at, expires_at FROM admin_tokens
+         WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
     )
     .bind(token_hash)
+    .bind(now_ms)
     .fetch_optional(&mut *conn)
     .await?;
     let Some(row) = row else { return Ok(None) };
@@ -96,7 +116,43 @@ pub async fn authenticate_admin(
             .execute(&mut *conn)
             .await?;
     }
-    Ok(Some(id))
+    Ok(Some(AdminTokenAuth {
+        id,
+        expires_at: row.try_get("expires_at")?,
+    }))
+}
+
+/// An admin token as an admin sees it: never the secret or its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminTokenInfo {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// Every admin token, oldest first.
+pub async fn admin_tokens(conn: &mut AnyConnection) -> Result<Vec<AdminTokenInfo>, DbError> {
+    let rows = sqlx::query(
+        "SELECT id, name, created_at, expires_at, last_used_at, revoked_at FROM admin_tokens
+         ORDER BY created_at, id",
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(AdminTokenInfo {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                created_at: r.try_get("created_at")?,
+                expires_at: r.try_get("expires_at")?,
+                last_used_at: r.try_get("last_used_at")?,
+                revoked_at: r.try_get("revoked_at")?,
+            })
+        })
+        .collect()
 }
 
 /// A partner token as an admin sees it: never the secret or its hash.

@@ -32,11 +32,12 @@ pub enum Table {
     Invitations,
     Mail,
     Sync,
+    AuditSubjects,
     Audit,
 }
 
 impl Table {
-    const ALL: [Table; 11] = [
+    const ALL: [Table; 12] = [
         Table::Users,
         Table::Values,
         Table::Members,
@@ -47,6 +48,7 @@ impl Table {
         Table::Invitations,
         Table::Mail,
         Table::Sync,
+        Table::AuditSubjects,
         Table::Audit,
     ];
 
@@ -99,6 +101,10 @@ impl Table {
             Table::Sync => (
                 "INSERT INTO sync_outbox (id, target, guest_id, kind, payload, created_at, next_attempt_at) VALUES ",
                 7,
+            ),
+            Table::AuditSubjects => (
+                "INSERT INTO audit_subjects (ref, subject_id, data) VALUES ",
+                3,
             ),
             Table::Audit => (
                 "INSERT INTO audit_log (at, actor, partner_id, action, target_type, target_id, request_id, detail) VALUES ",

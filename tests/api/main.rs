@@ -2,9 +2,11 @@
 //! GUESTBRIDGE_TEST_POSTGRES_URL is set) PostgreSQL.
 
 mod backup_restore;
+mod admin_tokens;
 mod browser;
 mod cli;
 mod conformance;
+mod erasure;
 mod filter_differential;
 #[path = "../connectors/graph_stand_in.rs"]
 mod graph_stand_in;

@@ -1,0 +1,39 @@
+-- Personal data the audit log needs lives here, not in audit_log: an audit row's detail holds
+-- {"subject_ref": REF} where the value was, and erasure deletes the subject's rows, so the
+-- append-only log keeps every entry while the person's name, e-mail and userName go.
+CREATE TABLE audit_subjects (
+    ref         TEXT PRIMARY KEY,
+    -- The SCIM user or guest id the values belong to (what erasure deletes by).
+    subject_id  TEXT NOT NULL,
+    data        TEXT NOT NULL
+);
+CREATE INDEX audit_subjects_subject ON audit_subjects(subject_id);
+
+-- Rows written before this migration carry userName in the clear: move it once. The
+-- trigger is lifted inside this migration's transaction only.
+INSERT INTO audit_subjects (ref, subject_id, data)
+SELECT 'legacy:' || id, target_id, jsonb_build_object('userName', detail::jsonb -> 'userName')::text
+FROM audit_log
+WHERE target_type = 'user' AND target_id IS NOT NULL
+  AND jsonb_typeof(detail::jsonb -> 'userName') = 'string';
+ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_change;
+UPDATE audit_log
+SET detail = jsonb_set(detail::jsonb, '{userName}', jsonb_build_object('subject_ref', 'legacy:' || id))::text
+WHERE 'legacy:' || id IN (SELECT ref FROM audit_subjects);
+ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_change;
+
+-- Retention pruning takes settled rows a batch at a time by these columns.
+CREATE INDEX sync_outbox_delivered ON sync_outbox(delivered_at);
+CREATE INDEX mail_outbox_sent ON mail_outbox(sent_at);
+CREATE INDEX mail_outbox_failed ON mail_outbox(failed_at);
+-- Erasure finds a guest's rows by these, so erasing one guest does not scan whole tables.
+CREATE INDEX sync_outbox_guest ON sync_outbox(guest_id);
+CREATE INDEX mail_outbox_to ON mail_outbox(lower(to_addr));
+CREATE INDEX notices_guest ON notices(guest_id);
+CREATE INDEX signin_links_guest ON signin_links(guest_id);
+
+-- When a removed guest's personal data was erased; the job looks for removed guests not yet
+-- erased by this index (before, "email IS NOT NULL" missed guests without an address).
+ALTER TABLE guests ADD COLUMN erased_at BIGINT;
+UPDATE guests SET erased_at = updated_at WHERE state = 'removed' AND user_name LIKE 'erased:%';
+CREATE INDEX guests_erasure_due ON guests(updated_at) WHERE state = 'removed' AND erased_at IS NULL;
