@@ -4,6 +4,7 @@
 mod browser;
 mod cli;
 mod conformance;
+mod edge;
 mod filter_differential;
 #[path = "../connectors/graph_stand_in.rs"]
 mod graph_stand_in;
