@@ -13,6 +13,7 @@ mod helpers;
 mod import;
 mod jobs;
 mod lifecycle;
+mod log_scan;
 mod mail;
 mod portal;
 mod read_path;
