@@ -7,7 +7,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::{Error, HttpMessage};
 use tracing::Span;
-use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpanBuilder};
+use tracing_actix_web::{RequestId, RootSpanBuilder};
 
 /// Path parameters whose value is a secret (invitation and sign-in links).
 const SECRET_PARAMS: &[&str] = &["{token}"];
@@ -66,13 +66,28 @@ impl RootSpanBuilder for RedactedRootSpan {
             otel.kind = "server",
             otel.status_code = tracing::field::Empty,
             request_id = %request_id,
-            exception.message = tracing::field::Empty,
-            exception.details = tracing::field::Empty,
         )
     }
 
+    /// A client error's message echoes the request (a taken userName, an invalid value:
+    /// names and e-mail addresses), and the client has it in the response, so only its
+    /// status is recorded. A server error is logged once, with its message.
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
-        DefaultRootSpanBuilder::on_request_end(span, outcome);
+        let (status, error) = match outcome {
+            Ok(res) => (
+                res.status(),
+                res.response().error().map(|e| e.as_response_error().to_string()),
+            ),
+            Err(e) => (e.as_response_error().status_code(), Some(e.to_string())),
+        };
+        span.record("http.status_code", status.as_u16());
+        if status.is_server_error() {
+            span.record("otel.status_code", "ERROR");
+            let message = error.unwrap_or_else(|| status.to_string());
+            span.in_scope(|| tracing::error!(status = status.as_u16(), error = %message, "request failed"));
+        } else {
+            span.record("otel.status_code", "OK");
+        }
     }
 }
 
