@@ -140,8 +140,7 @@ impl Application {
         let mut settings = settings;
         if settings.http.listen.port() == 0 && settings.http.public_url.ends_with(":0") {
             let scheme = if tls.is_some() { "https" } else { "http" };
-            settings.http.public_url =
-                format!("{scheme}://{}:{port}", settings.http.listen.ip());
+            settings.http.public_url = format!("{scheme}://{}:{port}", settings.http.listen.ip());
         }
         let proxies = web::Data::new(settings.http.edge.proxies.clone());
         let rules = load_rules(&settings.mappings_dir)?;

@@ -209,7 +209,10 @@ mod tests {
 
     #[test]
     fn the_first_untrusted_hop_from_the_right_is_the_client() {
-        let p = proxies(&["10.0.0.0/8", "192.168.1.1"], ForwardedHeader::XForwardedFor);
+        let p = proxies(
+            &["10.0.0.0/8", "192.168.1.1"],
+            ForwardedHeader::XForwardedFor,
+        );
         // The client forged the first two entries; the proxies appended the rest.
         let h = headers(&[
             ("x-forwarded-for", "6.6.6.6, 7.7.7.7"),

@@ -76,7 +76,9 @@ impl RootSpanBuilder for RedactedRootSpan {
         let (status, error) = match outcome {
             Ok(res) => (
                 res.status(),
-                res.response().error().map(|e| e.as_response_error().to_string()),
+                res.response()
+                    .error()
+                    .map(|e| e.as_response_error().to_string()),
             ),
             Err(e) => (e.as_response_error().status_code(), Some(e.to_string())),
         };
@@ -84,7 +86,9 @@ impl RootSpanBuilder for RedactedRootSpan {
         if status.is_server_error() {
             span.record("otel.status_code", "ERROR");
             let message = error.unwrap_or_else(|| status.to_string());
-            span.in_scope(|| tracing::error!(status = status.as_u16(), error = %message, "request failed"));
+            span.in_scope(
+                || tracing::error!(status = status.as_u16(), error = %message, "request failed"),
+            );
         } else {
             span.record("otel.status_code", "OK");
         }

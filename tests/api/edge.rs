@@ -124,7 +124,11 @@ async fn forged_and_malformed_hops_do_not_pick_the_bucket(backend: Backend) {
     // Malformed headers count against the peer (the proxy's own bucket).
     for n in 0..PER_ADDRESS {
         let bad = ["not-an-ip", "198.51.100.9:x", "[::1", "unknown"][n % 4];
-        assert_eq!(ask_for_link(&app, Some(bad), n).await, StatusCode::OK, "{bad}");
+        assert_eq!(
+            ask_for_link(&app, Some(bad), n).await,
+            StatusCode::OK,
+            "{bad}"
+        );
     }
     assert_eq!(
         ask_for_link(&app, None, 0).await,
@@ -228,7 +232,11 @@ async fn native_tls_serves_the_certificate_and_reloads_it_on_sighup(backend: Bac
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(served.as_deref(), Some(first.as_slice()), "first certificate");
+    assert_eq!(
+        served.as_deref(),
+        Some(first.as_slice()),
+        "first certificate"
+    );
     // Plain HTTP is not served on the TLS port.
     let plain = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await;
     assert!(plain.map(|r| !r.status().is_success()).unwrap_or(true));

@@ -135,7 +135,9 @@ fn secret_shape(word: &str) -> Option<&'static str> {
     if word.len() >= 26
         && upper
         && !lower
-        && word.chars().all(|c| c.is_ascii_uppercase() || ('2'..='7').contains(&c))
+        && word
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || ('2'..='7').contains(&c))
     {
         return Some("a base32 TOTP secret");
     }
