@@ -86,3 +86,45 @@ impl EdgeSettings {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn bad_edge_settings_name_the_setting() {
+        let (name, message) = EdgeSettings::resolve(
+            FileEdge::default(),
+            &env(&[("GUESTBRIDGE_TRUSTED_PROXIES", "10.0.0.0/8, nonsense")]),
+        )
+        .unwrap_err();
+        assert!(name.contains("GUESTBRIDGE_TRUSTED_PROXIES") && message.contains("nonsense"));
+        let (name, _) = EdgeSettings::resolve(
+            FileEdge::default(),
+            &env(&[("GUESTBRIDGE_FORWARDED_HEADER", "x-real-ip")]),
+        )
+        .unwrap_err();
+        assert!(name.contains("forwarded_header"));
+        let (name, _) = EdgeSettings::resolve(
+            FileEdge::default(),
+            &env(&[("GUESTBRIDGE_TLS_CERT_FILE", "cert.pem")]),
+        )
+        .unwrap_err();
+        assert!(name.contains("tls_key_file"));
+        let file = FileEdge {
+            trusted_proxies: Some(vec!["192.168.0.0/16".into()]),
+            forwarded_header: Some("Forwarded".into()),
+            ..FileEdge::default()
+        };
+        let ok = EdgeSettings::resolve(file, &env(&[])).unwrap();
+        assert!(!ok.proxies.is_empty() && ok.tls.is_none());
+        assert_eq!(ok.proxies.header_name(), "forwarded");
+    }
+}
