@@ -336,6 +336,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => {
             let app = Application::build(settings.clone(), Arc::new(SystemClock)).await?;
             spawn_reload_on_sighup(app.deps(), settings.mappings_dir.clone());
+            if let Some(cert) = app.tls_reloader() {
+                crate::edge::tls::spawn_reload_on_sighup(cert);
+            }
             tracing::info!(
                 listen = %settings.http.listen,
                 port = app.port(),

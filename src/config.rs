@@ -30,6 +30,10 @@ const KNOWN_ENV: &[&str] = &[
     "GUESTBRIDGE_MAIL_RETRY_BASE_MS",
     "GUESTBRIDGE_SYNC_TARGETS",
     "GUESTBRIDGE_SYNC_RETRY_BASE_MS",
+    "GUESTBRIDGE_TRUSTED_PROXIES",
+    "GUESTBRIDGE_FORWARDED_HEADER",
+    "GUESTBRIDGE_TLS_CERT_FILE",
+    "GUESTBRIDGE_TLS_KEY_FILE",
 ];
 
 /// A setting that cannot be used, named as in the file (`section.key`) or the environment.
@@ -217,6 +221,8 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     /// Largest page a SCIM list returns (`filter.maxResults`).
     pub max_page_size: usize,
+    /// Where the client address comes from (trusted proxies), and native TLS.
+    pub edge: crate::edge::EdgeSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -254,6 +260,10 @@ struct FileHttp {
     public_url: Option<String>,
     max_body_bytes: Option<usize>,
     max_page_size: Option<usize>,
+    trusted_proxies: Option<Vec<String>>,
+    forwarded_header: Option<String>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -402,6 +412,16 @@ impl Settings {
             Some(v) => parse_number(&v, "GUESTBRIDGE_MAX_BODY_BYTES")?,
             None => http.max_body_bytes.unwrap_or(1024 * 1024),
         };
+        let edge = crate::edge::EdgeSettings::resolve(
+            crate::edge::FileEdge {
+                trusted_proxies: http.trusted_proxies,
+                forwarded_header: http.forwarded_header,
+                tls_cert_file: http.tls_cert_file,
+                tls_key_file: http.tls_key_file,
+            },
+            env,
+        )
+        .map_err(|(name, message)| invalid(name, message))?;
         let max_page_size = http.max_page_size.unwrap_or(1000);
         if max_page_size == 0 {
             return Err(invalid("http.max_page_size", "must be at least 1"));
@@ -513,6 +533,7 @@ impl Settings {
                 public_url: public_url.trim_end_matches('/').to_string(),
                 max_body_bytes,
                 max_page_size,
+                edge,
             },
             smtp_url: smtp_url.map(SecretString::from),
             mappings_dir: var("GUESTBRIDGE_MAPPINGS")

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod connectors;
 pub mod domain;
+pub mod edge;
 pub mod health;
 pub mod import;
 pub mod jobs;

@@ -9,6 +9,8 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
+use crate::edge::root_span::RedactedRootSpan;
+
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::metrics::Metrics;
@@ -114,6 +116,8 @@ pub struct Application {
     state: web::Data<AppState>,
     /// The scheduled jobs of this instance, stopped when the server stops.
     scheduler: Option<tokio_cron_scheduler::JobScheduler>,
+    /// The served certificate when TLS is native (reloaded on SIGHUP).
+    tls: Option<Arc<crate::edge::tls::ReloadableCert>>,
 }
 
 impl Application {
@@ -128,10 +132,17 @@ impl Application {
             )
         })?;
         let port = listener.local_addr()?.port();
+        // Loaded before anything else starts, so a bad file stops start-up with its name.
+        let tls = match &settings.http.edge.tls {
+            Some(files) => Some(crate::edge::tls::ReloadableCert::load(files)?),
+            None => None,
+        };
         let mut settings = settings;
         if settings.http.listen.port() == 0 && settings.http.public_url.ends_with(":0") {
-            settings.http.public_url = format!("http://{}:{port}", settings.http.listen.ip());
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            settings.http.public_url = format!("{scheme}://{}:{port}", settings.http.listen.ip());
         }
+        let proxies = web::Data::new(settings.http.edge.proxies.clone());
         let rules = load_rules(&settings.mappings_dir)?;
         let portal = crate::services::portal_env::PortalEnv::from_settings(&settings)?;
         for problem in
@@ -165,8 +176,9 @@ impl Application {
             App::new()
                 .wrap(from_fn(crate::metrics::record))
                 .wrap(security_headers())
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<RedactedRootSpan>::new())
                 .app_data(state.clone())
+                .app_data(proxies.clone())
                 .route("/healthz", web::get().to(crate::health::get_healthz))
                 .route("/readyz", web::get().to(crate::health::get_readyz))
                 .route("/metrics", web::get().to(crate::metrics::get_metrics))
@@ -175,8 +187,11 @@ impl Application {
                 .service(crate::scim::scope())
                 // Outermost, so that metrics and logs see the path that was routed.
                 .wrap(from_fn(crate::scim::normalize_path))
-        })
-        .listen(listener)?
+        });
+        let server = match &tls {
+            Some(cert) => server.listen_rustls_0_23(listener, cert.server_config()?)?,
+            None => server.listen(listener)?,
+        }
         .shutdown_timeout(10)
         .run();
         Ok(Application {
@@ -185,7 +200,13 @@ impl Application {
             db,
             state: app_state,
             scheduler,
+            tls,
         })
+    }
+
+    /// Read the TLS certificate and key files again (SIGHUP); without native TLS, nothing.
+    pub fn tls_reloader(&self) -> Option<Arc<crate::edge::tls::ReloadableCert>> {
+        self.tls.clone()
     }
 
     pub fn port(&self) -> u16 {

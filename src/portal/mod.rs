@@ -99,8 +99,8 @@ fn internal(e: impl std::fmt::Display) -> HttpResponse {
 }
 
 fn client_ip(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map(|a| a.ip().to_string())
+    crate::edge::client_ip(req)
+        .map(|ip| ip.to_string())
         .unwrap_or_else(|| "unknown".into())
 }
 

@@ -181,7 +181,7 @@ async fn conflict(deps: &Deps, tx: Tx, partner: &Partner, display_name: &str) ->
     })
 }
 
-#[tracing::instrument(skip_all, fields(partner = %partner.slug), err(level = "info"))]
+#[tracing::instrument(skip_all, fields(partner = %partner.slug))]
 pub async fn create(
     deps: &Deps,
     actor: &Actor,
@@ -392,7 +392,7 @@ async fn save(
     })
 }
 
-#[tracing::instrument(skip_all, fields(partner = %partner.slug, id = %id), err(level = "info"))]
+#[tracing::instrument(skip_all, fields(partner = %partner.slug, id = %id))]
 pub async fn replace(
     deps: &Deps,
     actor: &Actor,
@@ -423,7 +423,7 @@ pub async fn replace(
     .await
 }
 
-#[tracing::instrument(skip_all, fields(partner = %partner.slug, id = %id), err(level = "info"))]
+#[tracing::instrument(skip_all, fields(partner = %partner.slug, id = %id))]
 pub async fn patch(
     deps: &Deps,
     actor: &Actor,
@@ -471,7 +471,7 @@ pub async fn patch(
     .await
 }
 
-#[tracing::instrument(skip_all, fields(partner = %partner.slug, id = %id), err(level = "info"))]
+#[tracing::instrument(skip_all, fields(partner = %partner.slug, id = %id))]
 pub async fn delete(
     deps: &Deps,
     actor: &Actor,

@@ -154,7 +154,7 @@ fn uniqueness_error(user_name: &str) -> ServiceError {
 }
 
 /// Create a user from a SCIM body.
-#[tracing::instrument(skip_all, fields(partner = %partner.slug), err(level = "info"))]
+#[tracing::instrument(skip_all, fields(partner = %partner.slug))]
 pub async fn create(
     deps: &Deps,
     actor: &Actor,
@@ -495,7 +495,7 @@ async fn load_for_write(w: &mut Work, partner: &Partner, id: &str) -> Result<Use
 }
 
 /// Replace a user with a full SCIM body (PUT).
-#[tracing::instrument(skip_all, fields(partner = %partner.slug, id = %id), err(level = "info"))]
+#[tracing::instrument(skip_all, fields(partner = %partner.slug, id = %id))]
 pub async fn replace(
     deps: &Deps,
     actor: &Actor,
@@ -533,7 +533,7 @@ pub async fn replace(
 }
 
 /// Apply PATCH operations atomically.
-#[tracing::instrument(skip_all, fields(partner = %partner.slug, id = %id), err(level = "info"))]
+#[tracing::instrument(skip_all, fields(partner = %partner.slug, id = %id))]
 pub async fn patch(
     deps: &Deps,
     actor: &Actor,
@@ -644,7 +644,7 @@ async fn refuse_deactivation(
 }
 
 /// Delete a user.
-#[tracing::instrument(skip_all, fields(partner = %partner.slug, id = %id), err(level = "info"))]
+#[tracing::instrument(skip_all, fields(partner = %partner.slug, id = %id))]
 pub async fn delete(
     deps: &Deps,
     actor: &Actor,

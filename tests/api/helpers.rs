@@ -65,6 +65,7 @@ pub struct TestApp {
 
 /// A fresh database URL for this test.
 pub async fn fresh_database(backend: Backend, dir: &tempfile::TempDir) -> String {
+    crate::log_scan::install();
     match backend {
         Backend::Sqlite => format!("sqlite://{}", dir.path().join("guestbridge.db").display()),
         Backend::Postgres => {
@@ -149,9 +150,8 @@ pub async fn spawn_with_clock(
     extra: &[(&str, &str)],
     clock: guestbridge::clock::SharedClock,
 ) -> TestApp {
-    if std::env::var("TEST_LOG").is_ok() {
-        guestbridge::telemetry::init(guestbridge::config::LogFormat::Text, "debug");
-    }
+    // Every app's log lines are scanned for secrets (TEST_LOG also shows them on stderr).
+    crate::log_scan::install();
     let dir = tempfile::tempdir().expect("tempdir");
     let database_url = fresh_database(backend, &dir).await;
     let mappings = dir.path().join("mappings");
@@ -306,6 +306,17 @@ pub async fn read(res: reqwest::Response) -> Res {
         serde_json::from_str(&text).unwrap_or(Value::String(text))
     };
     crate::scim_schema_check::check(&url, &body).await;
+    for cookie in headers.get_all("set-cookie") {
+        if let Some((_, value)) = cookie
+            .to_str()
+            .ok()
+            .and_then(|c| c.split(';').next())
+            .and_then(|c| c.split_once('='))
+        {
+            crate::log_scan::register_secret(value);
+        }
+    }
+    crate::log_scan::check();
     Res {
         status,
         headers,
@@ -324,6 +335,7 @@ impl TestApp {
         let token = services::partners::issue_partner_token(&self.deps, &test_actor(), &slug)
             .await
             .expect("issue token");
+        crate::log_scan::register_secret(&token);
         (
             partner,
             Scim {
@@ -340,6 +352,13 @@ impl TestApp {
             .send()
             .await
             .expect("request")
+    }
+}
+
+impl Drop for TestApp {
+    /// A test fails when its app (or another running at the same time) logged a secret.
+    fn drop(&mut self) {
+        crate::log_scan::check();
     }
 }
 

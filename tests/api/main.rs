@@ -7,6 +7,7 @@ mod browser;
 mod cli;
 mod conformance;
 mod erasure;
+mod edge;
 mod filter_differential;
 #[path = "../connectors/graph_stand_in.rs"]
 mod graph_stand_in;
@@ -15,6 +16,7 @@ mod helpers;
 mod import;
 mod jobs;
 mod lifecycle;
+mod log_scan;
 mod mail;
 mod portal;
 mod portal_auth;

@@ -152,8 +152,23 @@ impl Shared {
     }
 
     fn store(&self, mail: ReceivedMail) {
+        register_mail_secrets(&mail);
         self.lock().received.push(mail);
         self.notify.notify_waiters();
+    }
+}
+
+/// Link secrets and codes a mail carries, and its recipients, must never be logged.
+fn register_mail_secrets(mail: &ReceivedMail) {
+    let text = mail.text_body().unwrap_or_else(|| mail.raw());
+    for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-')) {
+        let code = word.len() == 6 && word.chars().all(|c| c.is_ascii_digit());
+        if code || (word.len() >= 16 && word.chars().any(|c| c.is_ascii_digit())) {
+            crate::log_scan::register_secret(word);
+        }
+    }
+    for to in &mail.to {
+        crate::log_scan::register_secret(to);
     }
 }
 

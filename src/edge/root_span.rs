@@ -1,0 +1,117 @@
+//! The request span. The default one of tracing-actix-web records the full target with its
+//! query string and the client address from headers anyone can send; ours records the path
+//! with secret segments replaced (`/invite/{token}`), no query (a SCIM `filter=` carries
+//! names and e-mail addresses), and the client address as the rate limits see it.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::{Error, HttpMessage};
+use tracing::Span;
+use tracing_actix_web::{RequestId, RootSpanBuilder};
+
+/// Path parameters whose value is a secret (invitation and sign-in links).
+const SECRET_PARAMS: &[&str] = &["{token}"];
+
+/// Shown instead of a segment that may be a secret.
+pub const REDACTED: &str = "…";
+
+/// Segments at least this long are taken for secrets on paths that match no route (a
+/// mangled link); ids and names of the routes themselves are shorter or matched.
+const LONG_SEGMENT: usize = 16;
+
+pub struct RedactedRootSpan;
+
+/// The path to log: the matched route where it has a secret parameter, else the path with
+/// long segments replaced when no route matched; never the query string.
+pub fn loggable_path(path: &str, pattern: Option<&str>) -> String {
+    match pattern {
+        Some(p) if SECRET_PARAMS.iter().any(|s| p.contains(s)) => p.to_string(),
+        Some(_) => path.to_string(),
+        None => path
+            .split('/')
+            .map(|seg| {
+                if seg.chars().count() >= LONG_SEGMENT {
+                    REDACTED
+                } else {
+                    seg
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/"),
+    }
+}
+
+impl RootSpanBuilder for RedactedRootSpan {
+    fn on_request_start(request: &ServiceRequest) -> Span {
+        let pattern = request.match_pattern();
+        let route = pattern.clone().unwrap_or_else(|| "default".into());
+        let target = loggable_path(request.path(), pattern.as_deref());
+        let client_ip = super::client_ip(request.request())
+            .map(|ip| ip.to_string())
+            .unwrap_or_default();
+        let request_id = request
+            .extensions()
+            .get::<RequestId>()
+            .map(|id| id.to_string())
+            .unwrap_or_default();
+        let method = request.method().as_str().to_string();
+        tracing::info_span!(
+            "HTTP request",
+            http.method = %method,
+            http.route = %route,
+            http.target = %target,
+            http.client_ip = %client_ip,
+            http.status_code = tracing::field::Empty,
+            otel.name = %format!("{method} {route}"),
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            request_id = %request_id,
+        )
+    }
+
+    /// A client error's message echoes the request (a taken userName, an invalid value:
+    /// names and e-mail addresses), and the client has it in the response, so only its
+    /// status is recorded. A server error is logged once, with its message.
+    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
+        let (status, error) = match outcome {
+            Ok(res) => (
+                res.status(),
+                res.response()
+                    .error()
+                    .map(|e| e.as_response_error().to_string()),
+            ),
+            Err(e) => (e.as_response_error().status_code(), Some(e.to_string())),
+        };
+        span.record("http.status_code", status.as_u16());
+        if status.is_server_error() {
+            span.record("otel.status_code", "ERROR");
+            let message = error.unwrap_or_else(|| status.to_string());
+            span.in_scope(
+                || tracing::error!(status = status.as_u16(), error = %message, "request failed"),
+            );
+        } else {
+            span.record("otel.status_code", "OK");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_segments_and_queries_stay_out() {
+        assert_eq!(
+            loggable_path("/invite/abcDEF123", Some("/invite/{token}")),
+            "/invite/{token}"
+        );
+        assert_eq!(
+            loggable_path("/scim/v2/Users/0193", Some("/scim/v2/Users/{id}")),
+            "/scim/v2/Users/0193"
+        );
+        assert_eq!(
+            loggable_path("/invite/aVeryLongSecretTokenValue/x", None),
+            "/invite/…/x"
+        );
+    }
+}
