@@ -1,6 +1,7 @@
 //! Integration tests: the real application over HTTP on a random port, on SQLite and (when
 //! GUESTBRIDGE_TEST_POSTGRES_URL is set) PostgreSQL.
 
+mod bounds_bulk;
 mod browser;
 mod cli;
 mod conformance;
