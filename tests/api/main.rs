@@ -2,6 +2,7 @@
 //! GUESTBRIDGE_TEST_POSTGRES_URL is set) PostgreSQL.
 
 mod bounds_bulk;
+mod bounds_groups;
 mod browser;
 mod cli;
 mod conformance;
