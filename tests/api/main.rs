@@ -3,6 +3,7 @@
 
 mod bounds_bulk;
 mod bounds_groups;
+mod bounds_import;
 mod browser;
 mod cli;
 mod conformance;
