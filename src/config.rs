@@ -16,6 +16,7 @@ const KNOWN_ENV: &[&str] = &[
     "GUESTBRIDGE_LISTEN",
     "GUESTBRIDGE_PUBLIC_URL",
     "GUESTBRIDGE_MAX_BODY_BYTES",
+    "GUESTBRIDGE_METRICS_TOKEN",
     "GUESTBRIDGE_SMTP_URL",
     "GUESTBRIDGE_MAPPINGS",
     "GUESTBRIDGE_JOBS",
@@ -211,6 +212,8 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     /// Largest page a SCIM list returns (`filter.maxResults`).
     pub max_page_size: usize,
+    /// When set, `/metrics` wants `Authorization: Bearer <token>`; unset, it is open.
+    pub metrics_token: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -248,6 +251,7 @@ struct FileHttp {
     public_url: Option<String>,
     max_body_bytes: Option<usize>,
     max_page_size: Option<usize>,
+    metrics_token: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -395,6 +399,10 @@ impl Settings {
             None => http.max_body_bytes.unwrap_or(1024 * 1024),
         };
         let max_page_size = http.max_page_size.unwrap_or(1000);
+        let metrics_token = var("GUESTBRIDGE_METRICS_TOKEN")
+            .or(http.metrics_token)
+            .filter(|t| !t.is_empty())
+            .map(SecretString::from);
         if max_page_size == 0 {
             return Err(invalid("http.max_page_size", "must be at least 1"));
         }
@@ -505,6 +513,7 @@ impl Settings {
                 public_url: public_url.trim_end_matches('/').to_string(),
                 max_body_bytes,
                 max_page_size,
+                metrics_token,
             },
             smtp_url: smtp_url.map(SecretString::from),
             mappings_dir: var("GUESTBRIDGE_MAPPINGS")

@@ -4,10 +4,11 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::{HeaderName, HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
 use actix_web::middleware::Next;
 use actix_web::HttpMessage;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
+use secrecy::ExposeSecret;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
@@ -101,7 +102,32 @@ pub async fn record(
     Ok(res)
 }
 
-pub async fn get_metrics(state: web::Data<AppState>) -> HttpResponse {
+/// Whether the request may read the metrics: always when no `metrics_token` is set,
+/// otherwise with that bearer token. Digests are compared, in constant time, so neither the
+/// token's bytes nor its length show in the timing.
+fn may_scrape(state: &AppState, req: &HttpRequest) -> bool {
+    let Some(expected) = &state.settings.http.metrics_token else {
+        return true;
+    };
+    let given = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let digest = |t: &str| ring::digest::digest(&ring::digest::SHA256, t.as_bytes());
+    crate::auth::secrets::constant_time_eq(
+        digest(given).as_ref(),
+        digest(expected.expose_secret()).as_ref(),
+    )
+}
+
+pub async fn get_metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    if !may_scrape(&state, &req) {
+        return HttpResponse::Unauthorized()
+            .insert_header((WWW_AUTHENTICATE, "Bearer"))
+            .body("metrics need the bearer token set as metrics_token\n");
+    }
     let mut text = state.metrics.render();
     // Queue figures come from the database, so every instance reports the shared truth.
     if let Ok(mut conn) = state.deps.db.pool().acquire().await {

@@ -4,6 +4,7 @@
 mod bounds_bulk;
 mod bounds_groups;
 mod bounds_import;
+mod bounds_metrics;
 mod browser;
 mod cli;
 mod conformance;
