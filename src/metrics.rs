@@ -8,10 +8,10 @@ use actix_web::http::header::{HeaderName, HeaderValue, AUTHORIZATION, WWW_AUTHEN
 use actix_web::middleware::Next;
 use actix_web::HttpMessage;
 use actix_web::{web, HttpRequest, HttpResponse};
-use secrecy::ExposeSecret;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
+use secrecy::ExposeSecret;
 
 use crate::startup::AppState;
 

@@ -82,8 +82,7 @@ mod tests {
     use super::*;
 
     fn run(defines: &[Option<&str>], references: &[&[&str]]) -> (Vec<usize>, Vec<usize>) {
-        let defines: Vec<Option<String>> =
-            defines.iter().map(|d| d.map(str::to_string)).collect();
+        let defines: Vec<Option<String>> = defines.iter().map(|d| d.map(str::to_string)).collect();
         let references: Vec<Vec<String>> = references
             .iter()
             .map(|r| r.iter().map(|s| s.to_string()).collect())

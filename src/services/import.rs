@@ -91,11 +91,7 @@ impl ImportReport {
     pub fn summary(&self) -> String {
         format!(
             "created={} updated={} deactivated={} unchanged={} errors={}",
-            self.created,
-            self.updated,
-            self.deactivated,
-            self.unchanged,
-            self.error_count
+            self.created, self.updated, self.deactivated, self.unchanged, self.error_count
         )
     }
 

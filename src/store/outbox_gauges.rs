@@ -16,7 +16,7 @@ async fn capped(
     if let Some(t) = target {
         q = q.bind(t.to_string());
     }
-    Ok(q.fetch_one(conn).await?)
+    q.fetch_one(conn).await
 }
 
 /// Mail pending, sent and failed, each counted up to `cap`.
@@ -46,7 +46,11 @@ pub async fn mail_counts(conn: &mut AnyConnection, cap: i64) -> Result<(i64, i64
 }
 
 /// Sync events of `target` waiting for delivery, counted up to `cap`.
-pub async fn sync_pending(conn: &mut AnyConnection, target: &str, cap: i64) -> Result<i64, DbError> {
+pub async fn sync_pending(
+    conn: &mut AnyConnection,
+    target: &str,
+    cap: i64,
+) -> Result<i64, DbError> {
     capped(
         conn,
         "SELECT 1 FROM sync_outbox WHERE target = $1 AND delivered_at IS NULL AND dead_at IS NULL",
@@ -72,11 +76,11 @@ pub async fn sync_oldest_pending(
     conn: &mut AnyConnection,
     target: &str,
 ) -> Result<Option<i64>, DbError> {
-    Ok(sqlx::query_scalar::<_, i64>(
+    sqlx::query_scalar::<_, i64>(
         "SELECT created_at FROM sync_outbox
          WHERE target = $1 AND delivered_at IS NULL AND dead_at IS NULL ORDER BY seq LIMIT 1",
     )
     .bind(target)
     .fetch_optional(conn)
-    .await?)
+    .await
 }

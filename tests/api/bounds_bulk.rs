@@ -39,12 +39,21 @@ async fn a_reversed_chain_of_bulk_ids_resolves_in_linear_time(backend: Backend) 
     let app = spawn_with(backend, &[], &[("GUESTBRIDGE_MAX_BODY_BYTES", "1048576")]).await;
     let (_, scim) = app.partner("acme").await;
     let (forward, _) = timed(&scim, &chain("f", |i| i.checked_sub(1))).await;
-    let (reversed, results) = timed(&scim, &chain("r", |i| Some(i + 1).filter(|j| *j < CHAIN))).await;
+    let (reversed, results) =
+        timed(&scim, &chain("r", |i| Some(i + 1).filter(|j| *j < CHAIN))).await;
     eprintln!("bulk chain of {CHAIN}: forward {forward:?}, reversed {reversed:?}");
     assert_eq!(results.len(), CHAIN);
     assert!(results.iter().all(|r| r["status"] == "201"), "{results:?}");
     // Every reference was substituted by the id of the user it names.
-    let id_of = |r: &Value| r["location"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+    let id_of = |r: &Value| {
+        r["location"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_string()
+    };
     let first = scim.get(&format!("/Users/{}", id_of(&results[0]))).await;
     let second = results.iter().find(|r| r["bulkId"] == "r1").unwrap();
     assert_eq!(first.body["nickName"], id_of(second).as_str());

@@ -23,7 +23,11 @@ fn members_by_group(list: &Value) -> BTreeMap<String, Vec<String>> {
         .map(|g| {
             let mut ids: Vec<String> = g["members"]
                 .as_array()
-                .map(|m| m.iter().map(|m| m["value"].as_str().unwrap().to_string()).collect())
+                .map(|m| {
+                    m.iter()
+                        .map(|m| m["value"].as_str().unwrap().to_string())
+                        .collect()
+                })
                 .unwrap_or_default();
             ids.sort();
             (g["id"].as_str().unwrap().to_string(), ids)
@@ -59,7 +63,10 @@ async fn a_page_of_groups_reads_members_in_one_statement(backend: Backend) {
 
     let started = Instant::now();
     let page = scim.get(&format!("/Groups?count={GROUPS}")).await;
-    eprintln!("GET /Groups?count={GROUPS} with members: {:?}", started.elapsed());
+    eprintln!(
+        "GET /Groups?count={GROUPS} with members: {:?}",
+        started.elapsed()
+    );
     assert_eq!(page.status, 200, "{}", page.body);
     assert_eq!(members_by_group(&page.body), expected);
 

@@ -28,7 +28,10 @@ async fn upload(app: &TestApp, token: &str, csv: String, query: &str) -> String 
     );
     let res = app
         .client
-        .post(format!("{}/api/v1/imports?partner=acme&{query}", app.address))
+        .post(format!(
+            "{}/api/v1/imports?partner=acme&{query}",
+            app.address
+        ))
         .bearer_auth(token)
         .multipart(form)
         .send()
@@ -50,7 +53,11 @@ async fn get(app: &TestApp, token: &str, path: &str) -> reqwest::Response {
 
 async fn finished(app: &TestApp, token: &str, id: &str) -> Value {
     for _ in 0..300 {
-        let status: Value = get(app, token, &format!("imports/{id}")).await.json().await.unwrap();
+        let status: Value = get(app, token, &format!("imports/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
         if status["status"] != "running" {
             return status;
         }
@@ -72,9 +79,17 @@ async fn an_import_of_many_bad_rows_keeps_a_thousand_errors_and_a_count(backend:
     assert_eq!(status["status"], "finished", "{status}");
     assert_eq!(status["errors"], 1500);
     assert_eq!(status["created"], 1);
-    let report = get(&app, &token, &format!("imports/{id}/errors.csv")).await.text().await.unwrap();
+    let report = get(&app, &token, &format!("imports/{id}/errors.csv"))
+        .await
+        .text()
+        .await
+        .unwrap();
     let lines: Vec<&str> = report.lines().collect();
-    assert_eq!(lines.len(), 1 + 1000 + 1, "header, 1,000 errors, the rest counted");
+    assert_eq!(
+        lines.len(),
+        1 + 1000 + 1,
+        "header, 1,000 errors, the rest counted"
+    );
     assert!(lines[1].starts_with("3,\"email\","), "{}", lines[1]);
     assert_eq!(lines[1001], ",,\"and 500 more\"");
 }
@@ -85,8 +100,14 @@ async fn finished_imports_leave_memory_and_keep_their_record(backend: Backend) {
     let mut ids = Vec::new();
     for i in 0..12 {
         let (csv, query) = match i % 3 {
-            0 => (format!("{HEADER}p{i}@acme.example,P,Q,p{i}@acme.example\n"), "mode=delta"),
-            1 => (format!("{HEADER}d{i}@acme.example,D,Q,d{i}@acme.example\n"), "mode=delta&dry_run=true"),
+            0 => (
+                format!("{HEADER}p{i}@acme.example,P,Q,p{i}@acme.example\n"),
+                "mode=delta",
+            ),
+            1 => (
+                format!("{HEADER}d{i}@acme.example,D,Q,d{i}@acme.example\n"),
+                "mode=delta&dry_run=true",
+            ),
             // No userName column: the import fails before reading a row.
             _ => ("email\nx@acme.example\n".to_string(), "mode=delta"),
         };
@@ -97,7 +118,10 @@ async fn finished_imports_leave_memory_and_keep_their_record(backend: Backend) {
         let expected = if i % 3 == 2 { "failed" } else { "finished" };
         assert_eq!(status["status"], expected, "{status}");
         if i % 3 == 2 {
-            assert!(status["error"].as_str().unwrap().contains("userName"), "{status}");
+            assert!(
+                status["error"].as_str().unwrap().contains("userName"),
+                "{status}"
+            );
         }
     }
     // The last task may still be between its record and leaving the registry.

@@ -13,10 +13,22 @@ async fn metrics_want_the_token_when_one_is_set(backend: Backend) {
     assert_eq!(no_token.status().as_u16(), 401);
     assert_eq!(no_token.headers()["www-authenticate"], "Bearer");
     for wrong in ["mt_3f9a1c77e", "mt_3f9a1c77e2x", ""] {
-        let res = app.client.get(&url).bearer_auth(wrong).send().await.unwrap();
+        let res = app
+            .client
+            .get(&url)
+            .bearer_auth(wrong)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status().as_u16(), 401, "{wrong:?}");
     }
-    let ok = app.client.get(&url).bearer_auth(token).send().await.unwrap();
+    let ok = app
+        .client
+        .get(&url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status().as_u16(), 200);
     assert!(ok.text().await.unwrap().contains("guestbridge_mail_outbox"));
     // The token is a secret: the settings never print it.
@@ -29,8 +41,17 @@ async fn metrics_want_the_token_when_one_is_set(backend: Backend) {
     assert!(!format!("{settings:?}").contains(token));
 
     let open = spawn(backend).await;
-    let res = open.client.get(format!("{}/metrics", open.address)).send().await.unwrap();
-    assert_eq!(res.status().as_u16(), 200, "without metrics_token /metrics stays open");
+    let res = open
+        .client
+        .get(format!("{}/metrics", open.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status().as_u16(),
+        200,
+        "without metrics_token /metrics stays open"
+    );
 }
 
 both_backends!(queue_gauges_count_each_state_up_to_the_cap);
@@ -57,12 +78,18 @@ async fn fill_outboxes(app: &crate::helpers::TestApp, n: i64, sent_every: i64) {
 
 async fn scrape(app: &crate::helpers::TestApp) -> (std::time::Duration, String) {
     let started = std::time::Instant::now();
-    let res = app.client.get(format!("{}/metrics", app.address)).send().await.unwrap();
+    let res = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap();
     let took = started.elapsed();
     (took, res.text().await.unwrap())
 }
 
-const HOOKS: &str = r#"[{"name":"hooks","type":"webhook","url":"http://127.0.0.1:9/h","secret":"whsec_x"}]"#;
+const HOOKS: &str =
+    r#"[{"name":"hooks","type":"webhook","url":"http://127.0.0.1:9/h","secret":"whsec_x"}]"#;
 
 async fn queue_gauges_count_each_state_up_to_the_cap(backend: Backend) {
     let app = spawn_with(backend, &[], &[("GUESTBRIDGE_SYNC_TARGETS", HOOKS)]).await;
@@ -80,8 +107,14 @@ async fn queue_gauges_count_each_state_up_to_the_cap(backend: Backend) {
     // Past the cap the count stops: 15,000 more pending rows still read as 10,000.
     fill_outboxes_from(&app, 31, 15_030).await;
     let (_, text) = scrape(&app).await;
-    assert!(text.contains("guestbridge_mail_outbox{state=\"pending\"} 10000"), "{text}");
-    assert!(text.contains("guestbridge_sync_queue_depth{target=\"hooks\"} 10000"), "{text}");
+    assert!(
+        text.contains("guestbridge_mail_outbox{state=\"pending\"} 10000"),
+        "{text}"
+    );
+    assert!(
+        text.contains("guestbridge_sync_queue_depth{target=\"hooks\"} 10000"),
+        "{text}"
+    );
 }
 
 /// Pending rows numbered `from..=to` in both outboxes.
@@ -113,6 +146,12 @@ async fn scrape_cost_with_ten_and_a_million_outbox_rows() {
         for n in [10, 1_000_000] {
             let app = spawn_with(backend, &[], &[("GUESTBRIDGE_SYNC_TARGETS", HOOKS)]).await;
             fill_outboxes(&app, n, if n == 10 { 2 } else { 100 }).await;
+            if backend == Backend::Postgres {
+                // As autovacuum would after such a load: the planner needs the statistics to
+                // see that the partial indexes are small.
+                let mut conn = app.deps.db.pool().acquire().await.unwrap();
+                sqlx::query("ANALYZE").execute(&mut *conn).await.unwrap();
+            }
             scrape(&app).await;
             let mut best = std::time::Duration::MAX;
             for _ in 0..5 {
