@@ -627,6 +627,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     e.reason
                 );
             }
+            if report.errors_not_listed() > 0 {
+                println!("and {} more", report.errors_not_listed());
+            }
             if dry_run {
                 for c in &report.changes {
                     println!(

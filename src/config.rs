@@ -16,6 +16,7 @@ const KNOWN_ENV: &[&str] = &[
     "GUESTBRIDGE_LISTEN",
     "GUESTBRIDGE_PUBLIC_URL",
     "GUESTBRIDGE_MAX_BODY_BYTES",
+    "GUESTBRIDGE_METRICS_TOKEN",
     "GUESTBRIDGE_SMTP_URL",
     "GUESTBRIDGE_MAPPINGS",
     "GUESTBRIDGE_JOBS",
@@ -223,6 +224,8 @@ pub struct HttpSettings {
     pub max_page_size: usize,
     /// Where the client address comes from (trusted proxies), and native TLS.
     pub edge: crate::edge::EdgeSettings,
+    /// When set, `/metrics` wants `Authorization: Bearer <token>`; unset, it is open.
+    pub metrics_token: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -264,6 +267,7 @@ struct FileHttp {
     forwarded_header: Option<String>,
     tls_cert_file: Option<PathBuf>,
     tls_key_file: Option<PathBuf>,
+    metrics_token: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -423,6 +427,10 @@ impl Settings {
         )
         .map_err(|(name, message)| invalid(name, message))?;
         let max_page_size = http.max_page_size.unwrap_or(1000);
+        let metrics_token = var("GUESTBRIDGE_METRICS_TOKEN")
+            .or(http.metrics_token)
+            .filter(|t| !t.is_empty())
+            .map(SecretString::from);
         if max_page_size == 0 {
             return Err(invalid("http.max_page_size", "must be at least 1"));
         }
@@ -534,6 +542,7 @@ impl Settings {
                 max_body_bytes,
                 max_page_size,
                 edge,
+                metrics_token,
             },
             smtp_url: smtp_url.map(SecretString::from),
             mappings_dir: var("GUESTBRIDGE_MAPPINGS")

@@ -30,13 +30,24 @@ pub struct RunningImports {
     inner: Mutex<HashMap<String, Running>>,
 }
 
+/// An import in progress. Once it ends its record is in the database (`imports`), and the
+/// entry goes: an instance that runs imports for months keeps only the running ones.
 struct Running {
     rows: Arc<AtomicU64>,
-    finished: bool,
+    /// Set only when the failure could not be recorded either.
     failure: Option<String>,
 }
 
 impl RunningImports {
+    /// Imports this instance holds in memory (running, or failed without a record).
+    pub fn len(&self) -> usize {
+        self.with(|m| m.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, Running>) -> T) -> T {
         match self.inner.lock() {
             Ok(mut g) => f(&mut g),
@@ -130,7 +141,6 @@ pub async fn post_import(
             id.clone(),
             Running {
                 rows: rows.clone(),
-                finished: false,
                 failure: None,
             },
         );
@@ -145,6 +155,7 @@ pub async fn post_import(
         id: Some(id.clone()),
     };
     let (task_state, task_id) = (state.clone(), id.clone());
+    let started_at = state.deps.now_ms();
     tokio::spawn(async move {
         let outcome = match std::fs::File::open(file.path()) {
             Ok(f) => {
@@ -166,10 +177,31 @@ pub async fn post_import(
             Err(e) => Err(e.to_string()),
         };
         drop(file);
-        task_state.imports.with(|m| {
-            if let Some(r) = m.get_mut(&task_id) {
-                r.finished = true;
-                r.failure = outcome.err();
+        let unrecorded = match outcome {
+            Ok(()) => None,
+            Err(reason) => import_service::record_failure(
+                &task_state.deps,
+                &admin.actor,
+                &partner,
+                &opts,
+                started_at,
+                &reason,
+            )
+            .await
+            .err()
+            .map(|e| {
+                tracing::error!(import = %task_id, error = %e, "recording a failed import");
+                reason
+            }),
+        };
+        task_state.imports.with(|m| match unrecorded {
+            None => {
+                m.remove(&task_id);
+            }
+            Some(reason) => {
+                if let Some(r) = m.get_mut(&task_id) {
+                    r.failure = Some(reason);
+                }
             }
         });
     });
@@ -178,6 +210,12 @@ pub async fn post_import(
 }
 
 fn record_json(r: &import_store::ImportRecord) -> serde_json::Value {
+    if let Some(reason) = r.outcome.strip_prefix(import_service::FAILED_PREFIX) {
+        return json!({
+            "id": r.id, "status": "failed", "error": reason, "actor": r.actor, "file_name": r.file_name,
+            "mode": r.mode, "dry_run": r.dry_run, "started_at": to_rfc3339(from_millis(r.started_at)), "finished_at": to_rfc3339(from_millis(r.finished_at)),
+        });
+    }
     json!({
         "id": r.id, "status": "finished", "outcome": r.outcome, "actor": r.actor, "file_name": r.file_name, "sha256": r.file_sha256,
         "mode": r.mode, "dry_run": r.dry_run, "started_at": to_rfc3339(from_millis(r.started_at)), "finished_at": to_rfc3339(from_millis(r.finished_at)),
@@ -204,18 +242,13 @@ pub async fn get_import(
         return Ok(HttpResponse::Ok().json(record_json(&r)));
     }
     let running = state.imports.with(|m| {
-        m.get(id.as_str()).map(|r| {
-            (
-                r.rows.load(Ordering::Relaxed),
-                r.finished,
-                r.failure.clone(),
-            )
-        })
+        m.get(id.as_str())
+            .map(|r| (r.rows.load(Ordering::Relaxed), r.failure.clone()))
     });
     match running {
-        Some((_, true, Some(failure))) => Ok(HttpResponse::Ok()
+        Some((_, Some(failure))) => Ok(HttpResponse::Ok()
             .json(json!({"id": id.as_str(), "status": "failed", "error": failure}))),
-        Some((rows, _, _)) => {
+        Some((rows, None)) => {
             Ok(HttpResponse::Ok()
                 .json(json!({"id": id.as_str(), "status": "running", "rows": rows})))
         }
@@ -237,8 +270,10 @@ pub async fn list_imports(
     let records = import_store::recent(&mut conn, 100)
         .await
         .map_err(crate::services::ServiceError::from)?;
-    Ok(HttpResponse::Ok()
-        .json(json!({"imports": records.iter().map(record_json).collect::<Vec<_>>()})))
+    Ok(HttpResponse::Ok().json(json!({
+        "imports": records.iter().map(record_json).collect::<Vec<_>>(),
+        "running": state.imports.len(),
+    })))
 }
 
 pub async fn get_import_errors(

@@ -17,6 +17,10 @@ pub(crate) const TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 /// How much of an error body goes into a reason (target errors explain, but can be long).
 const SNIPPET_CHARS: usize = 300;
+/// The most of a reply we read: the largest thing a target legitimately sends is a list
+/// page or a token, far below this, and a reply read whole would let a target (or
+/// whatever answers at its address) make us hold as much memory as it likes.
+pub const MAX_REPLY_BYTES: usize = 4 * 1024 * 1024;
 
 /// The client every connector uses.
 pub(crate) fn client() -> Result<reqwest::Client, ConfigError> {
@@ -96,17 +100,45 @@ impl Reply {
     }
 }
 
-/// Send and read the whole reply; transport failures become [`DeliveryError`]s.
+/// Send and read the reply, at most [`MAX_REPLY_BYTES`] of it; transport failures become
+/// [`DeliveryError`]s.
 pub(crate) async fn send(request: RequestBuilder) -> Result<Reply, DeliveryError> {
     let response = request.send().await.map_err(transport_error)?;
     let status = response.status();
     let headers = response.headers().clone();
-    let body = response.bytes().await.map_err(transport_error)?.to_vec();
+    let body = read_capped(response, MAX_REPLY_BYTES).await?;
     Ok(Reply {
         status,
         headers,
         body,
     })
+}
+
+/// The body, chunk by chunk, stopping as soon as it passes `cap`. A reply too large is
+/// permanent: the same request will get the same reply, so retrying only repeats the
+/// download; the dead letter says why, and an admin replays once the target is fixed.
+async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+) -> Result<Vec<u8>, DeliveryError> {
+    let status = response.status().as_u16();
+    let too_large = || {
+        DeliveryError::permanent(format!(
+            "HTTP {status}: reply larger than the {} MiB we read",
+            cap / (1024 * 1024)
+        ))
+    };
+    if response.content_length().is_some_and(|n| n > cap as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+        if body.len() + chunk.len() > cap {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// 408, 409 (a concurrent change), 425, 429 and 5xx may pass later; a redirect or any other

@@ -8,6 +8,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
+use super::bulk_order::Schedule;
 use super::error::ScimError;
 use super::http::{read_json, scim_error, scim_json, ScimPartner};
 use super::patch::parse_patch_request;
@@ -110,6 +111,18 @@ fn references(v: &Value, out: &mut Vec<String>) {
         Value::Object(o) => o.values().for_each(|x| references(x, out)),
         _ => {}
     }
+}
+
+/// Every `bulkId:X` an operation mentions, in its data or as a path segment.
+fn op_references(op: &BulkOp) -> Vec<String> {
+    let mut refs = Vec::new();
+    if let Some(d) = &op.data {
+        references(d, &mut refs);
+    }
+    for segment in op.path.split('/') {
+        references(&Value::String(segment.to_string()), &mut refs);
+    }
+    refs
 }
 
 fn substitute(v: &mut Value, ids: &HashMap<String, String>) {
@@ -229,95 +242,73 @@ pub async fn post_bulk(
     let mut results: Vec<Option<Value>> = vec![None; ops.len()];
     let mut errors = 0usize;
     let defined: Vec<Option<String>> = ops.iter().map(|o| o.bulk_id.clone()).collect();
-    // Operations run in request order, except that one referring to a bulkId created later
-    // waits for it (RFC 7644 §3.7.2); what can never resolve fails.
-    let mut pending: Vec<usize> = (0..ops.len()).collect();
-    'rounds: while !pending.is_empty() {
-        let mut progressed = false;
-        let mut still = Vec::new();
-        for i in pending {
-            if fail_on_errors.is_some_and(|limit| errors >= limit) {
-                break 'rounds;
-            }
-            let mut refs = Vec::new();
-            if let Some(d) = &ops[i].data {
-                references(d, &mut refs);
-            }
-            for segment in ops[i].path.split('/') {
-                references(&Value::String(segment.to_string()), &mut refs);
-            }
-            let waiting = refs.iter().any(|r| {
-                !resolved.contains_key(r)
-                    && defined
-                        .iter()
-                        .enumerate()
-                        .any(|(j, d)| d.as_deref() == Some(r) && j != i && results[j].is_none())
-            });
-            if waiting {
-                still.push(i);
-                continue;
-            }
-            progressed = true;
-            let unresolved: Vec<&String> =
-                refs.iter().filter(|r| !resolved.contains_key(*r)).collect();
-            let outcome = if let Some(r) = unresolved.first() {
-                Err(ScimError::invalid_value(format!(
-                    "bulkId:{r} does not refer to a created resource"
-                )))
-            } else {
-                let op = &mut ops[i];
-                if let Some(d) = op.data.as_mut() {
-                    substitute(d, &resolved);
-                }
-                op.path = op
-                    .path
-                    .split('/')
-                    .map(|segment| {
-                        let mut v = Value::String(segment.to_string());
-                        substitute(&mut v, &resolved);
-                        v.as_str().unwrap_or_default().to_string()
-                    })
-                    .collect::<Vec<_>>()
-                    .join("/");
-                execute(&state, &caller.partner, &caller.actor, op).await
-            };
-            let op = &ops[i];
-            let mut entry = json!({"method": op.method});
-            if let Some(b) = &op.bulk_id {
-                entry["bulkId"] = json!(b);
-            }
-            match outcome {
-                Ok((status, location, version, created)) => {
-                    if let (Some(b), Some(id)) = (&op.bulk_id, created) {
-                        resolved.insert(b.clone(), id);
-                    }
-                    entry["status"] = json!(status.as_u16().to_string());
-                    if let Some(l) = location {
-                        entry["location"] = json!(l);
-                    }
-                    if let Some(v) = version {
-                        entry["version"] = json!(v);
-                    }
-                }
-                Err(e) => {
-                    errors += 1;
-                    entry["status"] = json!(e.status.to_string());
-                    entry["response"] = e.to_json();
-                }
-            }
-            results[i] = Some(entry);
-        }
-        if !progressed {
-            // Circular references: nothing left can run.
-            for i in still {
-                let e = ScimError::invalid_value("circular bulkId references cannot be resolved");
-                results[i] = Some(
-                    json!({"method": ops[i].method, "bulkId": ops[i].bulk_id, "status": "400", "response": e.to_json()}),
-                );
-            }
+    let refs: Vec<Vec<String>> = ops.iter().map(op_references).collect();
+    // Request order, except that an operation referring to a bulkId defined later waits for
+    // it (RFC 7644 §3.7.2); what waits on a cycle never runs and fails below.
+    let mut schedule = Schedule::new(&defined, &refs);
+    let mut stopped = false;
+    while let Some(i) = schedule.next() {
+        if fail_on_errors.is_some_and(|limit| errors >= limit) {
+            stopped = true;
             break;
         }
-        pending = still;
+        let unresolved = refs[i].iter().find(|r| !resolved.contains_key(*r));
+        let outcome = if let Some(r) = unresolved {
+            Err(ScimError::invalid_value(format!(
+                "bulkId:{r} does not refer to a created resource"
+            )))
+        } else {
+            let op = &mut ops[i];
+            if let Some(d) = op.data.as_mut() {
+                substitute(d, &resolved);
+            }
+            op.path = op
+                .path
+                .split('/')
+                .map(|segment| {
+                    let mut v = Value::String(segment.to_string());
+                    substitute(&mut v, &resolved);
+                    v.as_str().unwrap_or_default().to_string()
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            execute(&state, &caller.partner, &caller.actor, op).await
+        };
+        let op = &ops[i];
+        let mut entry = json!({"method": op.method});
+        if let Some(b) = &op.bulk_id {
+            entry["bulkId"] = json!(b);
+        }
+        match outcome {
+            Ok((status, location, version, created)) => {
+                if let (Some(b), Some(id)) = (&op.bulk_id, created) {
+                    resolved.insert(b.clone(), id);
+                }
+                entry["status"] = json!(status.as_u16().to_string());
+                if let Some(l) = location {
+                    entry["location"] = json!(l);
+                }
+                if let Some(v) = version {
+                    entry["version"] = json!(v);
+                }
+            }
+            Err(e) => {
+                errors += 1;
+                entry["status"] = json!(e.status.to_string());
+                entry["response"] = e.to_json();
+            }
+        }
+        results[i] = Some(entry);
+        schedule.finish(i);
+    }
+    if !stopped {
+        // Circular references: what is left waits on a cycle and can never run.
+        for i in schedule.stuck() {
+            let e = ScimError::invalid_value("circular bulkId references cannot be resolved");
+            results[i] = Some(
+                json!({"method": ops[i].method, "bulkId": ops[i].bulk_id, "status": "400", "response": e.to_json()}),
+            );
+        }
     }
     Ok(scim_json(
         StatusCode::OK,

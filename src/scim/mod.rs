@@ -1,6 +1,7 @@
 //! SCIM 2.0 (RFC 7643 schemas and resources, RFC 7644 protocol) under `/scim/v2`.
 
 pub mod bulk_api;
+mod bulk_order;
 pub mod discovery;
 pub mod error;
 pub mod filter;

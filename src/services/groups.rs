@@ -256,11 +256,17 @@ async fn reconcile_members(
     Ok(w.into_tx().await?)
 }
 
-/// Load members' display names into groups (for responses that include `members`).
+/// Load members' display names into groups (for responses that include `members`), in one
+/// statement for a page of groups.
 pub async fn attach_members(deps: &Deps, groups: &mut [Group]) -> Result<(), ServiceError> {
+    if groups.is_empty() {
+        return Ok(());
+    }
     let mut conn = deps.db.pool().acquire().await?;
+    let ids: Vec<&str> = groups.iter().map(|g| g.row.id.as_str()).collect();
+    let mut members = group_store::members_of_groups(&mut conn, &ids).await?;
     for g in groups.iter_mut() {
-        g.members = Some(group_store::members(&mut conn, &g.row.id).await?);
+        g.members = Some(members.remove(&g.row.id).unwrap_or_default());
     }
     Ok(())
 }

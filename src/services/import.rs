@@ -77,7 +77,9 @@ pub struct ImportReport {
     pub updated: u64,
     pub deactivated: u64,
     pub unchanged: u64,
+    /// The first [`MAX_KEPT_ERRORS`] row errors; `error_count` counts them all.
     pub errors: Vec<ImportIssue>,
+    pub error_count: u64,
     pub changes: Vec<ImportChange>,
     pub changes_truncated: bool,
     pub file_sha256: String,
@@ -89,12 +91,13 @@ impl ImportReport {
     pub fn summary(&self) -> String {
         format!(
             "created={} updated={} deactivated={} unchanged={} errors={}",
-            self.created,
-            self.updated,
-            self.deactivated,
-            self.unchanged,
-            self.errors.len()
+            self.created, self.updated, self.deactivated, self.unchanged, self.error_count
         )
+    }
+
+    /// Errors counted but not kept (the report says "and N more").
+    pub fn errors_not_listed(&self) -> u64 {
+        self.error_count - self.errors.len() as u64
     }
 }
 
@@ -121,20 +124,25 @@ impl From<crate::store::DbError> for ImportError {
     }
 }
 
-/// Most errors kept in the downloadable report.
-const MAX_REPORTED_ERRORS: usize = 10_000;
+/// Row errors an import keeps (in memory and in its report): a file of a million bad rows
+/// would otherwise hold a million reasons; past this only the count grows.
+pub const MAX_KEPT_ERRORS: usize = 1_000;
 
-/// The error report as CSV (`line,column,reason`), quoted as spreadsheets expect.
-pub fn error_report(errors: &[ImportIssue]) -> String {
+/// The error report as CSV (`line,column,reason`), quoted as spreadsheets expect; errors
+/// counted but not kept end it with a line without a number: `,,"and N more"`.
+pub fn error_report(errors: &[ImportIssue], not_listed: u64) -> String {
     let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
     let mut out = String::from("line,column,reason\n");
-    for e in errors.iter().take(MAX_REPORTED_ERRORS) {
+    for e in errors {
         out.push_str(&format!(
             "{},{},{}\n",
             e.line,
             quote(e.column.as_deref().unwrap_or("")),
             quote(&e.reason)
         ));
+    }
+    if not_listed > 0 {
+        out.push_str(&format!(",,{}\n", quote(&format!("and {not_listed} more"))));
     }
     out
 }
@@ -305,7 +313,10 @@ struct Run<'a> {
 
 impl Run<'_> {
     fn error(&mut self, issue: ImportIssue) {
-        self.report.errors.push(issue);
+        self.report.error_count += 1;
+        if self.report.errors.len() < MAX_KEPT_ERRORS {
+            self.report.errors.push(issue);
+        }
     }
 
     fn change(
@@ -513,6 +524,50 @@ impl Run<'_> {
     }
 }
 
+/// The outcome of an import that ended in an error, as recorded: nothing was applied.
+pub const FAILED_PREFIX: &str = "failed: ";
+
+/// Record an import that ended in `reason` (nothing applied), so that its outcome outlives
+/// the memory of the instance that ran it.
+pub async fn record_failure(
+    deps: &Deps,
+    actor: &Actor,
+    partner: &Partner,
+    opts: &ImportOptions,
+    started_at: i64,
+    reason: &str,
+) -> Result<(), ServiceError> {
+    let mut w = Work::begin(&deps.db);
+    import_store::insert(
+        w.conn().await?,
+        &ImportRecord {
+            id: opts.id.clone().unwrap_or_else(crate::store::new_row_id),
+            partner_id: partner.id.clone(),
+            actor: actor.label.clone(),
+            file_name: opts.file_name.clone(),
+            file_sha256: String::new(),
+            mode: match opts.mode {
+                ImportMode::Delta => "delta".into(),
+                ImportMode::Full => "full".into(),
+            },
+            dry_run: opts.dry_run,
+            started_at,
+            finished_at: deps.now_ms(),
+            rows_read: 0,
+            created: 0,
+            updated: 0,
+            deactivated: 0,
+            unchanged: 0,
+            errors: 0,
+            outcome: format!("{FAILED_PREFIX}{reason}"),
+            error_report: error_report(&[], 0),
+        },
+    )
+    .await?;
+    w.commit().await?;
+    Ok(())
+}
+
 /// Import a roster for a partner. `progress(rows, bytes)` is called as rows are read.
 pub async fn run<R: Read>(
     deps: &Deps,
@@ -615,9 +670,9 @@ pub async fn run<R: Read>(
             updated: report.updated as i64,
             deactivated: report.deactivated as i64,
             unchanged: report.unchanged as i64,
-            errors: report.errors.len() as i64,
+            errors: report.error_count as i64,
             outcome: outcome.into(),
-            error_report: error_report(&report.errors),
+            error_report: error_report(&report.errors, report.errors_not_listed()),
         },
     )
     .await?;

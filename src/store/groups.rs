@@ -2,6 +2,8 @@
 //! memberships are rows in `group_members`, so listing groups never touches them and a
 //! membership change writes only the difference.
 
+use std::collections::HashMap;
+
 use sqlx::{AnyConnection, Row};
 
 use super::scim_filter::{Column, ColumnKind, Relation};
@@ -201,6 +203,42 @@ pub async fn members(conn: &mut AnyConnection, group_id: &str) -> Result<Vec<Mem
             })
         })
         .collect()
+}
+
+/// Most groups whose members one statement reads: a page of the largest default size
+/// (`max_page_size` 1000) is one statement.
+const MEMBERS_OF_GROUPS_BATCH: usize = 1000;
+
+/// The members of each of these groups (a page of a list), one statement per 1,000
+/// groups rather than one per group; groups without members are absent from the map.
+pub async fn members_of_groups(
+    conn: &mut AnyConnection,
+    group_ids: &[&str],
+) -> Result<HashMap<String, Vec<Member>>, DbError> {
+    let mut out: HashMap<String, Vec<Member>> = HashMap::new();
+    for chunk in group_ids.chunks(MEMBERS_OF_GROUPS_BATCH) {
+        let mut sql = Sql::new(
+            "SELECT gm.group_id, gm.member_id, COALESCE(u.display_name, u.user_name) AS display
+             FROM group_members gm JOIN scim_users u ON u.id = gm.member_id
+             WHERE gm.group_id IN (",
+        );
+        for (i, id) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.bind(Arg::Text((*id).to_string()));
+        }
+        sql.push(") ORDER BY gm.group_id, gm.member_id");
+        for row in sql.query().fetch_all(&mut *conn).await? {
+            out.entry(row.try_get("group_id")?)
+                .or_default()
+                .push(Member {
+                    id: row.try_get("member_id")?,
+                    display: row.try_get("display")?,
+                });
+        }
+    }
+    Ok(out)
 }
 
 /// Rows per statement when membership changes are written in batches; small enough that

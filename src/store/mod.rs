@@ -16,6 +16,7 @@ pub mod keys;
 pub mod listing;
 pub mod mfa;
 pub mod outbox;
+pub mod outbox_gauges;
 pub mod ownership;
 pub mod partners;
 pub mod rate_limits;

@@ -3,6 +3,10 @@
 
 mod backup_restore;
 mod admin_tokens;
+mod bounds_bulk;
+mod bounds_groups;
+mod bounds_import;
+mod bounds_metrics;
 mod browser;
 mod cli;
 mod conformance;

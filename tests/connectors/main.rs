@@ -5,6 +5,7 @@
 
 mod graph;
 mod graph_stand_in;
+mod reply_size;
 mod scim;
 mod support;
 mod webhook;
