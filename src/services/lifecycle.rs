@@ -274,7 +274,7 @@ async fn apply(
             &partner.id,
             "guest.created",
             &guest.id,
-            json!({"state": guest.state, "rules": rules_json}),
+            json!({"rules_fingerprint": rules.fingerprint, "state": guest.state, "rules": rules_json}),
             now_ms,
         );
         let grants = desired_grants(&guest.id, &decision, now_ms);
@@ -286,7 +286,7 @@ async fn apply(
                 &partner.id,
                 "grant.added",
                 &guest.id,
-                json!({"app": g.app_id, "role": g.role, "rule": g.rule_id, "valid_until": g.valid_until}),
+                json!({"rules_fingerprint": rules.fingerprint, "app": g.app_id, "role": g.role, "rule": g.rule_id, "valid_until": g.valid_until}),
                 now_ms,
             );
         }
@@ -335,7 +335,7 @@ async fn apply(
                 &partner.id,
                 "grant.removed",
                 &guest.id,
-                json!({"app": g.app_id, "role": g.role, "rule": g.rule_id}),
+                json!({"rules_fingerprint": rules.fingerprint, "app": g.app_id, "role": g.role, "rule": g.rule_id}),
                 now_ms,
             );
         }
@@ -351,7 +351,7 @@ async fn apply(
                     &partner.id,
                     "grant.added",
                     &guest.id,
-                    json!({"app": g.app_id, "role": g.role, "rule": g.rule_id, "valid_until": g.valid_until}),
+                    json!({"rules_fingerprint": rules.fingerprint, "app": g.app_id, "role": g.role, "rule": g.rule_id, "valid_until": g.valid_until}),
                     now_ms,
                 );
             }
@@ -363,7 +363,7 @@ async fn apply(
                     &partner.id,
                     "grant.window_changed",
                     &guest.id,
-                    json!({"app": g.app_id, "role": g.role, "rule": g.rule_id, "from": old.valid_until, "to": g.valid_until}),
+                    json!({"rules_fingerprint": rules.fingerprint, "app": g.app_id, "role": g.role, "rule": g.rule_id, "from": old.valid_until, "to": g.valid_until}),
                     now_ms,
                 );
             }
@@ -397,7 +397,7 @@ async fn apply(
             &partner.id,
             "guest.state_changed",
             &guest.id,
-            json!({"from": old_state.to_string(), "to": new_state.to_string(), "event": format!("{event:?}"), "rules": rules_json}),
+            json!({"rules_fingerprint": rules.fingerprint, "from": old_state.to_string(), "to": new_state.to_string(), "event": format!("{event:?}"), "rules": rules_json}),
             now_ms,
         );
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::{Deps, ServiceError};
 use crate::mapping::RuleSet;
+use crate::store::work::Work;
 use crate::store::{rule_sets, Backend, DbError};
 
 /// The PostgreSQL notification channel; the payload is the new fingerprint.
@@ -55,10 +56,32 @@ fn files_json(sources: &[(String, String)]) -> String {
     .to_string()
 }
 
+/// The rules to decide with in `w`, read after the person's row is locked: if another
+/// instance set new rules in force since the watcher last looked, these are swapped in now.
+/// A reload sets its rules in force before re-evaluating anyone, so a decision made here
+/// either sees them or is made before the reload re-evaluates (and re-decides) the person.
+pub async fn in_force(w: &mut Work, deps: &Deps) -> Result<Arc<RuleSet>, ServiceError> {
+    let local = deps.rules();
+    let conn = w.conn().await?;
+    match rule_sets::in_force(conn).await? {
+        Some(f) if f != local.fingerprint => match stored(conn, &f).await? {
+            Some(rules) => {
+                let rules = Arc::new(rules);
+                swap(deps, rules.clone());
+                Ok(rules)
+            }
+            None => Ok(local),
+        },
+        _ => Ok(local),
+    }
+}
+
 /// The stored rule set `fingerprint`, loaded as the files on disk would be.
-async fn stored(deps: &Deps, fingerprint: &str) -> Result<Option<RuleSet>, ServiceError> {
-    let mut conn = deps.db.pool().acquire().await?;
-    let Some(files) = rule_sets::files(&mut conn, fingerprint).await? else {
+async fn stored(
+    conn: &mut sqlx::AnyConnection,
+    fingerprint: &str,
+) -> Result<Option<RuleSet>, ServiceError> {
+    let Some(files) = rule_sets::files(conn, fingerprint).await? else {
         return Ok(None);
     };
     let map: BTreeMap<String, String> = serde_json::from_str(&files)
@@ -122,7 +145,11 @@ pub async fn follow(deps: &Deps) -> Result<bool, ServiceError> {
     if fingerprint == deps.rules().fingerprint {
         return Ok(false);
     }
-    let Some(rules) = stored(deps, &fingerprint).await? else {
+    let stored = {
+        let mut conn = deps.db.pool().acquire().await?;
+        stored(&mut conn, &fingerprint).await?
+    };
+    let Some(rules) = stored else {
         return Ok(false);
     };
     swap(deps, Arc::new(rules));
