@@ -69,6 +69,8 @@ pub struct Settings {
     pub smtp_url: Option<SecretString>,
     /// Folder of mapping rule files.
     pub mappings_dir: PathBuf,
+    /// How often an instance checks the database for rules another instance set in force.
+    pub rules_poll_ms: u64,
     /// Whether this instance runs the scheduler.
     pub jobs_enabled: bool,
     /// Schedules and numbers of the scheduled jobs.
@@ -244,6 +246,7 @@ struct FileSettings {
     http: Option<FileHttp>,
     smtp: Option<FileSmtp>,
     mappings_dir: Option<PathBuf>,
+    rules_poll_ms: Option<u64>,
     jobs: Option<FileJobs>,
     log_format: Option<String>,
 }
@@ -549,6 +552,11 @@ impl Settings {
                 .map(PathBuf::from)
                 .or(f.mappings_dir)
                 .unwrap_or_else(|| PathBuf::from("mappings")),
+            rules_poll_ms: match var("GUESTBRIDGE_RULES_POLL_MS") {
+                Some(v) => parse_number(&v, "GUESTBRIDGE_RULES_POLL_MS")?,
+                None => f.rules_poll_ms.unwrap_or(2000),
+            }
+            .max(100),
             jobs_enabled,
             jobs,
             log_format,

@@ -161,6 +161,14 @@ impl Application {
         crate::services::signing::ensure_key(&state.deps)
             .await
             .map_err(|e| anyhow::anyhow!("preparing the app-launch signing key: {e}"))?;
+        crate::services::rules_watch::adopt_at_start(&state.deps)
+            .await
+            .map_err(|e| anyhow::anyhow!("sharing the mapping rules: {e}"))?;
+        crate::services::rules_watch::spawn(
+            state.deps.clone(),
+            state.settings.database.url.clone(),
+            std::time::Duration::from_millis(state.settings.rules_poll_ms),
+        );
         let smtp = start_mail_sender(&state.deps, &state.settings)?;
         start_sync_worker(&state.deps, &state.settings)?;
         let scheduler = if state.settings.jobs_enabled {

@@ -17,6 +17,12 @@ use super::MappingError;
 /// names starting with `.` are ignored) and loads them with [`load_sources`]. A missing or
 /// unreadable directory is an error; an empty one gives an empty [`RuleSet`].
 pub fn load_dir(dir: &Path) -> Result<RuleSet, Vec<MappingError>> {
+    load_sources(&read_sources(dir)?)
+}
+
+/// The rule files of `dir` as (file name, content) pairs, as [`load_dir`] reads them: what
+/// a reload publishes to the other instances.
+pub fn read_sources(dir: &Path) -> Result<Vec<(String, String)>, Vec<MappingError>> {
     let dir_error = |e: std::io::Error| {
         vec![MappingError {
             file: dir.display().to_string(),
@@ -58,15 +64,16 @@ pub fn load_dir(dir: &Path) -> Result<RuleSet, Vec<MappingError>> {
             }),
         }
     }
-    match load_sources(&sources) {
-        Ok(set) if errors.is_empty() => Ok(set),
-        Ok(_) => Err(errors),
-        Err(more) => {
+    if !errors.is_empty() {
+        // Report the unreadable files together with what is wrong in the readable ones.
+        if let Err(more) = load_sources(&sources) {
             errors.extend(more);
-            errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
-            Err(errors)
         }
+        errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+        return Err(errors);
     }
+    sources.sort();
+    Ok(sources)
 }
 
 /// Loads rule files given as (file name, content) pairs, in file-name order. Returns every
@@ -79,8 +86,9 @@ pub fn load_sources(sources: &[(String, String)]) -> Result<RuleSet, Vec<Mapping
     for (file, content) in &ordered {
         FileCtx::new(file, content, &mut errors).load_file(&mut drafts);
     }
-    let set = drafts.link(&mut errors, fingerprint(&ordered));
+    let mut set = drafts.link(&mut errors, fingerprint(&ordered));
     if errors.is_empty() {
+        set.sources = ordered.into_iter().cloned().collect();
         Ok(set)
     } else {
         // Stable: problems on one line keep the order they were found in.
@@ -177,6 +185,7 @@ impl Drafts {
             partners: self.partners.into_iter().map(|d| d.policy).collect(),
             rules: self.rules.into_iter().map(|d| d.rule).collect(),
             fingerprint,
+            sources: Vec::new(),
         }
     }
 }

@@ -12,7 +12,7 @@ mod load;
 mod model;
 mod raw;
 
-pub use load::{load_dir, load_sources};
+pub use load::{load_dir, load_sources, read_sources};
 pub use model::{
     App, Approval, Check, DecidedGrant, Decision, EndSource, Explanation, GrantSpec, PartnerPolicy,
     Person, Rule, RuleExplanation, RuleSet,
@@ -38,6 +38,7 @@ impl RuleSet {
             partners: Vec::new(),
             rules: Vec::new(),
             fingerprint: load::fingerprint(&[]),
+            sources: Vec::new(),
         }
     }
 

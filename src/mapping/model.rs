@@ -19,6 +19,9 @@ pub struct RuleSet {
     /// Hex SHA-256 over the sorted (file name, content) pairs the set was loaded from, for
     /// audit: equal fingerprints mean byte-identical rule files.
     pub fingerprint: String,
+    /// The (file name, content) pairs it was loaded from, sorted by name: what a reload
+    /// publishes for the other instances to load.
+    pub sources: Vec<(String, String)>,
 }
 
 /// An application guests can be granted, shown on their access panel.

@@ -276,7 +276,7 @@ async fn apply(
             &partner.id,
             "guest.created",
             &guest.id,
-            json!({"state": guest.state, "rules": rules_json}),
+            json!({"rules_fingerprint": rules.fingerprint, "state": guest.state, "rules": rules_json}),
             now_ms,
         );
         let grants = desired_grants(&guest.id, &decision, now_ms);
@@ -288,7 +288,7 @@ async fn apply(
                 &partner.id,
                 "grant.added",
                 &guest.id,
-                json!({"app": g.app_id, "role": g.role, "rule": g.rule_id, "valid_until": g.valid_until}),
+                json!({"rules_fingerprint": rules.fingerprint, "app": g.app_id, "role": g.role, "rule": g.rule_id, "valid_until": g.valid_until}),
                 now_ms,
             );
         }
@@ -337,7 +337,7 @@ async fn apply(
                 &partner.id,
                 "grant.removed",
                 &guest.id,
-                json!({"app": g.app_id, "role": g.role, "rule": g.rule_id}),
+                json!({"rules_fingerprint": rules.fingerprint, "app": g.app_id, "role": g.role, "rule": g.rule_id}),
                 now_ms,
             );
         }
@@ -353,7 +353,7 @@ async fn apply(
                     &partner.id,
                     "grant.added",
                     &guest.id,
-                    json!({"app": g.app_id, "role": g.role, "rule": g.rule_id, "valid_until": g.valid_until}),
+                    json!({"rules_fingerprint": rules.fingerprint, "app": g.app_id, "role": g.role, "rule": g.rule_id, "valid_until": g.valid_until}),
                     now_ms,
                 );
             }
@@ -365,7 +365,7 @@ async fn apply(
                     &partner.id,
                     "grant.window_changed",
                     &guest.id,
-                    json!({"app": g.app_id, "role": g.role, "rule": g.rule_id, "from": old.valid_until, "to": g.valid_until}),
+                    json!({"rules_fingerprint": rules.fingerprint, "app": g.app_id, "role": g.role, "rule": g.rule_id, "from": old.valid_until, "to": g.valid_until}),
                     now_ms,
                 );
             }
@@ -399,7 +399,7 @@ async fn apply(
             &partner.id,
             "guest.state_changed",
             &guest.id,
-            json!({"from": old_state.to_string(), "to": new_state.to_string(), "event": format!("{event:?}"), "rules": rules_json}),
+            json!({"rules_fingerprint": rules.fingerprint, "from": old_state.to_string(), "to": new_state.to_string(), "event": format!("{event:?}"), "rules": rules_json}),
             now_ms,
         );
     }

@@ -16,6 +16,7 @@ pub mod partners;
 pub mod portal_env;
 pub mod reconcile;
 pub mod rules;
+pub mod rules_watch;
 pub mod signing;
 pub mod sync;
 pub mod users;

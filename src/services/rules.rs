@@ -230,8 +230,10 @@ pub struct ReloadReport {
     pub people_changed: u64,
 }
 
-/// Make `rules` the rule set in force and re-evaluate everyone under it. Each person's
-/// changes commit together (guest state, grants and audit in one transaction).
+/// Make `rules` the rule set in force for every instance on this
+/// database and re-evaluate everyone under it. The scan only finds who to re-evaluate; each
+/// person is decided in their own transaction from what it re-reads with them locked, so a
+/// concurrent SCIM write (a deactivation) is never overwritten with a stale view.
 pub async fn reload(
     deps: &Deps,
     actor: &Actor,
@@ -241,13 +243,8 @@ pub async fn reload(
         tracing::warn!(%problem, "mapping rule names a missing mail template; its guests get the standard invitation");
     }
     let rules = Arc::new(rules);
-    {
-        let mut guard = match deps.rules.write() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        *guard = rules.clone();
-    }
+    super::rules_watch::publish(deps, &actor.label, &rules).await?;
+    super::rules_watch::swap(deps, rules.clone());
     let mut report = ReloadReport {
         fingerprint: rules.fingerprint.clone(),
         ..ReloadReport::default()
@@ -263,33 +260,20 @@ pub async fn reload(
     for partner in partners {
         let mut after: Option<(i64, String)> = None;
         loop {
-            let page = {
+            let ids = {
                 let mut conn = deps.db.pool().acquire().await?;
-                load_page(&mut conn, &partner, after.as_ref()).await?
+                user_store::page_after(&mut conn, &partner.id, after.as_ref(), PAGE).await?
             };
-            let Some((last, _)) = page.users.last() else {
+            let Some(last) = ids.last() else {
                 break;
             };
             after = Some((last.created_at, last.id.clone()));
-            for (u, doc) in &page.users {
-                report.people += 1;
-                let (person, prior) = page.person(u, doc);
-                let mut w = Work::begin(&deps.db);
-                let outcome = lifecycle::reconcile(
-                    &mut w,
-                    &rules,
-                    deps.clock.now(),
-                    &partner,
-                    &person,
-                    &cause,
-                    prior,
-                )
-                .await?;
-                super::invitations::after_reconcile(&mut w, deps, actor, &partner, &outcome, doc)
-                    .await?;
-                w.commit().await?;
-                if outcome.changed() {
-                    report.people_changed += 1;
+            for u in &ids {
+                if let Some(changed) = reevaluate(deps, &rules, &partner, &u.id, &cause).await? {
+                    report.people += 1;
+                    if changed {
+                        report.people_changed += 1;
+                    }
                 }
             }
         }
@@ -311,6 +295,50 @@ pub async fn reload(
     .await?;
     tx.commit().await?;
     Ok(report)
+}
+
+/// One person under `rules`, in one transaction: the user row locked first (the row a SCIM
+/// write updates first, so both take locks in the same order), then their guest; groups and
+/// grants read after the locks. `None` when the person was deleted since the scan, else
+/// whether anything changed.
+async fn reevaluate(
+    deps: &Deps,
+    rules: &RuleSet,
+    partner: &Partner,
+    user_id: &str,
+    cause: &Cause<'_>,
+) -> Result<Option<bool>, ServiceError> {
+    let mut w = Work::begin(&deps.db);
+    let conn = w.conn().await?;
+    let Some(u) = user_store::get_locked(conn, &partner.id, user_id).await? else {
+        w.rollback().await?;
+        return Ok(None);
+    };
+    let groups: Vec<(String, String)> = group_store::groups_of_users(conn, &[u.id.as_str()])
+        .await?
+        .into_iter()
+        .map(|(_, id, name)| (id, name))
+        .collect();
+    let guest = guest_store::find_by_user_locked(conn, &u.id).await?;
+    let grants = match &guest {
+        Some(g) => guest_store::grants(conn, &g.id).await?,
+        None => Vec::new(),
+    };
+    let doc = parse_doc(&u);
+    let prior = lifecycle::Prior::Known(guest.map(Box::new), grants);
+    let outcome = lifecycle::reconcile(
+        &mut w,
+        rules,
+        deps.clock.now(),
+        partner,
+        &view(&u, &doc, &groups),
+        cause,
+        prior,
+    )
+    .await?;
+    super::invitations::after_reconcile(&mut w, deps, cause.actor, partner, &outcome, &doc).await?;
+    w.commit().await?;
+    Ok(Some(outcome.changed()))
 }
 
 /// Explain what the rules in force decide for a partner's person.

@@ -421,9 +421,10 @@ pub(crate) async fn reconcile_user(
         doc,
         groups,
     };
+    let rules = super::rules_watch::in_force(w, deps).await?;
     let outcome = lifecycle::reconcile(
         w,
-        &deps.rules(),
+        &rules,
         deps.clock.now(),
         partner,
         &person,

@@ -20,6 +20,7 @@ pub mod outbox_gauges;
 pub mod ownership;
 pub mod partners;
 pub mod rate_limits;
+pub mod rule_sets;
 pub mod scim_filter;
 pub mod sessions;
 pub mod sql;

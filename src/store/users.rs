@@ -203,6 +203,26 @@ pub async fn get(
     .transpose()
 }
 
+/// A partner's user read to decide about them in this transaction (see `store::for_update`):
+/// a SCIM write of the same person (which updates this row first) waits for the decision, or
+/// the decision waits for it and reads what it wrote.
+pub async fn get_locked(
+    conn: &mut AnyConnection,
+    partner_id: &str,
+    id: &str,
+) -> Result<Option<UserRow>, DbError> {
+    let lock = super::for_update(conn);
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM scim_users r WHERE r.partner_id = $1 AND r.id = $2{lock}"
+    ))
+    .bind(partner_id)
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .map(|r| from_row(&r))
+    .transpose()
+}
+
 /// A partner's user with its groups, in one statement.
 pub async fn get_with_groups(
     conn: &mut AnyConnection,

@@ -397,3 +397,33 @@ where
     }
     panic!("timed out waiting for {what}");
 }
+
+/// Another instance on `app`'s database (a second replica), with these rule files in its own
+/// mappings folder.
+pub async fn spawn_peer(app: &TestApp, rule_files: &[(&str, &str)]) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mappings = dir.path().join("mappings");
+    std::fs::create_dir_all(&mappings).expect("mappings dir");
+    for (name, content) in rule_files {
+        std::fs::write(mappings.join(name), content).expect("rule file");
+    }
+    let settings = settings_with(
+        &app.database_url,
+        &mappings,
+        &[("GUESTBRIDGE_RULES_POLL_MS", "500")],
+    );
+    let peer = Application::build(settings, Arc::new(SystemClock))
+        .await
+        .expect("build peer");
+    let address = format!("http://127.0.0.1:{}", peer.port());
+    let deps = peer.deps();
+    tokio::spawn(peer.run_until_stopped());
+    TestApp {
+        address,
+        deps,
+        mappings,
+        database_url: app.database_url.clone(),
+        client: reqwest::Client::new(),
+        _dir: dir,
+    }
+}

@@ -28,6 +28,7 @@ mod queue_claims;
 mod read_path;
 mod revocation;
 mod revocation_races;
+mod rules_shared;
 mod scenario_entra;
 mod scenario_okta;
 mod scim_schema_check;
