@@ -1,6 +1,7 @@
 //! Integration tests: the real application over HTTP on a random port, on SQLite and (when
 //! GUESTBRIDGE_TEST_POSTGRES_URL is set) PostgreSQL.
 
+mod bad_input;
 mod browser;
 mod cli;
 mod conformance;
@@ -10,6 +11,7 @@ mod graph_stand_in;
 mod health;
 mod helpers;
 mod import;
+mod isolation_attacks;
 mod jobs;
 mod lifecycle;
 mod mail;
