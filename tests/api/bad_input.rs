@@ -16,11 +16,44 @@ const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 /// Strings that have broken parsers and SQL before.
 fn nasty() -> Vec<String> {
     let mut v: Vec<String> = [
-        "'", "\"", "' OR '1'='1", "\" or \"1\"=\"1", "'; DROP TABLE scim_users; --",
-        "%", "_", "\\", "\\\"", "$1", "?", "/*", "*/", "--", ";", "`", "\u{0}", "a\u{0}b",
-        "\u{202e}evil", "\u{200f}\u{200e}", "e\u{301}\u{301}\u{301}", "\u{fffd}", "\u{feff}",
-        "\r\nBcc: x@evil.example", "\n", "\t", "😀", "𝔘𝔫𝔦", "..", "../../etc/passwd",
-        "%00", "%27", "()", "[", "]", "{}", "\u{7f}", "\u{2028}",
+        "'",
+        "\"",
+        "' OR '1'='1",
+        "\" or \"1\"=\"1",
+        "'; DROP TABLE scim_users; --",
+        "%",
+        "_",
+        "\\",
+        "\\\"",
+        "$1",
+        "?",
+        "/*",
+        "*/",
+        "--",
+        ";",
+        "`",
+        "\u{0}",
+        "a\u{0}b",
+        "\u{202e}evil",
+        "\u{200f}\u{200e}",
+        "e\u{301}\u{301}\u{301}",
+        "\u{fffd}",
+        "\u{feff}",
+        "\r\nBcc: x@evil.example",
+        "\n",
+        "\t",
+        "😀",
+        "𝔘𝔫𝔦",
+        "..",
+        "../../etc/passwd",
+        "%00",
+        "%27",
+        "()",
+        "[",
+        "]",
+        "{}",
+        "\u{7f}",
+        "\u{2028}",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -32,7 +65,14 @@ fn nasty() -> Vec<String> {
 
 async fn counts(app: &TestApp) -> Vec<i64> {
     let mut out = Vec::new();
-    for table in ["scim_users", "scim_groups", "group_members", "scim_values", "audit_log", "guests"] {
+    for table in [
+        "scim_users",
+        "scim_groups",
+        "group_members",
+        "scim_values",
+        "audit_log",
+        "guests",
+    ] {
         out.push(
             sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
                 .fetch_one(app.deps.db.pool())
@@ -62,7 +102,9 @@ async fn bad_input_is_refused_and_writes_nothing(backend: Backend) {
     let app = spawn(backend).await;
     let (_, a) = app.partner("acme").await;
     let ann = a
-        .create_user(&json!({"userName": "ann@acme.example", "emails": [{"value": "ann@acme.example"}]}))
+        .create_user(
+            &json!({"userName": "ann@acme.example", "emails": [{"value": "ann@acme.example"}]}),
+        )
         .await;
     let before = counts(&app).await;
     let mut tried = 0usize;
@@ -87,26 +129,49 @@ async fn bad_input_is_refused_and_writes_nothing(backend: Backend) {
             format!("userName eq \"{s}\""),
             format!("userName sw {quoted} or {s}"),
         ] {
-            let (st, body) = raw(&a, Method::GET, &format!("/Users?filter={}", url_encode(&filter)), vec![]).await;
+            let (st, body) = raw(
+                &a,
+                Method::GET,
+                &format!("/Users?filter={}", url_encode(&filter)),
+                vec![],
+            )
+            .await;
             // A well-formed filter over odd text finds nothing (200); a malformed one is a 400.
             check!(format!("filter {filter:?}"), st, &body, &[200, 400]);
             if st == 200 && !body.contains("\"totalResults\":0") {
                 failures.push(format!("filter {filter:?} found something: {body}"));
             }
         }
-        for path in [s.clone(), format!("emails[value eq {quoted}]"), format!("name.{s}")] {
+        for path in [
+            s.clone(),
+            format!("emails[value eq {quoted}]"),
+            format!("name.{s}"),
+        ] {
             let op = json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": path, "value": "x"}]});
-            let (st, body) = raw(&a, Method::PATCH, &format!("/Users/{ann}"), op.to_string().into_bytes()).await;
+            let (st, body) = raw(
+                &a,
+                Method::PATCH,
+                &format!("/Users/{ann}"),
+                op.to_string().into_bytes(),
+            )
+            .await;
             // A path that names nothing is a 400; a value filter matching no element too.
             check!(format!("PATCH path {path:?}"), st, &body, &[400]);
         }
         // A userName carrying control characters or NUL must be refused; others may be
         // accepted (then deleted again below, so counts compare).
-        let (st, body) = raw(&a, Method::POST, "/Users", json!({"userName": s}).to_string().into_bytes()).await;
+        let (st, body) = raw(
+            &a,
+            Method::POST,
+            "/Users",
+            json!({"userName": s}).to_string().into_bytes(),
+        )
+        .await;
         check!(format!("userName {s:?}"), st, &body, &[201, 400, 409, 413]);
         if st == 201 {
             let id: Value = serde_json::from_str(&body).unwrap();
-            a.delete(&format!("/Users/{}", id["id"].as_str().unwrap())).await;
+            a.delete(&format!("/Users/{}", id["id"].as_str().unwrap()))
+                .await;
         }
     }
 
@@ -120,7 +185,13 @@ async fn bad_input_is_refused_and_writes_nothing(backend: Backend) {
         let (st, body) = raw(&a, Method::POST, "/Users", bytes.clone()).await;
         check!(format!("body {bytes:?}"), st, &body, &[400]);
     }
-    let (st, body) = raw(&a, Method::GET, "/Users?filter=userName%20eq%20%22%FF%22", vec![]).await;
+    let (st, body) = raw(
+        &a,
+        Method::GET,
+        "/Users?filter=userName%20eq%20%22%FF%22",
+        vec![],
+    )
+    .await;
     // Decoded lossily: a replacement character that matches nobody.
     check!("query %FF", st, &body, &[200, 400]);
 
@@ -131,9 +202,21 @@ async fn bad_input_is_refused_and_writes_nothing(backend: Backend) {
     let deep_patch = format!(
         "{{\"schemas\":[\"{PATCH}\"],\"Operations\":[{{\"op\":\"add\",\"path\":\"title\",\"value\":{deep}}}]}}"
     );
-    let (st, body) = raw(&a, Method::PATCH, &format!("/Users/{ann}"), deep_patch.into_bytes()).await;
+    let (st, body) = raw(
+        &a,
+        Method::PATCH,
+        &format!("/Users/{ann}"),
+        deep_patch.into_bytes(),
+    )
+    .await;
     check!("deep PATCH value", st, &body, &[400]);
-    let (st, body) = raw(&a, Method::POST, "/Bulk", format!("{{\"Operations\":{deep}}}").into_bytes()).await;
+    let (st, body) = raw(
+        &a,
+        Method::POST,
+        "/Bulk",
+        format!("{{\"Operations\":{deep}}}").into_bytes(),
+    )
+    .await;
     check!("deep Bulk", st, &body, &[400, 413]);
 
     // 100 MB streamed: refused early, long before it could all be sent.
@@ -158,10 +241,13 @@ async fn bad_input_is_refused_and_writes_nothing(backend: Backend) {
     }
     let line = format!("inputs={tried} failures={}", failures.len());
     eprintln!("bad input ({}): {line}", backend_name(backend));
-    record_count("bad-input.count", &format!("http.{}", backend_name(backend)), &line);
+    record_count(
+        "bad-input.count",
+        &format!("http.{}", backend_name(backend)),
+        &line,
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
-
 
 /// Announce a 100 MB body, send at most its first 8 MB, and read the status the server
 /// answers with meanwhile (it must not wait for the rest).

@@ -126,10 +126,7 @@ struct Reply {
 
 /// Send `attempt` naming `value`; the reply masked, and its raw text for the string scan.
 async fn send(scim: &Scim, attempt: &Attempt, value: &str) -> (Reply, String) {
-    let fill = |s: &str| {
-        s.replace("{XQ}", &url_encode(value))
-            .replace("{X}", value)
-    };
+    let fill = |s: &str| s.replace("{XQ}", &url_encode(value)).replace("{X}", value);
     let mut req = scim
         .client
         .request(
@@ -289,7 +286,12 @@ fn attempts(a_user: &str, a_group: &str) -> Vec<Attempt> {
     for resource in ["Users", "Groups"] {
         let by_id = format!("/{resource}/{{X}}");
         let replacement = if resource == "Users" {
-            user("ghost-put@nowhere.example", "ghost-put", "Ghost", "ghost-put@nowhere.example")
+            user(
+                "ghost-put@nowhere.example",
+                "ghost-put",
+                "Ghost",
+                "ghost-put@nowhere.example",
+            )
         } else {
             json!({"schemas": [GROUP], "displayName": "Ghost put"})
         };
@@ -302,14 +304,21 @@ fn attempts(a_user: &str, a_group: &str) -> Vec<Attempt> {
         ] {
             let with = |a: Attempt| if h.is_empty() { a } else { a.header(h, v) };
             out.push(with(Attempt::new(Method::GET, by_id.clone())));
-            out.push(with(Attempt::new(Method::GET, format!("{by_id}?attributes=id,meta"))));
+            out.push(with(Attempt::new(
+                Method::GET,
+                format!("{by_id}?attributes=id,meta"),
+            )));
             out.push(with(Attempt::new(
                 Method::GET,
                 format!("{by_id}?excludedAttributes=members,groups"),
             )));
             if h != "If-None-Match" {
-                out.push(with(Attempt::new(Method::PUT, by_id.clone()).body(replacement.clone())));
-                out.push(with(Attempt::new(Method::PATCH, by_id.clone()).body(patch_active.clone())));
+                out.push(with(
+                    Attempt::new(Method::PUT, by_id.clone()).body(replacement.clone()),
+                ));
+                out.push(with(
+                    Attempt::new(Method::PATCH, by_id.clone()).body(patch_active.clone()),
+                ));
                 out.push(with(
                     Attempt::new(Method::PATCH, by_id.clone()).body(patch_members_remove.clone()),
                 ));
@@ -382,7 +391,9 @@ fn attempts(a_user: &str, a_group: &str) -> Vec<Attempt> {
         json!({"schemas": [PATCH], "Operations": [{"op": "add", "path": "groups", "value": [{"value": "{X}"}]}]}),
     ));
     // A user of A's own carrying the identifier: allowed, and must answer as for any value.
-    out.push(Attempt::new(Method::POST, "/Users").body(json!({"schemas": [USER], "userName": "{X}"})));
+    out.push(
+        Attempt::new(Method::POST, "/Users").body(json!({"schemas": [USER], "userName": "{X}"})),
+    );
     out.push(Attempt::new(Method::POST, "/Users").body(
         json!({"schemas": [USER], "userName": "x-{X}", "externalId": "{X}", "emails": [{"value": "{X}"}]}),
     ));
@@ -398,7 +409,9 @@ fn attempts(a_user: &str, a_group: &str) -> Vec<Attempt> {
                 ("PUT", _) => json!({"schemas": [GROUP], "displayName": "ghost-bulk"}),
                 _ => Value::Null,
             };
-            out.push(bulk(json!([{"method": method, "path": format!("/{resource}/{{X}}"), "data": data}])));
+            out.push(bulk(
+                json!([{"method": method, "path": format!("/{resource}/{{X}}"), "data": data}]),
+            ));
             out.push(bulk(json!([{"method": method, "path": format!("/{resource}/{{X}}"), "version": "W/\"1\"", "data": data}])));
         }
     }
@@ -431,7 +444,12 @@ async fn partner_a_cannot_reach_partner_b(backend: Backend) {
     let (globex, b) = app.partner("globex").await;
 
     let a_user = a
-        .create_user(&user("ann@acme.example", "acme-ann", "Ann", "ann@acme.example"))
+        .create_user(&user(
+            "ann@acme.example",
+            "acme-ann",
+            "Ann",
+            "ann@acme.example",
+        ))
         .await;
     let a_group_res = a
         .post("/Groups", &json!({"schemas": [GROUP], "displayName": "Acme Nurses", "members": [{"value": a_user}]}))
@@ -490,13 +508,9 @@ async fn partner_a_cannot_reach_partner_b(backend: Backend) {
     .collect();
 
     let mut probes: Vec<Probe> = Vec::new();
-    for (i, s) in [
-        bob.as_str(),
-        carol.as_str(),
-        b_group.as_str(),
-    ]
-    .iter()
-    .enumerate()
+    for (i, s) in [bob.as_str(), carol.as_str(), b_group.as_str()]
+        .iter()
+        .enumerate()
     {
         let _ = i;
         probes.push(Probe {
@@ -562,7 +576,11 @@ async fn partner_a_cannot_reach_partner_b(backend: Backend) {
                 ));
             }
             if got.status >= 500 {
-                leaks.push(format!("{} with {}: {got:?}", attempt.describe(), probe.value));
+                leaks.push(format!(
+                    "{} with {}: {got:?}",
+                    attempt.describe(),
+                    probe.value
+                ));
             }
         }
     }
@@ -576,7 +594,9 @@ async fn partner_a_cannot_reach_partner_b(backend: Backend) {
     leaks.extend(admin_leaks);
     let after_admin = snapshot(&app, &b, globex.id.as_str()).await;
     if after != after_admin {
-        leaks.push(format!("B's data changed by admin attempts: {after} → {after_admin}"));
+        leaks.push(format!(
+            "B's data changed by admin attempts: {after} → {after_admin}"
+        ));
     }
 
     let line = format!("attempts={tried} leaks={}", leaks.len());
@@ -587,7 +607,12 @@ async fn partner_a_cannot_reach_partner_b(backend: Backend) {
         &line,
     );
     assert!(tried >= 500, "only {tried} attempts");
-    assert!(leaks.is_empty(), "{} leaks:\n{}", leaks.len(), leaks.join("\n"));
+    assert!(
+        leaks.is_empty(),
+        "{} leaks:\n{}",
+        leaks.len(),
+        leaks.join("\n")
+    );
 }
 
 /// Every admin route with A's and B's partner tokens: refused, nothing written.
@@ -616,7 +641,10 @@ async fn admin_with_partner_tokens(
         .await
         .unwrap();
     let list = tokens.get("tokens").unwrap_or(&tokens);
-    let b_token_id = list[0]["id"].as_str().unwrap_or_else(|| panic!("{tokens}")).to_string();
+    let b_token_id = list[0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{tokens}"))
+        .to_string();
     let routes: Vec<(Method, String)> = vec![
         (Method::GET, "/guests".into()),
         (Method::GET, "/guests?partner=globex".into()),
@@ -627,13 +655,22 @@ async fn admin_with_partner_tokens(
         (Method::DELETE, format!("/guests/{guest_id}/invitation")),
         (Method::GET, "/imports".into()),
         (Method::GET, format!("/imports/{}", uuid::Uuid::now_v7())),
-        (Method::GET, format!("/imports/{}/errors.csv", uuid::Uuid::now_v7())),
+        (
+            Method::GET,
+            format!("/imports/{}/errors.csv", uuid::Uuid::now_v7()),
+        ),
         (Method::GET, "/partners/globex/tokens".into()),
         (Method::GET, "/partners/acme/tokens".into()),
-        (Method::DELETE, format!("/partners/globex/tokens/{b_token_id}")),
+        (
+            Method::DELETE,
+            format!("/partners/globex/tokens/{b_token_id}"),
+        ),
         (Method::DELETE, format!("/admin-tokens/{b_token_id}")),
         (Method::GET, "/sync".into()),
-        (Method::POST, format!("/sync/events/{}/replay", uuid::Uuid::now_v7())),
+        (
+            Method::POST,
+            format!("/sync/events/{}/replay", uuid::Uuid::now_v7()),
+        ),
         (Method::POST, "/sync/targets/downstream/reconcile".into()),
         (Method::GET, "/mappings".into()),
         (Method::POST, "/mappings/diff".into()),
@@ -667,7 +704,9 @@ async fn admin_with_partner_tokens(
                 let status = res.status().as_u16();
                 let text = res.text().await.unwrap();
                 if status != 401 && status != 403 {
-                    leaks.push(format!("{method} /api/v1{path} with a partner token: {status} {text}"));
+                    leaks.push(format!(
+                        "{method} /api/v1{path} with a partner token: {status} {text}"
+                    ));
                 }
             }
             for partner in ["globex", "acme"] {
@@ -693,7 +732,9 @@ async fn admin_with_partner_tokens(
                     tried += 1;
                     let status = res.status().as_u16();
                     if status != 401 && status != 403 {
-                        leaks.push(format!("import into {partner} with a partner token: {status}"));
+                        leaks.push(format!(
+                            "import into {partner} with a partner token: {status}"
+                        ));
                     }
                 }
             }

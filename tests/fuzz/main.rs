@@ -80,7 +80,11 @@ fn filter() -> impl Strategy<Value = String> {
     });
     leaf.prop_recursive(6, 64, 4, |inner| {
         prop_oneof![
-            (inner.clone(), prop::sample::select(vec!["and", "or", "AND", "andd"]), inner.clone())
+            (
+                inner.clone(),
+                prop::sample::select(vec!["and", "or", "AND", "andd"]),
+                inner.clone()
+            )
                 .prop_map(|(a, j, b)| format!("{a} {j} {b}")),
             inner.clone().prop_map(|f| format!("not ({f})")),
             inner.clone().prop_map(|f| format!("({f})")),
@@ -93,7 +97,10 @@ fn filter() -> impl Strategy<Value = String> {
 
 /// A near-valid input, then up to three byte-level mutations that keep it UTF-8.
 fn mutated(base: impl Strategy<Value = String>) -> impl Strategy<Value = String> {
-    (base, prop::collection::vec((any::<prop::sample::Index>(), 0u8..4, any::<char>()), 0..3))
+    (
+        base,
+        prop::collection::vec((any::<prop::sample::Index>(), 0u8..4, any::<char>()), 0..3),
+    )
         .prop_map(|(s, muts)| {
             let mut chars: Vec<char> = s.chars().collect();
             for (at, kind, c) in muts {
@@ -118,7 +125,11 @@ fn mutated(base: impl Strategy<Value = String>) -> impl Strategy<Value = String>
         })
 }
 
-fn run<S: Strategy>(name: &str, strategy: S, test: impl Fn(S::Value) -> Result<(), TestCaseError>) -> u64
+fn run<S: Strategy>(
+    name: &str,
+    strategy: S,
+    test: impl Fn(S::Value) -> Result<(), TestCaseError>,
+) -> u64
 where
     S::Value: std::fmt::Debug,
 {
@@ -148,19 +159,32 @@ fn patch_body() -> impl Strategy<Value = String> {
         Just(json!(null)),
         Just(json!({"emails": [{"value": "x", "primary": true}, {"value": "y", "primary": true}]})),
     ];
-    let operation = (op_name, prop::option::of(mutated(filter().prop_map(|f| {
-        let (a, rest) = f.split_once(' ').unwrap_or((&f, ""));
-        if rest.is_empty() { a.to_string() } else { format!("emails[{f}].value") }
-    }))), prop::option::of(value))
+    let operation = (
+        op_name,
+        prop::option::of(mutated(filter().prop_map(|f| {
+            let (a, rest) = f.split_once(' ').unwrap_or((&f, ""));
+            if rest.is_empty() {
+                a.to_string()
+            } else {
+                format!("emails[{f}].value")
+            }
+        }))),
+        prop::option::of(value),
+    )
         .prop_map(|(o, p, v)| {
             let mut m = serde_json::Map::new();
             m.insert("op".into(), json!(o));
-            if let Some(p) = p { m.insert("path".into(), json!(p)); }
-            if let Some(v) = v { m.insert("value".into(), v); }
+            if let Some(p) = p {
+                m.insert("path".into(), json!(p));
+            }
+            if let Some(v) = v {
+                m.insert("value".into(), v);
+            }
             Value::Object(m)
         });
     prop::collection::vec(operation, 0..5).prop_map(|ops| {
-        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops}).to_string()
+        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
+            .to_string()
     })
 }
 
@@ -176,15 +200,33 @@ fn csv_roster() -> impl Strategy<Value = String> {
         "[^\r\n,]{0,12}",
     ];
     let row = prop::collection::vec(cell, 0..7).prop_map(|c| c.join(","));
-    (prop::sample::select(vec!["\n", "\r\n", "\r"]), prop::collection::vec(row, 0..6)).prop_map(|(nl, rows)| {
-        format!("\u{feff}userName,email,givenName,familyName,active,accessEndDate{nl}{}", rows.join(nl))
-    })
+    (
+        prop::sample::select(vec!["\n", "\r\n", "\r"]),
+        prop::collection::vec(row, 0..6),
+    )
+        .prop_map(|(nl, rows)| {
+            format!(
+                "\u{feff}userName,email,givenName,familyName,active,accessEndDate{nl}{}",
+                rows.join(nl)
+            )
+        })
 }
 
 fn rule_file() -> impl Strategy<Value = String> {
     let key = prop::sample::select(vec![
-        "id", "partners", "condition", "groups", "grants", "access_days", "access_until",
-        "use_partner_end_date", "sponsor", "mfa", "template", "language", "descripton",
+        "id",
+        "partners",
+        "condition",
+        "groups",
+        "grants",
+        "access_days",
+        "access_until",
+        "use_partner_end_date",
+        "sponsor",
+        "mfa",
+        "template",
+        "language",
+        "descripton",
     ]);
     let val = prop_oneof![
         Just("\"r1\"".to_string()),
@@ -210,16 +252,26 @@ fn rule_file() -> impl Strategy<Value = String> {
 fn parsers_survive_near_valid_input() {
     use guestbridge::scim::{filter as f, patch, schema};
     let mut counts = Vec::new();
-    counts.push(("filter", run("filter", mutated(filter()), |s| {
-        within_a_second("filter", move || {
-            let _ = f::parse_filter(&s);
-        })
-    })));
-    counts.push(("patch_path", run("patch_path", mutated(filter().prop_map(|f| format!("emails[{f}].value"))), |s| {
-        within_a_second("patch path", move || {
-            let _ = f::parse_patch_path(&s);
-        })
-    })));
+    counts.push((
+        "filter",
+        run("filter", mutated(filter()), |s| {
+            within_a_second("filter", move || {
+                let _ = f::parse_filter(&s);
+            })
+        }),
+    ));
+    counts.push((
+        "patch_path",
+        run(
+            "patch_path",
+            mutated(filter().prop_map(|f| format!("emails[{f}].value"))),
+            |s| {
+                within_a_second("patch path", move || {
+                    let _ = f::parse_patch_path(&s);
+                })
+            },
+        ),
+    ));
     counts.push(("patch_request", run("patch_request", mutated(patch_body()), |s| {
         within_a_second("patch request", move || {
             let Ok(body) = serde_json::from_str::<Value>(&s) else { return };
@@ -229,23 +281,30 @@ fn parsers_survive_near_valid_input() {
             }
         })
     })));
-    counts.push(("csv_roster", run("csv_roster", mutated(csv_roster()), |s| {
-        within_a_second("csv roster", move || {
-            let map = guestbridge::import::ColumnMap::default();
-            if let Ok(reader) = guestbridge::import::RosterReader::new(s.as_bytes(), &map, None) {
-                for row in reader.take(100) {
-                    if let Ok(r) = row {
-                        let _ = r.to_scim();
+    counts.push((
+        "csv_roster",
+        run("csv_roster", mutated(csv_roster()), |s| {
+            within_a_second("csv roster", move || {
+                let map = guestbridge::import::ColumnMap::default();
+                if let Ok(reader) = guestbridge::import::RosterReader::new(s.as_bytes(), &map, None)
+                {
+                    for row in reader.take(100) {
+                        if let Ok(r) = row {
+                            let _ = r.to_scim();
+                        }
                     }
                 }
-            }
-        })
-    })));
-    counts.push(("rule_file", run("rule_file", mutated(rule_file()), |s| {
-        within_a_second("rule file", move || {
-            let _ = guestbridge::mapping::load_sources(&[("rules.toml".to_string(), s)]);
-        })
-    })));
+            })
+        }),
+    ));
+    counts.push((
+        "rule_file",
+        run("rule_file", mutated(rule_file()), |s| {
+            within_a_second("rule file", move || {
+                let _ = guestbridge::mapping::load_sources(&[("rules.toml".to_string(), s)]);
+            })
+        }),
+    ));
     let line: String = counts.iter().map(|(n, c)| format!("{n}={c} ")).collect();
     eprintln!("fuzz executions: {line}");
     let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz.count");
