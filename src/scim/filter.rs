@@ -704,8 +704,20 @@ fn check_value_path_attr(path: &AttrPath, word: &str, pos: usize) -> Result<(), 
     Ok(())
 }
 
-/// Unescapes a string token (with its quotes) as a JSON string.
+/// Unescapes a string token (with its quotes) as a JSON string. NUL is refused: SQLite ends
+/// text at it, so `co "\u0000"` would compare with the empty string and match everyone.
 fn parse_json_string(raw: &str, pos: usize) -> Result<String, FilterError> {
+    let value = unescape_json_string(raw, pos)?;
+    match value.find('\0') {
+        Some(_) => Err(FilterError::new(
+            pos,
+            "invalid string literal: NUL (\\u0000) is not allowed",
+        )),
+        None => Ok(value),
+    }
+}
+
+fn unescape_json_string(raw: &str, pos: usize) -> Result<String, FilterError> {
     serde_json::from_str::<String>(raw).map_err(|e| {
         let text = e.to_string();
         let reason = text.split(" at line ").next().unwrap_or(&text);

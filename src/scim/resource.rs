@@ -257,6 +257,14 @@ fn normalize_single(
             Value::String(crate::clock::to_rfc3339(t.with_timezone(&chrono::Utc)))
         }
         AttrType::String | AttrType::Reference | AttrType::Binary => match value {
+            // PostgreSQL text cannot hold NUL (the write failed with a 500) and SQLite ends
+            // text at it in comparisons.
+            Value::String(s) if s.contains('\0') => {
+                return Err(ScimError::invalid_value(format!(
+                    "attribute '{}' must not contain NUL (\\u0000)",
+                    name()
+                )))
+            }
             Value::String(_) => value.clone(),
             // Some HR systems send employee numbers and the like as JSON numbers.
             Value::Number(n) => Value::String(n.to_string()),
