@@ -19,3 +19,19 @@ pub fn init(format: LogFormat, default_level: &str) {
         LogFormat::Text => builder.try_init(),
     };
 }
+
+/// A resource id as logs may show it: ids we issue (UUIDs, slugs) as they are, anything else a
+/// client put in a URL in their place (an e-mail address, a name) as `…`, since a client that
+/// sends a userName where an id belongs would otherwise write it into every line of the request.
+pub fn loggable_id(id: &str) -> &str {
+    let issued_shape = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if issued_shape {
+        id
+    } else {
+        "…"
+    }
+}

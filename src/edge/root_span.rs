@@ -21,12 +21,25 @@ const LONG_SEGMENT: usize = 16;
 
 pub struct RedactedRootSpan;
 
-/// The path to log: the matched route where it has a secret parameter, else the path with
-/// long segments replaced when no route matched; never the query string.
+/// The path to log: the matched route where it has a secret parameter; on other routes the
+/// path with each parameter that is not shaped like an id we issue replaced (a client may put
+/// an e-mail address where an id belongs); long segments replaced when no route matched;
+/// never the query string.
 pub fn loggable_path(path: &str, pattern: Option<&str>) -> String {
     match pattern {
         Some(p) if SECRET_PARAMS.iter().any(|s| p.contains(s)) => p.to_string(),
-        Some(_) => path.to_string(),
+        Some(p) => path
+            .split('/')
+            .zip(p.split('/').chain(std::iter::repeat("")))
+            .map(|(seg, pat)| {
+                if pat.starts_with('{') {
+                    crate::telemetry::loggable_id(seg)
+                } else {
+                    seg
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/"),
         None => path
             .split('/')
             .map(|seg| {
@@ -108,6 +121,13 @@ mod tests {
         assert_eq!(
             loggable_path("/scim/v2/Users/0193", Some("/scim/v2/Users/{id}")),
             "/scim/v2/Users/0193"
+        );
+        assert_eq!(
+            loggable_path(
+                "/scim/v2/Users/ann@acme.example",
+                Some("/scim/v2/Users/{id}")
+            ),
+            "/scim/v2/Users/…"
         );
         assert_eq!(
             loggable_path("/invite/aVeryLongSecretTokenValue/x", None),

@@ -398,7 +398,7 @@ async fn save(
     })
 }
 
-#[tracing::instrument(skip_all, fields(partner = %partner.slug, id = %id))]
+#[tracing::instrument(skip_all, fields(partner = %partner.slug, id = %crate::telemetry::loggable_id(id)))]
 pub async fn replace(
     deps: &Deps,
     actor: &Actor,
@@ -429,7 +429,7 @@ pub async fn replace(
     .await
 }
 
-#[tracing::instrument(skip_all, fields(partner = %partner.slug, id = %id))]
+#[tracing::instrument(skip_all, fields(partner = %partner.slug, id = %crate::telemetry::loggable_id(id)))]
 pub async fn patch(
     deps: &Deps,
     actor: &Actor,
@@ -477,7 +477,7 @@ pub async fn patch(
     .await
 }
 
-#[tracing::instrument(skip_all, fields(partner = %partner.slug, id = %id))]
+#[tracing::instrument(skip_all, fields(partner = %partner.slug, id = %crate::telemetry::loggable_id(id)))]
 pub async fn delete(
     deps: &Deps,
     actor: &Actor,

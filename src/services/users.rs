@@ -496,7 +496,7 @@ async fn load_for_write(w: &mut Work, partner: &Partner, id: &str) -> Result<Use
 }
 
 /// Replace a user with a full SCIM body (PUT).
-#[tracing::instrument(skip_all, fields(partner = %partner.slug, id = %id))]
+#[tracing::instrument(skip_all, fields(partner = %partner.slug, id = %crate::telemetry::loggable_id(id)))]
 pub async fn replace(
     deps: &Deps,
     actor: &Actor,
@@ -534,7 +534,7 @@ pub async fn replace(
 }
 
 /// Apply PATCH operations atomically.
-#[tracing::instrument(skip_all, fields(partner = %partner.slug, id = %id))]
+#[tracing::instrument(skip_all, fields(partner = %partner.slug, id = %crate::telemetry::loggable_id(id)))]
 pub async fn patch(
     deps: &Deps,
     actor: &Actor,
@@ -645,7 +645,7 @@ async fn refuse_deactivation(
 }
 
 /// Delete a user.
-#[tracing::instrument(skip_all, fields(partner = %partner.slug, id = %id))]
+#[tracing::instrument(skip_all, fields(partner = %partner.slug, id = %crate::telemetry::loggable_id(id)))]
 pub async fn delete(
     deps: &Deps,
     actor: &Actor,

@@ -352,6 +352,24 @@ pub(crate) fn for_update(conn: &AnyConnection) -> &'static str {
     }
 }
 
+/// How a queue claim picks its rows: `WITH picked AS {materialized} (SELECT … {lock})`. On
+/// PostgreSQL the rows it picks are locked and rows another claimer has locked are passed
+/// over, so concurrent instances claim different work instead of queueing on the same rows
+/// and coming away empty. The pick is a materialised CTE because a locking subquery inside
+/// `IN (…)` may be rescanned per outer row, and each rescan, skipping the rows this very
+/// statement has just updated, would claim the next batch too. Nothing on SQLite, where one
+/// writer claims at a time.
+pub(crate) fn claim_pick(conn: &AnyConnection, table: &str) -> (&'static str, String) {
+    if conn.backend_name() == "PostgreSQL" {
+        (
+            " MATERIALIZED",
+            format!(" FOR UPDATE OF {table} SKIP LOCKED"),
+        )
+    } else {
+        ("", String::new())
+    }
+}
+
 /// True when the error is a violated unique constraint, on either backend.
 pub fn is_unique_violation(err: &DbError) -> bool {
     err.as_database_error()

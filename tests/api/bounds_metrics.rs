@@ -63,7 +63,7 @@ async fn fill_outboxes(app: &crate::helpers::TestApp, n: i64, sent_every: i64) {
     let mail = format!(
         "INSERT INTO mail_outbox (id, kind, to_addr, subject, idempotency_key, created_at, next_attempt_at, sent_at)
          WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n})
-         SELECT 'm' || i, 'invitation', 'a@b.c', 's', 'k' || i, i, i,
+         SELECT 'm' || i, 'invitation', 'recipient', 's', 'k' || i, i, i,
                 CASE WHEN i % {sent_every} = 0 THEN i ELSE NULL END FROM n"
     );
     sqlx::query(&mail).execute(&mut *conn).await.unwrap();
@@ -123,7 +123,7 @@ async fn fill_outboxes_from(app: &crate::helpers::TestApp, from: i64, to: i64) {
     for sql in [
         format!("INSERT INTO mail_outbox (id, kind, to_addr, subject, idempotency_key, created_at, next_attempt_at)
          WITH RECURSIVE n(i) AS (SELECT {from} UNION ALL SELECT i + 1 FROM n WHERE i < {to})
-         SELECT 'm' || i, 'invitation', 'a@b.c', 's', 'k' || i, i, i FROM n"),
+         SELECT 'm' || i, 'invitation', 'recipient', 's', 'k' || i, i, i FROM n"),
         format!("INSERT INTO sync_outbox (id, target, guest_id, kind, payload, created_at, next_attempt_at)
          WITH RECURSIVE n(i) AS (SELECT {from} UNION ALL SELECT i + 1 FROM n WHERE i < {to})
          SELECT 'e' || i, 'hooks', 'g' || i, 'guest_upserted', '{{}}', i, i FROM n"),

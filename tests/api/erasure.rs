@@ -149,11 +149,15 @@ async fn occurrences(app: &TestApp, backend: Backend) -> Vec<String> {
     let mut hits = Vec::new();
     for (table, column) in columns(app, backend).await {
         // Bytes on SQLite, whose columns may hold any type (a sealed value is not UTF-8).
-        let as_type = match backend {
-            Backend::Sqlite => "BLOB",
-            Backend::Postgres => "BYTEA",
+        // On PostgreSQL convert_to, not a cast: a cast to BYTEA reads backslashes as escapes.
+        let sql = match backend {
+            Backend::Sqlite => {
+                format!("SELECT CAST(CAST(\"{column}\" AS TEXT) AS BLOB) FROM \"{table}\"")
+            }
+            Backend::Postgres => {
+                format!("SELECT convert_to(CAST(\"{column}\" AS TEXT), 'UTF8') FROM \"{table}\"")
+            }
         };
-        let sql = format!("SELECT CAST(CAST(\"{column}\" AS TEXT) AS {as_type}) FROM \"{table}\"");
         let values: Vec<Option<Vec<u8>>> = sqlx::query_scalar(&sql)
             .fetch_all(app.deps.db.pool())
             .await

@@ -1,18 +1,18 @@
 //! Integration tests: the real application over HTTP on a random port, on SQLite and (when
 //! GUESTBRIDGE_TEST_POSTGRES_URL is set) PostgreSQL.
 
-mod backup_restore;
 mod admin_tokens;
+mod backup_restore;
+mod bad_input;
 mod bounds_bulk;
 mod bounds_groups;
 mod bounds_import;
 mod bounds_metrics;
-mod bad_input;
 mod browser;
 mod cli;
 mod conformance;
-mod erasure;
 mod edge;
+mod erasure;
 mod filter_differential;
 #[path = "../connectors/graph_stand_in.rs"]
 mod graph_stand_in;
