@@ -192,8 +192,17 @@ pub async fn get(
     partner_id: &str,
     id: &str,
 ) -> Result<Option<UserRow>, DbError> {
+    get_ending(conn, partner_id, id, "").await
+}
+
+async fn get_ending(
+    conn: &mut AnyConnection,
+    partner_id: &str,
+    id: &str,
+    lock: &str,
+) -> Result<Option<UserRow>, DbError> {
     sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM scim_users r WHERE r.partner_id = $1 AND r.id = $2"
+        "SELECT {COLUMNS} FROM scim_users r WHERE r.partner_id = $1 AND r.id = $2{lock}"
     ))
     .bind(partner_id)
     .bind(id)
@@ -212,15 +221,7 @@ pub async fn get_locked(
     id: &str,
 ) -> Result<Option<UserRow>, DbError> {
     let lock = super::for_update(conn);
-    sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM scim_users r WHERE r.partner_id = $1 AND r.id = $2{lock}"
-    ))
-    .bind(partner_id)
-    .bind(id)
-    .fetch_optional(conn)
-    .await?
-    .map(|r| from_row(&r))
-    .transpose()
+    get_ending(conn, partner_id, id, lock).await
 }
 
 /// A partner's user with its groups, in one statement.
