@@ -173,21 +173,3 @@ pub async fn mark_failed(
     .await?;
     Ok(())
 }
-
-/// Queue counts: (pending, sent, failed).
-pub async fn counts(conn: &mut AnyConnection) -> Result<(i64, i64, i64), DbError> {
-    let r = sqlx::query(
-        "SELECT
-            COALESCE(SUM(CASE WHEN sent_at IS NULL AND failed_at IS NULL THEN 1 ELSE 0 END), 0) AS pending,
-            COALESCE(SUM(CASE WHEN sent_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS sent,
-            COALESCE(SUM(CASE WHEN failed_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS failed
-         FROM mail_outbox",
-    )
-    .fetch_one(conn)
-    .await?;
-    Ok((
-        r.try_get("pending")?,
-        r.try_get("sent")?,
-        r.try_get("failed")?,
-    ))
-}
