@@ -27,7 +27,8 @@ pub fn postgres_url() -> Option<String> {
 }
 
 /// Generate a `sqlite` and a `postgres` test for each named async fn taking a `Backend`.
-/// Without GUESTBRIDGE_TEST_POSTGRES_URL the postgres variant says so and returns.
+/// Built without GUESTBRIDGE_TEST_POSTGRES_URL, the postgres variant is reported as ignored
+/// (build.rs sets `gb_postgres`).
 #[macro_export]
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
@@ -39,16 +40,26 @@ macro_rules! both_backends {
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(
+                    not(gb_postgres),
+                    ignore = "GUESTBRIDGE_TEST_POSTGRES_URL was not set when the tests were built"
+                )]
                 async fn postgres() {
-                    if $crate::helpers::postgres_url().is_none() {
-                        eprintln!("GUESTBRIDGE_TEST_POSTGRES_URL is not set: PostgreSQL variant not run");
-                        return;
-                    }
+                    $crate::helpers::require_postgres();
                     super::$name($crate::helpers::Backend::Postgres).await
                 }
             }
         )*
     };
+}
+
+/// For a test that runs only where PostgreSQL is configured: fails, rather than passing
+/// unrun, when the binary was built for PostgreSQL but started without it.
+pub fn require_postgres() {
+    assert!(
+        postgres_url().is_some(),
+        "GUESTBRIDGE_TEST_POSTGRES_URL is not set: run the tests through `cargo test` with it set"
+    );
 }
 
 pub struct TestApp {

@@ -62,22 +62,25 @@ impl Queue {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(gb_postgres),
+    ignore = "claims overlap only on PostgreSQL: GUESTBRIDGE_TEST_POSTGRES_URL was not set"
+)]
 async fn a_second_claimer_takes_the_next_sync_events_while_the_first_holds_its_own() {
     second_claimer_takes_the_next_batch(Queue::Sync).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(gb_postgres),
+    ignore = "claims overlap only on PostgreSQL: GUESTBRIDGE_TEST_POSTGRES_URL was not set"
+)]
 async fn a_second_sender_takes_the_next_mails_while_the_first_holds_its_own() {
     second_claimer_takes_the_next_batch(Queue::Mail).await
 }
 
 async fn second_claimer_takes_the_next_batch(queue: Queue) {
-    if helpers::postgres_url().is_none() {
-        eprintln!(
-            "SKIPPED: GUESTBRIDGE_TEST_POSTGRES_URL is not set (claims overlap only on PostgreSQL)"
-        );
-        return;
-    }
+    helpers::require_postgres();
     let app = helpers::spawn(Backend::Postgres).await;
     let pool = app.deps.db.pool();
     queue.fill(&mut pool.acquire().await.unwrap()).await;

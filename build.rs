@@ -1,0 +1,50 @@
+//! Tells the integration tests, at build time, which real servers they can use, so that a test
+//! whose server is missing is reported by `cargo test` as ignored (with the reason) instead of
+//! passing without having run. `cargo test` rebuilds when these settings change.
+
+use std::path::Path;
+
+const POSTGRES_URL: &str = "GUESTBRIDGE_TEST_POSTGRES_URL";
+const REQUIRE_BROWSER: &str = "GUESTBRIDGE_REQUIRE_BROWSER";
+const BROWSER_PARTS: [&str; 2] = ["/usr/bin/chromium", "/usr/bin/chromedriver"];
+
+fn main() {
+    println!("cargo:rustc-check-cfg=cfg(gb_postgres)");
+    println!("cargo:rustc-check-cfg=cfg(gb_browser)");
+    println!("cargo:rustc-check-cfg=cfg(gb_sqlite3_shell)");
+    println!("cargo:rustc-check-cfg=cfg(gb_pg_dump)");
+    println!("cargo:rerun-if-env-changed=PATH");
+    println!("cargo:rerun-if-env-changed={POSTGRES_URL}");
+    println!("cargo:rerun-if-env-changed={REQUIRE_BROWSER}");
+    // Installing or removing a tool changes its directory; only existing paths are watched,
+    // as a missing one would make every build rerun this script.
+    let mut dirs: Vec<std::path::PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    dirs.push("/usr/bin".into());
+    for dir in dirs.iter().filter(|d| d.is_dir()) {
+        println!("cargo:rerun-if-changed={}", dir.display());
+    }
+    println!("cargo:rerun-if-changed=build.rs");
+
+    if std::env::var(POSTGRES_URL).is_ok_and(|v| !v.is_empty()) {
+        println!("cargo:rustc-cfg=gb_postgres");
+    }
+    if on_path("sqlite3") {
+        println!("cargo:rustc-cfg=gb_sqlite3_shell");
+    }
+    if on_path("pg_dump") && on_path("pg_restore") {
+        println!("cargo:rustc-cfg=gb_pg_dump");
+    }
+    // Where the browser is required (CI), the test is never ignored: it runs and fails loudly
+    // if Chromium is missing.
+    let required = std::env::var(REQUIRE_BROWSER).is_ok_and(|v| v == "1");
+    if required || BROWSER_PARTS.iter().all(|p| Path::new(p).exists()) {
+        println!("cargo:rustc-cfg=gb_browser");
+    }
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
+}
