@@ -29,12 +29,6 @@ pub enum Applied {
     Refused(InvalidTransition),
 }
 
-fn state_of(g: &GuestRow) -> Result<GuestState, ServiceError> {
-    g.state
-        .parse()
-        .map_err(|e: crate::domain::lifecycle::UnknownState| ServiceError::Corrupt(e.to_string()))
-}
-
 /// Whether a guest in `state` is in force: may use what they are granted, or is on the way
 /// to (invited, waiting for approval). Leaving it ends links and sessions.
 fn in_force(state: GuestState) -> bool {
@@ -63,7 +57,7 @@ pub async fn apply(
     detail: Value,
     edit: impl FnOnce(&mut GuestRow),
 ) -> Result<Applied, ServiceError> {
-    let from = state_of(guest)?;
+    let from = super::stored::guest_state(guest)?;
     let to = match transition(from, event) {
         Ok(to) => to,
         Err(refused) => return Ok(Applied::Refused(refused)),

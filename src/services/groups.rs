@@ -35,15 +35,7 @@ impl Group {
 }
 
 fn parse_doc(row: GroupRow) -> Result<Group, ServiceError> {
-    let doc = match serde_json::from_str(&row.doc) {
-        Ok(Value::Object(m)) => m,
-        _ => {
-            return Err(ServiceError::Corrupt(format!(
-                "group {} has an unreadable document",
-                row.id
-            )))
-        }
-    };
+    let doc = super::stored::document(&row.doc, "group", &row.id)?;
     Ok(Group {
         row,
         doc,

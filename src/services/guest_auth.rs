@@ -32,12 +32,6 @@ pub(super) fn guest_actor(guest_id: &str) -> Actor {
     }
 }
 
-fn state_of(g: &GuestRow) -> Result<GuestState, ServiceError> {
-    g.state
-        .parse()
-        .map_err(|e: crate::domain::lifecycle::UnknownState| ServiceError::Corrupt(e.to_string()))
-}
-
 /// How a session began. Recorded with the session because it decides which second factors
 /// count: a factor must prove something other than what began the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,7 +100,7 @@ pub async fn redeem(
     guest: &GuestRow,
     now: i64,
 ) -> Result<(), ServiceError> {
-    let from = state_of(guest)?;
+    let from = super::stored::guest_state(guest)?;
     let Ok(to) = transition(from, Event::Redeem) else {
         return Ok(());
     };
@@ -228,7 +222,10 @@ pub async fn request_signin(
         return Ok(CodeOutcome::RateLimited);
     }
     for guest in guest_store::by_email(&mut tx, &email).await? {
-        if !matches!(state_of(&guest)?, GuestState::Invited | GuestState::Active) {
+        if !matches!(
+            super::stored::guest_state(&guest)?,
+            GuestState::Invited | GuestState::Active
+        ) {
             continue;
         }
         let token = random_token(32);
@@ -282,7 +279,10 @@ pub async fn use_signin(deps: &Deps, token: &str) -> Result<Option<String>, Serv
     let Some(guest) = guest_store::get(&mut tx, &guest_id).await? else {
         return Ok(None);
     };
-    if !matches!(state_of(&guest)?, GuestState::Invited | GuestState::Active) {
+    if !matches!(
+        super::stored::guest_state(&guest)?,
+        GuestState::Invited | GuestState::Active
+    ) {
         tx.commit().await?;
         return Ok(None);
     }
@@ -325,7 +325,7 @@ pub async fn launch(
     gs: &GuestSession,
     app_id: &str,
 ) -> Result<Option<String>, ServiceError> {
-    if state_of(&gs.guest)? != GuestState::Active || gs.needs_mfa() {
+    if super::stored::guest_state(&gs.guest)? != GuestState::Active || gs.needs_mfa() {
         return Ok(None);
     }
     let now = deps.now_ms();

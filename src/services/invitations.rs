@@ -62,12 +62,6 @@ pub(crate) async fn audit_guest(
     Ok(())
 }
 
-fn parse_state(g: &GuestRow) -> Result<GuestState, ServiceError> {
-    g.state
-        .parse()
-        .map_err(|e: crate::domain::lifecycle::UnknownState| ServiceError::Corrupt(e.to_string()))
-}
-
 /// Apps a guest is granted, for mails and pages: (app, roles, latest end).
 pub(crate) async fn granted_apps(
     tx: &mut sqlx::AnyConnection,
@@ -260,7 +254,7 @@ pub async fn after_reconcile(
         return Ok(());
     }
     let guest_id = &guest.id;
-    match parse_state(guest)? {
+    match super::stored::guest_state(guest)? {
         GuestState::Invited => {
             let open = !outcome.created
                 && inv_store::for_guest(w.conn().await?, guest_id)
@@ -299,7 +293,7 @@ pub async fn resend(deps: &Deps, actor: &Actor, guest_id: &str) -> Result<(), Se
         .await?
         .ok_or(ServiceError::NotFound)?;
     let grants = guest_store::grants(&mut tx, guest_id).await?;
-    let state = parse_state(&guest)?;
+    let state = super::stored::guest_state(&guest)?;
     if state != GuestState::Invited {
         let person_active = crate::store::users::get(&mut tx, &guest.partner_id, &guest.user_id)
             .await?
@@ -474,7 +468,7 @@ pub async fn answer(
         decision == Decision::Accept,
     )
     .await?;
-    let state = parse_state(&guest)?;
+    let state = super::stored::guest_state(&guest)?;
     match decision {
         Decision::Decline => {
             let new = transition(state, Event::Decline).unwrap_or(state);

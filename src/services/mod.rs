@@ -18,6 +18,7 @@ pub mod reconcile;
 pub mod rules;
 pub mod rules_watch;
 pub mod signing;
+mod stored;
 pub mod sync;
 pub mod users;
 

@@ -24,11 +24,10 @@ const PAGE: i64 = 500;
 /// Most per-person changes a diff lists (the counts cover everyone).
 const MAX_LISTED: usize = 1000;
 
+/// An unreadable document evaluates as empty here: the diff and the reload must go on for
+/// everyone else, and reading the user through SCIM reports the corruption.
 fn parse_doc(row: &UserRow) -> Map<String, Value> {
-    match serde_json::from_str(&row.doc) {
-        Ok(Value::Object(m)) => m,
-        _ => Map::new(),
-    }
+    super::stored::document(&row.doc, "user", &row.id).unwrap_or_default()
 }
 
 /// People with everything the rules and the diff need, loaded a page at a time.

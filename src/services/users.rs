@@ -45,15 +45,7 @@ pub fn etag(version: i64) -> String {
 }
 
 fn parse_doc(row: UserRow) -> Result<User, ServiceError> {
-    let doc = match serde_json::from_str(&row.doc) {
-        Ok(Value::Object(m)) => m,
-        _ => {
-            return Err(ServiceError::Corrupt(format!(
-                "user {} has an unreadable document",
-                row.id
-            )))
-        }
-    };
+    let doc = super::stored::document(&row.doc, "user", &row.id)?;
     Ok(User {
         row,
         doc,
