@@ -623,10 +623,10 @@ fn resolve_sync(f: FileSync, env: &BTreeMap<String, String>) -> Result<SyncSetti
 fn resolve_jobs(f: FileJobs) -> Result<JobSettings, ConfigError> {
     let mut out = JobSettings::default();
     for (name, cron) in f.schedules.unwrap_or_default() {
-        if !crate::jobs::JOBS.contains(&name.as_str()) {
+        if name.parse::<crate::domain::JobName>().is_err() {
             return Err(invalid(
                 &format!("jobs.schedules.{name}"),
-                format!("unknown job; jobs are {}", crate::jobs::JOBS.join(", ")),
+                format!("unknown job; jobs are {}", crate::domain::JobName::listed()),
             ));
         }
         if cron.split_whitespace().count() != 6 {

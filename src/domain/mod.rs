@@ -1,7 +1,9 @@
 //! Domain types: no HTTP, no SQL. Values are parsed once at the edge and trusted inside.
 
+pub mod job;
 pub mod lifecycle;
 pub mod partner;
 
+pub use job::JobName;
 pub use lifecycle::{Event, GuestState, SuspendReason};
 pub use partner::{Partner, PartnerSlug};

@@ -26,15 +26,7 @@ use crate::store::guests::GuestRow;
 use crate::store::jobs as job_store;
 use crate::store::Tx;
 
-/// Every job, in the order `jobs list` shows them.
-pub const JOBS: &[&str] = &[
-    "reminders",
-    "expiry",
-    "deprovision",
-    "outbox",
-    "reconcile",
-    "housekeeping",
-];
+pub use crate::domain::JobName;
 
 /// What one run did: counts by effect.
 pub type Counts = BTreeMap<&'static str, u64>;
@@ -63,8 +55,8 @@ pub(crate) const BATCH: i64 = 500;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
-    #[error("unknown job {name:?}; jobs are {}", JOBS.join(", "))]
-    Unknown { name: String },
+    #[error(transparent)]
+    Unknown(#[from] crate::domain::job::UnknownJob),
     #[error(transparent)]
     Service(#[from] ServiceError),
 }
@@ -93,11 +85,7 @@ pub async fn run_once(
     now: DateTime<Utc>,
     instance: &str,
 ) -> Result<RunReport, JobError> {
-    if !JOBS.contains(&name) {
-        return Err(JobError::Unknown {
-            name: name.to_string(),
-        });
-    }
+    let job: JobName = name.parse()?;
     // Services inside the run see the run's instant.
     let deps = Deps {
         clock: Arc::new(FixedClock(now)),
@@ -146,13 +134,13 @@ pub async fn run_once(
         instance.to_string(),
         i64::from(settings.jobs.lease_seconds) * 1000,
     );
-    let result = match name {
-        "reminders" => reminders::run_once(&ctx).await,
-        "expiry" => expiry::run_once(&ctx).await,
-        "deprovision" => deprovision::run_once(&ctx).await,
-        "reconcile" => reconcile::run_once(&ctx).await,
-        "housekeeping" => housekeeping::run_once(&ctx).await,
-        _ => run_outbox(&ctx, instance).await,
+    let result = match job {
+        JobName::Reminders => reminders::run_once(&ctx).await,
+        JobName::Expiry => expiry::run_once(&ctx).await,
+        JobName::Deprovision => deprovision::run_once(&ctx).await,
+        JobName::Reconcile => reconcile::run_once(&ctx).await,
+        JobName::Housekeeping => housekeeping::run_once(&ctx).await,
+        JobName::Outbox => run_outbox(&ctx, instance).await,
     };
     drop(renewal);
     let mut conn = deps.db.pool().acquire().await?;
