@@ -139,16 +139,7 @@ pub async fn list_guests(
 }
 
 async fn partner_slugs(state: &AppState) -> Result<Vec<Partner>, AdminError> {
-    let mut conn = state
-        .deps
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(crate::services::ServiceError::from)?;
-    Ok(crate::store::partners::list(&mut conn)
-        .await
-        .map_err(crate::services::ServiceError::from)?)
+    Ok(crate::services::partners::list_partners(&state.deps).await?)
 }
 
 pub async fn get_guest(

@@ -10,7 +10,6 @@ use crate::clock::{from_millis, to_rfc3339};
 use crate::services::reconcile::{self, ReconcileError, ReconcileOptions};
 use crate::services::ServiceError;
 use crate::startup::AppState;
-use crate::store::sync_outbox;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/sync", web::get().to(get_sync))
@@ -69,19 +68,7 @@ pub async fn get_sync(
     state: web::Data<AppState>,
     _admin: AdminCaller,
 ) -> Result<HttpResponse, AdminError> {
-    let mut conn = state
-        .deps
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(ServiceError::from)?;
-    let depth = sync_outbox::depth(&mut conn)
-        .await
-        .map_err(ServiceError::from)?;
-    let dead = sync_outbox::dead(&mut conn, 200)
-        .await
-        .map_err(ServiceError::from)?;
+    let (depth, dead) = crate::services::sync::overview(&state.deps, 200).await?;
     Ok(HttpResponse::Ok().json(json!({
         "targets": state.deps.portal.sync_targets.iter().map(|t| {
             let d = depth.iter().find(|(name, ..)| name == t);

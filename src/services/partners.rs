@@ -183,6 +183,12 @@ pub async fn issue_named_admin_token(
     })
 }
 
+/// Every partner, for listings.
+pub async fn list_partners(deps: &Deps) -> Result<Vec<Partner>, ServiceError> {
+    let mut conn = deps.db.pool().acquire().await?;
+    Ok(store::partners::list(&mut conn).await?)
+}
+
 /// Every admin token (ids, names and use, never secrets), oldest first.
 pub async fn admin_tokens(deps: &Deps) -> Result<Vec<store::tokens::AdminTokenInfo>, ServiceError> {
     let mut conn = deps.db.pool().acquire().await?;

@@ -249,6 +249,21 @@ pub async fn emit_known(
     Ok(())
 }
 
+/// The queue of one target: (target, pending, dead, oldest pending at, epoch ms).
+pub type TargetDepth = (String, i64, i64, Option<i64>);
+
+/// What an admin sees of outbound sync: queue depth per target and the latest dead letters
+/// (at most `dead_limit`).
+pub async fn overview(
+    deps: &Deps,
+    dead_limit: i64,
+) -> Result<(Vec<TargetDepth>, Vec<sync_outbox::SyncEvent>), ServiceError> {
+    let mut conn = deps.db.pool().acquire().await?;
+    let depth = sync_outbox::depth(&mut conn).await?;
+    let dead = sync_outbox::dead(&mut conn, dead_limit).await?;
+    Ok((depth, dead))
+}
+
 /// An admin replays a dead letter: its target is sent the guest's *current* state as a new
 /// event (the dead one's snapshot may be older than what was delivered since, and re-sending
 /// it could grant again what was taken away), the dead letter is marked replayed, and the
