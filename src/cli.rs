@@ -447,7 +447,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let deps = base_deps(&settings).await?;
             let mut conn = deps.db.pool().acquire().await?;
             for (name, cron) in &settings.jobs.schedules {
-                let last = crate::store::jobs::last_run(&mut conn, name).await?;
+                let last = crate::store::job_runs::last_run(&mut conn, name).await?;
                 let last = match last {
                     Some((started, _, outcome, counts)) => format!(
                         "last {} {outcome} {counts}",

@@ -9,15 +9,15 @@ use serde_json::json;
 use super::{apply_event, lock_guest, Counts, JobContext, JobError, BATCH};
 use crate::domain::lifecycle::Event;
 use crate::services::invitations::audit_guest;
+use crate::store::due_work;
 use crate::store::erasure;
-use crate::store::jobs as job_store;
 
 pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
     let mut counts = Counts::new();
     let now = ctx.now_ms();
     let mut conn = ctx.deps.db.pool().acquire().await?;
 
-    for (guest_id, _) in job_store::guests_of_inactive_people(&mut conn, BATCH * 20).await? {
+    for (guest_id, _) in due_work::guests_of_inactive_people(&mut conn, BATCH * 20).await? {
         let mut tx = ctx.deps.db.begin_write().await?;
         if let Some(g) = lock_guest(&mut tx, &guest_id).await? {
             if apply_event(&mut tx, ctx, &g, Event::Deactivate).await? {
@@ -28,7 +28,7 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
     }
 
     let cutoff = now - Duration::days(i64::from(ctx.settings.inactivity_days)).num_milliseconds();
-    for guest_id in job_store::guests_inactive_since(&mut conn, cutoff, BATCH * 20).await? {
+    for guest_id in due_work::guests_inactive_since(&mut conn, cutoff, BATCH * 20).await? {
         let mut tx = ctx.deps.db.begin_write().await?;
         if let Some(g) = lock_guest(&mut tx, &guest_id).await? {
             if apply_event(&mut tx, ctx, &g, Event::Inactivity).await? {

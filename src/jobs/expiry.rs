@@ -11,8 +11,9 @@ use super::{apply_event, grants_ended, lock_guest, Counts, JobContext, JobError,
 use crate::clock::from_millis;
 use crate::domain::lifecycle::Event;
 use crate::services::mailer::{self, MailRequest};
+use crate::store::due_work;
+use crate::store::due_work::GrantEnd;
 use crate::store::guests as guest_store;
-use crate::store::jobs::{self as job_store, GrantEnd};
 
 pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
     let mut counts = Counts::new();
@@ -25,7 +26,7 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
     loop {
         let ending = {
             let mut conn = ctx.deps.db.pool().acquire().await?;
-            job_store::grants_ending(&mut conn, now, horizon, after.as_ref(), BATCH).await?
+            due_work::grants_ending(&mut conn, now, horizon, after.as_ref(), BATCH).await?
         };
         let Some(last) = ending.last().cloned() else {
             break;
@@ -39,7 +40,7 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
             if !matches!(guest.state.as_str(), "invited" | "active") {
                 continue;
             }
-            if job_store::record_notice(&mut tx, &key, guest_id, now).await? {
+            if due_work::record_notice(&mut tx, &key, guest_id, now).await? {
                 let app_name = rules
                     .app(app)
                     .map(|a| a.name.clone())
@@ -87,7 +88,7 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
     loop {
         let due = {
             let mut conn = ctx.deps.db.pool().acquire().await?;
-            job_store::guests_expired(&mut conn, now, after.as_ref(), BATCH).await?
+            due_work::guests_expired(&mut conn, now, after.as_ref(), BATCH).await?
         };
         // One transaction per batch: each guest's change is still whole, and a batch that
         // fails is simply done again by the next run.
@@ -115,7 +116,7 @@ async fn end_grants(ctx: &JobContext<'_>, counts: &mut Counts) -> Result<(), Job
     loop {
         let ended = {
             let mut conn = ctx.deps.db.pool().acquire().await?;
-            job_store::grants_ended(&mut conn, now, BATCH).await?
+            due_work::grants_ended(&mut conn, now, BATCH).await?
         };
         let mut by_guest: BTreeMap<&str, Vec<&GrantEnd>> = BTreeMap::new();
         for end in &ended {
@@ -126,7 +127,7 @@ async fn end_grants(ctx: &JobContext<'_>, counts: &mut Counts) -> Result<(), Job
         // in, so the two never wait on each other in a cycle (PostgreSQL). One statement marks
         // the whole batch's ends.
         let guests: Vec<&str> = by_guest.keys().copied().collect();
-        job_store::mark_ends_seen(&mut tx, &guests, now).await?;
+        due_work::mark_ends_seen(&mut tx, &guests, now).await?;
         for (guest_id, ends) in by_guest {
             let Some(guest) = lock_guest(&mut tx, guest_id).await? else {
                 continue;

@@ -23,7 +23,7 @@ use crate::services::invitations::partner_of;
 use crate::services::outbox::{self, RetryPolicy};
 use crate::services::{access, Actor, Deps, ServiceError};
 use crate::store::guests::GuestRow;
-use crate::store::jobs as job_store;
+use crate::store::job_runs;
 use crate::store::Tx;
 
 pub use crate::domain::JobName;
@@ -96,7 +96,7 @@ pub async fn run_once(
     let lease_until = wall + i64::from(settings.jobs.lease_seconds) * 1000;
     {
         let mut conn = deps.db.pool().acquire().await?;
-        if !job_store::acquire_lease(&mut conn, name, instance, wall, lease_until).await? {
+        if !job_runs::acquire_lease(&mut conn, name, instance, wall, lease_until).await? {
             return Ok(RunReport {
                 job: name.to_string(),
                 counts: Counts::new(),
@@ -107,7 +107,7 @@ pub async fn run_once(
     let run_id = uuid::Uuid::new_v4().to_string();
     {
         let mut conn = deps.db.pool().acquire().await?;
-        job_store::start_run(&mut conn, &run_id, name, instance, now_ms, wall).await?;
+        job_runs::start_run(&mut conn, &run_id, name, instance, now_ms, wall).await?;
     }
     let ctx = JobContext {
         deps: &deps,
@@ -147,7 +147,7 @@ pub async fn run_once(
     let finished = to_millis(Utc::now());
     match &result {
         Ok(counts) => {
-            job_store::finish_run(
+            job_runs::finish_run(
                 &mut conn,
                 &run_id,
                 finished,
@@ -158,7 +158,7 @@ pub async fn run_once(
             .await?
         }
         Err(e) => {
-            job_store::finish_run(
+            job_runs::finish_run(
                 &mut conn,
                 &run_id,
                 finished,
@@ -169,7 +169,7 @@ pub async fn run_once(
             .await?
         }
     }
-    job_store::release_lease(&mut conn, name, instance).await?;
+    job_runs::release_lease(&mut conn, name, instance).await?;
     Ok(RunReport {
         job: name.to_string(),
         counts: result?,
@@ -196,7 +196,7 @@ fn keep_lease(db: crate::store::Db, job: String, owner: String, lease_ms: i64) -
             let wall = to_millis(Utc::now());
             let renewed = match db.pool().acquire().await {
                 Ok(mut conn) => {
-                    job_store::renew_lease(&mut conn, &job, &owner, wall, wall + lease_ms).await
+                    job_runs::renew_lease(&mut conn, &job, &owner, wall, wall + lease_ms).await
                 }
                 Err(e) => Err(e),
             };

@@ -11,7 +11,7 @@ use crate::domain::lifecycle::Event;
 use crate::domain::GuestState;
 use crate::services::invitations::{audit_guest, granted_apps};
 use crate::services::mailer::{self, MailRequest};
-use crate::store::jobs as job_store;
+use crate::store::due_work;
 
 pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
     let mut counts = Counts::new();
@@ -20,7 +20,7 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
     loop {
         let due = {
             let mut conn = ctx.deps.db.pool().acquire().await?;
-            job_store::due_invitations(&mut conn, now, BATCH).await?
+            due_work::due_invitations(&mut conn, now, BATCH).await?
         };
         if due.is_empty() {
             return Ok(counts);
@@ -29,7 +29,7 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
             let mut tx = ctx.deps.db.begin_write().await?;
             // Due-ness is decided again here, under the lock, not from the list: two runs at
             // one instant list the same invitations, and only the first to get here acts.
-            let Some((guest_id, sent)) = job_store::lock_due_invitation(&mut tx, &id, now).await?
+            let Some((guest_id, sent)) = due_work::lock_due_invitation(&mut tx, &id, now).await?
             else {
                 continue;
             };
@@ -37,14 +37,14 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
                 continue;
             };
             if guest.state.parse::<GuestState>().ok() != Some(GuestState::Invited) {
-                job_store::set_next_action(&mut tx, &id, None).await?;
+                due_work::set_next_action(&mut tx, &id, None).await?;
                 tx.commit().await?;
                 continue;
             }
             let partner = partner_for(&mut tx, &guest).await?;
             let number = sent + 1;
             if number <= i64::from(ctx.settings.max_reminders) {
-                if job_store::record_reminder(&mut tx, &id, number, now).await? {
+                if due_work::record_reminder(&mut tx, &id, number, now).await? {
                     if let Some(email) = guest.email.as_deref() {
                         let apps = granted_apps(&mut tx, ctx.deps, &guest.id).await?;
                         // A reminder carries a fresh link: the old secret is not stored to re-send.
@@ -94,11 +94,11 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
                     .await?;
                     *counts.entry("reminders_sent").or_default() += 1;
                 }
-                job_store::set_next_action(&mut tx, &id, Some(now + interval)).await?;
+                due_work::set_next_action(&mut tx, &id, Some(now + interval)).await?;
             } else {
                 // Every reminder has had its time: the invitation lapses.
                 apply_event(&mut tx, ctx, &guest, Event::Lapse).await?;
-                job_store::set_next_action(&mut tx, &id, None).await?;
+                due_work::set_next_action(&mut tx, &id, None).await?;
                 if let Some(sponsor) = guest.sponsor.as_deref() {
                     mailer::queue(
                         &mut tx,

@@ -88,7 +88,7 @@ pub async fn start_session(
         },
     )
     .await?;
-    crate::store::jobs::touch_seen(tx, guest_id, now).await?;
+    crate::store::due_work::touch_seen(tx, guest_id, now).await?;
     Ok(secret)
 }
 

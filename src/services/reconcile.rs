@@ -11,7 +11,7 @@ use crate::config::{SyncSettings, TargetKind};
 use crate::connectors::scim::{DriftReport, Expected};
 use crate::connectors::{DeliveryError, GuestSnapshot};
 use crate::store::audit::{self, AuditEntry};
-use crate::store::jobs as job_store;
+use crate::store::due_work;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ReconcileOptions {
@@ -75,7 +75,7 @@ impl From<crate::store::DbError> for ReconcileError {
 pub async fn expected_guests(deps: &Deps) -> Result<Expected, ServiceError> {
     let mut conn = deps.db.pool().acquire().await?;
     let mut expected = Expected::default();
-    for id in job_store::all_guest_ids(&mut conn).await? {
+    for id in due_work::all_guest_ids(&mut conn).await? {
         let Some(snapshot) = sync::snapshot(&mut conn, deps, &id).await? else {
             continue;
         };

@@ -4,6 +4,7 @@
 //! `migrations/sqlite` and `migrations/postgres`. See docs/architecture.md for why.
 
 pub mod audit;
+pub mod due_work;
 pub mod erasure;
 pub mod groups;
 pub mod guest_sync;
@@ -11,7 +12,7 @@ pub mod guests;
 pub mod housekeeping;
 pub mod imports;
 pub mod invitations;
-pub mod jobs;
+pub mod job_runs;
 pub mod keys;
 pub mod listing;
 pub mod mfa;
