@@ -25,3 +25,29 @@ pub(crate) fn shorten(s: &str, max_chars: usize) -> String {
         None => s.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn get_ci_prefers_the_exact_name_then_any_case() {
+        let v = json!({"userName": "exact", "USERNAME": "upper", "Emails": []});
+        let m = v.as_object().unwrap();
+        assert_eq!(get_ci(m, "USERNAME"), Some(&json!("upper")));
+        assert_eq!(get_ci(m, "userName"), Some(&json!("exact")));
+        assert_eq!(get_ci(m, "emails"), Some(&json!([])));
+        assert_eq!(get_ci(m, "name"), None);
+        assert_eq!(member_ci(&v, "EMAILS"), Some(&json!([])));
+        assert_eq!(member_ci(&json!("userName"), "userName"), None);
+    }
+
+    #[test]
+    fn shorten_cuts_on_a_character_boundary_and_only_when_longer() {
+        assert_eq!(shorten("abc", 3), "abc");
+        assert_eq!(shorten("abcd", 3), "abc…");
+        assert_eq!(shorten("ééé€", 2), "éé…");
+        assert_eq!(shorten("", 0), "");
+    }
+}
