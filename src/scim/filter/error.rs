@@ -20,7 +20,7 @@ impl FilterError {
     }
 
     /// The error as a SCIM `invalidPath` error, for PATCH paths
-    /// ([`parse_patch_path`]); `From<FilterError> for ScimError` gives
+    /// ([`parse_patch_path`](super::parse_patch_path)); `From<FilterError> for ScimError` gives
     /// `invalidFilter`.
     pub fn into_path_error(self) -> ScimError {
         ScimError::invalid_path(format!("invalid path {self}"))
