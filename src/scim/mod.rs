@@ -14,6 +14,7 @@ pub mod resource;
 pub mod routes;
 pub mod schema;
 pub mod search_api;
+mod text;
 pub mod users_api;
 
 use actix_web::web;
