@@ -21,6 +21,7 @@ pub mod mapping;
 pub mod metrics;
 pub mod portal;
 pub mod scim;
+pub mod scim_core;
 pub mod services;
 pub mod startup;
 pub mod store;

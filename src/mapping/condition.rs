@@ -6,8 +6,8 @@
 //! resolved filter carries the extension URN and the schema's spelling of every name, so
 //! evaluation is [`filter::matches`] with `caseExact` taken from the schema (RFC 7643 §2.2).
 
-use crate::scim::filter::{self, AttrPath, Filter};
-use crate::scim::schema::{AttrDef, AttrType, SchemaDef, USER_RESOURCE};
+use crate::scim_core::filter::{self, AttrPath, Filter};
+use crate::scim_core::schema::{AttrDef, AttrType, SchemaDef, USER_RESOURCE};
 
 /// A path of a condition that resolves to no attribute.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -284,8 +284,8 @@ fn shortest(path: &AttrPath) -> AttrPath {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scim::filter::parse_filter;
-    use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, GUEST_SCHEMA};
+    use crate::scim_core::filter::parse_filter;
+    use crate::scim_core::schema::{ENTERPRISE_USER_SCHEMA, GUEST_SCHEMA};
     use serde_json::json;
 
     fn resolved(text: &str) -> Result<Filter, String> {

@@ -13,7 +13,7 @@ use super::condition;
 use super::model::{App, Approval, GrantSpec, PartnerPolicy, Rule};
 use super::raw::{parse_document, Lines, Node, RawValue};
 use super::MappingError;
-use crate::scim::filter::parse_filter;
+use crate::scim_core::filter::parse_filter;
 
 /// Longest duration a rule or partner may give, in days (about ten years).
 pub(crate) const MAX_DAYS: i64 = 3650;
@@ -724,7 +724,7 @@ impl<'a> FileCtx<'a> {
         &mut self,
         key: &str,
         value: &Node,
-    ) -> Option<(String, crate::scim::filter::Filter)> {
+    ) -> Option<(String, crate::scim_core::filter::Filter)> {
         let text = self.string(key, value)?;
         let span = value.span();
         let mut filter = match parse_filter(&text) {
@@ -828,7 +828,7 @@ fn is_http_url(s: &str) -> bool {
 mod tests {
     use super::*;
     use crate::mapping::load::tests::{errors, load, one_error, rule_error, APPS};
-    use crate::scim::schema::ENTERPRISE_USER_SCHEMA;
+    use crate::scim_core::schema::ENTERPRISE_USER_SCHEMA;
 
     #[test]
     fn parses_every_key() {

@@ -12,7 +12,7 @@ use super::model::{
     Approval, Check, DecidedGrant, Decision, EndSource, Explanation, PartnerPolicy, Person, Rule,
     RuleExplanation, RuleSet,
 };
-use crate::scim::schema::GUEST_SCHEMA;
+use crate::scim_core::schema::GUEST_SCHEMA;
 
 impl RuleSet {
     /// What the rules decide for `person`.
@@ -243,7 +243,7 @@ fn eq_ignore_case(a: &str, b: &str) -> bool {
 mod tests {
     use super::*;
     use crate::mapping::{load_dir, load_sources};
-    use crate::scim::schema::ENTERPRISE_USER_SCHEMA;
+    use crate::scim_core::schema::ENTERPRISE_USER_SCHEMA;
     use proptest::prelude::*;
     use serde_json::json;
 

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::scim::filter::Filter;
+use crate::scim_core::filter::Filter;
 
 /// Every app, partner policy and rule of a mappings directory, in load order (file name,
 /// then position in the file).

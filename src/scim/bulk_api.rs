@@ -8,11 +8,11 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
-use super::bulk_order::Schedule;
-use super::error::ScimError;
 use super::http::{read_json, scim_error, scim_json, ScimPartner};
-use super::patch::parse_patch_request;
 use super::users_api::MAX_PATCH_OPERATIONS;
+use crate::scim_core::bulk_order::Schedule;
+use crate::scim_core::error::ScimError;
+use crate::scim_core::patch::parse_patch_request;
 use crate::services::{groups, users, Actor};
 use crate::startup::AppState;
 

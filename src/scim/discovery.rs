@@ -7,11 +7,11 @@ use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
 use super::bulk_api::MAX_BULK_OPERATIONS;
-use super::error::ScimError;
 use super::http::scim_json;
 use super::list_params::LIST_RESPONSE_SCHEMA;
 use super::routes::resource;
-use super::schema::{all_schemas, ResourceTypeDef, GROUP_RESOURCE, USER_RESOURCE};
+use crate::scim_core::error::ScimError;
+use crate::scim_core::schema::{all_schemas, ResourceTypeDef, GROUP_RESOURCE, USER_RESOURCE};
 use crate::startup::AppState;
 
 /// Resource types served by this build.

@@ -5,20 +5,20 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
-use super::error::ScimError;
 use super::http::{
     if_match, not_modified, read_json, resource_response, scim_error, scim_json, with_etag,
     ScimPartner,
 };
 use super::list_params::{check_search_schema, list_response, RawListParams};
-use super::patch::parse_patch_request;
-use super::projection::Projection;
-use super::resource::{render, Meta};
 use super::routes::resource;
-use super::schema::{GROUP, GROUP_RESOURCE};
 use super::users_api::{ProjectionQuery, MAX_PATCH_OPERATIONS};
 use crate::clock::{from_millis, to_rfc3339};
 use crate::domain::Partner;
+use crate::scim_core::error::ScimError;
+use crate::scim_core::patch::parse_patch_request;
+use crate::scim_core::projection::Projection;
+use crate::scim_core::resource::{render, Meta};
+use crate::scim_core::schema::{GROUP, GROUP_RESOURCE};
 use crate::services::groups::{self, Group};
 use crate::startup::AppState;
 

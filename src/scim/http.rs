@@ -9,9 +9,9 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse, Respon
 use futures_util::StreamExt;
 use serde_json::Value;
 
-use super::error::ScimError;
 use crate::auth::tokens;
 use crate::domain::Partner;
+use crate::scim_core::error::ScimError;
 use crate::services::{Actor, ServiceError};
 use crate::startup::AppState;
 

@@ -4,8 +4,8 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::error::ScimError;
-use super::filter::{parse_filter, parse_patch_path};
+use crate::scim_core::error::ScimError;
+use crate::scim_core::filter::{parse_filter, parse_patch_path};
 use crate::services::listing::{ListParams, Page, Paging};
 
 /// SearchRequest schema (RFC 7644 §3.4.3).

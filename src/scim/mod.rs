@@ -1,20 +1,13 @@
-//! SCIM 2.0 (RFC 7643 schemas and resources, RFC 7644 protocol) under `/scim/v2`.
+//! The SCIM 2.0 HTTP adapter under `/scim/v2` (RFC 7644 protocol): handlers that parse
+//! requests, call the services and write SCIM responses. The model itself is `scim_core`.
 
 pub mod bulk_api;
-mod bulk_order;
 pub mod discovery;
-pub mod error;
-pub mod filter;
 pub mod groups_api;
 pub mod http;
 pub mod list_params;
-pub mod patch;
-pub mod projection;
-pub mod resource;
 pub mod routes;
-pub mod schema;
 pub mod search_api;
-mod text;
 pub mod users_api;
 
 use actix_web::web;

@@ -9,7 +9,7 @@ use actix_web::http::{header, Uri};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse, Resource, ResponseError, Scope};
 
-use super::error::ScimError;
+use crate::scim_core::error::ScimError;
 
 /// The path prefix of every SCIM route.
 pub const SCIM_PREFIX: &str = "/scim/v2";

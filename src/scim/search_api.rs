@@ -5,9 +5,9 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
-use super::error::ScimError;
 use super::http::{read_json, scim_json, ScimPartner};
 use super::list_params::{check_search_schema, RawListParams, LIST_RESPONSE_SCHEMA};
+use crate::scim_core::error::ScimError;
 use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

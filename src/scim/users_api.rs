@@ -6,18 +6,18 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::error::ScimError;
 use super::http::{
     if_match, not_modified, read_json, resource_response, scim_error, scim_json, ScimPartner,
 };
 use super::list_params::{check_search_schema, list_response, RawListParams};
-use super::patch::parse_patch_request;
-use super::projection::Projection;
-use super::resource::{render, Meta};
 use super::routes::resource;
-use super::schema::{USER, USER_RESOURCE};
 use crate::clock::{from_millis, to_rfc3339};
 use crate::domain::Partner;
+use crate::scim_core::error::ScimError;
+use crate::scim_core::patch::parse_patch_request;
+use crate::scim_core::projection::Projection;
+use crate::scim_core::resource::{render, Meta};
+use crate::scim_core::schema::{USER, USER_RESOURCE};
 use crate::services::users::{self, User};
 use crate::startup::AppState;
 
@@ -49,7 +49,7 @@ pub struct ProjectionQuery {
 }
 
 impl ProjectionQuery {
-    pub fn projection(&self, rt: &'static super::schema::ResourceTypeDef) -> Projection {
+    pub fn projection(&self, rt: &'static crate::scim_core::schema::ResourceTypeDef) -> Projection {
         Projection::new(
             self.attributes.as_deref(),
             self.excluded_attributes.as_deref(),

@@ -20,8 +20,8 @@ use crate::domain::Partner;
 use crate::import::{
     Column, ColumnMap, HeaderError, RosterReader, RosterRow, ENTERPRISE_USER_SCHEMA, GUEST_SCHEMA,
 };
-use crate::scim::resource::{self, WriteMode};
-use crate::scim::schema::USER_RESOURCE;
+use crate::scim_core::resource::{self, WriteMode};
+use crate::scim_core::schema::USER_RESOURCE;
 use crate::store::groups as group_store;
 use crate::store::imports::{self as import_store, ImportRecord};
 use crate::store::users as user_store;
@@ -265,7 +265,7 @@ fn plan_row(
     existing: Option<User>,
     columns: &HashSet<Column>,
 ) -> Result<RowPlan, ImportIssue> {
-    let issue = |e: crate::scim::error::ScimError| ImportIssue {
+    let issue = |e: crate::scim_core::error::ScimError| ImportIssue {
         line: row.line,
         column: None,
         reason: e.detail,

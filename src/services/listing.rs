@@ -4,8 +4,8 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
-use crate::scim::error::{ScimError, ScimType};
-use crate::scim::filter::{AttrPath, Filter};
+use crate::scim_core::error::{ScimError, ScimType};
+use crate::scim_core::filter::{AttrPath, Filter};
 use crate::store::listing::{ListQuery, PageStart};
 use crate::store::scim_filter::{FilterCompiler, SortKey};
 

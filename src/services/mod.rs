@@ -23,7 +23,7 @@ pub mod sync;
 pub mod users;
 
 use crate::clock::SharedClock;
-use crate::scim::error::ScimError;
+use crate::scim_core::error::ScimError;
 use crate::store::{Db, DbError};
 
 /// What services need from the outside world.

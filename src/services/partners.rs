@@ -137,13 +137,13 @@ pub async fn issue_named_admin_token(
         || name.chars().count() > MAX_ADMIN_TOKEN_NAME
         || name.chars().any(char::is_control)
     {
-        return Err(crate::scim::error::ScimError::invalid_value(format!(
+        return Err(crate::scim_core::error::ScimError::invalid_value(format!(
             "an admin token name is 1 to {MAX_ADMIN_TOKEN_NAME} characters without control characters"
         ))
         .into());
     }
     if expires_days.is_some_and(|d| d == 0 || d > MAX_ADMIN_TOKEN_DAYS) {
-        return Err(crate::scim::error::ScimError::invalid_value(format!(
+        return Err(crate::scim_core::error::ScimError::invalid_value(format!(
             "an admin token expires after 1 to {MAX_ADMIN_TOKEN_DAYS} days"
         ))
         .into());

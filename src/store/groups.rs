@@ -10,7 +10,7 @@ use super::scim_filter::{Column, ColumnKind, Relation};
 use super::sql::{Arg, Sql};
 use super::work::{Table, Work};
 use super::{values, DbError};
-use crate::scim::resource::LeafValue;
+use crate::scim_core::resource::LeafValue;
 
 #[derive(Debug, Clone)]
 pub struct GroupRow {

@@ -5,9 +5,9 @@
 //! define matches nothing (RFC 7644 §3.4.2.2).
 
 use super::sql::{Arg, Sql};
-use crate::scim::error::ScimError;
-use crate::scim::filter::{AttrPath, CompValue, CompareOp, Filter};
-use crate::scim::schema::{AttrDef, AttrType, ResourceTypeDef};
+use crate::scim_core::error::ScimError;
+use crate::scim_core::filter::{AttrPath, CompValue, CompareOp, Filter};
+use crate::scim_core::schema::{AttrDef, AttrType, ResourceTypeDef};
 
 /// A column of the resource table that stands for an attribute.
 #[derive(Debug, Clone, Copy)]

@@ -9,7 +9,7 @@ use super::sql::{Arg, Sql};
 use super::values;
 use super::work::{Table, Work};
 use super::DbError;
-use crate::scim::resource::LeafValue;
+use crate::scim_core::resource::LeafValue;
 
 /// A stored user.
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@ use sqlx::AnyConnection;
 use super::sql::{Arg, Sql};
 use super::work::{Table, Work};
 use super::DbError;
-use crate::scim::resource::LeafValue;
+use crate::scim_core::resource::LeafValue;
 
 /// Rows per multi-row INSERT: small enough that binding stays cheap (see `work::MAX_PARAMS`).
 const CHUNK: usize = 64;

@@ -1,6 +1,6 @@
 //! Differential test of the filter → SQL compiler: random filters over a seeded population
 //! of users, each run through `GET /Users?filter=` (the store's SQL) and through the
-//! in-memory matcher `guestbridge::scim::filter::matches` over the same users' JSON; the
+//! in-memory matcher `guestbridge::scim_core::filter::matches` over the same users' JSON; the
 //! two must select the same users (RFC 7644 §3.4.2.2).
 //!
 //! Generation is a seeded loop (not proptest's runner, which cannot await): the same seed
@@ -14,8 +14,10 @@
 
 use std::collections::BTreeSet;
 
-use guestbridge::scim::filter::{matches, parse_filter, AttrPath, CompValue, CompareOp, Filter};
-use guestbridge::scim::schema::{AttrType, USER_RESOURCE};
+use guestbridge::scim_core::filter::{
+    matches, parse_filter, AttrPath, CompValue, CompareOp, Filter,
+};
+use guestbridge::scim_core::schema::{AttrType, USER_RESOURCE};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};

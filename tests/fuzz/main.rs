@@ -250,7 +250,7 @@ fn rule_file() -> impl Strategy<Value = String> {
 
 #[test]
 fn parsers_survive_near_valid_input() {
-    use guestbridge::scim::{filter as f, patch, schema};
+    use guestbridge::scim_core::{filter as f, patch, schema};
     let mut counts = Vec::new();
     counts.push((
         "filter",

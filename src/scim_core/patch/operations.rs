@@ -5,10 +5,10 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
-use crate::scim::error::ScimError;
-use crate::scim::filter::{matches, Filter};
-use crate::scim::schema::{AttrDef, AttrType};
-use crate::scim::text::shorten;
+use crate::scim_core::error::ScimError;
+use crate::scim_core::filter::{matches, Filter};
+use crate::scim_core::schema::{AttrDef, AttrType};
+use crate::scim_core::text::shorten;
 
 use super::multi_valued::{
     append_items, drop_empty_elements, enforce_primary, update_element, value_key, value_sub,

@@ -211,7 +211,7 @@ fn retain_subs(value: Value, attr: &'static AttrDef, keep: impl Fn(&str) -> bool
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, USER_RESOURCE};
+    use crate::scim_core::schema::{ENTERPRISE_USER_SCHEMA, USER_RESOURCE};
     use serde_json::json;
 
     fn user() -> Value {

@@ -3,10 +3,10 @@
 
 use serde_json::{Map, Value};
 
-use crate::scim::error::ScimError;
-use crate::scim::filter::{matches, AttrPath, CompValue, CompareOp, Filter};
-use crate::scim::schema::AttrDef;
-use crate::scim::text::shorten;
+use crate::scim_core::error::ScimError;
+use crate::scim_core::filter::{matches, AttrPath, CompValue, CompareOp, Filter};
+use crate::scim_core::schema::AttrDef;
+use crate::scim_core::text::shorten;
 
 use super::MAX_QUOTED_CHARS;
 

@@ -5,9 +5,9 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use crate::scim::error::ScimError;
-use crate::scim::schema::{AttrDef, AttrType, Mutability};
-use crate::scim::text::shorten;
+use crate::scim_core::error::ScimError;
+use crate::scim_core::schema::{AttrDef, AttrType, Mutability};
+use crate::scim_core::text::shorten;
 
 use super::target::Target;
 use super::values::{is_assigned, same_value, sorted};

@@ -3,10 +3,10 @@
 
 use serde_json::{Map, Value};
 
-use crate::scim::error::ScimError;
-use crate::scim::resource::parse_bool;
-use crate::scim::schema::{AttrDef, AttrType};
-use crate::scim::text::shorten;
+use crate::scim_core::error::ScimError;
+use crate::scim_core::resource::parse_bool;
+use crate::scim_core::schema::{AttrDef, AttrType};
+use crate::scim_core::text::shorten;
 
 use super::MAX_QUOTED_CHARS;
 

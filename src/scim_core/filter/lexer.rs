@@ -1,7 +1,7 @@
 //! Tokens of the filter grammar (RFC 7644 §3.4.2.2), scanned lazily with one token of push-back.
 
 use super::error::FilterError;
-use crate::scim::text::shorten;
+use crate::scim_core::text::shorten;
 
 /// How much of an offending token an error message quotes.
 pub(super) const MAX_QUOTED_CHARS: usize = 40;

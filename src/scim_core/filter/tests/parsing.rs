@@ -1,7 +1,7 @@
 //! Parsing filters and PATCH paths: grammar, canonical text, errors and limits.
 
 use super::*;
-use crate::scim::error::ScimError;
+use crate::scim_core::error::ScimError;
 
 #[test]
 fn parses_every_operator() {
@@ -331,7 +331,7 @@ fn patch_path_errors() {
     assert_eq!(scim.status, 400);
     assert_eq!(
         scim.scim_type,
-        Some(crate::scim::error::ScimType::InvalidPath)
+        Some(crate::scim_core::error::ScimType::InvalidPath)
     );
     assert!(scim.detail.starts_with("invalid path at position 2: "));
 }
@@ -347,7 +347,7 @@ fn error_display_and_scim_mapping() {
     assert_eq!(scim.status, 400);
     assert_eq!(
         scim.scim_type,
-        Some(crate::scim::error::ScimType::InvalidFilter)
+        Some(crate::scim_core::error::ScimType::InvalidFilter)
     );
     assert_eq!(
         scim.detail,

@@ -425,7 +425,7 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, USER_RESOURCE};
+    use crate::scim_core::schema::{ENTERPRISE_USER_SCHEMA, USER_RESOURCE};
     use serde_json::json;
 
     #[test]
@@ -456,7 +456,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_input_with_scim_types() {
-        use crate::scim::error::ScimType;
+        use crate::scim_core::error::ScimType;
         let cases = [
             (json!({"emails": []}), ScimType::InvalidValue),
             (json!({"userName": "a", "id": "x"}), ScimType::Mutability),

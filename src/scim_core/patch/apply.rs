@@ -3,9 +3,9 @@
 
 use serde_json::{Map, Value};
 
-use crate::scim::error::ScimError;
-use crate::scim::schema::{Mutability, ResourceTypeDef, SchemaDef};
-use crate::scim::text::get_ci;
+use crate::scim_core::error::ScimError;
+use crate::scim_core::schema::{Mutability, ResourceTypeDef, SchemaDef};
+use crate::scim_core::text::get_ci;
 
 use super::mutability::{immutable_error, required_error};
 use super::operations::apply_target;

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::scim::error::ScimError;
+use crate::scim_core::error::ScimError;
 
 /// Where and what went wrong: byte offset in the input and a human message.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use chrono::DateTime;
 use serde_json::Value;
 
 use super::ast::{AttrPath, CompValue, CompareOp, Filter};
-use crate::scim::text::member_ci;
+use crate::scim_core::text::member_ci;
 
 /// Core schemas whose attributes live at the top level of a resource.
 const CORE_SCHEMAS: [&str; 2] = [

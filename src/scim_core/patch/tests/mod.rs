@@ -1,9 +1,11 @@
 //! Fixtures shared by the PATCH engine tests.
 
 use super::*;
-use crate::scim::error::{ScimError, ScimType};
-use crate::scim::resource::{normalize, WriteMode};
-use crate::scim::schema::{ResourceTypeDef, ENTERPRISE_USER_SCHEMA, GROUP_RESOURCE, USER_RESOURCE};
+use crate::scim_core::error::{ScimError, ScimType};
+use crate::scim_core::resource::{normalize, WriteMode};
+use crate::scim_core::schema::{
+    ResourceTypeDef, ENTERPRISE_USER_SCHEMA, GROUP_RESOURCE, USER_RESOURCE,
+};
 use serde_json::{json, Map, Value};
 
 mod add;

@@ -7,7 +7,7 @@ use super::ast::{AttrPath, CompValue, CompareOp, Filter, PatchPath};
 use super::error::FilterError;
 use super::lexer::{is_space, Lexer, Tok, Token, MAX_QUOTED_CHARS};
 use super::{MAX_LOGICAL_OPERATORS, MAX_NESTING_DEPTH};
-use crate::scim::text::shorten;
+use crate::scim_core::text::shorten;
 
 fn expected(what: &str, found: &Token<'_>) -> FilterError {
     FilterError::new(

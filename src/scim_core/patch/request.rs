@@ -2,8 +2,8 @@
 
 use serde_json::Value;
 
-use crate::scim::error::ScimError;
-use crate::scim::text::{get_ci, shorten};
+use crate::scim_core::error::ScimError;
+use crate::scim_core::text::{get_ci, shorten};
 
 use super::{MAX_QUOTED_CHARS, PATCH_OP_SCHEMA};
 

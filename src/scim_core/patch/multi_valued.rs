@@ -5,9 +5,9 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
-use crate::scim::error::ScimError;
-use crate::scim::resource::parse_bool;
-use crate::scim::schema::{AttrDef, AttrType, Mutability};
+use crate::scim_core::error::ScimError;
+use crate::scim_core::resource::parse_bool;
+use crate::scim_core::schema::{AttrDef, AttrType, Mutability};
 
 use super::mutability::immutable_error;
 use super::values::{is_assigned, merge, remove_key, same_value, scalar_text, sorted};

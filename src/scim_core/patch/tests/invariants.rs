@@ -2,7 +2,7 @@
 //! every simple attribute.
 
 use super::*;
-use crate::scim::resource::parse_bool;
+use crate::scim_core::resource::parse_bool;
 
 #[test]
 fn primary_stays_unique() {

@@ -1,10 +1,10 @@
 //! Resolving a PATCH path, or a key of a path-less value, against the resource type's
 //! schemas into the attribute, sub-attribute and value filter it names.
 
-use crate::scim::error::ScimError;
-use crate::scim::filter::{parse_patch_path, Filter};
-use crate::scim::schema::{AttrDef, AttrType, ResourceTypeDef};
-use crate::scim::text::shorten;
+use crate::scim_core::error::ScimError;
+use crate::scim_core::filter::{parse_patch_path, Filter};
+use crate::scim_core::schema::{AttrDef, AttrType, ResourceTypeDef};
+use crate::scim_core::text::shorten;
 
 use super::value_filter::validate_filter;
 use super::MAX_QUOTED_CHARS;
