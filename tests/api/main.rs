@@ -21,6 +21,7 @@ mod helpers;
 mod import;
 mod isolation_attacks;
 mod jobs;
+mod keys_reseal;
 mod lifecycle;
 mod log_scan;
 mod mail;
