@@ -314,7 +314,7 @@ fn check_if_match(if_match: Option<&str>, current: &Group) -> Result<(), Service
 }
 
 async fn load_for_write(tx: &mut Tx, partner: &Partner, id: &str) -> Result<Group, ServiceError> {
-    let row = group_store::get(tx, &partner.id, id)
+    let row = group_store::get_locked(tx, &partner.id, id)
         .await?
         .ok_or(ServiceError::NotFound)?;
     parse_doc(row)

@@ -32,6 +32,7 @@ mod read_path;
 mod revocation;
 mod revocation_races;
 mod rules_shared;
+mod scale_out;
 mod scenario_entra;
 mod scenario_okta;
 mod scim_schema_check;
