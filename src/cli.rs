@@ -153,6 +153,15 @@ pub enum KeysCommand {
     /// Start signing app-launch tokens with a new key; the old key stays published until
     /// the tokens it signed have expired.
     Rotate,
+    /// Re-encrypt every sealed secret (signing keys, TOTP seeds, queued mail) from the
+    /// current key (GUESTBRIDGE_SECRET_KEY) to the key in the variable `--new-key-env`, in
+    /// one transaction; refused, with nothing changed, if any value does not open. Stop the
+    /// servers first and start them with the new key afterwards.
+    Reseal {
+        /// The environment variable holding the new key (64 hex characters).
+        #[arg(long, default_value = "GUESTBRIDGE_NEW_SECRET_KEY")]
+        new_key_env: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -493,6 +502,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .context("rotating the signing key")?;
             println!("new signing key {kid}");
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::Reseal { new_key_env },
+        } => {
+            let text = std::env::var(&new_key_env)
+                .with_context(|| format!("{new_key_env} is not set (the new key)"))?;
+            let new = crate::auth::secrets::SecretBox::from_setting(&text)
+                .map_err(|e| anyhow::anyhow!("{new_key_env}: {e}"))?;
+            let deps = base_deps(&settings).await?;
+            let report = services::reseal::reseal(&deps.db, &deps.portal.secrets, &new)
+                .await
+                .context("resealing secrets")?;
+            println!(
+                "resealed {} signing key(s), {} TOTP seed(s), {} mail bod(ies); start every instance with the new key",
+                report.signing_keys, report.totp_seeds, report.mail_bodies
+            );
             Ok(())
         }
         Command::Mappings {

@@ -11,6 +11,8 @@ use serde::Deserialize;
 /// Variables this program reads; any other `GUESTBRIDGE_*` variable draws a warning.
 const KNOWN_ENV: &[&str] = &[
     "GUESTBRIDGE_CONFIG",
+    // Read by `keys reseal` only.
+    "GUESTBRIDGE_NEW_SECRET_KEY",
     "GUESTBRIDGE_DATABASE_URL",
     "GUESTBRIDGE_DATABASE_MAX_CONNECTIONS",
     "GUESTBRIDGE_LISTEN",

@@ -56,6 +56,7 @@ pub fn guest_json(g: &GuestRow, partner_slug: &str) -> Value {
         "redeemed_at": time(g.redeemed_at),
         "created_at": time(Some(g.created_at)),
         "updated_at": time(Some(g.updated_at)),
+        "rules_fingerprint": g.rules_fingerprint,
     })
 }
 

@@ -15,6 +15,7 @@ use crate::scim_core::resource::{self, WriteMode};
 use crate::scim_core::schema::GROUP_RESOURCE;
 use crate::store::audit::{self, AuditEntry};
 use crate::store::groups::{self as group_store, GroupRow, Member};
+use crate::store::guests as guest_store;
 use crate::store::scim_filter::FilterCompiler;
 use crate::store::users as user_store;
 use crate::store::work::Work;
@@ -225,11 +226,18 @@ async fn reconcile_members(
     user_ids: &[&str],
     via: &str,
 ) -> Result<Tx, ServiceError> {
-    if user_ids.is_empty() || !deps.rules().uses_groups() {
+    if user_ids.is_empty() {
         return Ok(tx);
     }
     let mut w = Work::from_tx(tx, &deps.db);
-    let rules = deps.rules();
+    // Locked before the rules in force are read (see `rules_watch::in_force`) and before the
+    // people are, so a concurrent write of one of them waits for this decision or this one
+    // decides on what it wrote, and a reload through another instance is not missed.
+    guest_store::lock_people(w.conn().await?, &partner.id, user_ids).await?;
+    let rules = super::rules_watch::in_force(&mut w, deps).await?;
+    if !rules.uses_groups() {
+        return Ok(w.into_tx().await?);
+    }
     let cause = lifecycle::Cause { actor, via };
     // A page of people at a time: their records in four queries, their changes queued.
     for page in user_ids.chunks(500) {
@@ -298,7 +306,7 @@ fn check_if_match(if_match: Option<&str>, current: &Group) -> Result<(), Service
 }
 
 async fn load_for_write(tx: &mut Tx, partner: &Partner, id: &str) -> Result<Group, ServiceError> {
-    let row = group_store::get(tx, &partner.id, id)
+    let row = group_store::get_locked(tx, &partner.id, id)
         .await?
         .ok_or(ServiceError::NotFound)?;
     parse_doc(row)

@@ -268,6 +268,7 @@ async fn apply(
             redeemed_at: None,
             created_at: now_ms,
             updated_at: now_ms,
+            rules_fingerprint: Some(rules.fingerprint.clone()),
         };
         guest_store::queue_insert(w, &guest);
         audit_guest(
@@ -390,6 +391,7 @@ async fn apply(
         language: decision.language.clone(),
         access_until: decision.access_until().map(to_millis),
         updated_at: now_ms,
+        rules_fingerprint: Some(rules.fingerprint.clone()),
         ..guest.clone()
     };
     if new_state != old_state {

@@ -15,6 +15,7 @@ pub mod outbox;
 pub mod partners;
 pub mod portal_env;
 pub mod reconcile;
+pub mod reseal;
 pub mod rules;
 pub mod rules_watch;
 pub mod signing;

@@ -152,6 +152,26 @@ pub async fn get(
     .transpose()
 }
 
+/// A partner's group read to be changed in this transaction (see `store::for_update`): two
+/// writes of one group take turns, so a write without If-Match never fails on a version the
+/// other moved on.
+pub async fn get_locked(
+    conn: &mut AnyConnection,
+    partner_id: &str,
+    id: &str,
+) -> Result<Option<GroupRow>, DbError> {
+    let lock = super::for_update(conn);
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM scim_groups r WHERE r.partner_id = $1 AND r.id = $2{lock}"
+    ))
+    .bind(partner_id)
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .map(|r| from_row(&r))
+    .transpose()
+}
+
 /// The id of the partner's group with this display name (case-insensitive), if any.
 pub async fn id_by_display_name(
     conn: &mut AnyConnection,

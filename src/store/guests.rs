@@ -27,6 +27,8 @@ pub struct GuestRow {
     pub redeemed_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The rule set (fingerprint) the guest's last rule decision was made with.
+    pub rules_fingerprint: Option<String>,
 }
 
 /// One grant: an app role given by one rule, with its validity window.
@@ -44,7 +46,7 @@ pub struct GrantRow {
 const COLUMNS: &str =
     "g.id, g.partner_id, g.user_id, g.user_name, g.email, g.display_name, g.state, g.approved,
     g.mfa_required, g.sponsor, g.template, g.language, g.access_until, g.invited_at, g.redeemed_at,
-    g.created_at, g.updated_at";
+    g.created_at, g.updated_at, g.rules_fingerprint";
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<GuestRow, DbError> {
     Ok(GuestRow {
@@ -65,6 +67,7 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<GuestRow, DbError> {
         redeemed_at: r.try_get("redeemed_at")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        rules_fingerprint: r.try_get("rules_fingerprint")?,
     })
 }
 
@@ -150,6 +153,7 @@ fn guest_args(g: &GuestRow) -> Vec<Arg> {
         Arg::opt_int(g.redeemed_at),
         Arg::Int(g.created_at),
         Arg::Int(g.updated_at),
+        Arg::opt_text(g.rules_fingerprint.as_deref()),
     ]
 }
 
@@ -173,7 +177,7 @@ pub async fn update(conn: &mut AnyConnection, g: &GuestRow) -> Result<(), DbErro
     sqlx::query(
         "UPDATE guests SET user_name = $1, email = $2, display_name = $3, state = $4, approved = $5,
             mfa_required = $6, sponsor = $7, template = $8, language = $9, access_until = $10,
-            invited_at = $11, redeemed_at = $12, updated_at = $13
+            invited_at = $11, redeemed_at = $12, updated_at = $13, rules_fingerprint = $15
          WHERE id = $14",
     )
     .bind(&g.user_name)
@@ -190,6 +194,7 @@ pub async fn update(conn: &mut AnyConnection, g: &GuestRow) -> Result<(), DbErro
     .bind(g.redeemed_at)
     .bind(g.updated_at)
     .bind(&g.id)
+    .bind(&g.rules_fingerprint)
     .execute(conn)
     .await?;
     Ok(())
@@ -364,4 +369,43 @@ pub async fn by_email(
     .iter()
     .map(from_row)
     .collect()
+}
+
+/// Lock these users of a partner and their guests for a decision in this transaction (see
+/// `store::for_update`), users first and each in id order: the order a SCIM write (user row,
+/// then guest) and a reload (one person at a time) take them, so a batch never deadlocks
+/// against them or against another batch. Nothing on SQLite, whose writer holds the database.
+pub async fn lock_people(
+    conn: &mut AnyConnection,
+    partner_id: &str,
+    user_ids: &[&str],
+) -> Result<(), DbError> {
+    let lock = super::for_update(conn);
+    if lock.is_empty() {
+        return Ok(());
+    }
+    let mut sorted = user_ids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    for chunk in sorted.chunks(500) {
+        for (table, column, partner_column) in [
+            ("scim_users", "id", "partner_id"),
+            ("guests", "user_id", "partner_id"),
+        ] {
+            let mut sql = Sql::new(format!(
+                "SELECT {column} FROM {table} WHERE {partner_column} = "
+            ));
+            sql.bind(Arg::Text(partner_id.to_string()));
+            sql.push(&format!(" AND {column} IN ("));
+            for (i, id) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.bind(Arg::Text((*id).to_string()));
+            }
+            sql.push(&format!(") ORDER BY {column}{lock}"));
+            sql.query().fetch_all(&mut *conn).await?;
+        }
+    }
+    Ok(())
 }

@@ -75,8 +75,8 @@ impl Table {
             Table::Guests => (
                 "INSERT INTO guests (id, partner_id, user_id, user_name, email, display_name, state, \
                  approved, mfa_required, sponsor, template, language, access_until, invited_at, \
-                 redeemed_at, created_at, updated_at) VALUES ",
-                17,
+                 redeemed_at, created_at, updated_at, rules_fingerprint) VALUES ",
+                18,
             ),
             // Written as an upsert so that many guests' changes go in one statement.
             Table::GuestChanges => Table::Guests.head(),
@@ -125,7 +125,8 @@ impl Table {
                  mfa_required = excluded.mfa_required, sponsor = excluded.sponsor, \
                  template = excluded.template, language = excluded.language, \
                  access_until = excluded.access_until, invited_at = excluded.invited_at, \
-                 redeemed_at = excluded.redeemed_at, updated_at = excluded.updated_at"
+                 redeemed_at = excluded.redeemed_at, updated_at = excluded.updated_at, \
+                 rules_fingerprint = excluded.rules_fingerprint"
             }
             _ => "",
         }

@@ -412,17 +412,22 @@ where
 /// Another instance on `app`'s database (a second replica), with these rule files in its own
 /// mappings folder.
 pub async fn spawn_peer(app: &TestApp, rule_files: &[(&str, &str)]) -> TestApp {
+    spawn_peer_with(app, rule_files, &[("GUESTBRIDGE_RULES_POLL_MS", "500")]).await
+}
+
+/// [`spawn_peer`] with these settings.
+pub async fn spawn_peer_with(
+    app: &TestApp,
+    rule_files: &[(&str, &str)],
+    extra: &[(&str, &str)],
+) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let mappings = dir.path().join("mappings");
     std::fs::create_dir_all(&mappings).expect("mappings dir");
     for (name, content) in rule_files {
         std::fs::write(mappings.join(name), content).expect("rule file");
     }
-    let settings = settings_with(
-        &app.database_url,
-        &mappings,
-        &[("GUESTBRIDGE_RULES_POLL_MS", "500")],
-    );
+    let settings = settings_with(&app.database_url, &mappings, extra);
     let peer = Application::build(settings, Arc::new(SystemClock))
         .await
         .expect("build peer");

@@ -14,6 +14,7 @@ both_backends!(
     a_reload_on_one_instance_reaches_the_others,
     the_rules_in_force_survive_a_restart_and_outrank_new_files,
     a_reload_racing_deactivations_never_restores_access,
+    a_group_change_after_a_reload_elsewhere_uses_the_new_rules,
 );
 
 const V1: &str = r#"
@@ -226,4 +227,92 @@ async fn a_reload_racing_deactivations_never_restores_access(backend: Backend) {
     let diff = admin(&a, &token, reqwest::Method::POST, "/mappings/diff").await;
     assert_eq!(diff.status, 200, "{}", diff.body);
     assert_eq!(diff.body["diff"]["people_changed"], 0, "{}", diff.body);
+}
+
+const BY_GROUP_V1: &str = r#"
+[[app]]
+id = "ehr"
+name = "EHR"
+description = "Records"
+launch_url = "https://ehr.example/"
+roles = ["reader", "clinician"]
+
+[[partner]]
+slug = "acme"
+approval = "auto"
+
+[[rule]]
+id = "ward"
+condition = 'groups.display eq "Ward 7"'
+grants = [{ app = "ehr", role = "reader" }]
+"#;
+
+/// An instance that would not notice a new rule set by polling for an hour: only reading
+/// the rules in force at decision time (or, on PostgreSQL, the notification) can give it the
+/// new ones.
+async fn deaf_peer(a: &TestApp) -> TestApp {
+    crate::helpers::spawn_peer_with(
+        a,
+        &[("rules.toml", BY_GROUP_V1)],
+        &[("GUESTBRIDGE_RULES_POLL_MS", "3600000")],
+    )
+    .await
+}
+
+async fn a_group_change_after_a_reload_elsewhere_uses_the_new_rules(backend: Backend) {
+    let a = spawn_with_rules(backend, &[("rules.toml", BY_GROUP_V1)]).await;
+    let b = deaf_peer(&a).await;
+    let token = admin_token(&a).await;
+    let (_, acme_a) = a.partner("acme").await;
+    let acme_b = crate::helpers::Scim {
+        base: b.address.clone(),
+        token: acme_a.token.clone(),
+        client: b.client.clone(),
+    };
+    let dee = acme_a.create_user(&nurse("dee@acme.example")).await;
+    let group = acme_a
+        .post(
+            "/Groups",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName": "Ward 7"}),
+        )
+        .await;
+    assert_eq!(group.status, 201, "{}", group.body);
+    let group_id = group.body["id"].as_str().unwrap().to_string();
+    assert!(guest_of(&a, &dee).await.is_none());
+
+    std::fs::write(
+        a.mappings.join("rules.toml"),
+        BY_GROUP_V1.replace("role = \"reader\"", "role = \"clinician\""),
+    )
+    .unwrap();
+    let reload = admin(&a, &token, reqwest::Method::POST, "/mappings/reload").await;
+    assert_eq!(reload.status, 200, "{}", reload.body);
+    let new = reload.body["fingerprint"].as_str().unwrap().to_string();
+
+    let added = acme_b
+        .patch(
+            &format!("/Groups/{group_id}"),
+            &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{"op": "add", "path": "members", "value": [{"value": dee}]}]}),
+        )
+        .await;
+    assert!(added.status.is_success(), "{} {}", added.status, added.body);
+    let (state, roles) = guest_of(&b, &dee).await.expect("dee is a guest");
+    assert_eq!(state, "invited");
+    assert_eq!(roles, ["clinician"], "B decided with the old rules");
+    let guest = admin(
+        &b,
+        &token,
+        reqwest::Method::GET,
+        &format!("/guests/{}", guest_id(&b, &dee).await),
+    )
+    .await;
+    assert_eq!(guest.status, 200, "{}", guest.body);
+    assert_eq!(
+        guest.body["rules_fingerprint"],
+        new.as_str(),
+        "{}",
+        guest.body
+    );
 }
