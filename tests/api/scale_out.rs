@@ -18,9 +18,7 @@ use rand::Rng;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use crate::helpers::{
-    postgres_url, read, spawn_with_rules, test_actor, Backend, Scim, TestApp, TEST_SECRET_KEY,
-};
+use crate::helpers::{read, spawn_with_rules, test_actor, Backend, Scim, TestApp, TEST_SECRET_KEY};
 use crate::users_crud::ENTERPRISE;
 
 const PEOPLE: usize = 24;
@@ -431,11 +429,12 @@ async fn decided_with(obs: &TestApp, scim: &Scim, user_name: &str, want: &[&str]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(gb_postgres),
+    ignore = "several instances share PostgreSQL: GUESTBRIDGE_TEST_POSTGRES_URL was not set"
+)]
 async fn three_instances_under_load_agree_with_a_fresh_evaluation() {
-    if postgres_url().is_none() {
-        eprintln!("scale_out: GUESTBRIDGE_TEST_POSTGRES_URL is not set; skipped");
-        return;
-    }
+    crate::helpers::require_postgres();
     let secs: u64 = std::env::var("GUESTBRIDGE_SCALE_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
