@@ -195,8 +195,18 @@ impl ScimConnector {
             .copied()
     }
 
-    #[tracing::instrument(skip_all, fields(connector = %self.name, event_id = %event.event_id, kind = event.kind.webhook_type()), err(level = "warn", Display))]
+    // Not `err(Display)`: the full reason quotes the target's reply, which may echo personal
+    // data; the log gets the status and our own words only.
+    #[tracing::instrument(skip_all, fields(connector = %self.name, event_id = %event.event_id, kind = event.kind.webhook_type()))]
     async fn push(&self, event: &GuestEvent) -> Result<(), DeliveryError> {
+        let result = self.push_event(event).await;
+        if let Err(err) = &result {
+            tracing::warn!(error = %err.log_reason(), "delivery failed");
+        }
+        result
+    }
+
+    async fn push_event(&self, event: &GuestEvent) -> Result<(), DeliveryError> {
         let caps = self.capabilities().await?;
         let guest_id = &event.guest.guest_id;
         let intent = event.guest.intent(event.kind);

@@ -132,10 +132,10 @@ pub async fn deliver_due(
                     {
                         report.lost += 1;
                     } else if dead {
-                        tracing::error!(target_name = %e.target, event = %e.id, attempts, error = %err, "sync event dead-lettered");
+                        tracing::error!(target_name = %e.target, event = %e.id, attempts, error = %err.log_reason(), "sync event dead-lettered");
                         report.dead += 1;
                     } else {
-                        tracing::warn!(target_name = %e.target, event = %e.id, attempts, error = %err, "sync delivery failed; will retry");
+                        tracing::warn!(target_name = %e.target, event = %e.id, attempts, error = %err.log_reason(), "sync delivery failed; will retry");
                         report.retrying += 1;
                     }
                 }

@@ -194,7 +194,11 @@ impl ScimConnector {
             .remove(name);
     }
 
-    pub(super) async fn get(&self, url: &str, query: &[(&str, String)]) -> Result<Reply, DeliveryError> {
+    pub(super) async fn get(
+        &self,
+        url: &str,
+        query: &[(&str, String)],
+    ) -> Result<Reply, DeliveryError> {
         http::send(
             self.http
                 .get(url)

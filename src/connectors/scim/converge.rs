@@ -201,7 +201,7 @@ impl ScimConnector {
                 return Ok((user, false));
             }
             return Err(DeliveryError::permanent(format!(
-                "create user: userName {:?} is taken at the target by a user without externalId {:?}: {}",
+                "create user: HTTP 409: userName {:?} is taken at the target by a user without externalId {:?}: {}",
                 desired.user_name,
                 desired.external_id,
                 http::snippet(&reply.body)
