@@ -44,6 +44,22 @@ fn backoff_ms(policy: RetryPolicy, attempts: i64) -> i64 {
     i64::try_from(exp + jitter).unwrap_or(i64::MAX)
 }
 
+/// A failure as logs may carry it. An SMTP reply's text often quotes the recipient
+/// (`550 <ann@example.org>: no such user`) and logs hold no personal data, so a reply gives
+/// its code only; our own reasons (time-outs, refused connections, unrenderable mail) are
+/// kept. The full reason stays in the outbox row.
+fn log_reason(e: &SendError) -> String {
+    match e.code() {
+        Some(code) if e.is_transient() => {
+            format!("temporary mail delivery failure: SMTP {code} (reply left out of the log)")
+        }
+        Some(code) => {
+            format!("permanent mail delivery failure: SMTP {code} (reply left out of the log)")
+        }
+        None => e.to_string(),
+    }
+}
+
 /// The mail outbox as a [`ClaimedQueue`]: delivered over SMTP.
 struct MailQueue<'a> {
     deps: &'a Deps,
@@ -148,10 +164,10 @@ impl ClaimedQueue for MailQueue<'_> {
         )
         .await?;
         Ok(if give_up {
-            tracing::error!(kind = %m.kind, mail = %m.id, attempts, error = %e, "mail given up");
+            tracing::error!(kind = %m.kind, mail = %m.id, attempts, error = %log_reason(&e), "mail given up");
             Failed::Dead
         } else {
-            tracing::warn!(kind = %m.kind, mail = %m.id, attempts, error = %e, "mail delivery failed; will retry");
+            tracing::warn!(kind = %m.kind, mail = %m.id, attempts, error = %log_reason(&e), "mail delivery failed; will retry");
             Failed::Retrying
         })
     }
@@ -196,4 +212,27 @@ pub fn spawn(
             let _ = tokio::time::timeout(poll, deps.portal.mail_queued.notified()).await;
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logged_failures_keep_smtp_codes_and_drop_reply_text() {
+        let reply = SendError::Permanent {
+            code: Some(550),
+            reason: "permanent error (550): 5.1.1 <ann@acme.example>: no such user".into(),
+        };
+        assert!(reply.to_string().contains("ann@acme.example"));
+        assert_eq!(
+            log_reason(&reply),
+            "permanent mail delivery failure: SMTP 550 (reply left out of the log)"
+        );
+        let ours = SendError::Transient {
+            code: None,
+            reason: "no answer within 30s".into(),
+        };
+        assert_eq!(log_reason(&ours), ours.to_string());
+    }
 }
