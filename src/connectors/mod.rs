@@ -184,6 +184,27 @@ impl DeliveryError {
         }
     }
 
+    /// The reason as logs may carry it: our own words and the target's status code, without
+    /// what the target wrote after it. A target's reply often echoes the request (a userName,
+    /// an e-mail address) and logs must hold no personal data; the full reason stays in the
+    /// outbox row, where an admin reads it.
+    pub fn log_reason(&self) -> String {
+        let reason = match self {
+            DeliveryError::Transient { reason, .. } | DeliveryError::Permanent { reason } => {
+                reason.as_str()
+            }
+        };
+        let kind = if self.is_transient() {
+            "transient delivery failure"
+        } else {
+            "permanent delivery failure"
+        };
+        match status_marker_end(reason) {
+            Some(end) => format!("{kind}: {} (reply left out of the log)", &reason[..end]),
+            None => format!("{kind}: {reason}"),
+        }
+    }
+
     /// The same error with "`context`: " before its reason.
     pub(crate) fn context(self, context: &str) -> Self {
         match self {
@@ -199,6 +220,16 @@ impl DeliveryError {
             },
         }
     }
+}
+
+/// Where the first `HTTP nnn` of a reason ends: [`http::status_error`] and
+/// [`http::Reply::json`] put the target's own words after it.
+fn status_marker_end(reason: &str) -> Option<usize> {
+    reason.match_indices("HTTP ").find_map(|(at, marker)| {
+        let digits = &reason.as_bytes()[at + marker.len()..];
+        (digits.len() >= 3 && digits[..3].iter().all(u8::is_ascii_digit))
+            .then_some(at + marker.len() + 3)
+    })
 }
 
 /// A target the outbox worker pushes guest changes to.
@@ -322,6 +353,29 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.to_string(), "secret: must not be empty");
+    }
+
+    #[test]
+    fn log_reasons_keep_the_status_and_drop_what_the_target_wrote() {
+        let headers = reqwest::header::HeaderMap::new();
+        let body = br#"{"detail":"userName ann@acme.example is already in use"}"#;
+        let err = http::status_error(reqwest::StatusCode::CONFLICT, &headers, body, Utc::now())
+            .context("create user");
+        assert!(err.to_string().contains("ann@acme.example"), "{err}");
+        assert_eq!(
+            err.log_reason(),
+            "transient delivery failure: create user: HTTP 409 (reply left out of the log)"
+        );
+        let err = http::status_error(reqwest::StatusCode::BAD_REQUEST, &headers, body, Utc::now());
+        assert_eq!(
+            err.log_reason(),
+            "permanent delivery failure: HTTP 400 (reply left out of the log)"
+        );
+        let own = DeliveryError::transient("connection failed: refused");
+        assert_eq!(
+            own.log_reason(),
+            "transient delivery failure: connection failed: refused"
+        );
     }
 
     #[test]

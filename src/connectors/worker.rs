@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use super::{Connector, GuestEvent};
+use super::{Connector, DeliveryError, GuestEvent};
+use crate::services::claim_loop::{self, ClaimedQueue, Failed};
 use crate::services::{Deps, ServiceError};
-use crate::store::{sync_outbox, Db};
+use crate::store::sync_outbox::{self, SyncEvent};
+use crate::store::Db;
 
 /// Connectors by target name.
 pub type Connectors = HashMap<String, Arc<dyn Connector>>;
@@ -49,99 +51,116 @@ fn backoff_ms(policy: SyncPolicy, attempts: i64, retry_after: Option<Duration>) 
     i64::try_from(exp + jitter).unwrap_or(i64::MAX)
 }
 
-/// Deliver every event due now.
-///
-/// A batch may take longer than its lease (50 events, each a few requests with their own
-/// time-outs), so the lease of each event is renewed just before it is delivered, and a
-/// delivery is cut off at half the lease: an event is never being delivered by a worker
-/// that no longer holds it. Had this worker stalled past the lease anyway, the renewal
-/// fails and it leaves the event, and the rest of its batch, to the worker now holding
-/// them; outcomes are recorded only while the lease is still this worker's.
+/// The sync outbox as a [`ClaimedQueue`]: each event handed to its target's connector.
+struct SyncQueue<'a> {
+    deps: &'a Deps,
+    connectors: &'a Connectors,
+    policy: SyncPolicy,
+}
+
+impl ClaimedQueue for SyncQueue<'_> {
+    type Item = SyncEvent;
+    type Failure = DeliveryError;
+
+    fn lease_ms(&self) -> u64 {
+        self.policy.lease_ms
+    }
+
+    fn now(&self) -> i64 {
+        crate::clock::to_millis(chrono::Utc::now())
+    }
+
+    async fn claim(
+        &self,
+        owner: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<Vec<SyncEvent>, ServiceError> {
+        let mut conn = self.deps.db.pool().acquire().await?;
+        Ok(sync_outbox::claim_due(&mut conn, owner, now, until, BATCH).await?)
+    }
+
+    async fn renew(&self, e: &SyncEvent, owner: &str, until: i64) -> Result<bool, ServiceError> {
+        let mut conn = self.deps.db.pool().acquire().await?;
+        let held = sync_outbox::renew(&mut conn, e.seq, owner, until).await?;
+        if !held {
+            tracing::warn!(target_name = %e.target, event = %e.id, "sync lease lost before delivery; left to its new holder");
+        }
+        Ok(held)
+    }
+
+    async fn deliver(&self, e: &SyncEvent, deadline: Duration) -> Result<(), DeliveryError> {
+        match (
+            self.connectors.get(&e.target),
+            serde_json::from_str::<GuestEvent>(&e.payload),
+        ) {
+            (None, _) => Err(DeliveryError::Permanent {
+                reason: format!("no target named {:?} is configured", e.target),
+            }),
+            (_, Err(err)) => Err(DeliveryError::Permanent {
+                reason: format!("unreadable event: {err}"),
+            }),
+            (Some(c), Ok(event)) => match tokio::time::timeout(deadline, c.deliver(&event)).await {
+                Ok(result) => result,
+                Err(_) => Err(DeliveryError::transient(format!(
+                    "delivery took longer than {} ms (half the lease)",
+                    deadline.as_millis()
+                ))),
+            },
+        }
+    }
+
+    async fn delivered(&self, e: &SyncEvent, owner: &str, now: i64) -> Result<bool, ServiceError> {
+        let mut conn = self.deps.db.pool().acquire().await?;
+        Ok(sync_outbox::mark_delivered(&mut conn, e.seq, owner, now).await?)
+    }
+
+    async fn failed(
+        &self,
+        e: &SyncEvent,
+        owner: &str,
+        now: i64,
+        err: DeliveryError,
+    ) -> Result<Failed, ServiceError> {
+        let mut conn = self.deps.db.pool().acquire().await?;
+        let attempts = e.attempts + 1;
+        let dead = !err.is_transient() || attempts >= i64::from(self.policy.max_attempts);
+        let next = now + backoff_ms(self.policy, e.attempts, err.retry_after());
+        let recorded =
+            sync_outbox::mark_failed(&mut conn, e.seq, owner, now, next, dead, &err.to_string())
+                .await?;
+        Ok(if !recorded {
+            Failed::Lost
+        } else if dead {
+            tracing::error!(target_name = %e.target, event = %e.id, attempts, error = %err.log_reason(), "sync event dead-lettered");
+            Failed::Dead
+        } else {
+            tracing::warn!(target_name = %e.target, event = %e.id, attempts, error = %err.log_reason(), "sync delivery failed; will retry");
+            Failed::Retrying
+        })
+    }
+}
+
+/// Deliver every event due now, leased as [`claim_loop`] says (50 events, each a few
+/// requests with their own time-outs, can outlast a lease).
 pub async fn deliver_due(
     deps: &Deps,
     connectors: &Connectors,
     policy: SyncPolicy,
     owner: &str,
 ) -> Result<SyncDelivery, ServiceError> {
-    let mut report = SyncDelivery::default();
-    let lease_ms = i64::try_from(policy.lease_ms).unwrap_or(i64::MAX);
-    let deadline = Duration::from_millis(policy.lease_ms / 2);
-    loop {
-        let now = crate::clock::to_millis(chrono::Utc::now());
-        let batch = {
-            let mut conn = deps.db.pool().acquire().await?;
-            sync_outbox::claim_due(&mut conn, owner, now, now + lease_ms, BATCH).await?
-        };
-        if batch.is_empty() {
-            return Ok(report);
-        }
-        for e in batch {
-            let now = crate::clock::to_millis(chrono::Utc::now());
-            {
-                let mut conn = deps.db.pool().acquire().await?;
-                if !sync_outbox::renew(&mut conn, e.seq, owner, now + lease_ms).await? {
-                    tracing::warn!(target_name = %e.target, event = %e.id, "sync lease lost before delivery; left to its new holder");
-                    report.lost += 1;
-                    continue;
-                }
-            }
-            let result = match (
-                connectors.get(&e.target),
-                serde_json::from_str::<GuestEvent>(&e.payload),
-            ) {
-                (None, _) => Err(super::DeliveryError::Permanent {
-                    reason: format!("no target named {:?} is configured", e.target),
-                }),
-                (_, Err(err)) => Err(super::DeliveryError::Permanent {
-                    reason: format!("unreadable event: {err}"),
-                }),
-                (Some(c), Ok(event)) => {
-                    match tokio::time::timeout(deadline, c.deliver(&event)).await {
-                        Ok(result) => result,
-                        Err(_) => Err(super::DeliveryError::transient(format!(
-                            "delivery took longer than {} ms (half the lease)",
-                            deadline.as_millis()
-                        ))),
-                    }
-                }
-            };
-            let now = crate::clock::to_millis(chrono::Utc::now());
-            let mut conn = deps.db.pool().acquire().await?;
-            match result {
-                Ok(()) => {
-                    if sync_outbox::mark_delivered(&mut conn, e.seq, owner, now).await? {
-                        report.delivered += 1;
-                    } else {
-                        report.lost += 1;
-                    }
-                }
-                Err(err) => {
-                    let attempts = e.attempts + 1;
-                    let dead = !err.is_transient() || attempts >= i64::from(policy.max_attempts);
-                    let next = now + backoff_ms(policy, e.attempts, err.retry_after());
-                    if !sync_outbox::mark_failed(
-                        &mut conn,
-                        e.seq,
-                        owner,
-                        now,
-                        next,
-                        dead,
-                        &err.to_string(),
-                    )
-                    .await?
-                    {
-                        report.lost += 1;
-                    } else if dead {
-                        tracing::error!(target_name = %e.target, event = %e.id, attempts, error = %err, "sync event dead-lettered");
-                        report.dead += 1;
-                    } else {
-                        tracing::warn!(target_name = %e.target, event = %e.id, attempts, error = %err, "sync delivery failed; will retry");
-                        report.retrying += 1;
-                    }
-                }
-            }
-        }
-    }
+    let queue = SyncQueue {
+        deps,
+        connectors,
+        policy,
+    };
+    let counts = claim_loop::drain(&queue, owner).await?;
+    Ok(SyncDelivery {
+        delivered: counts.delivered,
+        retrying: counts.retrying,
+        dead: counts.dead,
+        lost: counts.lost,
+    })
 }
 
 /// Run the worker for the life of the process: on every queued event and at least every `poll`.

@@ -10,6 +10,7 @@
 mod columns;
 mod dates;
 mod dialect;
+mod header;
 mod reader;
 mod records;
 mod rows;
@@ -18,7 +19,8 @@ pub use columns::{
     is_column_map_file, load_column_maps, parse_column_maps, Column, ColumnMap, HeaderRole,
 };
 pub use dialect::{detect_dialect, Dialect};
-pub use reader::{DuplicateColumn, HeaderError, RosterReader};
+pub use header::{DuplicateColumn, HeaderError};
+pub use reader::RosterReader;
 pub use rows::{
     is_valid_email, parse_active, RosterRow, RowError, RowErrorKind, RowResult,
     ENTERPRISE_USER_SCHEMA, GUEST_SCHEMA, MAX_FIELD_CHARS, USER_SCHEMA,

@@ -1,27 +1,12 @@
 //! A TOML document as a tree in which every value keeps its byte span, so that loading can
 //! report every problem of a rule file with its line instead of stopping at the first
-//! mismatch, as deserialising straight into typed structs would. Built with `toml`'s own
-//! deserializer, which hands out spans the way `toml::Spanned` receives them; datetimes
-//! arrive as their RFC 3339-like text.
+//! mismatch, as deserialising straight into typed structs would. Read from `toml_edit`'s
+//! parsed document, whose items carry their spans through its public API (the same parser
+//! and spans `toml` uses), so nothing depends on serde's private field names.
 
-use std::fmt;
 use std::ops::Range;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-
-/// The key under which `toml`'s deserializer hands out a datetime (toml_datetime's private
-/// field name, stable across the 0.6 line).
-const DATETIME_KEY: &str = "$__toml_private_datetime";
-
-/// The struct and field names through which `toml`'s deserializer hands out a value's span
-/// (serde_spanned 0.6, which `toml::Spanned` is). Spelled out rather than using
-/// `toml::Spanned` because that fails on tables without a span (implicit tables such as
-/// `a` in `a.b = 1`), which [`Node`] accepts.
-const SPANNED_NAME: &str = "$__serde_spanned_private_Spanned";
-const SPANNED_START: &str = "$__serde_spanned_private_start";
-const SPANNED_END: &str = "$__serde_spanned_private_end";
-const SPANNED_VALUE: &str = "$__serde_spanned_private_value";
-const SPANNED_FIELDS: &[&str] = &[SPANNED_START, SPANNED_END, SPANNED_VALUE];
+use toml_edit::{ImDocument, Item, Value};
 
 /// A value and the bytes of the document it came from. A table that has no span of its own
 /// (an implicit table) gets the span covering its entries.
@@ -82,119 +67,60 @@ impl RawValue {
     }
 }
 
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_struct(SPANNED_NAME, SPANNED_FIELDS, NodeVisitor)
+fn node(span: Option<Range<usize>>, value: RawValue) -> Node {
+    Node {
+        span: span.unwrap_or_else(|| value.covering_span()),
+        value,
     }
 }
 
-impl<'de> Deserialize<'de> for RawValue {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(NodeVisitor).map(|n| n.value)
+fn item_node(item: &Item) -> Node {
+    match item {
+        Item::Value(value) => value_node(value),
+        Item::Table(table) => node(table.span(), RawValue::Table(table_entries(table))),
+        Item::ArrayOfTables(tables) => node(
+            tables.span(),
+            RawValue::Array(
+                tables
+                    .iter()
+                    .map(|t| node(t.span(), RawValue::Table(table_entries(t))))
+                    .collect(),
+            ),
+        ),
+        // The parser never leaves an empty slot in a document.
+        Item::None => node(None, RawValue::Table(Vec::new())),
     }
 }
 
-/// Visits a spanned value (a map of the three span fields), or a value without a span.
-struct NodeVisitor;
-
-impl NodeVisitor {
-    fn bare<E>(value: RawValue) -> Result<Node, E> {
-        Ok(Node {
-            span: value.covering_span(),
-            value,
-        })
-    }
+fn table_entries(table: &toml_edit::Table) -> Vec<(String, Node)> {
+    table
+        .iter()
+        .map(|(key, item)| (key.to_string(), item_node(item)))
+        .collect()
 }
 
-impl<'de> Visitor<'de> for NodeVisitor {
-    type Value = Node;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a TOML value")
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
-        Self::bare(RawValue::Boolean(v))
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
-        Self::bare(RawValue::Integer(v))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
-        let v = i64::try_from(v).map_err(|_| E::custom("integer out of range"))?;
-        Self::bare(RawValue::Integer(v))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
-        Self::bare(RawValue::Float(v))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
-        Self::bare(RawValue::String(v.to_string()))
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Node, E> {
-        Self::bare(RawValue::String(v))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element::<Node>()? {
-            items.push(item);
-        }
-        Self::bare(RawValue::Array(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
-        let mut entries = Vec::new();
-        let mut span: (Option<usize>, Option<usize>) = (None, None);
-        while let Some(key) = map.next_key::<String>()? {
-            if entries.is_empty() {
-                match key.as_str() {
-                    SPANNED_START => {
-                        span.0 = Some(map.next_value()?);
-                        continue;
-                    }
-                    SPANNED_END => {
-                        span.1 = Some(map.next_value()?);
-                        continue;
-                    }
-                    SPANNED_VALUE => {
-                        let value = map.next_value::<RawValue>()?;
-                        let span = match span {
-                            (Some(start), Some(end)) => start..end,
-                            _ => value.covering_span(),
-                        };
-                        return Ok(Node { span, value });
-                    }
-                    DATETIME_KEY => {
-                        let text: String = map.next_value()?;
-                        let datetime = text
-                            .parse::<toml::value::Datetime>()
-                            .map_err(de::Error::custom)?;
-                        return Self::bare(RawValue::Datetime(datetime));
-                    }
-                    _ => {}
-                }
-            }
-            let value = map.next_value::<Node>()?;
-            entries.push((key, value));
-        }
-        Self::bare(RawValue::Table(entries))
-    }
+fn value_node(value: &Value) -> Node {
+    let raw = match value {
+        Value::String(v) => RawValue::String(v.value().clone()),
+        Value::Integer(v) => RawValue::Integer(*v.value()),
+        Value::Float(v) => RawValue::Float(*v.value()),
+        Value::Boolean(v) => RawValue::Boolean(*v.value()),
+        Value::Datetime(v) => RawValue::Datetime(*v.value()),
+        Value::Array(items) => RawValue::Array(items.iter().map(value_node).collect()),
+        Value::InlineTable(table) => RawValue::Table(
+            table
+                .iter()
+                .map(|(key, v)| (key.to_string(), value_node(v)))
+                .collect(),
+        ),
+    };
+    node(value.span(), raw)
 }
 
 /// Parses a whole document into its top-level table.
-pub(crate) fn parse_document(content: &str) -> Result<Vec<(String, Node)>, toml::de::Error> {
-    match toml::from_str::<RawValue>(content)? {
-        RawValue::Table(entries) => Ok(entries),
-        // A document is always a table; anything else cannot come out of the parser.
-        other => Err(de::Error::custom(format!(
-            "expected a table at the top level, found {}",
-            other.type_name()
-        ))),
-    }
+pub(crate) fn parse_document(content: &str) -> Result<Vec<(String, Node)>, toml_edit::TomlError> {
+    let document = ImDocument::parse(content)?;
+    Ok(table_entries(document.as_table()))
 }
 
 /// Maps byte offsets of one file to 1-based line numbers.

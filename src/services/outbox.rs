@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use rand::Rng;
 
+use super::claim_loop::{self, ClaimedQueue, Failed};
 use super::{Deps, ServiceError};
 use crate::mail::message::OutgoingMail;
 use crate::mail::smtp::{SendError, SmtpSender};
-use crate::store::outbox;
+use crate::store::outbox::{self, QueuedMail};
 
 /// How a delivery round went.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -43,101 +44,156 @@ fn backoff_ms(policy: RetryPolicy, attempts: i64) -> i64 {
     i64::try_from(exp + jitter).unwrap_or(i64::MAX)
 }
 
-/// Deliver every mail due now; returns what happened.
-///
-/// A batch of 20 mails, each with a 30 s SMTP time-out, can outlast any lease, so each mail's
-/// lease is renewed just before it is sent and a send is cut off at half the lease: a mail is
-/// only ever being sent by the sender holding it, and one whose lease passed to another
-/// sender (this one stalled) is left to that sender instead of being sent twice.
+/// A failure as logs may carry it. An SMTP reply's text often quotes the recipient
+/// (`550 <ann@example.org>: no such user`) and logs hold no personal data, so a reply gives
+/// its code only; our own reasons (time-outs, refused connections, unrenderable mail) are
+/// kept. The full reason stays in the outbox row.
+fn log_reason(e: &SendError) -> String {
+    match e.code() {
+        Some(code) if e.is_transient() => {
+            format!("temporary mail delivery failure: SMTP {code} (reply left out of the log)")
+        }
+        Some(code) => {
+            format!("permanent mail delivery failure: SMTP {code} (reply left out of the log)")
+        }
+        None => e.to_string(),
+    }
+}
+
+/// The mail outbox as a [`ClaimedQueue`]: delivered over SMTP.
+struct MailQueue<'a> {
+    deps: &'a Deps,
+    sender: &'a SmtpSender,
+    policy: RetryPolicy,
+}
+
+impl ClaimedQueue for MailQueue<'_> {
+    type Item = QueuedMail;
+    type Failure = SendError;
+
+    fn lease_ms(&self) -> u64 {
+        self.policy.lease_ms
+    }
+
+    fn now(&self) -> i64 {
+        self.deps.now_ms()
+    }
+
+    async fn claim(
+        &self,
+        owner: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<Vec<QueuedMail>, ServiceError> {
+        let mut conn = self.deps.db.pool().acquire().await?;
+        Ok(outbox::claim_due(&mut conn, owner, now, until, BATCH).await?)
+    }
+
+    async fn renew(&self, m: &QueuedMail, owner: &str, until: i64) -> Result<bool, ServiceError> {
+        let mut conn = self.deps.db.pool().acquire().await?;
+        let held = outbox::renew(&mut conn, &m.id, owner, until).await?;
+        if !held {
+            tracing::warn!(kind = %m.kind, mail = %m.id, "mail lease lost before sending; left to its new holder");
+        }
+        Ok(held)
+    }
+
+    async fn deliver(&self, m: &QueuedMail, deadline: Duration) -> Result<(), SendError> {
+        let rendered = match super::mailer::open(self.deps, m) {
+            Ok(rendered) => rendered,
+            // A mail that cannot be rendered never will be: a dead letter at once.
+            Err(reason) => {
+                return Err(SendError::Permanent {
+                    code: None,
+                    reason: format!("cannot render the mail: {reason}"),
+                })
+            }
+        };
+        let mail = OutgoingMail {
+            to: m.to_addr.clone(),
+            subject: rendered.subject,
+            text: rendered.text,
+            html: rendered.html,
+            kind: m.kind.clone(),
+            idempotency_key: m.idempotency_key.clone(),
+        };
+        match tokio::time::timeout(deadline, self.sender.send(&mail)).await {
+            Ok(sent) => sent,
+            Err(_) => Err(SendError::Transient {
+                code: None,
+                reason: format!(
+                    "sending took longer than {} ms (half the lease)",
+                    deadline.as_millis()
+                ),
+            }),
+        }
+    }
+
+    async fn delivered(
+        &self,
+        m: &QueuedMail,
+        _owner: &str,
+        now: i64,
+    ) -> Result<bool, ServiceError> {
+        let mut conn = self.deps.db.pool().acquire().await?;
+        // Recorded whoever holds the lease now: it was sent, and must not be sent again.
+        outbox::mark_sent(&mut conn, &m.id, now).await?;
+        tracing::info!(kind = %m.kind, mail = %m.id, "mail delivered");
+        Ok(true)
+    }
+
+    async fn failed(
+        &self,
+        m: &QueuedMail,
+        owner: &str,
+        now: i64,
+        e: SendError,
+    ) -> Result<Failed, ServiceError> {
+        let mut conn = self.deps.db.pool().acquire().await?;
+        let attempts = m.attempts + 1;
+        let give_up = matches!(e, SendError::Permanent { .. })
+            || attempts >= i64::from(self.policy.max_attempts);
+        outbox::mark_failed(
+            &mut conn,
+            &m.id,
+            owner,
+            now,
+            now + backoff_ms(self.policy, m.attempts),
+            give_up,
+            &e.to_string(),
+        )
+        .await?;
+        Ok(if give_up {
+            tracing::error!(kind = %m.kind, mail = %m.id, attempts, error = %log_reason(&e), "mail given up");
+            Failed::Dead
+        } else {
+            tracing::warn!(kind = %m.kind, mail = %m.id, attempts, error = %log_reason(&e), "mail delivery failed; will retry");
+            Failed::Retrying
+        })
+    }
+}
+
+/// Deliver every mail due now; returns what happened. Leased as [`claim_loop`] says: a batch
+/// of 20 mails, each with a 30 s SMTP time-out, can outlast any lease, and a mail whose lease
+/// passed to another sender is left to it instead of being sent twice.
 pub async fn deliver_due(
     deps: &Deps,
     sender: &SmtpSender,
     policy: RetryPolicy,
     owner: &str,
 ) -> Result<Delivery, ServiceError> {
-    let mut report = Delivery::default();
-    let lease_ms = i64::try_from(policy.lease_ms).unwrap_or(i64::MAX);
-    let deadline = Duration::from_millis(policy.lease_ms / 2);
-    loop {
-        let now = deps.now_ms();
-        let batch = {
-            let mut conn = deps.db.pool().acquire().await?;
-            outbox::claim_due(&mut conn, owner, now, now + lease_ms, BATCH).await?
-        };
-        if batch.is_empty() {
-            return Ok(report);
-        }
-        for m in batch {
-            {
-                let now = deps.now_ms();
-                let mut conn = deps.db.pool().acquire().await?;
-                if !outbox::renew(&mut conn, &m.id, owner, now + lease_ms).await? {
-                    tracing::warn!(kind = %m.kind, mail = %m.id, "mail lease lost before sending; left to its new holder");
-                    report.lost += 1;
-                    continue;
-                }
-            }
-            let result = match super::mailer::open(deps, &m) {
-                Ok(rendered) => {
-                    let mail = OutgoingMail {
-                        to: m.to_addr.clone(),
-                        subject: rendered.subject,
-                        text: rendered.text,
-                        html: rendered.html,
-                        kind: m.kind.clone(),
-                        idempotency_key: m.idempotency_key.clone(),
-                    };
-                    match tokio::time::timeout(deadline, sender.send(&mail)).await {
-                        Ok(sent) => sent,
-                        Err(_) => Err(SendError::Transient {
-                            code: None,
-                            reason: format!(
-                                "sending took longer than {} ms (half the lease)",
-                                deadline.as_millis()
-                            ),
-                        }),
-                    }
-                }
-                // A mail that cannot be rendered never will be: a dead letter at once.
-                Err(reason) => Err(SendError::Permanent {
-                    code: None,
-                    reason: format!("cannot render the mail: {reason}"),
-                }),
-            };
-            let now = deps.now_ms();
-            let mut conn = deps.db.pool().acquire().await?;
-            match result {
-                Ok(()) => {
-                    // Recorded whoever holds the lease now: it was sent, and must not be sent again.
-                    outbox::mark_sent(&mut conn, &m.id, now).await?;
-                    tracing::info!(kind = %m.kind, mail = %m.id, "mail delivered");
-                    report.sent += 1;
-                }
-                Err(e) => {
-                    let attempts = m.attempts + 1;
-                    let give_up = matches!(e, SendError::Permanent { .. })
-                        || attempts >= i64::from(policy.max_attempts);
-                    outbox::mark_failed(
-                        &mut conn,
-                        &m.id,
-                        owner,
-                        now,
-                        now + backoff_ms(policy, m.attempts),
-                        give_up,
-                        &e.to_string(),
-                    )
-                    .await?;
-                    if give_up {
-                        tracing::error!(kind = %m.kind, mail = %m.id, attempts, error = %e, "mail given up");
-                        report.given_up += 1;
-                    } else {
-                        tracing::warn!(kind = %m.kind, mail = %m.id, attempts, error = %e, "mail delivery failed; will retry");
-                        report.retrying += 1;
-                    }
-                }
-            }
-        }
-    }
+    let queue = MailQueue {
+        deps,
+        sender,
+        policy,
+    };
+    let counts = claim_loop::drain(&queue, owner).await?;
+    Ok(Delivery {
+        sent: counts.delivered,
+        retrying: counts.retrying,
+        given_up: counts.dead,
+        lost: counts.lost,
+    })
 }
 
 /// Run the sender until the process stops: on every queued mail and at least every `poll`.
@@ -156,4 +212,27 @@ pub fn spawn(
             let _ = tokio::time::timeout(poll, deps.portal.mail_queued.notified()).await;
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logged_failures_keep_smtp_codes_and_drop_reply_text() {
+        let reply = SendError::Permanent {
+            code: Some(550),
+            reason: "permanent error (550): 5.1.1 <ann@acme.example>: no such user".into(),
+        };
+        assert!(reply.to_string().contains("ann@acme.example"));
+        assert_eq!(
+            log_reason(&reply),
+            "permanent mail delivery failure: SMTP 550 (reply left out of the log)"
+        );
+        let ours = SendError::Transient {
+            code: None,
+            reason: "no answer within 30s".into(),
+        };
+        assert_eq!(log_reason(&ours), ours.to_string());
+    }
 }

@@ -177,8 +177,16 @@ impl ReconcilePlan {
 
 impl ScimConnector {
     /// Read the target and work out what reconciling it with `expected` would change.
-    #[tracing::instrument(skip_all, fields(connector = %self.name, expected = expected.guests.len()), err(Display))]
+    #[tracing::instrument(skip_all, fields(connector = %self.name, expected = expected.guests.len()))]
     pub async fn plan(&self, expected: &Expected) -> Result<ReconcilePlan, DeliveryError> {
+        let result = self.read_plan(expected).await;
+        if let Err(err) = &result {
+            tracing::error!(error = %err.log_reason(), "reconcile plan failed");
+        }
+        result
+    }
+
+    async fn read_plan(&self, expected: &Expected) -> Result<ReconcilePlan, DeliveryError> {
         let caps = self.capabilities().await?;
         let owned = self
             .owned
@@ -326,8 +334,16 @@ impl ScimConnector {
     }
 
     /// Carry out `plan`; the report counts what was done.
-    #[tracing::instrument(skip_all, fields(connector = %self.name, steps = plan.steps.len()), err(Display))]
+    #[tracing::instrument(skip_all, fields(connector = %self.name, steps = plan.steps.len()))]
     pub async fn apply(&self, plan: ReconcilePlan) -> Result<DriftReport, DeliveryError> {
+        let result = self.carry_out(plan).await;
+        if let Err(err) = &result {
+            tracing::error!(error = %err.log_reason(), "reconcile apply failed");
+        }
+        result
+    }
+
+    async fn carry_out(&self, plan: ReconcilePlan) -> Result<DriftReport, DeliveryError> {
         let key = format!("reconcile-{}", chrono::Utc::now().timestamp_millis());
         let caps = plan.caps;
         let mut report = DriftReport {

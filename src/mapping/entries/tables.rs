@@ -1,0 +1,192 @@
+//! The three kinds of entry: `[[app]]`, `[[partner]]` and `[[rule]]`, each key read into
+//! its draft with the checks of its value, unknown and missing keys reported.
+
+use std::ops::Range;
+
+use crate::mapping::model::{App, Approval, PartnerPolicy, Rule};
+use crate::mapping::raw::RawValue;
+
+use super::{AppDraft, FileCtx, PartnerDraft, RuleDraft, Table, APP_KEYS, PARTNER_KEYS, RULE_KEYS};
+
+impl FileCtx<'_> {
+    pub(super) fn app(&mut self, table: &Table, header: &Range<usize>) -> AppDraft {
+        const WHAT: &str = "[[app]]";
+        self.require(
+            table,
+            header,
+            WHAT,
+            &["id", "name", "description", "launch_url", "roles"],
+        );
+        let mut app = App {
+            id: String::new(),
+            name: String::new(),
+            description: String::new(),
+            launch_url: String::new(),
+            roles: Vec::new(),
+            icon: None,
+        };
+        let (mut id_at, mut roles_known) = (None, false);
+        for (key, value) in table {
+            match key.as_str() {
+                "id" => {
+                    if let Some(id) = self.app_id(key, value) {
+                        app.id = id;
+                        id_at = Some(self.origin(&value.span()));
+                    }
+                }
+                "name" => set(&mut app.name, self.text(key, value)),
+                "description" => set(&mut app.description, self.string(key, value)),
+                "launch_url" => set(&mut app.launch_url, self.url(key, value)),
+                "icon" => app.icon = self.url(key, value),
+                "roles" => {
+                    if let Some(roles) = self.roles(key, value) {
+                        app.roles = roles;
+                        roles_known = true;
+                    }
+                }
+                other => self.unknown_key(WHAT, other, value, APP_KEYS),
+            }
+        }
+        AppDraft {
+            app,
+            id_at,
+            roles_known,
+        }
+    }
+
+    pub(super) fn partner(&mut self, table: &Table, header: &Range<usize>) -> PartnerDraft {
+        const WHAT: &str = "[[partner]]";
+        self.require(table, header, WHAT, &["slug"]);
+        let mut policy = PartnerPolicy::default_for("");
+        let (mut slug_at, mut allowed_at) = (None, Vec::new());
+        for (key, value) in table {
+            match key.as_str() {
+                "slug" => {
+                    if let Some(slug) = self.slug(key, value) {
+                        policy.slug = slug;
+                        slug_at = Some(self.origin(&value.span()));
+                    }
+                }
+                "max_access_days" => policy.max_access_days = self.days(key, value),
+                "allowed_apps" => {
+                    let items = self.list(key, value, |ctx, span, item| {
+                        ctx.check_app_id("allowed_apps", span, item)
+                    });
+                    if let Some(items) = items {
+                        allowed_at = items.iter().map(|(_, span)| self.origin(span)).collect();
+                        policy.allowed_apps = Some(items.into_iter().map(|(s, _)| s).collect());
+                    }
+                }
+                "approval" => match self.string(key, value).as_deref() {
+                    Some("auto") => policy.approval = Approval::Auto,
+                    Some("admin") => policy.approval = Approval::Admin,
+                    Some(text) => self.error(
+                        &value.span(),
+                        format!("`approval` must be \"auto\" or \"admin\", found \"{text}\""),
+                    ),
+                    None => {}
+                },
+                "mfa" => set(&mut policy.mfa, self.boolean(key, value)),
+                "mfa_email_fallback" => {
+                    set(&mut policy.mfa_email_fallback, self.boolean(key, value))
+                }
+                "max_deactivations_per_hour" => match value.get_ref() {
+                    RawValue::Integer(n) if (1..=1_000_000).contains(n) => {
+                        policy.max_deactivations_per_hour = u32::try_from(*n).ok();
+                    }
+                    RawValue::Integer(n) => self.error(
+                        &value.span(),
+                        format!("`{key}` must be from 1 to 1000000, found {n}"),
+                    ),
+                    _ => self.wrong_type(key, value, "a whole number"),
+                },
+                other => self.unknown_key(WHAT, other, value, PARTNER_KEYS),
+            }
+        }
+        PartnerDraft {
+            policy,
+            slug_at,
+            allowed_at,
+        }
+    }
+
+    pub(super) fn rule(&mut self, table: &Table, header: &Range<usize>) -> RuleDraft {
+        const WHAT: &str = "[[rule]]";
+        self.require(table, header, WHAT, &["id", "grants"]);
+        let mut rule = Rule {
+            id: String::new(),
+            description: None,
+            partners: None,
+            condition: None,
+            condition_text: None,
+            groups: None,
+            grants: Vec::new(),
+            access_days: None,
+            access_until: None,
+            use_partner_end_date: true,
+            sponsor: None,
+            mfa: None,
+            template: None,
+            language: None,
+            file: self.file.to_string(),
+            line: self.lines.of(header),
+        };
+        let (mut id_at, mut grants_at) = (None, Vec::new());
+        for (key, value) in table {
+            match key.as_str() {
+                "id" => {
+                    if let Some(id) = self.rule_id(key, value) {
+                        rule.id = id;
+                        id_at = Some(self.origin(&value.span()));
+                    }
+                }
+                "description" => rule.description = self.string(key, value),
+                "partners" => {
+                    let items = self.list(key, value, |ctx, span, item| {
+                        ctx.check_slug("partners", span, item)
+                    });
+                    rule.partners = items.map(|items| items.into_iter().map(|(s, _)| s).collect());
+                }
+                "condition" => {
+                    if let Some((text, filter)) = self.condition(key, value) {
+                        rule.condition_text = Some(text);
+                        rule.condition = Some(filter);
+                    }
+                }
+                "groups" => {
+                    let items = self.list(key, value, |ctx, span, item| {
+                        ctx.check_text("groups", span, item)
+                    });
+                    rule.groups = items.map(|items| items.into_iter().map(|(s, _)| s).collect());
+                }
+                "grants" => {
+                    let grants = self.grants(key, value);
+                    grants_at = grants.iter().map(|(_, span)| self.origin(span)).collect();
+                    rule.grants = grants.into_iter().map(|(g, _)| g).collect();
+                }
+                "access_days" => rule.access_days = self.days(key, value),
+                "access_until" => rule.access_until = self.end_date(key, value),
+                "use_partner_end_date" => {
+                    set(&mut rule.use_partner_end_date, self.boolean(key, value));
+                }
+                "sponsor" => rule.sponsor = self.email(key, value),
+                "mfa" => rule.mfa = self.boolean(key, value),
+                "template" => rule.template = self.template(key, value),
+                "language" => rule.language = self.language(key, value),
+                other => self.unknown_key(WHAT, other, value, RULE_KEYS),
+            }
+        }
+        RuleDraft {
+            rule,
+            id_at,
+            grants_at,
+        }
+    }
+}
+
+/// Sets `slot` when `value` parsed.
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *slot = value;
+    }
+}
