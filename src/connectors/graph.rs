@@ -190,8 +190,18 @@ impl GraphConnector {
             .map_err(|e| store_error(e, user_id))
     }
 
-    #[tracing::instrument(skip_all, fields(connector = %self.name, event_id = %event.event_id, kind = event.kind.webhook_type()), err(level = "warn", Display))]
+    // Not `err(Display)`: the full reason may quote the target's reply, which can echo
+    // personal data; the log gets the status and our own words only.
+    #[tracing::instrument(skip_all, fields(connector = %self.name, event_id = %event.event_id, kind = event.kind.webhook_type()))]
     async fn push(&self, event: &GuestEvent) -> Result<(), DeliveryError> {
+        let result = self.push_event(event).await;
+        if let Err(err) = &result {
+            tracing::warn!(error = %err.log_reason(), "delivery failed");
+        }
+        result
+    }
+
+    async fn push_event(&self, event: &GuestEvent) -> Result<(), DeliveryError> {
         let guest = &event.guest;
         match guest.intent(event.kind) {
             Intent::Enable => self.enable(event).await,
@@ -587,8 +597,18 @@ impl GraphConnector {
         }
     }
 
-    #[tracing::instrument(skip_all, fields(connector = %self.name), err(Display))]
+    // Not `err(Display)`: the full reason may quote the target's reply, which can echo
+    // personal data; the log gets the status and our own words only.
+    #[tracing::instrument(skip_all, fields(connector = %self.name))]
     async fn fetch_token(&self) -> Result<CachedToken, DeliveryError> {
+        let result = self.request_token().await;
+        if let Err(err) = &result {
+            tracing::warn!(error = %err.log_reason(), "token request failed");
+        }
+        result
+    }
+
+    async fn request_token(&self) -> Result<CachedToken, DeliveryError> {
         let form = [
             ("grant_type", "client_credentials"),
             ("client_id", self.client_id.as_str()),

@@ -107,8 +107,18 @@ impl WebhookConnector {
         })
     }
 
-    #[tracing::instrument(skip_all, fields(connector = %self.name, event_id = %event.event_id, kind = event.kind.webhook_type()), err(level = "warn", Display))]
+    // Not `err(Display)`: the full reason may quote the target's reply, which can echo
+    // personal data; the log gets the status and our own words only.
+    #[tracing::instrument(skip_all, fields(connector = %self.name, event_id = %event.event_id, kind = event.kind.webhook_type()))]
     async fn post(&self, event: &GuestEvent) -> Result<(), DeliveryError> {
+        let result = self.post_event(event).await;
+        if let Err(err) = &result {
+            tracing::warn!(error = %err.log_reason(), "delivery failed");
+        }
+        result
+    }
+
+    async fn post_event(&self, event: &GuestEvent) -> Result<(), DeliveryError> {
         let body = serde_json::to_vec(&WebhookEvent::from_event(event))
             .map_err(|e| DeliveryError::permanent(format!("cannot encode the event: {e}")))?;
         let timestamp = Utc::now().timestamp();
