@@ -80,7 +80,7 @@ fn start_mail_sender(
         tracing::info!("no SMTP URL set: mail is kept in the outbox and not sent");
         return Ok(None);
     };
-    let policy = crate::services::outbox::RetryPolicy {
+    let policy = crate::services::mail_sender::RetryPolicy {
         base_ms: settings.portal.mail_retry_base_ms,
         max_attempts: settings.portal.mail_max_attempts,
         lease_ms: settings.portal.mail_lease_ms,
@@ -88,7 +88,7 @@ fn start_mail_sender(
     let poll =
         std::time::Duration::from_millis(settings.portal.mail_retry_base_ms.clamp(100, 5_000));
     let sender = Arc::new(sender);
-    crate::services::outbox::spawn(deps.clone(), sender.clone(), policy, poll);
+    crate::services::mail_sender::spawn(deps.clone(), sender.clone(), policy, poll);
     Ok(Some(sender))
 }
 

@@ -20,7 +20,7 @@ use crate::config::{JobSettings, Settings};
 use crate::domain::lifecycle::Event;
 use crate::mail::smtp::SmtpSender;
 use crate::services::invitations::partner_of;
-use crate::services::outbox::{self, RetryPolicy};
+use crate::services::mail_sender::{self, RetryPolicy};
 use crate::services::{access, Actor, Deps, ServiceError};
 use crate::store::guests::GuestRow;
 use crate::store::job_runs;
@@ -218,7 +218,7 @@ async fn run_outbox(ctx: &JobContext<'_>, instance: &str) -> Result<Counts, JobE
         counts.insert("skipped_no_smtp", 1);
         return Ok(counts);
     };
-    let d = outbox::deliver_due(ctx.deps, smtp, ctx.retry, &format!("job:{instance}")).await?;
+    let d = mail_sender::deliver_due(ctx.deps, smtp, ctx.retry, &format!("job:{instance}")).await?;
     counts.insert("sent", d.sent);
     counts.insert("retrying", d.retrying);
     counts.insert("given_up", d.given_up);

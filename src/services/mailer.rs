@@ -1,12 +1,12 @@
 //! Queue mail in the caller's transaction: seal the template and its context (they carry
 //! one-time links), write the outbox row. Delivery renders and sends it later
-//! (`services::outbox`).
+//! (`services::mail_sender`).
 
 use serde_json::{json, Value};
 
 use super::{Deps, ServiceError};
 use crate::mail::templates::RenderedMail;
-use crate::store::outbox::{self, QueuedMail};
+use crate::store::mail_outbox::{self, QueuedMail};
 use crate::store::work::Work;
 use crate::store::Tx;
 
@@ -90,7 +90,7 @@ fn due_now() -> i64 {
 /// already queued.
 pub async fn queue(tx: &mut Tx, deps: &Deps, req: MailRequest<'_>) -> Result<bool, ServiceError> {
     let mail = seal(deps, &req)?;
-    let queued = outbox::enqueue(tx, &mail, deps.now_ms(), due_now()).await?;
+    let queued = mail_outbox::enqueue(tx, &mail, deps.now_ms(), due_now()).await?;
     if queued {
         // Never the body: it holds one-time links and codes.
         tracing::info!(kind = req.template, guest = req.guest_id, "mail queued");
@@ -102,7 +102,7 @@ pub async fn queue(tx: &mut Tx, deps: &Deps, req: MailRequest<'_>) -> Result<boo
 /// Queue in `w`, for a mail whose idempotency key is new (it names a new row).
 pub fn queue_new(w: &mut Work, deps: &Deps, req: MailRequest<'_>) -> Result<(), ServiceError> {
     let mail = seal(deps, &req)?;
-    outbox::queue(w, &mail, deps.now_ms(), due_now());
+    mail_outbox::queue(w, &mail, deps.now_ms(), due_now());
     tracing::info!(kind = req.template, guest = req.guest_id, "mail queued");
     deps.portal.mail_queued.notify_one();
     Ok(())

@@ -184,14 +184,15 @@ async fn reseal_moves_every_secret_to_the_new_key_or_changes_nothing(backend: Ba
         Duration::from_secs(30),
     )
     .unwrap();
-    let policy = guestbridge::services::outbox::RetryPolicy {
+    let policy = guestbridge::services::mail_sender::RetryPolicy {
         base_ms: 100,
         max_attempts: 3,
         lease_ms: 10_000,
     };
-    let delivery = guestbridge::services::outbox::deliver_due(&b.deps, &sender, policy, "reseal")
-        .await
-        .unwrap();
+    let delivery =
+        guestbridge::services::mail_sender::deliver_due(&b.deps, &sender, policy, "reseal")
+            .await
+            .unwrap();
     assert_eq!(delivery.sent as usize, mails, "{delivery:?}");
     assert_eq!(
         smtp.wait_for(mails, Duration::from_secs(10)).await.len(),

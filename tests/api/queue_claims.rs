@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use guestbridge::store::{outbox, sync_outbox};
+use guestbridge::store::{mail_outbox, sync_outbox};
 use sqlx::{AnyConnection, Connection};
 
 use crate::helpers::{self, Backend};
@@ -51,7 +51,7 @@ impl Queue {
                 .into_iter()
                 .map(|e| e.id)
                 .collect(),
-            Queue::Mail => outbox::claim_due(conn, owner, NOW, until, BATCH)
+            Queue::Mail => mail_outbox::claim_due(conn, owner, NOW, until, BATCH)
                 .await
                 .unwrap()
                 .into_iter()

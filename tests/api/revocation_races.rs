@@ -258,15 +258,15 @@ async fn senders_that_outlive_their_lease_send_each_mail_once(backend: Backend) 
         Duration::from_secs(30),
     )
     .unwrap();
-    let policy = guestbridge::services::outbox::RetryPolicy {
+    let policy = guestbridge::services::mail_sender::RetryPolicy {
         base_ms: 100,
         max_attempts: 10,
         lease_ms: 1000,
     };
     let started = std::time::Instant::now();
     let (a, b) = tokio::join!(
-        guestbridge::services::outbox::deliver_due(&app.deps, &sender, policy, "sender-a"),
-        guestbridge::services::outbox::deliver_due(&app.deps, &sender, policy, "sender-b"),
+        guestbridge::services::mail_sender::deliver_due(&app.deps, &sender, policy, "sender-a"),
+        guestbridge::services::mail_sender::deliver_due(&app.deps, &sender, policy, "sender-b"),
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     // A send cut off at half the lease is retried later: run until the outbox is empty.
@@ -281,7 +281,7 @@ async fn senders_that_outlive_their_lease_send_each_mail_once(backend: Backend) 
             break;
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
-        guestbridge::services::outbox::deliver_due(&app.deps, &sender, policy, "sender-a")
+        guestbridge::services::mail_sender::deliver_due(&app.deps, &sender, policy, "sender-a")
             .await
             .unwrap();
     }

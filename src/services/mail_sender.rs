@@ -11,7 +11,7 @@ use super::claim_loop::{self, ClaimedQueue, Failed};
 use super::{Deps, ServiceError};
 use crate::mail::message::OutgoingMail;
 use crate::mail::smtp::{SendError, SmtpSender};
-use crate::store::outbox::{self, QueuedMail};
+use crate::store::mail_outbox::{self, QueuedMail};
 
 /// How a delivery round went.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -86,12 +86,12 @@ impl ClaimedQueue for MailQueue<'_> {
         until: i64,
     ) -> Result<Vec<QueuedMail>, ServiceError> {
         let mut conn = self.deps.db.pool().acquire().await?;
-        Ok(outbox::claim_due(&mut conn, owner, now, until, BATCH).await?)
+        Ok(mail_outbox::claim_due(&mut conn, owner, now, until, BATCH).await?)
     }
 
     async fn renew(&self, m: &QueuedMail, owner: &str, until: i64) -> Result<bool, ServiceError> {
         let mut conn = self.deps.db.pool().acquire().await?;
-        let held = outbox::renew(&mut conn, &m.id, owner, until).await?;
+        let held = mail_outbox::renew(&mut conn, &m.id, owner, until).await?;
         if !held {
             tracing::warn!(kind = %m.kind, mail = %m.id, "mail lease lost before sending; left to its new holder");
         }
@@ -137,7 +137,7 @@ impl ClaimedQueue for MailQueue<'_> {
     ) -> Result<bool, ServiceError> {
         let mut conn = self.deps.db.pool().acquire().await?;
         // Recorded whoever holds the lease now: it was sent, and must not be sent again.
-        outbox::mark_sent(&mut conn, &m.id, now).await?;
+        mail_outbox::mark_sent(&mut conn, &m.id, now).await?;
         tracing::info!(kind = %m.kind, mail = %m.id, "mail delivered");
         Ok(true)
     }
@@ -153,7 +153,7 @@ impl ClaimedQueue for MailQueue<'_> {
         let attempts = m.attempts + 1;
         let give_up = matches!(e, SendError::Permanent { .. })
             || attempts >= i64::from(self.policy.max_attempts);
-        outbox::mark_failed(
+        mail_outbox::mark_failed(
             &mut conn,
             &m.id,
             owner,
