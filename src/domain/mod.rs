@@ -3,6 +3,7 @@
 pub mod job;
 pub mod lifecycle;
 pub mod partner;
+pub mod sync_event;
 
 pub use job::JobName;
 pub use lifecycle::{Event, GuestState, SuspendReason};

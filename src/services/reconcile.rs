@@ -84,15 +84,24 @@ pub async fn expected_guests(deps: &Deps) -> Result<Expected, ServiceError> {
     Ok(expected)
 }
 
-/// Add one guest's snapshot to `expected`, or to its unreadable guests when it does not
-/// read as a [`GuestSnapshot`].
-fn add_snapshot(expected: &mut Expected, guest_id: String, snapshot: serde_json::Value) {
-    match serde_json::from_value::<GuestSnapshot>(snapshot) {
-        Ok(s) => expected.guests.push(s),
-        Err(e) => {
-            tracing::error!(%guest_id, error = %e, "guest snapshot unreadable; not reconciled");
-            expected.unreadable.push((guest_id, e.to_string()));
-        }
+/// The states a snapshot can carry (suspension reasons folded into `suspended`).
+const SNAPSHOT_STATES: [&str; 5] = [
+    "invited",
+    "active",
+    "suspended",
+    "removed",
+    "pending_approval",
+];
+
+/// Add one guest's snapshot to `expected`, or to its unreadable guests when its stored state
+/// is none we know: its user downstream is then left alone, not taken for a stranger's.
+fn add_snapshot(expected: &mut Expected, guest_id: String, snapshot: GuestSnapshot) {
+    if SNAPSHOT_STATES.contains(&snapshot.state.as_str()) {
+        expected.guests.push(snapshot);
+    } else {
+        tracing::error!(%guest_id, "guest state unreadable; not reconciled");
+        let why = format!("unknown state {:?}", snapshot.state);
+        expected.unreadable.push((guest_id, why));
     }
 }
 
@@ -188,15 +197,20 @@ mod tests {
     #[test]
     fn an_unreadable_snapshot_is_kept_apart_not_dropped() {
         let mut expected = Expected::default();
-        let good = json!({"guest_id": "g1", "partner": "acme", "user_name": "a", "email": null,
-                          "display_name": null, "given_name": null, "family_name": null,
-                          "state": "active", "grants": []});
-        add_snapshot(&mut expected, "g1".into(), good);
-        add_snapshot(
-            &mut expected,
-            "g2".into(),
-            json!({"guest_id": "g2", "state": 7}),
-        );
+        let snapshot = |id: &str, state: &str| GuestSnapshot {
+            guest_id: id.into(),
+            partner: "acme".into(),
+            user_name: "a".into(),
+            email: None,
+            display_name: None,
+            given_name: None,
+            family_name: None,
+            state: state.into(),
+            grants: Vec::new(),
+            version: 0,
+        };
+        add_snapshot(&mut expected, "g1".into(), snapshot("g1", "active"));
+        add_snapshot(&mut expected, "g2".into(), snapshot("g2", "frozen"));
         assert_eq!(expected.guests.len(), 1);
         assert_eq!(expected.unreadable.len(), 1);
         assert_eq!(expected.unreadable[0].0, "g2");

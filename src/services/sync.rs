@@ -10,7 +10,8 @@ use chrono::Utc;
 use serde_json::{json, Map, Value};
 
 use super::{Actor, Deps, ServiceError};
-use crate::clock::{from_millis, to_millis, to_rfc3339};
+use crate::clock::{from_millis, to_millis};
+use crate::domain::sync_event::{EventKind, GrantSnapshot, GuestEvent, GuestSnapshot};
 use crate::domain::GuestState;
 use crate::store::guest_sync;
 use crate::store::guests::{self as guest_store, GrantRow, GuestRow};
@@ -18,40 +19,51 @@ use crate::store::sync_outbox::{self, NewSyncEvent};
 use crate::store::work::Work;
 
 /// The event kinds, as sent.
-pub fn kind_for(state: Option<GuestState>) -> &'static str {
+pub fn kind_for(state: Option<GuestState>) -> EventKind {
     match state {
-        Some(GuestState::Removed) => "guest_removed",
-        Some(GuestState::Suspended(_)) => "guest_suspended",
-        _ => "guest_upserted",
+        Some(GuestState::Removed) => EventKind::GuestRemoved,
+        Some(GuestState::Suspended(_)) => EventKind::GuestSuspended,
+        _ => EventKind::GuestUpserted,
     }
 }
 
 /// The guest as targets see it (the `guest` of an event), from its record, its grants and
 /// the person's names.
-fn guest_json(
+fn guest_snapshot(
     deps: &Deps,
     guest: &GuestRow,
     state: Option<GuestState>,
     grants: &[GrantRow],
     names: (Option<&str>, Option<&str>),
     partner: &str,
-) -> Value {
+) -> GuestSnapshot {
     let now = deps.now_ms();
-    let grants: Vec<Value> = grants
+    let grants = grants
         .iter()
         .filter(|g| g.valid_until.is_none_or(|u| u > now))
-        .map(|g| json!({"app": g.app_id, "role": g.role, "valid_until": g.valid_until.map(|t| to_rfc3339(from_millis(t)))}))
+        .map(|g| GrantSnapshot {
+            app: g.app_id.clone(),
+            role: g.role.clone(),
+            valid_until: g.valid_until.map(from_millis),
+        })
         .collect();
     let simple_state = match state {
         Some(GuestState::Suspended(_)) => "suspended".to_string(),
         Some(s) => s.to_string(),
         None => guest.state.clone(),
     };
-    json!({
-        "guest_id": guest.id, "partner": partner, "user_name": guest.user_name,
-        "email": guest.email, "display_name": guest.display_name, "given_name": names.0,
-        "family_name": names.1, "state": simple_state, "grants": grants,
-    })
+    GuestSnapshot {
+        guest_id: guest.id.clone(),
+        partner: partner.to_string(),
+        user_name: guest.user_name.clone(),
+        email: guest.email.clone(),
+        display_name: guest.display_name.clone(),
+        given_name: names.0.map(str::to_string),
+        family_name: names.1.map(str::to_string),
+        state: simple_state,
+        grants,
+        version: 0,
+    }
 }
 
 /// The guest as targets see it, read from the database, or None when there is no guest.
@@ -59,7 +71,7 @@ pub async fn snapshot(
     conn: &mut sqlx::AnyConnection,
     deps: &Deps,
     guest_id: &str,
-) -> Result<Option<Value>, ServiceError> {
+) -> Result<Option<GuestSnapshot>, ServiceError> {
     Ok(read(conn, deps, guest_id)
         .await?
         .map(|(_, snapshot)| snapshot))
@@ -69,7 +81,7 @@ async fn read(
     conn: &mut sqlx::AnyConnection,
     deps: &Deps,
     guest_id: &str,
-) -> Result<Option<(Option<GuestState>, Value)>, ServiceError> {
+) -> Result<Option<(Option<GuestState>, GuestSnapshot)>, ServiceError> {
     let Some(guest) = guest_store::get(conn, guest_id).await? else {
         return Ok(None);
     };
@@ -81,7 +93,7 @@ async fn read_for(
     conn: &mut sqlx::AnyConnection,
     deps: &Deps,
     guest: &GuestRow,
-) -> Result<(Option<GuestState>, Value), ServiceError> {
+) -> Result<(Option<GuestState>, GuestSnapshot), ServiceError> {
     let state: Option<GuestState> = guest.state.parse().ok();
     let grants = guest_store::grants(conn, &guest.id).await?;
     let doc: Map<String, Value> =
@@ -90,7 +102,7 @@ async fn read_for(
             None => Map::new(),
         };
     let partner = super::invitations::partner_of(conn, guest).await?;
-    let snapshot = guest_json(
+    let snapshot = guest_snapshot(
         deps,
         guest,
         state,
@@ -115,7 +127,7 @@ fn names(doc: &Map<String, Value>) -> (Option<&str>, Option<&str>) {
 struct Event<'a> {
     target: &'a str,
     id: String,
-    kind: &'static str,
+    kind: EventKind,
     payload: String,
     now: i64,
     due: i64,
@@ -127,7 +139,7 @@ impl Event<'_> {
             id: &self.id,
             target: self.target,
             guest_id,
-            kind: self.kind,
+            kind: self.kind.as_str(),
             payload: &self.payload,
             now: self.now,
             due: self.due,
@@ -136,36 +148,40 @@ impl Event<'_> {
 }
 
 /// The digest of a snapshot: what the targets were told, to compare the next one with.
-fn digest(snapshot: &Value) -> String {
+/// Taken before the event version is set, so an unchanged guest digests the same.
+fn digest(snapshot: &GuestSnapshot) -> String {
     use sha2::Digest as _;
-    hex::encode(sha2::Sha256::digest(snapshot.to_string().as_bytes()))
+    let text = serde_json::to_string(snapshot).unwrap_or_default();
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
 /// The events for every target (none configured: none), at event version `version`.
 fn events<'a>(
     deps: &'a Deps,
     state: Option<GuestState>,
-    guest: &Value,
+    guest: &GuestSnapshot,
     version: i64,
 ) -> Vec<Event<'a>> {
     let now = deps.now_ms();
     // Delivery runs on the wall clock even when a job runs at another instant.
     let due = to_millis(Utc::now());
     let kind = kind_for(state);
-    let mut guest = guest.clone();
-    guest["version"] = json!(version);
+    let guest = GuestSnapshot {
+        version,
+        ..guest.clone()
+    };
     deps.portal
         .sync_targets
         .iter()
         .map(|target| {
             let id = crate::store::new_row_id();
-            let payload = json!({
-                "event_id": id,
-                "kind": kind,
-                "occurred_at": to_rfc3339(from_millis(now)),
-                "guest": guest,
+            let payload = serde_json::to_string(&GuestEvent {
+                event_id: id.clone(),
+                kind,
+                occurred_at: from_millis(now),
+                guest: guest.clone(),
             })
-            .to_string();
+            .unwrap_or_default();
             Event {
                 target,
                 id,
@@ -230,7 +246,7 @@ pub async fn emit_known(
         return Ok(());
     }
     let state: Option<GuestState> = guest.state.parse().ok();
-    let snapshot = guest_json(deps, guest, state, grants, names(doc), partner);
+    let snapshot = guest_snapshot(deps, guest, state, grants, names(doc), partner);
     let digest = digest(&snapshot);
     let version = if created {
         guest_sync::queue_first(w, &guest.id, &digest, deps.now_ms());

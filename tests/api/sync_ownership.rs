@@ -416,13 +416,10 @@ async fn owned_users_are_found_by_id_after_their_external_id_changed(backend: Ba
         guestbridge::connectors::worker::scim_connector(&settings.sync.targets[0], &app.deps.db)
             .unwrap();
     let mut conn = app.deps.db.pool().acquire().await.unwrap();
-    let mut snapshot: guestbridge::connectors::GuestSnapshot = serde_json::from_value(
-        guestbridge::services::sync::snapshot(&mut conn, &app.deps, &guests[0])
-            .await
-            .unwrap()
-            .unwrap(),
-    )
-    .unwrap();
+    let mut snapshot = guestbridge::services::sync::snapshot(&mut conn, &app.deps, &guests[0])
+        .await
+        .unwrap()
+        .unwrap();
     snapshot.state = "suspended".into();
     let event = guestbridge::connectors::GuestEvent {
         event_id: "suspend-after-restart".into(),
