@@ -604,11 +604,14 @@ impl<'a> FileCtx<'a> {
         let ok = !s.is_empty()
             && s.len() <= 64
             && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            // A template name becomes part of file names: `..` must not reach a directory.
+            && !s.starts_with('.')
+            && !s.contains("..");
         if !ok {
             self.error(
                 &value.span(),
-                format!("`{key}` \"{s}\" is not a valid template name: use 1 to 64 characters A-Z, a-z, 0-9, '-', '_' and '.'"),
+                format!("`{key}` \"{s}\" is not a valid template name: use 1 to 64 characters A-Z, a-z, 0-9, '-', '_' and '.', without '..' or a leading '.'"),
             );
             return None;
         }
@@ -1162,6 +1165,9 @@ role = "clinician"
             ("language = \"en_GB\"", "not a language tag"),
             ("sponsor = \"dr.grey\"", "not an email address"),
             ("template = \"my template\"", "not a valid template name"),
+            ("template = \"..\"", "not a valid template name"),
+            ("template = \"../invitation\"", "not a valid template name"),
+            ("template = \".hidden\"", "not a valid template name"),
             ("partners = [\"St-Mary\"]", "not a valid partner slug"),
             ("partners = []", "`partners` must not be empty"),
             ("groups = [\" \"]", "`groups` must not be empty"),
