@@ -444,4 +444,9 @@ async fn file_names_from_input_are_plain_names(backend: Backend) {
         bad.iter().any(|e| e.message.contains("plain name")),
         "{bad:?}"
     );
+    record_count(
+        "bad-input.count",
+        &format!("names.{}", backend_name(backend)),
+        "inputs=12 failures=0",
+    );
 }
