@@ -126,6 +126,11 @@ pub async fn post_import(
             "send the roster as a multipart field named \"file\"",
         ));
     };
+    if !crate::mapping::is_plain_file_name(&file_name) {
+        return Err(AdminError::bad_request(
+            "the upload's file name must be a plain name: no directories, no \"..\", no control characters",
+        ));
+    }
     let maps = if state.settings.mappings_dir.exists() {
         crate::import::load_column_maps(&state.settings.mappings_dir).map_err(|e| {
             AdminError::bad_request(format!("invalid column maps: {}", e.join("; ")))

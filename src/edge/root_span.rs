@@ -32,7 +32,9 @@ pub fn loggable_path(path: &str, pattern: Option<&str>) -> String {
             .split('/')
             .zip(p.split('/').chain(std::iter::repeat("")))
             .map(|(seg, pat)| {
-                if pat.starts_with('{') {
+                if pat.starts_with('{') && looks_random(seg) {
+                    REDACTED
+                } else if pat.starts_with('{') {
                     crate::telemetry::loggable_id(seg)
                 } else {
                     seg
@@ -52,6 +54,13 @@ pub fn loggable_path(path: &str, pattern: Option<&str>) -> String {
             .collect::<Vec<_>>()
             .join("/"),
     }
+}
+
+/// Long enough for a link secret or session id (43 characters of base64url) and not one of
+/// our UUIDs: a guest who pastes a link's secret where an app id or resource id goes
+/// (`/apps/{secret}/launch`) must not have it written into the request's every log line.
+fn looks_random(seg: &str) -> bool {
+    seg.len() >= 32 && uuid::Uuid::try_parse(seg).is_err()
 }
 
 impl RootSpanBuilder for RedactedRootSpan {
@@ -128,6 +137,20 @@ mod tests {
                 Some("/scim/v2/Users/{id}")
             ),
             "/scim/v2/Users/…"
+        );
+        assert_eq!(
+            loggable_path(
+                "/apps/dr40kzJxOt04AlAwongcR4LYXO--2ZhlHTvW7mBfS98/launch",
+                Some("/apps/{app}/launch")
+            ),
+            "/apps/…/launch"
+        );
+        assert_eq!(
+            loggable_path(
+                "/scim/v2/Users/0199e0c2-7b8a-7000-8000-000000000000",
+                Some("/scim/v2/Users/{id}")
+            ),
+            "/scim/v2/Users/0199e0c2-7b8a-7000-8000-000000000000"
         );
         assert_eq!(
             loggable_path("/invite/aVeryLongSecretTokenValue/x", None),

@@ -179,7 +179,7 @@ impl SmtpSender {
         Message::builder()
             .from(self.from.clone())
             .to(to)
-            .subject(mail.subject.clone())
+            .subject(single_line(&mail.subject))
             .message_id(Some(message_id(
                 &mail.idempotency_key,
                 &self.message_id_domain,
@@ -215,6 +215,16 @@ pub fn message_id(idempotency_key: &str, domain: &str) -> String {
         local.push_str("=00");
     }
     format!("<{local}@{domain}>")
+}
+
+/// A subject on one line whatever the template or the names in it gave: lettre would encode
+/// a line break rather than send it, but the header must not depend on that.
+fn single_line(value: &str) -> String {
+    value
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Header values we generate ourselves keep to a safe alphabet.
@@ -434,11 +444,58 @@ mod tests {
 
         let bad = OutgoingMail {
             to: "not an address".into(),
-            ..mail
+            ..mail.clone()
         };
         assert!(matches!(
             sender.build_message(&bad),
             Err(SendError::Permanent { code: None, .. })
         ));
+    }
+
+    #[test]
+    fn line_breaks_never_reach_a_header() {
+        let sender = SmtpSender::new(
+            "smtp://127.0.0.1:25",
+            "Northside <guest-access@northside.example>",
+            DEFAULT_TIMEOUT,
+        )
+        .unwrap();
+        let mail = OutgoingMail {
+            to: "dr.grey@hospital.example".into(),
+            subject: "Bob\r\nBcc: x@evil.test\r\n\r\nbody (Globex) declined\u{85}X-Evil: 1".into(),
+            text: "text body".into(),
+            html: "<p>html body</p>".into(),
+            kind: "declined_notice".into(),
+            idempotency_key: "declined:1".into(),
+        };
+        let raw = String::from_utf8(sender.build_message(&mail).unwrap().formatted()).unwrap();
+        let head = raw.split("\r\n\r\n").next().unwrap();
+        for line in head.split("\r\n") {
+            assert!(
+                !line.starts_with("Bcc:") && !line.starts_with("X-Evil:"),
+                "{raw}"
+            );
+        }
+        assert!(
+            head.contains("Subject: Bob Bcc: x@evil.test body (Globex) declined X-Evil: 1"),
+            "{raw}"
+        );
+
+        for to in [
+            "ann@acme.example\r\nBcc: x@evil.test",
+            "Ann\r\nBcc: x@evil.test <ann@acme.example>",
+        ] {
+            let bad = OutgoingMail {
+                to: to.into(),
+                ..mail.clone()
+            };
+            assert!(
+                matches!(
+                    sender.build_message(&bad),
+                    Err(SendError::Permanent { code: None, .. })
+                ),
+                "{to:?}"
+            );
+        }
     }
 }

@@ -82,6 +82,17 @@ pub fn load_sources(sources: &[(String, String)]) -> Result<RuleSet, Vec<Mapping
     let mut ordered: Vec<&(String, String)> = sources.iter().collect();
     ordered.sort();
     let mut errors = Vec::new();
+    // Names come from a directory listing, but also from the stored rule set other instances
+    // publish: a name that is a path would be one if anything ever wrote the files out.
+    for (file, _) in &ordered {
+        if !is_plain_file_name(file) {
+            errors.push(MappingError {
+                file: file.escape_default().to_string(),
+                line: 0,
+                message: "a rule file's name must be a plain name: no directories, no \"..\", no control characters".into(),
+            });
+        }
+    }
     let mut drafts = Drafts::default();
     for (file, content) in &ordered {
         FileCtx::new(file, content, &mut errors).load_file(&mut drafts);
@@ -95,6 +106,17 @@ pub fn load_sources(sources: &[(String, String)]) -> Result<RuleSet, Vec<Mapping
         errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
         Err(errors)
     }
+}
+
+/// A file name with no directory in it: not empty, no `/` or `\\`, no `..` anywhere, not
+/// starting with `.` (hidden files are skipped on disk too), no control characters.
+pub fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with('.')
+        && !name.contains(['/', '\\'])
+        && !name.contains("..")
+        && !name.chars().any(char::is_control)
 }
 
 /// Hex SHA-256 over the (file name, content) pairs sorted by name, each part preceded by
@@ -254,6 +276,30 @@ roles = ["reader", "clinician"]
             &format!("r.toml:{line}"),
             needle,
         );
+    }
+
+    #[test]
+    fn file_names_that_are_paths_are_refused() {
+        let rules = "[[app]]\nid = \"a\"\nname = \"A\"\ndescription = \"\"\nlaunch_url = \"https://a.example/\"\nroles = [\"r\"]\n";
+        for name in [
+            "../rules.toml",
+            "/etc/rules.toml",
+            "a/b.toml",
+            "..\\x.toml",
+            ".hidden.toml",
+            "x\n.toml",
+            "a..b.toml",
+            "",
+        ] {
+            let errors = load_sources(&[(name.to_string(), rules.to_string())]).unwrap_err();
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.line == 0 && e.message.contains("plain name")),
+                "{name:?}: {errors:?}"
+            );
+        }
+        assert!(load_sources(&[("rules.toml".to_string(), rules.to_string())]).is_ok());
     }
 
     #[test]

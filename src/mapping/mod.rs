@@ -12,7 +12,7 @@ mod load;
 mod model;
 mod raw;
 
-pub use load::{load_dir, load_sources, read_sources};
+pub use load::{is_plain_file_name, load_dir, load_sources, read_sources};
 pub use model::{
     App, Approval, Check, DecidedGrant, Decision, EndSource, Explanation, GrantSpec, PartnerPolicy,
     Person, Rule, RuleExplanation, RuleSet,

@@ -99,6 +99,28 @@ fn parse_ops(body: &Value) -> Result<(Vec<BulkOp>, Option<usize>), ScimError> {
     Ok((ops, fail_on_errors))
 }
 
+/// Parse a BulkRequest and order its operations as [`post_bulk`] would if each succeeded,
+/// executing nothing: (the order they run in, those left waiting on a cycle). The fuzz
+/// target's way into the parser and the scheduler.
+#[doc(hidden)]
+pub fn plan(body: &Value) -> Result<(Vec<usize>, Vec<usize>), ScimError> {
+    let (ops, _) = parse_ops(body)?;
+    let defined: Vec<Option<String>> = ops.iter().map(|o| o.bulk_id.clone()).collect();
+    let refs: Vec<Vec<String>> = ops.iter().map(op_references).collect();
+    let mut schedule = Schedule::new(&defined, &refs);
+    let mut order = Vec::with_capacity(ops.len());
+    while let Some(i) = schedule.next() {
+        if ops[i].method == "PATCH" {
+            if let Some(d) = &ops[i].data {
+                let _ = parse_patch_request(d, MAX_PATCH_OPERATIONS);
+            }
+        }
+        order.push(i);
+        schedule.finish(i);
+    }
+    Ok((order, schedule.stuck().collect()))
+}
+
 /// Every `bulkId:X` a value mentions.
 fn references(v: &Value, out: &mut Vec<String>) {
     match v {

@@ -265,6 +265,18 @@ fn normalize_single(
                     name()
                 )))
             }
+            // A line break in a name reaches mail headers (a declined notice's subject
+            // carries the guest's name); only a postal address is text over several lines.
+            Value::String(s)
+                if s.chars().any(|c| {
+                    c.is_control() && !(is_multi_line(&name()) && matches!(c, '\n' | '\r' | '\t'))
+                }) =>
+            {
+                return Err(ScimError::invalid_value(format!(
+                    "attribute '{}' must not contain control characters (line breaks, tabs, U+0000-U+001F, U+007F-U+009F)",
+                    name()
+                )))
+            }
             Value::String(_) => value.clone(),
             // Some HR systems send employee numbers and the like as JSON numbers.
             Value::Number(n) => Value::String(n.to_string()),
@@ -276,6 +288,11 @@ fn normalize_single(
             }
         },
     }))
+}
+
+/// The attributes RFC 7643 describes as text over several lines.
+fn is_multi_line(name: &str) -> bool {
+    name.eq_ignore_ascii_case("addresses.formatted")
 }
 
 /// A boolean, also from the strings real clients send (Entra ID sends `"False"`).

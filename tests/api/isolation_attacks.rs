@@ -14,6 +14,9 @@ use serde_json::{json, Value};
 use crate::both_backends;
 use crate::helpers::{spawn_with_rules, test_actor, url_encode, Backend, Scim, TestApp};
 
+#[path = "isolation_portal.rs"]
+mod portal;
+
 const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -59,6 +62,40 @@ pub fn record_count(file: &str, key: &str, line: &str) {
     let text: String = lines.iter().map(|(k, v)| format!("{k} {v}\n")).collect();
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();
+}
+
+/// Record one part's attempts and leaks (`scim+admin`, `portal`) and the backend's total over
+/// the parts recorded so far (the parts run in parallel: the last to finish has them all).
+pub fn record_attack_count(backend: Backend, part: &str, tried: usize, leaks: usize) {
+    static TOTAL: Mutex<()> = Mutex::new(());
+    let _guard = TOTAL.lock().unwrap();
+    let name = backend_name(backend);
+    let line = format!("attempts={tried} leaks={leaks}");
+    eprintln!("isolation attacks ({name}, {part}): {line}");
+    record_count("isolation-attacks.count", &format!("{part}.{name}"), &line);
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("isolation-attacks.count");
+    let (mut all_tried, mut all_leaks) = (0usize, 0usize);
+    for l in std::fs::read_to_string(path).unwrap_or_default().lines() {
+        let Some((key, rest)) = l.split_once(' ') else {
+            continue;
+        };
+        if key.starts_with("total.") || !key.ends_with(&format!(".{name}")) {
+            continue;
+        }
+        for (k, v) in rest.split(' ').filter_map(|kv| kv.split_once('=')) {
+            let n: usize = v.parse().unwrap_or(0);
+            match k {
+                "attempts" => all_tried += n,
+                "leaks" => all_leaks += n,
+                _ => {}
+            }
+        }
+    }
+    record_count(
+        "isolation-attacks.count",
+        &format!("total.{name}"),
+        &format!("attempts={all_tried} leaks={all_leaks}"),
+    );
 }
 
 pub fn backend_name(backend: Backend) -> &'static str {
@@ -599,13 +636,7 @@ async fn partner_a_cannot_reach_partner_b(backend: Backend) {
         ));
     }
 
-    let line = format!("attempts={tried} leaks={}", leaks.len());
-    eprintln!("isolation attacks ({}): {line}", backend_name(backend));
-    record_count(
-        "isolation-attacks.count",
-        &format!("scim+admin.{}", backend_name(backend)),
-        &line,
-    );
+    record_attack_count(backend, "scim+admin", tried, leaks.len());
     assert!(tried >= 500, "only {tried} attempts");
     assert!(
         leaks.is_empty(),

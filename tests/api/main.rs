@@ -4,6 +4,8 @@
 mod admin_tokens;
 mod backup_restore;
 mod bad_input;
+mod bad_input_files;
+mod bad_input_mail;
 mod bounds_bulk;
 mod bounds_groups;
 mod bounds_import;

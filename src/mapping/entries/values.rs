@@ -238,11 +238,14 @@ impl FileCtx<'_> {
         let ok = !s.is_empty()
             && s.len() <= 64
             && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            // A template name becomes part of file names: `..` must not reach a directory.
+            && !s.starts_with('.')
+            && !s.contains("..");
         if !ok {
             self.error(
                 &value.span(),
-                format!("`{key}` \"{s}\" is not a valid template name: use 1 to 64 characters A-Z, a-z, 0-9, '-', '_' and '.'"),
+                format!("`{key}` \"{s}\" is not a valid template name: use 1 to 64 characters A-Z, a-z, 0-9, '-', '_' and '.', without '..' or a leading '.'"),
             );
             return None;
         }
