@@ -125,7 +125,8 @@ proptest::proptest! {
     fn replace_then_read_back(
         index in 0..SIMPLE_ATTRS.len(),
         upper in proptest::bool::ANY,
-        value in "[^\\x00-\\x1f]{0,39}[a-zA-Z0-9]",
+        // Control characters are refused by normalisation (single-line strings), as written.
+        value in "[^\\x00-\\x1f\\x7f-\\x9f]{0,39}[a-zA-Z0-9]",
         pathless in proptest::bool::ANY,
     ) {
         let canonical = SIMPLE_ATTRS[index];
