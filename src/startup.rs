@@ -97,14 +97,14 @@ fn start_sync_worker(deps: &Deps, settings: &Settings) -> anyhow::Result<()> {
     if settings.sync.targets.is_empty() {
         return Ok(());
     }
-    let connectors = crate::connectors::worker::build_connectors(&settings.sync, &deps.db)?;
-    let policy = crate::connectors::worker::SyncPolicy {
+    let connectors = crate::connectors::build::build_connectors(&settings.sync, &deps.db)?;
+    let policy = crate::services::sync_sender::SyncPolicy {
         base_ms: settings.sync.retry_base_ms,
         max_attempts: settings.sync.max_attempts,
         lease_ms: settings.sync.lease_ms,
     };
     let poll = std::time::Duration::from_millis(settings.sync.retry_base_ms.clamp(100, 5_000));
-    crate::connectors::worker::spawn(deps.clone(), Arc::new(connectors), policy, poll);
+    crate::services::sync_sender::spawn(deps.clone(), Arc::new(connectors), policy, poll);
     Ok(())
 }
 

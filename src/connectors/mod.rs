@@ -8,7 +8,7 @@
 //! before create, `404` on delete is success), so the worker may retry or replay any event.
 //!
 //! Ownership: the SCIM and Graph connectors are given the database when they are built
-//! ([`worker::build_connectors`]) and keep, per target, the id of each downstream object they
+//! ([`build::build_connectors`]) and keep, per target, the id of each downstream object they
 //! created or adopted ([`crate::store::ownership`]). They change only objects so recorded,
 //! which is what keeps a directory shared with staff safe: an object that merely looks like
 //! ours (an externalId, a prefixed group, a matching address) is never suspended or deleted.
@@ -23,11 +23,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+pub mod build;
 pub mod graph;
 mod http;
 pub mod scim;
 pub mod webhook;
-pub mod worker;
 
 /// A boxed, `Send` future borrowing from the connector and the event; keeps [`Connector`]
 /// object-safe so the worker can hold `Vec<Box<dyn Connector>>`.

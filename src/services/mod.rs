@@ -22,6 +22,7 @@ pub mod rules_watch;
 pub mod signing;
 mod stored;
 pub mod sync;
+pub mod sync_sender;
 pub mod users;
 
 use crate::clock::SharedClock;

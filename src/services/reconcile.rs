@@ -127,7 +127,7 @@ pub async fn reconcile_target(
         target: name.to_string(),
         error,
     };
-    let connector = crate::connectors::worker::scim_connector(target, &deps.db)
+    let connector = crate::connectors::build::scim_connector(target, &deps.db)
         .map_err(|e| ServiceError::Corrupt(format!("sync target {name}: {e}")))?;
     let plan = connector.plan(expected).await.map_err(to_target)?;
     let mut outcome = ReconcileOutcome {

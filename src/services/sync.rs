@@ -4,7 +4,7 @@
 //! The snapshot's digest is kept per guest (`store::guest_sync`), so a change that leaves the
 //! snapshot as it was sends nothing, and any cause of change (SCIM, import, reload, job,
 //! admin) only has to ask for the guest's events: it cannot send too few or too many.
-//! The worker in `connectors::worker` delivers them.
+//! The worker in `services::sync_sender` delivers them.
 
 use chrono::Utc;
 use serde_json::{json, Map, Value};

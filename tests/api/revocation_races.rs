@@ -199,17 +199,16 @@ async fn workers_that_outlive_their_lease_deliver_each_event_once_in_order(backe
     )
     .unwrap()
     .sync;
-    let connectors =
-        guestbridge::connectors::worker::build_connectors(&sync, &app.deps.db).unwrap();
-    let policy = guestbridge::connectors::worker::SyncPolicy {
+    let connectors = guestbridge::connectors::build::build_connectors(&sync, &app.deps.db).unwrap();
+    let policy = guestbridge::services::sync_sender::SyncPolicy {
         base_ms: 100,
         max_attempts: 8,
         lease_ms: 1000,
     };
     let started = std::time::Instant::now();
     let (a, b) = tokio::join!(
-        guestbridge::connectors::worker::deliver_due(&app.deps, &connectors, policy, "worker-a"),
-        guestbridge::connectors::worker::deliver_due(&app.deps, &connectors, policy, "worker-b"),
+        guestbridge::services::sync_sender::deliver_due(&app.deps, &connectors, policy, "worker-a"),
+        guestbridge::services::sync_sender::deliver_due(&app.deps, &connectors, policy, "worker-b"),
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     eventually("every event delivered", || async {

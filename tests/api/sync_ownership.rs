@@ -413,7 +413,7 @@ async fn owned_users_are_found_by_id_after_their_external_id_changed(backend: Ba
         .await;
     let settings = settings_with_targets(&targets);
     let fresh =
-        guestbridge::connectors::worker::scim_connector(&settings.sync.targets[0], &app.deps.db)
+        guestbridge::connectors::build::scim_connector(&settings.sync.targets[0], &app.deps.db)
             .unwrap();
     let mut conn = app.deps.db.pool().acquire().await.unwrap();
     let mut snapshot = guestbridge::services::sync::snapshot(&mut conn, &app.deps, &guests[0])

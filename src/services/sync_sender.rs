@@ -3,20 +3,16 @@
 //! exponential backoff and jitter (or when the target's `Retry-After` says); or, after the
 //! attempt limit or a permanent refusal, a dead letter an admin can replay.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
 
-use super::{Connector, DeliveryError, GuestEvent};
-use crate::services::claim_loop::{self, ClaimedQueue, Failed};
-use crate::services::{Deps, ServiceError};
+use super::claim_loop::{self, ClaimedQueue, Failed};
+use super::{Deps, ServiceError};
+use crate::connectors::build::Connectors;
+use crate::connectors::{DeliveryError, GuestEvent};
 use crate::store::sync_outbox::{self, SyncEvent};
-use crate::store::Db;
-
-/// Connectors by target name.
-pub type Connectors = HashMap<String, Arc<dyn Connector>>;
 
 #[derive(Debug, Clone, Copy)]
 pub struct SyncPolicy {
@@ -179,73 +175,4 @@ pub fn spawn(
             let _ = tokio::time::timeout(poll, deps.portal.sync_queued.notified()).await;
         }
     })
-}
-
-fn secret_of(t: &crate::config::SyncTarget) -> String {
-    use secrecy::ExposeSecret;
-    t.secret
-        .as_ref()
-        .map(|s| s.expose_secret().to_string())
-        .unwrap_or_default()
-}
-
-/// The SCIM connector of a `scim` target, with its ownership records in `db`.
-pub fn scim_connector(
-    t: &crate::config::SyncTarget,
-    db: &Db,
-) -> Result<super::scim::ScimConnector, super::ConfigError> {
-    super::scim::ScimConnector::new(
-        t.name.clone(),
-        super::scim::ScimTarget {
-            base_url: t.url.clone(),
-            bearer_token: secret_of(t),
-            group_prefix: t.group_prefix.clone().unwrap_or_else(|| "gb-".into()),
-        },
-        db.clone(),
-    )
-}
-
-/// Build every configured target's connector (checked at start-up). SCIM and Graph
-/// connectors keep their ownership records in `db`.
-pub fn build_connectors(
-    settings: &crate::config::SyncSettings,
-    db: &Db,
-) -> anyhow::Result<Connectors> {
-    let mut out = Connectors::new();
-    for t in &settings.targets {
-        let secret = secret_of(t);
-        let context = || format!("sync target {}", t.name);
-        let connector: Arc<dyn Connector> = match t.kind {
-            crate::config::TargetKind::Scim => {
-                Arc::new(scim_connector(t, db).map_err(|e| anyhow::anyhow!("{}: {e}", context()))?)
-            }
-            crate::config::TargetKind::Graph => Arc::new(
-                super::graph::GraphConnector::new(
-                    t.name.clone(),
-                    super::graph::GraphTarget {
-                        base_url: t.url.clone(),
-                        token_url: t.token_url.clone().unwrap_or_default(),
-                        client_id: t.client_id.clone().unwrap_or_default(),
-                        client_secret: secret,
-                        redirect_url: t.redirect_url.clone().unwrap_or_default(),
-                        group_ids: t.groups.clone().into_iter().collect(),
-                    },
-                    db.clone(),
-                )
-                .map_err(|e| anyhow::anyhow!("{}: {e}", context()))?,
-            ),
-            crate::config::TargetKind::Webhook => Arc::new(
-                super::webhook::WebhookConnector::new(
-                    t.name.clone(),
-                    super::webhook::WebhookTarget {
-                        url: t.url.clone(),
-                        secret,
-                    },
-                )
-                .map_err(|e| anyhow::anyhow!("{}: {e}", context()))?,
-            ),
-        };
-        out.insert(t.name.clone(), connector);
-    }
-    Ok(out)
 }
