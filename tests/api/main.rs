@@ -19,6 +19,7 @@ mod graph_stand_in;
 mod health;
 mod helpers;
 mod import;
+mod import_staging;
 mod isolation_attacks;
 mod jobs;
 mod lifecycle;
