@@ -780,6 +780,7 @@ async fn stage_and_publish<R: Read>(
             w.commit().await?;
             run.report.writer_holds.stage_chunk_ms =
                 run.report.writer_holds.stage_chunk_ms.max(ms(since));
+            yield_writer(&deps.db, since).await;
             staged += json.len() as i64;
         }
         progress(run.report.rows, reader.bytes_read());
@@ -797,7 +798,7 @@ async fn stage_and_publish<R: Read>(
         let mut w = Work::begin(&deps.db);
         staging::set_state(w.conn().await?, id, staging::PUBLISHING, 0).await?;
         w.commit().await?;
-        publish(deps, &mut run, id).await?;
+        publish(deps, &mut run, id, staged).await?;
     }
     deactivate_missing(&mut run, missing).await?;
     let mut report = run.report;
@@ -853,11 +854,20 @@ async fn stage_and_publish<R: Read>(
     Ok(report)
 }
 
-/// Apply the staged rows, [`PUBLISH_CHUNK`] to a transaction, each taking its turn with the
-/// other writers; the run's cursor moves in the transaction of the rows it covers.
-async fn publish(deps: &Deps, run: &mut Run<'_>, id: &str) -> Result<(), ImportError> {
+/// Files of up to this many rows are published in one transaction, all or nothing even
+/// against a crash while publishing, for a writer hold of about a second at most in a
+/// release build; larger ones in [`PUBLISH_CHUNK`]s, so that no writer waits seconds.
+const ONE_STEP_MAX: i64 = 10_000;
+
+/// Apply the staged rows, each transaction taking its turn with the other writers; the
+/// run's cursor moves in the transaction of the rows it covers.
+async fn publish(deps: &Deps, run: &mut Run<'_>, id: &str, staged: i64) -> Result<(), ImportError> {
+    let one_step = staged <= ONE_STEP_MAX;
     let mut next: i64 = 0;
+    let mut w = Work::begin(&deps.db);
+    let mut since: Option<std::time::Instant> = None;
     loop {
+        // Read before taking the writer turn, which the chunk then holds only to write.
         let json = staging::load(
             &mut *deps.db.pool().acquire().await?,
             id,
@@ -866,7 +876,7 @@ async fn publish(deps: &Deps, run: &mut Run<'_>, id: &str) -> Result<(), ImportE
         )
         .await?;
         if json.is_empty() {
-            return Ok(());
+            break;
         }
         let rows = json
             .iter()
@@ -874,13 +884,42 @@ async fn publish(deps: &Deps, run: &mut Run<'_>, id: &str) -> Result<(), ImportE
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ServiceError::Corrupt(format!("reading a staged row: {e}")))?;
         next += rows.len() as i64;
-        let mut w = Work::begin(&deps.db);
-        w.conn().await?;
-        let since = std::time::Instant::now();
+        if since.is_none() {
+            w.conn().await?;
+            since = Some(std::time::Instant::now());
+        }
         run.chunk(&mut w, rows).await?;
+        if !one_step {
+            staging::set_state(w.conn().await?, id, staging::PUBLISHING, next).await?;
+            std::mem::replace(&mut w, Work::begin(&deps.db))
+                .commit()
+                .await?;
+            run.report
+                .writer_holds
+                .publish(since.take().unwrap_or_else(std::time::Instant::now));
+        }
+    }
+    if let Some(since) = since {
         staging::set_state(w.conn().await?, id, staging::PUBLISHING, next).await?;
         w.commit().await?;
         run.report.writer_holds.publish(since);
+        yield_writer(&run.deps.db, since).await;
+    }
+    Ok(())
+}
+
+/// After a chunk, leave SQLite's lock free as long as the chunk held it. Writers of this
+/// process queue for their turn in order (`store::work`), but those of another process (a
+/// server next to `guestbridge import`) wait in SQLite's busy handler, which sleeps and polls:
+/// an importer taking the lock again at once starved them past the busy timeout.
+async fn yield_writer(db: &crate::store::Db, held_since: std::time::Instant) {
+    if db.backend() == crate::store::Backend::Sqlite {
+        tokio::time::sleep(
+            held_since
+                .elapsed()
+                .min(std::time::Duration::from_millis(200)),
+        )
+        .await;
     }
 }
 
@@ -970,6 +1009,7 @@ async fn deactivate_missing(run: &mut Run<'_>, missing: Vec<String>) -> Result<(
         }
         w.commit().await?;
         run.report.writer_holds.publish(since);
+        yield_writer(&run.deps.db, since).await;
     }
     Ok(())
 }

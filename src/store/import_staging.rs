@@ -8,8 +8,7 @@
 
 use std::time::Duration;
 
-use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, Row};
+use sqlx::{AnyConnection, ConnectOptions, Row};
 
 use super::{Backend, Db, DbError};
 
@@ -124,8 +123,9 @@ pub async fn runs(conn: &mut AnyConnection) -> Result<Vec<DeadRun>, DbError> {
         .collect()
 }
 
-/// PostgreSQL advisory lock key of imports ("gbimport").
-const PG_LOCK_KEY: i64 = 0x6762_696d_706f_7274;
+/// PostgreSQL advisory lock class of imports ("gbim"); the other key is the schema's, so
+/// that instances of separate schemas on one server do not wait for each other.
+const PG_LOCK_CLASS: i32 = 0x6762_696d;
 
 /// How often a waiting import tries the lock again.
 const RETRY: Duration = Duration::from_millis(200);
@@ -135,7 +135,7 @@ const RETRY: Duration = Duration::from_millis(200);
 /// kill -9 included.
 pub struct ImportLock {
     _file: Option<std::fs::File>,
-    _conn: Option<PoolConnection<Any>>,
+    _conn: Option<AnyConnection>,
 }
 
 impl ImportLock {
@@ -169,14 +169,16 @@ impl ImportLock {
                 }
             }
             Backend::Postgres => {
-                let mut conn = db.pool().acquire().await?;
-                // The lock is the session's: the connection must not go back to the pool.
-                conn.close_on_drop();
+                // The lock is the session's, held for the whole import: on a connection of its
+                // own, not one of the pool's, which the import and the requests need.
+                let mut conn = db.pool().connect_options().connect().await?;
                 loop {
-                    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-                        .bind(PG_LOCK_KEY)
-                        .fetch_one(&mut *conn)
-                        .await?;
+                    let got: bool = sqlx::query_scalar(
+                        "SELECT pg_try_advisory_lock($1, hashtext(current_schema()))",
+                    )
+                    .bind(PG_LOCK_CLASS)
+                    .fetch_one(&mut conn)
+                    .await?;
                     if got {
                         return Ok(ImportLock {
                             _file: None,
@@ -200,5 +202,10 @@ async fn sqlite_lock_path(db: &Db) -> Result<std::path::PathBuf, DbError> {
         sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
             .fetch_one(db.pool())
             .await?;
+    if file.is_empty() {
+        // An in-memory database lives in this process alone: a lock of the process will do.
+        let name = format!("guestbridge-{}.import-lock", std::process::id());
+        return Ok(std::env::temp_dir().join(name));
+    }
     Ok(std::path::PathBuf::from(format!("{file}.import-lock")))
 }

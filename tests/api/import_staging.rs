@@ -203,7 +203,7 @@ both_backends!(
 async fn a_cli_import_next_to_a_server_fails_no_scim_write(backend: Backend) {
     let e = Env::new(backend).await;
     let (scim, _server) = e.serve().await;
-    let file = e.roster(8000);
+    let file = e.roster(12_000);
     let mut child = e.spawn_import(&file, &[]);
     let (done, failures, slowest) =
         write_while(&scim, 8, || child.try_wait().unwrap().is_none()).await;
@@ -228,7 +228,7 @@ async fn a_cli_import_next_to_a_server_fails_no_scim_write(backend: Backend) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         stdout.trim().lines().last().unwrap(),
-        "created=8000 updated=0 deactivated=0 unchanged=0 errors=0"
+        "created=12000 updated=0 deactivated=0 unchanged=0 errors=0"
     );
     let db = e.db().await;
     assert_eq!(count(&db, "SELECT COUNT(*) FROM import_staging").await, 0);
