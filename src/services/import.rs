@@ -908,18 +908,18 @@ async fn publish(deps: &Deps, run: &mut Run<'_>, id: &str, staged: i64) -> Resul
     Ok(())
 }
 
-/// After a chunk, leave SQLite's lock free as long as the chunk held it. Writers of this
-/// process queue for their turn in order (`store::work`), but those of another process (a
-/// server next to `guestbridge import`) wait in SQLite's busy handler, which sleeps and polls:
-/// an importer taking the lock again at once starved them past the busy timeout.
+/// After a chunk, leave SQLite's lock free for twice as long as the chunk held it (at least
+/// 50 ms, at most half a second). Writers of this process queue for their turn in order
+/// (`store::work`), but those of another process (a server next to `guestbridge import`)
+/// wait in SQLite's busy handler, which sleeps and polls (every 25 to 100 ms once it has
+/// waited a while): an importer taking the lock again at once starved them past the busy
+/// timeout, and one pausing only as long as it held the lock still did under load.
 async fn yield_writer(db: &crate::store::Db, held_since: std::time::Instant) {
+    use std::time::Duration;
     if db.backend() == crate::store::Backend::Sqlite {
-        tokio::time::sleep(
-            held_since
-                .elapsed()
-                .min(std::time::Duration::from_millis(200)),
-        )
-        .await;
+        let pause =
+            (held_since.elapsed() * 2).clamp(Duration::from_millis(50), Duration::from_millis(500));
+        tokio::time::sleep(pause).await;
     }
 }
 
