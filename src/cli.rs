@@ -624,7 +624,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 id: None,
             };
             let actor = cli_actor();
-            let report = services::import::run(
+            // A server on this database imports under the same lock; waiting for it here,
+            // rather than writing next to it, keeps either from stalling the other's writers.
+            let lock = if dry_run {
+                None
+            } else {
+                let waiting = || {
+                    eprintln!(
+                        "another import is running on this database (a server or another \
+                         `guestbridge import`); waiting for it to finish"
+                    )
+                };
+                Some(crate::store::import_staging::ImportLock::acquire(&deps.db, &waiting).await?)
+            };
+            let report = services::import::run_locked(
+                lock,
                 &deps,
                 &actor,
                 &partner,

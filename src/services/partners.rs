@@ -210,8 +210,7 @@ pub async fn authenticate_partner(
         return Ok(Some(partner));
     }
     let generation = cache.generation();
-    let mut conn = deps.db.pool().acquire().await?;
-    let partner = store::tokens::authenticate_partner(&mut conn, &hash, now).await?;
+    let partner = store::tokens::authenticate_partner(&deps.db, &hash, now).await?;
     if let Some(p) = &partner {
         cache.insert(&hash, p.clone(), now, generation);
     }
@@ -227,8 +226,7 @@ pub async fn authenticate_admin(deps: &Deps, secret: &str) -> Result<Option<Stri
         return Ok(Some(id));
     }
     let generation = cache.generation();
-    let mut conn = deps.db.pool().acquire().await?;
-    let auth = store::tokens::authenticate_admin(&mut conn, &hash, now).await?;
+    let auth = store::tokens::authenticate_admin(&deps.db, &hash, now).await?;
     let Some(auth) = auth else { return Ok(None) };
     // A token that expires within the cache's TTL is not cached, so that it is refused from
     // the moment it expires, on every instance.

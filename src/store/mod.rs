@@ -10,6 +10,7 @@ pub mod groups;
 pub mod guest_sync;
 pub mod guests;
 pub mod housekeeping;
+pub mod import_staging;
 pub mod imports;
 pub mod invitations;
 pub mod job_runs;

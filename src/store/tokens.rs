@@ -2,11 +2,30 @@
 
 use sqlx::{AnyConnection, Row};
 
-use super::DbError;
+use super::{Db, DbError};
 use crate::domain::{Partner, PartnerSlug};
 
 /// How stale `last_used_at` may get before a request refreshes it; saves a write per request.
 const LAST_USED_GRANULARITY_MS: i64 = 60_000;
+
+/// Record a token's use through the writer turn, as every write does: on the read pool it
+/// raced the writer for SQLite's lock and failed after the busy timeout under a long write.
+/// A use that cannot be recorded does not refuse the request; the next one records it.
+async fn record_use(db: &Db, update: &'static str, id: &str, now_ms: i64) {
+    let result = async {
+        let mut tx = db.begin_write().await?;
+        sqlx::query(update)
+            .bind(now_ms)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "recording a token's use failed");
+    }
+}
 
 pub async fn insert_partner_token(
     conn: &mut AnyConnection,
@@ -29,7 +48,7 @@ pub async fn insert_partner_token(
 
 /// The partner owning an unrevoked token with this hash; records the use.
 pub async fn authenticate_partner(
-    conn: &mut AnyConnection,
+    db: &Db,
     token_hash: &str,
     now_ms: i64,
 ) -> Result<Option<Partner>, DbError> {
@@ -39,17 +58,19 @@ pub async fn authenticate_partner(
          WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
     )
     .bind(token_hash)
-    .fetch_optional(&mut *conn)
+    .fetch_optional(db.pool())
     .await?;
     let Some(row) = row else { return Ok(None) };
     let last_used: Option<i64> = row.try_get("last_used_at")?;
     if last_used.is_none_or(|t| now_ms - t >= LAST_USED_GRANULARITY_MS) {
         let token_id: String = row.try_get("token_id")?;
-        sqlx::query("UPDATE partner_tokens SET last_used_at = $1 WHERE id = $2")
-            .bind(now_ms)
-            .bind(token_id)
-            .execute(&mut *conn)
-            .await?;
+        record_use(
+            db,
+            "UPDATE partner_tokens SET last_used_at = $1 WHERE id = $2",
+            &token_id,
+            now_ms,
+        )
+        .await;
     }
     let slug: String = row.try_get("slug")?;
     Ok(Some(Partner {
@@ -94,7 +115,7 @@ pub struct AdminTokenAuth {
 
 /// The unrevoked, unexpired admin token with this hash; records the use.
 pub async fn authenticate_admin(
-    conn: &mut AnyConnection,
+    db: &Db,
     token_hash: &str,
     now_ms: i64,
 ) -> Result<Option<AdminTokenAuth>, DbError> {
@@ -104,17 +125,19 @@ pub async fn authenticate_admin(
     )
     .bind(token_hash)
     .bind(now_ms)
-    .fetch_optional(&mut *conn)
+    .fetch_optional(db.pool())
     .await?;
     let Some(row) = row else { return Ok(None) };
     let id: String = row.try_get("id")?;
     let last_used: Option<i64> = row.try_get("last_used_at")?;
     if last_used.is_none_or(|t| now_ms - t >= LAST_USED_GRANULARITY_MS) {
-        sqlx::query("UPDATE admin_tokens SET last_used_at = $1 WHERE id = $2")
-            .bind(now_ms)
-            .bind(&id)
-            .execute(&mut *conn)
-            .await?;
+        record_use(
+            db,
+            "UPDATE admin_tokens SET last_used_at = $1 WHERE id = $2",
+            &id,
+            now_ms,
+        )
+        .await;
     }
     Ok(Some(AdminTokenAuth {
         id,

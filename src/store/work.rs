@@ -210,6 +210,13 @@ impl Work {
         Ok(Work::new(db, Some(db.begin_bulk_write().await?)))
     }
 
+    /// A unit that only reads (a dry run's lookups), in a transaction on the read pool: it
+    /// never takes the writer turn nor SQLite's write lock, so it blocks no writer.
+    pub async fn begin_read(db: &Db) -> Result<Work, DbError> {
+        let inner = db.pool().begin().await?;
+        Ok(Work::new(db, Some(Tx { inner, _turn: None })))
+    }
+
     /// A unit of work continuing in a transaction already begun.
     pub fn from_tx(tx: Tx, db: &Db) -> Work {
         Work::new(db, Some(tx))

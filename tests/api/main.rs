@@ -21,6 +21,7 @@ mod graph_stand_in;
 mod health;
 mod helpers;
 mod import;
+mod import_staging;
 mod isolation_attacks;
 mod jobs;
 mod keys_reseal;
