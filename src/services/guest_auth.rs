@@ -276,7 +276,7 @@ pub async fn use_signin(deps: &Deps, token: &str) -> Result<Option<String>, Serv
         tx.commit().await?;
         return Ok(None);
     };
-    let Some(guest) = guest_store::get(&mut tx, &guest_id).await? else {
+    let Some(guest) = guest_store::get_locked(&mut tx, &guest_id).await? else {
         return Ok(None);
     };
     if !matches!(

@@ -310,7 +310,7 @@ pub async fn reset_mfa(
 ) -> Result<MfaReset, ServiceError> {
     let now = deps.now_ms();
     let mut tx = deps.db.begin_write().await?;
-    let guest = guest_store::get(&mut tx, guest_id)
+    let guest = guest_store::get_locked(&mut tx, guest_id)
         .await?
         .ok_or(ServiceError::NotFound)?;
     let was_enrolled = mfa_store::get(&mut tx, guest_id)

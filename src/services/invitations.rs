@@ -346,7 +346,7 @@ pub async fn resend(deps: &Deps, actor: &Actor, guest_id: &str) -> Result<(), Se
 pub async fn revoke(deps: &Deps, actor: &Actor, guest_id: &str) -> Result<u64, ServiceError> {
     let now = deps.now_ms();
     let mut tx = deps.db.begin_write().await?;
-    let guest = guest_store::get(&mut tx, guest_id)
+    let guest = guest_store::get_locked(&mut tx, guest_id)
         .await?
         .ok_or(ServiceError::NotFound)?;
     let n = inv_store::revoke_open(&mut tx, guest_id, now).await?;
@@ -453,7 +453,7 @@ pub async fn answer(
             LinkProblem::Expired
         }));
     }
-    let guest = guest_store::get(&mut tx, &inv.guest_id)
+    let guest = guest_store::get_locked(&mut tx, &inv.guest_id)
         .await?
         .ok_or(ServiceError::NotFound)?;
     let actor = Actor {

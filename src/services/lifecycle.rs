@@ -480,16 +480,12 @@ pub async fn approve(deps: &Deps, actor: &Actor, guest_id: &str) -> Result<Guest
     let now = deps.clock.now();
     let now_ms = to_millis(now);
     let mut w = Work::begin(&deps.db);
-    let guest = guest_store::get(w.conn().await?, guest_id)
+    // Locked: a concurrent reconcile (a deactivation on another instance) must not be
+    // overwritten by this approval's copy of the row.
+    let guest = guest_store::get_locked(w.conn().await?, guest_id)
         .await?
         .ok_or(ServiceError::NotFound)?;
-    let old: GuestState =
-        guest
-            .state
-            .parse()
-            .map_err(|e: crate::domain::lifecycle::UnknownState| {
-                ServiceError::Corrupt(e.to_string())
-            })?;
+    let old = super::stored::guest_state(&guest)?;
     let new = transition(old, Event::Approve).map_err(|e| ServiceError::Conflict(e.to_string()))?;
     let updated = GuestRow {
         state: new.to_string(),
