@@ -8,6 +8,8 @@ pub mod guest_auth;
 pub mod guest_mfa;
 pub mod guests;
 pub mod import;
+pub mod import_records;
+pub mod import_runs;
 pub mod invitations;
 pub mod lifecycle;
 pub mod listing;
