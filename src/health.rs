@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpResponse};
 
-use crate::startup::AppState;
+use crate::app_state::AppState;
 
 pub async fn get_healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok")

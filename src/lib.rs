@@ -6,6 +6,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod admin;
+pub mod app_state;
 pub mod auth;
 pub mod cli;
 pub mod clock;
@@ -20,6 +21,7 @@ pub mod mail;
 pub mod mapping;
 pub mod metrics;
 pub mod portal;
+pub mod request_metrics;
 pub mod scim;
 pub mod scim_core;
 pub mod services;

@@ -1,4 +1,5 @@
-//! Prometheus metrics: request counts and latencies by route pattern and status.
+//! Prometheus metrics over HTTP: the middleware recording request counts and latencies by
+//! route pattern and status (into [`Metrics`]), and `/metrics` with the queue gauges.
 
 use std::time::Instant;
 
@@ -8,64 +9,10 @@ use actix_web::http::header::{HeaderName, HeaderValue, AUTHORIZATION, WWW_AUTHEN
 use actix_web::middleware::Next;
 use actix_web::HttpMessage;
 use actix_web::{web, HttpRequest, HttpResponse};
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
-};
 use secrecy::ExposeSecret;
 
-use crate::startup::AppState;
-
-#[derive(Clone)]
-pub struct Metrics {
-    registry: Registry,
-    requests: IntCounterVec,
-    latency: HistogramVec,
-}
-
-impl Metrics {
-    pub fn new() -> Result<Self, prometheus::Error> {
-        let registry = Registry::new();
-        let requests = IntCounterVec::new(
-            Opts::new(
-                "guestbridge_http_requests_total",
-                "HTTP requests by route, method and status",
-            ),
-            &["route", "method", "status"],
-        )?;
-        let latency = HistogramVec::new(
-            HistogramOpts::new(
-                "guestbridge_http_request_duration_seconds",
-                "HTTP request latency by route and method",
-            )
-            .buckets(vec![
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-            ]),
-            &["route", "method"],
-        )?;
-        registry.register(Box::new(requests.clone()))?;
-        registry.register(Box::new(latency.clone()))?;
-        Ok(Metrics {
-            registry,
-            requests,
-            latency,
-        })
-    }
-
-    fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
-        self.requests
-            .with_label_values(&[route, method, &status.to_string()])
-            .inc();
-        self.latency
-            .with_label_values(&[route, method])
-            .observe(seconds);
-    }
-
-    pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        String::from_utf8(out).unwrap_or_default()
-    }
-}
+use crate::app_state::AppState;
+pub use crate::request_metrics::Metrics;
 
 /// Middleware recording every request. The route label is the matched pattern (never the
 /// raw path, whose ids would explode the label set).

@@ -11,22 +11,12 @@ use tracing_actix_web::TracingLogger;
 
 use crate::edge::root_span::RedactedRootSpan;
 
+use crate::app_state::AppState;
 use crate::clock::SharedClock;
 use crate::config::Settings;
-use crate::metrics::Metrics;
+use crate::request_metrics::Metrics;
 use crate::services::Deps;
 use crate::store::Db;
-
-/// Shared, read-only state of a running instance.
-pub struct AppState {
-    pub deps: Deps,
-    /// The guest portal's page templates.
-    pub pages: crate::portal::Pages,
-    /// Roster imports running in the background on this instance.
-    pub imports: crate::admin::imports_api::RunningImports,
-    pub settings: Arc<Settings>,
-    pub metrics: Metrics,
-}
 
 /// Load the mapping rules at start: invalid rules stop start-up with every error listed; a
 /// missing folder means no rules yet (nobody becomes a guest), with a warning.

@@ -7,11 +7,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{AdminCaller, AdminError};
+use crate::app_state::AppState;
 use crate::clock::{from_millis, to_rfc3339};
 use crate::domain::{GuestState, Partner, PartnerSlug};
 use crate::services::guests::{self, GuestQuery};
 use crate::services::{lifecycle, rules};
-use crate::startup::AppState;
 use crate::store::guests::{GrantRow, GuestRow};
 
 /// Largest page of guests.

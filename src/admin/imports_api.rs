@@ -1,10 +1,8 @@
 //! `/api/v1/imports`: upload a CSV roster (multipart), run it in the background, poll its
 //! progress, list past imports and download the per-row error report as CSV.
 
-use std::collections::HashMap;
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 
 use actix_multipart::Multipart;
 use actix_web::http::StatusCode;
@@ -14,47 +12,16 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{AdminCaller, AdminError};
+use crate::app_state::AppState;
 use crate::clock::{from_millis, to_rfc3339};
 use crate::domain::PartnerSlug;
 use crate::services::import::{self as import_service, ImportMode, ImportOptions};
+use crate::services::import_records::{self, ImportRecord};
+use crate::services::import_runs::Progress;
 use crate::services::partners;
-use crate::startup::AppState;
-use crate::store::imports as import_store;
 
 /// Largest accepted roster upload.
 const MAX_UPLOAD_BYTES: usize = 512 * 1024 * 1024;
-
-/// Imports running on this instance, by id.
-#[derive(Default)]
-pub struct RunningImports {
-    inner: Mutex<HashMap<String, Running>>,
-}
-
-/// An import in progress. Once it ends its record is in the database (`imports`), and the
-/// entry goes: an instance that runs imports for months keeps only the running ones.
-struct Running {
-    rows: Arc<AtomicU64>,
-    /// Set only when the failure could not be recorded either.
-    failure: Option<String>,
-}
-
-impl RunningImports {
-    /// Imports this instance holds in memory (running, or failed without a record).
-    pub fn len(&self) -> usize {
-        self.with(|m| m.len())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, Running>) -> T) -> T {
-        match self.inner.lock() {
-            Ok(mut g) => f(&mut g),
-            Err(p) => f(&mut p.into_inner()),
-        }
-    }
-}
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/imports", web::post().to(post_import))
@@ -139,17 +106,8 @@ pub async fn post_import(
         Default::default()
     };
     let map = maps.get(partner.slug.as_str()).cloned().unwrap_or_default();
-    let id = crate::store::new_row_id();
-    let rows = Arc::new(AtomicU64::new(0));
-    state.imports.with(|m| {
-        m.insert(
-            id.clone(),
-            Running {
-                rows: rows.clone(),
-                failure: None,
-            },
-        );
-    });
+    let id = import_records::new_import_id();
+    let rows = state.imports.start(&id);
     let opts = ImportOptions {
         mode,
         dry_run: query.dry_run.unwrap_or(false),
@@ -199,22 +157,13 @@ pub async fn post_import(
                 reason
             }),
         };
-        task_state.imports.with(|m| match unrecorded {
-            None => {
-                m.remove(&task_id);
-            }
-            Some(reason) => {
-                if let Some(r) = m.get_mut(&task_id) {
-                    r.failure = Some(reason);
-                }
-            }
-        });
+        task_state.imports.finish(&task_id, unrecorded);
     });
     Ok(HttpResponse::Accepted()
         .json(json!({"id": id, "status": "running", "href": format!("/api/v1/imports/{id}")})))
 }
 
-fn record_json(r: &import_store::ImportRecord) -> serde_json::Value {
+fn record_json(r: &ImportRecord) -> serde_json::Value {
     if let Some(reason) = r.outcome.strip_prefix(import_service::FAILED_PREFIX) {
         return json!({
             "id": r.id, "status": "failed", "error": reason, "actor": r.actor, "file_name": r.file_name,
@@ -233,27 +182,13 @@ pub async fn get_import(
     _admin: AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
-    let mut conn = state
-        .deps
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(crate::services::ServiceError::from)?;
-    if let Some(r) = import_store::get(&mut conn, &id)
-        .await
-        .map_err(crate::services::ServiceError::from)?
-    {
+    if let Some(r) = import_records::get(&state.deps, &id).await? {
         return Ok(HttpResponse::Ok().json(record_json(&r)));
     }
-    let running = state.imports.with(|m| {
-        m.get(id.as_str())
-            .map(|r| (r.rows.load(Ordering::Relaxed), r.failure.clone()))
-    });
-    match running {
-        Some((_, Some(failure))) => Ok(HttpResponse::Ok()
+    match state.imports.progress(&id) {
+        Some(Progress::Failed(failure)) => Ok(HttpResponse::Ok()
             .json(json!({"id": id.as_str(), "status": "failed", "error": failure}))),
-        Some((rows, None)) => {
+        Some(Progress::Running { rows }) => {
             Ok(HttpResponse::Ok()
                 .json(json!({"id": id.as_str(), "status": "running", "rows": rows})))
         }
@@ -265,16 +200,7 @@ pub async fn list_imports(
     state: web::Data<AppState>,
     _admin: AdminCaller,
 ) -> Result<HttpResponse, AdminError> {
-    let mut conn = state
-        .deps
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(crate::services::ServiceError::from)?;
-    let records = import_store::recent(&mut conn, 100)
-        .await
-        .map_err(crate::services::ServiceError::from)?;
+    let records = import_records::recent(&state.deps).await?;
     Ok(HttpResponse::Ok().json(json!({
         "imports": records.iter().map(record_json).collect::<Vec<_>>(),
         "running": state.imports.len(),
@@ -286,16 +212,8 @@ pub async fn get_import_errors(
     _admin: AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
-    let mut conn = state
-        .deps
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(crate::services::ServiceError::from)?;
-    let record = import_store::get(&mut conn, &id)
-        .await
-        .map_err(crate::services::ServiceError::from)?
+    let record = import_records::get(&state.deps, &id)
+        .await?
         .ok_or_else(|| AdminError::new(StatusCode::NOT_FOUND, "no such finished import"))?;
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")

@@ -5,9 +5,9 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use super::{AdminCaller, AdminError};
+use crate::app_state::AppState;
 use crate::mapping::{load_dir, RuleSet};
 use crate::services::rules;
-use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/mappings", web::get().to(get_mappings))

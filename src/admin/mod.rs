@@ -14,9 +14,9 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
 
+use crate::app_state::AppState;
 use crate::auth::tokens;
 use crate::services::{Actor, ServiceError};
-use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(guests_api::configure)

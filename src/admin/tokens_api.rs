@@ -7,10 +7,10 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use super::{AdminCaller, AdminError};
+use crate::app_state::AppState;
 use crate::clock::{from_millis, to_rfc3339};
 use crate::domain::PartnerSlug;
 use crate::services::partners;
-use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route(

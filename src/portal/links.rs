@@ -12,11 +12,11 @@ use serde_json::json;
 use super::{
     forbidden, internal, link_problem, message, next_step, page, pre_key, see_other, session_cookie,
 };
+use crate::app_state::AppState;
 use crate::auth::csrf::{check_pre_session_csrf, pre_session_csrf_token};
 use crate::auth::secrets::hash_token;
 use crate::services::guest_auth;
 use crate::services::invitations::{self, Decision, CONSENT_VERSION};
-use crate::startup::AppState;
 
 /// CSRF purposes, one per kind of link.
 const INVITE_FORM: &str = "invite";

@@ -10,9 +10,9 @@ use super::{
     client_ip, csrf_ok, forbidden, internal, message, page, see_other, session_csrf, too_many,
     SignedIn,
 };
+use crate::app_state::AppState;
 use crate::services::guest_auth::{CodeOutcome, GuestSession};
 use crate::services::guest_mfa;
-use crate::startup::AppState;
 
 #[derive(Deserialize)]
 pub struct CodeForm {

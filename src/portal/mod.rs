@@ -12,6 +12,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::app_state::AppState;
 use crate::auth::csrf::{check_csrf, check_pre_session_csrf, csrf_token, pre_session_csrf_token};
 use crate::auth::secrets::{hash_token, random_token};
 use crate::domain::GuestState;
@@ -19,7 +20,6 @@ use crate::services::guest_auth::{self, CodeOutcome, GuestSession};
 use crate::services::guest_mfa;
 use crate::services::invitations::LinkProblem;
 use crate::services::{signing, ServiceError};
-use crate::startup::AppState;
 
 pub use pages::Pages;
 

@@ -10,11 +10,11 @@ use serde_json::{json, Value};
 
 use super::http::{read_json, scim_error, scim_json, ScimPartner};
 use super::users_api::MAX_PATCH_OPERATIONS;
+use crate::app_state::AppState;
 use crate::scim_core::bulk_order::Schedule;
 use crate::scim_core::error::ScimError;
 use crate::scim_core::patch::parse_patch_request;
 use crate::services::{groups, users, Actor};
-use crate::startup::AppState;
 
 pub const BULK_REQUEST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
 pub const BULK_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:BulkResponse";

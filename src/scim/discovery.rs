@@ -10,9 +10,9 @@ use super::bulk_api::MAX_BULK_OPERATIONS;
 use super::http::scim_json;
 use super::list_params::LIST_RESPONSE_SCHEMA;
 use super::routes::resource;
+use crate::app_state::AppState;
 use crate::scim_core::error::ScimError;
 use crate::scim_core::schema::{all_schemas, ResourceTypeDef, GROUP_RESOURCE, USER_RESOURCE};
-use crate::startup::AppState;
 
 /// Resource types served by this build.
 fn resource_types() -> [&'static ResourceTypeDef; 2] {

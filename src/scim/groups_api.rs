@@ -12,6 +12,7 @@ use super::http::{
 use super::list_params::{check_search_schema, list_response, RawListParams};
 use super::routes::resource;
 use super::users_api::{ProjectionQuery, MAX_PATCH_OPERATIONS};
+use crate::app_state::AppState;
 use crate::clock::{from_millis, to_rfc3339};
 use crate::domain::Partner;
 use crate::scim_core::error::ScimError;
@@ -20,7 +21,6 @@ use crate::scim_core::projection::Projection;
 use crate::scim_core::resource::{render, Meta};
 use crate::scim_core::schema::{GROUP, GROUP_RESOURCE};
 use crate::services::groups::{self, Group};
-use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(

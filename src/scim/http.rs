@@ -9,11 +9,11 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse, Respon
 use futures_util::StreamExt;
 use serde_json::Value;
 
+use crate::app_state::AppState;
 use crate::auth::tokens;
 use crate::domain::Partner;
 use crate::scim_core::error::ScimError;
 use crate::services::{Actor, ServiceError};
-use crate::startup::AppState;
 
 /// SCIM media type (RFC 7644 §3.1).
 pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";

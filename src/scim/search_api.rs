@@ -7,8 +7,8 @@ use serde_json::{json, Value};
 
 use super::http::{read_json, scim_json, ScimPartner};
 use super::list_params::{check_search_schema, RawListParams, LIST_RESPONSE_SCHEMA};
+use crate::app_state::AppState;
 use crate::scim_core::error::ScimError;
-use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(super::routes::resource("/.search", "POST").route(web::post().to(search_root)));

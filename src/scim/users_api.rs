@@ -11,6 +11,7 @@ use super::http::{
 };
 use super::list_params::{check_search_schema, list_response, RawListParams};
 use super::routes::resource;
+use crate::app_state::AppState;
 use crate::clock::{from_millis, to_rfc3339};
 use crate::domain::Partner;
 use crate::scim_core::error::ScimError;
@@ -19,7 +20,6 @@ use crate::scim_core::projection::Projection;
 use crate::scim_core::resource::{render, Meta};
 use crate::scim_core::schema::{USER, USER_RESOURCE};
 use crate::services::users::{self, User};
-use crate::startup::AppState;
 
 /// Most operations one PATCH request may carry.
 pub const MAX_PATCH_OPERATIONS: usize = 1000;

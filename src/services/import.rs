@@ -495,7 +495,7 @@ impl Run<'_> {
                     )
                     .await?;
                     if changed {
-                        let known = users::Known::Existing { groups: &groups };
+                        let known = users::Known::existing(&groups);
                         users::reconcile_user(
                             w,
                             deps,

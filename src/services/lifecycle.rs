@@ -167,7 +167,7 @@ pub enum Prior {
     /// Unknown: read it.
     Unknown,
     /// Loaded by the caller (with others, in one query): the guest record and its grants.
-    Known(Option<Box<GuestRow>>, Vec<GrantRow>),
+    Loaded(Option<Box<GuestRow>>, Vec<GrantRow>),
 }
 
 /// Evaluate the rules for one person and bring their guest record in line, in `w`.
@@ -182,7 +182,7 @@ pub async fn reconcile(
 ) -> Result<Outcome, ServiceError> {
     let (existing, existing_grants) = match prior {
         Prior::NoGuest => (None, Vec::new()),
-        Prior::Known(guest, grants) => (guest.map(|g| *g), grants),
+        Prior::Loaded(guest, grants) => (guest.map(|g| *g), grants),
         Prior::Unknown => {
             let conn = w.conn().await?;
             // Locked: a job, an admin action or another instance's write of this person

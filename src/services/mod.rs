@@ -2,12 +2,15 @@
 //! CSV import and jobs call these, so every path applies the same rules, audit and outbox.
 
 pub mod access;
+pub(crate) mod bearer_tokens;
 pub(crate) mod claim_loop;
 pub mod groups;
 pub mod guest_auth;
 pub mod guest_mfa;
 pub mod guests;
 pub mod import;
+pub mod import_records;
+pub mod import_runs;
 pub mod invitations;
 pub mod lifecycle;
 pub mod listing;

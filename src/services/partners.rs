@@ -2,10 +2,12 @@
 
 use serde_json::json;
 
+use super::bearer_tokens::{self, RevokeScope};
 use super::{Actor, Deps, ServiceError};
 use crate::auth::tokens;
 use crate::domain::{Partner, PartnerSlug};
 use crate::store::audit::{self, AuditEntry};
+use crate::store::tokens::{AdminTokens, PartnerTokens};
 use crate::store::{self, is_unique_violation};
 
 /// Register a partner organisation.
@@ -195,48 +197,18 @@ pub async fn admin_tokens(deps: &Deps) -> Result<Vec<store::tokens::AdminTokenIn
     Ok(store::tokens::admin_tokens(&mut conn).await?)
 }
 
-/// The partner a SCIM bearer token belongs to, if it is valid. A token this process has
-/// authenticated within the cache's TTL needs no SQL (see `auth::cache`); so `last_used_at`
-/// is refreshed when the entry is next looked up in the database, at most a TTL later than
-/// without the cache.
+/// The partner a SCIM bearer token belongs to, if it is valid (cached: see
+/// [`bearer_tokens::authenticate`]).
 pub async fn authenticate_partner(
     deps: &Deps,
     secret: &str,
 ) -> Result<Option<Partner>, ServiceError> {
-    let hash = tokens::hash(secret);
-    let now = deps.now_ms();
-    let cache = &deps.auth_cache.partners;
-    if let Some(partner) = cache.get(&hash, now) {
-        return Ok(Some(partner));
-    }
-    let generation = cache.generation();
-    let partner = store::tokens::authenticate_partner(&deps.db, &hash, now).await?;
-    if let Some(p) = &partner {
-        cache.insert(&hash, p.clone(), now, generation);
-    }
-    Ok(partner)
+    bearer_tokens::authenticate::<PartnerTokens>(deps, secret).await
 }
 
 /// The admin token id for a bearer token, if it is valid; cached like partner tokens.
 pub async fn authenticate_admin(deps: &Deps, secret: &str) -> Result<Option<String>, ServiceError> {
-    let hash = tokens::hash(secret);
-    let now = deps.now_ms();
-    let cache = &deps.auth_cache.admins;
-    if let Some(id) = cache.get(&hash, now) {
-        return Ok(Some(id));
-    }
-    let generation = cache.generation();
-    let auth = store::tokens::authenticate_admin(&deps.db, &hash, now).await?;
-    let Some(auth) = auth else { return Ok(None) };
-    // A token that expires within the cache's TTL is not cached, so that it is refused from
-    // the moment it expires, on every instance.
-    if auth
-        .expires_at
-        .is_none_or(|at| at > now + crate::auth::cache::TOKEN_CACHE_TTL_MS)
-    {
-        cache.insert(&hash, auth.id.clone(), now, generation);
-    }
-    Ok(Some(auth.id))
+    bearer_tokens::authenticate::<AdminTokens>(deps, secret).await
 }
 
 /// A partner's SCIM tokens (ids and use, never secrets), oldest first.
@@ -249,9 +221,8 @@ pub async fn partner_tokens(
     Ok(store::tokens::partner_tokens(&mut conn, &partner.id).await?)
 }
 
-/// Revoke a partner's SCIM token by id. This process stops accepting it at once; other
-/// instances within `auth::cache::TOKEN_CACHE_TTL_MS`. NotFound when the partner has no
-/// such unrevoked token.
+/// Revoke a partner's SCIM token by id (see [`bearer_tokens::revoke`]). NotFound when the
+/// partner has no such unrevoked token.
 #[tracing::instrument(skip_all, fields(slug = %slug, token_id = %token_id), err(level = "info"))]
 pub async fn revoke_partner_token(
     deps: &Deps,
@@ -260,29 +231,12 @@ pub async fn revoke_partner_token(
     token_id: &str,
 ) -> Result<(), ServiceError> {
     let partner = find_partner(deps, slug).await?;
-    let now = deps.now_ms();
-    let mut tx = deps.db.begin_write().await?;
-    let hash = store::tokens::revoke_partner_token(&mut tx, &partner.id, token_id, now)
-        .await?
-        .ok_or(ServiceError::NotFound)?;
-    audit::append(
-        &mut tx,
-        &AuditEntry {
-            actor: &actor.label,
-            partner_id: Some(&partner.id),
-            action: "partner.token_revoked",
-            target_type: "partner_token",
-            target_id: Some(token_id),
-            request_id: actor.request_id.as_deref(),
-            detail: json!({"partner": slug.as_str()}),
-        },
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    // After the commit, so that no look-up can read the token as valid after the forget.
-    deps.auth_cache.partners.forget(&hash);
-    Ok(())
+    let scope = RevokeScope::<PartnerTokens> {
+        owner: &partner.id,
+        partner_id: Some(&partner.id),
+        detail: json!({"partner": slug.as_str()}),
+    };
+    bearer_tokens::revoke(deps, actor, scope, token_id).await
 }
 
 /// Revoke an admin API token by id (an admin may revoke their own). NotFound when there is
@@ -293,26 +247,10 @@ pub async fn revoke_admin_token(
     actor: &Actor,
     token_id: &str,
 ) -> Result<(), ServiceError> {
-    let now = deps.now_ms();
-    let mut tx = deps.db.begin_write().await?;
-    let hash = store::tokens::revoke_admin_token(&mut tx, token_id, now)
-        .await?
-        .ok_or(ServiceError::NotFound)?;
-    audit::append(
-        &mut tx,
-        &AuditEntry {
-            actor: &actor.label,
-            partner_id: None,
-            action: "admin.token_revoked",
-            target_type: "admin_token",
-            target_id: Some(token_id),
-            request_id: actor.request_id.as_deref(),
-            detail: json!({}),
-        },
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    deps.auth_cache.admins.forget(&hash);
-    Ok(())
+    let scope = RevokeScope::<AdminTokens> {
+        owner: &(),
+        partner_id: None,
+        detail: json!({}),
+    };
+    bearer_tokens::revoke(deps, actor, scope, token_id).await
 }

@@ -55,7 +55,10 @@ impl PageData {
             .and_then(|g| self.grants.get(&g.id).cloned())
             .unwrap_or_default();
         let guest = guest.map(Box::new);
-        (view(u, doc, groups), lifecycle::Prior::Known(guest, grants))
+        (
+            view(u, doc, groups),
+            lifecycle::Prior::Loaded(guest, grants),
+        )
     }
 }
 
@@ -324,7 +327,7 @@ async fn reevaluate(
         None => Vec::new(),
     };
     let doc = parse_doc(&u);
-    let prior = lifecycle::Prior::Known(guest.map(Box::new), grants);
+    let prior = lifecycle::Prior::Loaded(guest.map(Box::new), grants);
     let outcome = lifecycle::reconcile(
         &mut w,
         rules,

@@ -213,7 +213,7 @@ pub(crate) async fn insert_in(
         json!({"userName": row.user_name, "active": row.active, "via": via}),
         now,
     );
-    let person = Known::New { groups };
+    let person = Known::new_person(groups);
     reconcile_user(w, deps, actor, partner, &row, &doc, via, person).await?;
     Ok(User {
         row,
@@ -244,7 +244,7 @@ pub(crate) async fn update_in(
         &user.row,
         &user.doc,
         via,
-        Known::Nothing,
+        Known::NOTHING,
     )
     .await?;
     Ok(user)
@@ -368,15 +368,37 @@ pub async fn attach_groups(deps: &Deps, users: &mut [User]) -> Result<(), Servic
     Ok(())
 }
 
-/// What the caller knows of a person about to be reconciled, so that it need not be read.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Known<'a> {
-    /// Read the person's groups and guest record.
-    Nothing,
-    /// Created in this unit of work: no guest record yet, and these groups (id, name).
-    New { groups: &'a [(String, String)] },
-    /// Stored before this unit of work, with these groups (id, name).
-    Existing { groups: &'a [(String, String)] },
+/// What the caller knows of a person about to be reconciled, so that it need not be read:
+/// their groups, and what is known of their guest record.
+#[derive(Debug, Clone)]
+pub(crate) struct Known<'a> {
+    /// The person's groups (id, name); None: read them.
+    pub groups: Option<&'a [(String, String)]>,
+    pub prior: lifecycle::Prior,
+}
+
+impl<'a> Known<'a> {
+    /// Nothing: read the person's groups and guest record.
+    pub const NOTHING: Known<'static> = Known {
+        groups: None,
+        prior: lifecycle::Prior::Unknown,
+    };
+
+    /// Created in this unit of work: these groups, and no guest record yet.
+    pub fn new_person(groups: &'a [(String, String)]) -> Self {
+        Known {
+            groups: Some(groups),
+            prior: lifecycle::Prior::NoGuest,
+        }
+    }
+
+    /// Stored before this unit of work, with these groups; its guest record is read.
+    pub fn existing(groups: &'a [(String, String)]) -> Self {
+        Known {
+            groups: Some(groups),
+            prior: lifecycle::Prior::Unknown,
+        }
+    }
 }
 
 /// Re-evaluate the mapping rules for a person within the unit of work that changed them.
@@ -392,16 +414,16 @@ pub(crate) async fn reconcile_user(
     known: Known<'_>,
 ) -> Result<lifecycle::Outcome, ServiceError> {
     let read;
-    let (groups, prior) = match known {
-        Known::New { groups } => (groups, lifecycle::Prior::NoGuest),
-        Known::Existing { groups } => (groups, lifecycle::Prior::Unknown),
-        Known::Nothing => {
+    let Known { groups, prior } = known;
+    let groups = match groups {
+        Some(groups) => groups,
+        None => {
             read = group_store::groups_of_users(w.conn().await?, &[row.id.as_str()])
                 .await?
                 .into_iter()
                 .map(|(_, id, name)| (id, name))
                 .collect::<Vec<_>>();
-            (read.as_slice(), lifecycle::Prior::Unknown)
+            read.as_slice()
         }
     };
     let person = lifecycle::PersonView {
@@ -518,7 +540,7 @@ pub async fn replace(
         &user.row,
         &user.doc,
         "scim:user.replaced",
-        Known::Nothing,
+        Known::NOTHING,
     )
     .await?;
     w.commit().await?;
@@ -560,7 +582,7 @@ pub async fn patch(
         &user.row,
         &user.doc,
         "scim:user.patched",
-        Known::Nothing,
+        Known::NOTHING,
     )
     .await?;
     w.commit().await?;

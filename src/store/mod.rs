@@ -102,8 +102,8 @@ pub struct Db {
     /// How long a writer waits for its turn: SQLite's busy timeout, the same bound as before
     /// (on PostgreSQL, the group commit's turn: the pool's acquire timeout).
     writer_wait: Duration,
-    /// Units of work committed together (see [`work::Group`]).
-    group: Arc<work::Group>,
+    /// Units of work committed together (see [`work::GroupCommit`]).
+    group: Arc<work::GroupCommit>,
 }
 
 impl Db {
@@ -143,7 +143,7 @@ impl Db {
         })
     }
 
-    pub(crate) fn group(&self) -> &work::Group {
+    pub(crate) fn group_commit(&self) -> &work::GroupCommit {
         &self.group
     }
 

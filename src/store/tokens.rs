@@ -1,5 +1,6 @@
 //! Partner and admin bearer tokens, looked up by hash.
 
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::{Db, DbError};
@@ -46,38 +47,129 @@ pub async fn insert_partner_token(
     Ok(())
 }
 
-/// The partner owning an unrevoked token with this hash; records the use.
-pub async fn authenticate_partner(
+/// A kind of bearer token: the table its tokens live in, which of them are usable and what
+/// an authenticated one yields. Partner and admin tokens share the rest ([`authenticate`],
+/// [`revoke`]): the look-up by hash, the use recorded at most once a granularity, the
+/// revocation that hands back the hash.
+pub trait TokenKind {
+    /// What an authenticated token yields.
+    type Holder;
+    /// Whose tokens a revocation may name: a partner's id, or `()` for admin tokens.
+    type Owner: ?Sized;
+    /// `$1` the time of use, `$2` the token id.
+    const RECORD_USE: &'static str;
+    /// The unrevoked, usable token with this hash at `now_ms`, selecting `token_id`,
+    /// `last_used_at` and what [`TokenKind::holder`] reads.
+    fn lookup(token_hash: &str, now_ms: i64) -> AnyQuery<'_>;
+    fn holder(row: &AnyRow) -> Result<Self::Holder, DbError>;
+    /// Set `revoked_at` of the owner's unrevoked token `id`, returning its `token_hash`.
+    fn revoke<'q>(owner: &'q Self::Owner, id: &'q str, now_ms: i64) -> AnyQuery<'q>;
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// Partner (SCIM) tokens: they never expire, and yield their partner.
+pub enum PartnerTokens {}
+
+impl TokenKind for PartnerTokens {
+    type Holder = Partner;
+    type Owner = str;
+    const RECORD_USE: &'static str = "UPDATE partner_tokens SET last_used_at = $1 WHERE id = $2";
+
+    fn lookup(token_hash: &str, _now_ms: i64) -> AnyQuery<'_> {
+        sqlx::query(
+            "SELECT t.id AS token_id, p.id, p.slug, p.name, t.last_used_at
+             FROM partner_tokens t JOIN partners p ON p.id = t.partner_id
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
+        )
+        .bind(token_hash)
+    }
+
+    fn holder(row: &AnyRow) -> Result<Partner, DbError> {
+        let slug: String = row.try_get("slug")?;
+        Ok(Partner {
+            id: row.try_get("id")?,
+            slug: PartnerSlug::parse(&slug).map_err(|e| DbError::Decode(Box::new(e)))?,
+            name: row.try_get("name")?,
+        })
+    }
+
+    fn revoke<'q>(partner_id: &'q str, id: &'q str, now_ms: i64) -> AnyQuery<'q> {
+        sqlx::query(
+            "UPDATE partner_tokens SET revoked_at = $1
+             WHERE partner_id = $2 AND id = $3 AND revoked_at IS NULL RETURNING token_hash",
+        )
+        .bind(now_ms)
+        .bind(partner_id)
+        .bind(id)
+    }
+}
+
+/// Admin API tokens: they may expire, and yield their id and expiry.
+pub enum AdminTokens {}
+
+impl TokenKind for AdminTokens {
+    type Holder = AdminTokenAuth;
+    type Owner = ();
+    const RECORD_USE: &'static str = "UPDATE admin_tokens SET last_used_at = $1 WHERE id = $2";
+
+    fn lookup(token_hash: &str, now_ms: i64) -> AnyQuery<'_> {
+        sqlx::query(
+            "SELECT id AS token_id, last_used_at, expires_at FROM admin_tokens
+             WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
+        )
+        .bind(token_hash)
+        .bind(now_ms)
+    }
+
+    fn holder(row: &AnyRow) -> Result<AdminTokenAuth, DbError> {
+        Ok(AdminTokenAuth {
+            id: row.try_get("token_id")?,
+            expires_at: row.try_get("expires_at")?,
+        })
+    }
+
+    fn revoke<'q>(_: &'q (), id: &'q str, now_ms: i64) -> AnyQuery<'q> {
+        sqlx::query(
+            "UPDATE admin_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL
+             RETURNING token_hash",
+        )
+        .bind(now_ms)
+        .bind(id)
+    }
+}
+
+/// The holder of the usable token of kind `K` with this hash; records the use.
+pub async fn authenticate<K: TokenKind>(
     db: &Db,
     token_hash: &str,
     now_ms: i64,
-) -> Result<Option<Partner>, DbError> {
-    let row = sqlx::query(
-        "SELECT t.id AS token_id, p.id, p.slug, p.name, t.last_used_at
-         FROM partner_tokens t JOIN partners p ON p.id = t.partner_id
-         WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
-    )
-    .bind(token_hash)
-    .fetch_optional(db.pool())
-    .await?;
+) -> Result<Option<K::Holder>, DbError> {
+    let row = K::lookup(token_hash, now_ms)
+        .fetch_optional(db.pool())
+        .await?;
     let Some(row) = row else { return Ok(None) };
     let last_used: Option<i64> = row.try_get("last_used_at")?;
     if last_used.is_none_or(|t| now_ms - t >= LAST_USED_GRANULARITY_MS) {
         let token_id: String = row.try_get("token_id")?;
-        record_use(
-            db,
-            "UPDATE partner_tokens SET last_used_at = $1 WHERE id = $2",
-            &token_id,
-            now_ms,
-        )
-        .await;
+        record_use(db, K::RECORD_USE, &token_id, now_ms).await;
     }
-    let slug: String = row.try_get("slug")?;
-    Ok(Some(Partner {
-        id: row.try_get("id")?,
-        slug: PartnerSlug::parse(&slug).map_err(|e| DbError::Decode(Box::new(e)))?,
-        name: row.try_get("name")?,
-    }))
+    K::holder(&row).map(Some)
+}
+
+/// Revoke the owner's unrevoked token of kind `K`; its hash (to drop it from caches), or None
+/// when the owner has no such unrevoked token.
+pub async fn revoke<K: TokenKind>(
+    conn: &mut AnyConnection,
+    owner: &K::Owner,
+    id: &str,
+    now_ms: i64,
+) -> Result<Option<String>, DbError> {
+    K::revoke(owner, id, now_ms)
+        .fetch_optional(conn)
+        .await?
+        .map(|row| row.try_get("token_hash"))
+        .transpose()
 }
 
 /// A new admin token: who or what holds it, and when it stops working (None: never).
@@ -111,38 +203,6 @@ pub async fn insert_admin_token(
 pub struct AdminTokenAuth {
     pub id: String,
     pub expires_at: Option<i64>,
-}
-
-/// The unrevoked, unexpired admin token with this hash; records the use.
-pub async fn authenticate_admin(
-    db: &Db,
-    token_hash: &str,
-    now_ms: i64,
-) -> Result<Option<AdminTokenAuth>, DbError> {
-    let row = sqlx::query(
-        "SELECT id, last_used_at, expires_at FROM admin_tokens
-         WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
-    )
-    .bind(token_hash)
-    .bind(now_ms)
-    .fetch_optional(db.pool())
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    let id: String = row.try_get("id")?;
-    let last_used: Option<i64> = row.try_get("last_used_at")?;
-    if last_used.is_none_or(|t| now_ms - t >= LAST_USED_GRANULARITY_MS) {
-        record_use(
-            db,
-            "UPDATE admin_tokens SET last_used_at = $1 WHERE id = $2",
-            &id,
-            now_ms,
-        )
-        .await;
-    }
-    Ok(Some(AdminTokenAuth {
-        id,
-        expires_at: row.try_get("expires_at")?,
-    }))
 }
 
 /// An admin token as an admin sees it: never the secret or its hash.
@@ -209,39 +269,4 @@ pub async fn partner_tokens(
             })
         })
         .collect()
-}
-
-/// Revoke a partner's unrevoked token; its hash (to drop it from caches), or None when the
-/// partner has no such unrevoked token.
-pub async fn revoke_partner_token(
-    conn: &mut AnyConnection,
-    partner_id: &str,
-    id: &str,
-    now_ms: i64,
-) -> Result<Option<String>, DbError> {
-    sqlx::query_scalar(
-        "UPDATE partner_tokens SET revoked_at = $1
-         WHERE partner_id = $2 AND id = $3 AND revoked_at IS NULL RETURNING token_hash",
-    )
-    .bind(now_ms)
-    .bind(partner_id)
-    .bind(id)
-    .fetch_optional(conn)
-    .await
-}
-
-/// Revoke an unrevoked admin token; its hash, or None when there is no such token.
-pub async fn revoke_admin_token(
-    conn: &mut AnyConnection,
-    id: &str,
-    now_ms: i64,
-) -> Result<Option<String>, DbError> {
-    sqlx::query_scalar(
-        "UPDATE admin_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL
-         RETURNING token_hash",
-    )
-    .bind(now_ms)
-    .bind(id)
-    .fetch_optional(conn)
-    .await
 }

@@ -190,7 +190,7 @@ fn statement(backend: Backend, head: &str, tail: &str, width: usize, args: Vec<A
 /// CPU work before it (rule evaluation, sealing mail) does not hold the write lock. A unit
 /// that only queued rows (a SCIM create) never opens one of its own: at commit it joins the
 /// other such units waiting for the turn, and one transaction writes them all
-/// ([`Group`]).
+/// ([`GroupCommit`]).
 pub struct Work {
     db: Db,
     tx: Option<Tx>,
@@ -283,7 +283,7 @@ impl Work {
             if self.rows == 0 {
                 return Ok(());
             }
-            return self.db.group().commit(&self.db, self.queued).await;
+            return self.db.group_commit().commit(&self.db, self.queued).await;
         }
         self.flush().await?;
         self.take_tx().await?.commit().await
@@ -342,16 +342,16 @@ async fn write_rows(
 /// A unit's rows are committed together with others, but its outcome is its own: when the
 /// shared transaction fails (a unit's userName was taken, say) nothing of it is kept and each
 /// unit is then committed alone, so only the unit at fault sees the error.
-pub(crate) struct Group {
+pub(crate) struct GroupCommit {
     waiting: std::sync::Mutex<Vec<Waiting>>,
     next_id: AtomicU64,
     /// The turn to write a batch where the database has no writer turn (PostgreSQL).
     leader: Arc<Semaphore>,
 }
 
-impl Default for Group {
+impl Default for GroupCommit {
     fn default() -> Self {
-        Group {
+        GroupCommit {
             waiting: Default::default(),
             next_id: Default::default(),
             leader: Arc::new(Semaphore::new(1)),
@@ -359,9 +359,9 @@ impl Default for Group {
     }
 }
 
-impl std::fmt::Debug for Group {
+impl std::fmt::Debug for GroupCommit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Group").finish_non_exhaustive()
+        f.debug_struct("GroupCommit").finish_non_exhaustive()
     }
 }
 
@@ -374,7 +374,7 @@ struct Waiting {
 /// Units written by one transaction at most; beyond it the rest wait for the next turn.
 const GROUP_UNITS: usize = 128;
 
-impl Group {
+impl GroupCommit {
     async fn commit(&self, db: &Db, queued: Vec<Vec<Arg>>) -> Result<(), DbError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (done, mut outcome) = oneshot::channel();

@@ -44,6 +44,7 @@ mod strict_clients;
 mod sync;
 mod sync_ownership;
 mod tenancy;
+mod token_kinds;
 mod users_crud;
 mod users_errors;
 mod users_filter;
