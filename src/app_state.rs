@@ -12,7 +12,7 @@ use crate::services::Deps;
 pub struct AppState {
     pub deps: Deps,
     /// The guest portal's page templates.
-    pub pages: crate::portal::Pages,
+    pub pages: crate::portal_pages::Pages,
     /// Roster imports running in the background on this instance.
     pub imports: RunningImports,
     pub settings: Arc<Settings>,

@@ -21,6 +21,7 @@ pub mod mail;
 pub mod mapping;
 pub mod metrics;
 pub mod portal;
+pub mod portal_pages;
 pub mod request_metrics;
 pub mod scim;
 pub mod scim_core;

@@ -140,7 +140,7 @@ impl Application {
         {
             tracing::warn!(%problem, "mapping rule names a missing mail template; its guests get the standard invitation");
         }
-        let pages = crate::portal::Pages::new().context("loading the portal pages")?;
+        let pages = crate::portal_pages::Pages::new().context("loading the portal pages")?;
         let state = web::Data::new(AppState {
             pages,
             imports: Default::default(),

@@ -4,7 +4,6 @@
 
 mod links;
 mod mfa;
-mod pages;
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::{header, StatusCode};
@@ -21,7 +20,7 @@ use crate::services::guest_mfa;
 use crate::services::invitations::LinkProblem;
 use crate::services::{signing, ServiceError};
 
-pub use pages::Pages;
+pub use crate::portal_pages::Pages;
 
 const SESSION_COOKIE: &str = "gb_session";
 const PRE_COOKIE: &str = "gb_pre";

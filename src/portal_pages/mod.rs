@@ -1,4 +1,5 @@
-//! The portal's page templates, compiled into the binary and rendered with autoescaping.
+//! The guest portal's page templates, compiled into the binary and rendered with autoescaping.
+//! A leaf: the shared application state holds them, and the portal handlers render them.
 
 use minijinja::Environment;
 
@@ -7,14 +8,14 @@ pub struct Pages {
 }
 
 const PAGES: &[(&str, &str)] = &[
-    ("layout.html", include_str!("pages/layout.html")),
-    ("invite.html", include_str!("pages/invite.html")),
-    ("message.html", include_str!("pages/message.html")),
-    ("mfa_setup.html", include_str!("pages/mfa_setup.html")),
-    ("mfa_verify.html", include_str!("pages/mfa_verify.html")),
-    ("apps.html", include_str!("pages/apps.html")),
-    ("signin.html", include_str!("pages/signin.html")),
-    ("signin_link.html", include_str!("pages/signin_link.html")),
+    ("layout.html", include_str!("layout.html")),
+    ("invite.html", include_str!("invite.html")),
+    ("message.html", include_str!("message.html")),
+    ("mfa_setup.html", include_str!("mfa_setup.html")),
+    ("mfa_verify.html", include_str!("mfa_verify.html")),
+    ("apps.html", include_str!("apps.html")),
+    ("signin.html", include_str!("signin.html")),
+    ("signin_link.html", include_str!("signin_link.html")),
 ];
 
 impl Pages {
