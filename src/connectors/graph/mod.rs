@@ -37,24 +37,27 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::time::Duration;
 
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::time::Instant;
 
-use super::http::{self, path_segment, request_key, Reply, IDEMPOTENCY_KEY};
+use super::http::{self, path_segment};
 use super::{BoxFuture, ConfigError, Connector, DeliveryError, GuestEvent, GuestSnapshot, Intent};
 use crate::store::ownership::{Owned, OwnershipStore};
+use client::CachedToken;
+use wire::{
+    already_member, display_name, guest_mail_filter, invitation_address, invitation_body,
+    member_conflict, member_ref, store_error,
+};
+
+mod client;
+mod wire;
 
 /// Graph's v1.0 endpoint, the default `base_url`.
 pub const DEFAULT_BASE_URL: &str = "https://graph.microsoft.com/v1.0";
 /// The scope of a client-credentials token for Graph (the app's granted permissions).
 pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
-/// A token is renewed this long before it expires (at most half its lifetime).
-const TOKEN_MARGIN: Duration = Duration::from_secs(300);
 /// `memberOf` pages followed at most (100 groups a page by default).
 const MAX_PAGES: usize = 50;
 
@@ -94,11 +97,6 @@ impl fmt::Debug for GraphTarget {
             .field("group_ids", &self.group_ids)
             .finish()
     }
-}
-
-struct CachedToken {
-    access_token: String,
-    renew_at: Instant,
 }
 
 /// Pushes guests to one Entra ID tenant through Microsoft Graph.
@@ -511,138 +509,6 @@ impl GraphConnector {
             Err(reply.error().context("update user"))
         }
     }
-
-    async fn get(&self, url: &str, query: &[(&str, String)]) -> Result<Reply, DeliveryError> {
-        self.authorized(|token| {
-            self.http
-                .get(url)
-                .query(query)
-                .header(ACCEPT, "application/json")
-                .header(AUTHORIZATION, format!("Bearer {token}"))
-        })
-        .await
-    }
-
-    /// A mutating request, with its idempotency key.
-    async fn call(
-        &self,
-        method: Method,
-        url: &str,
-        body: Option<&Value>,
-        event: &GuestEvent,
-    ) -> Result<Reply, DeliveryError> {
-        let bytes = match body {
-            Some(body) => serde_json::to_vec(body)
-                .map_err(|e| DeliveryError::permanent(format!("cannot encode request: {e}")))?,
-            None => Vec::new(),
-        };
-        let key = request_key(&event.event_id, method.as_str(), url, &bytes);
-        self.authorized(|token| {
-            let mut request = self
-                .http
-                .request(method.clone(), url)
-                .header(ACCEPT, "application/json")
-                .header(AUTHORIZATION, format!("Bearer {token}"))
-                .header(IDEMPOTENCY_KEY, &key);
-            if body.is_some() {
-                request = request
-                    .header(CONTENT_TYPE, "application/json")
-                    .body(bytes.clone());
-            }
-            request
-        })
-        .await
-    }
-
-    /// Send with the cached token; on `401` renew it once and repeat, then give up for now.
-    async fn authorized<F>(&self, build: F) -> Result<Reply, DeliveryError>
-    where
-        F: Fn(&str) -> reqwest::RequestBuilder,
-    {
-        let token = self.access_token().await?;
-        let reply = http::send(build(&token)).await?;
-        if reply.status.as_u16() != 401 {
-            return Ok(reply);
-        }
-        self.drop_token(&token).await;
-        let token = self.access_token().await?;
-        let reply = http::send(build(&token)).await?;
-        if reply.status.as_u16() == 401 {
-            return Err(DeliveryError::Transient {
-                reason: format!(
-                    "HTTP 401 with a fresh token: {}",
-                    http::snippet(&reply.body)
-                ),
-                retry_after: http::retry_after(&reply.headers, chrono::Utc::now()),
-            });
-        }
-        Ok(reply)
-    }
-
-    async fn access_token(&self) -> Result<String, DeliveryError> {
-        let mut cached = self.token.lock().await;
-        if let Some(token) = cached.as_ref().filter(|t| Instant::now() < t.renew_at) {
-            return Ok(token.access_token.clone());
-        }
-        let token = self.fetch_token().await?;
-        let access_token = token.access_token.clone();
-        *cached = Some(token);
-        Ok(access_token)
-    }
-
-    async fn drop_token(&self, used: &str) {
-        let mut cached = self.token.lock().await;
-        if cached.as_ref().is_some_and(|t| t.access_token == used) {
-            *cached = None;
-        }
-    }
-
-    // Not `err(Display)`: the full reason may quote the target's reply, which can echo
-    // personal data; the log gets the status and our own words only.
-    #[tracing::instrument(skip_all, fields(connector = %self.name))]
-    async fn fetch_token(&self) -> Result<CachedToken, DeliveryError> {
-        let result = self.request_token().await;
-        if let Err(err) = &result {
-            tracing::warn!(error = %err.log_reason(), "token request failed");
-        }
-        result
-    }
-
-    async fn request_token(&self) -> Result<CachedToken, DeliveryError> {
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", self.client_id.as_str()),
-            ("client_secret", self.client_secret.as_str()),
-            ("scope", GRAPH_SCOPE),
-        ];
-        let started = Instant::now();
-        let reply = http::send(
-            self.http
-                .post(&self.token_url)
-                .header(ACCEPT, "application/json")
-                .form(&form),
-        )
-        .await
-        .map_err(|e| e.context("token request"))?;
-        if !reply.is_success() {
-            return Err(token_error(&reply));
-        }
-        let parsed: TokenResponse = serde_json::from_slice(&reply.body).map_err(|e| {
-            DeliveryError::transient(format!("token response is not a token ({e})"))
-        })?;
-        if !parsed.token_type.eq_ignore_ascii_case("bearer") || parsed.access_token.is_empty() {
-            return Err(DeliveryError::permanent(format!(
-                "token endpoint issued a {:?} token, not a bearer token",
-                parsed.token_type
-            )));
-        }
-        let lifetime = Duration::from_secs(parsed.expires_in);
-        let margin = TOKEN_MARGIN.min(lifetime / 2);
-        Ok(CachedToken {
-            access_token: parsed.access_token,
-            renew_at: started + lifetime - margin,
-        })
-    }
 }
 
 impl Connector for GraphConnector {
@@ -655,174 +521,5 @@ impl Connector for GraphConnector {
     }
 }
 
-#[derive(Deserialize)]
-struct TokenResponse {
-    token_type: String,
-    access_token: String,
-    /// Seconds; Entra ID sends a number (some servers a string, which is refused).
-    expires_in: u64,
-}
-
-/// A token endpoint error: the OAuth `error` code says whether settings are wrong
-/// (`invalid_client`, `unauthorized_client`, `invalid_scope`: permanent) or not.
-fn token_error(reply: &Reply) -> DeliveryError {
-    let code = serde_json::from_slice::<Value>(&reply.body)
-        .ok()
-        .and_then(|v| v["error"].as_str().map(str::to_string));
-    let err = reply.error();
-    match (err, code) {
-        (DeliveryError::Permanent { .. }, Some(code)) => DeliveryError::permanent(format!(
-            "token request refused (HTTP {}): {code}",
-            reply.status.as_u16()
-        )),
-        (err, _) => err.context("token request"),
-    }
-}
-
-/// The address to invite: the email, else a user name that is an address.
-fn invitation_address(guest: &GuestSnapshot) -> Option<&str> {
-    guest
-        .email
-        .as_deref()
-        .filter(|e| !e.trim().is_empty())
-        .or_else(|| Some(guest.user_name.as_str()).filter(|u| u.contains('@')))
-}
-
-/// The display name: given, else given and family names, else the user name.
-fn display_name(guest: &GuestSnapshot) -> String {
-    if let Some(name) = guest
-        .display_name
-        .as_deref()
-        .filter(|n| !n.trim().is_empty())
-    {
-        return name.to_string();
-    }
-    let parts: Vec<&str> = [guest.given_name.as_deref(), guest.family_name.as_deref()]
-        .into_iter()
-        .flatten()
-        .filter(|p| !p.trim().is_empty())
-        .collect();
-    if parts.is_empty() {
-        guest.user_name.clone()
-    } else {
-        parts.join(" ")
-    }
-}
-
-/// The `POST /invitations` body (Graph v1.0 invitation resource).
-fn invitation_body(guest: &GuestSnapshot, email: &str, redirect_url: &str) -> Value {
-    json!({
-        "invitedUserEmailAddress": email,
-        "invitedUserDisplayName": display_name(guest),
-        "inviteRedirectUrl": redirect_url,
-        "sendInvitationMessage": false,
-    })
-}
-
-/// The `$ref` body adding a directory object to a group.
-fn member_ref(base: &str, user_id: &str) -> Value {
-    json!({ "@odata.id": format!("{base}/directoryObjects/{}", path_segment(user_id)) })
-}
-
-/// Guest users with this address; OData string literal: single quotes doubled.
-fn guest_mail_filter(email: &str) -> String {
-    format!(
-        "mail eq '{}' and userType eq 'Guest'",
-        email.replace('\'', "''")
-    )
-}
-
-/// A user with the guest's address that is not a guest (a member of the tenant's staff).
-fn member_conflict(email: &str, user_type: &str) -> DeliveryError {
-    DeliveryError::permanent(format!(
-        "a {} account already uses mail {email}; not adopting",
-        user_type.to_lowercase()
-    ))
-}
-
-fn store_error(err: crate::store::DbError, user_id: &str) -> DeliveryError {
-    if crate::store::is_unique_violation(&err) {
-        DeliveryError::permanent(format!(
-            "user {user_id} is already another guest's; not taking it over"
-        ))
-    } else {
-        DeliveryError::transient(format!("ownership records: {err}"))
-    }
-}
-
-/// Graph answers a second add with 400 "One or more added object references already exist".
-fn already_member(body: &[u8]) -> bool {
-    String::from_utf8_lossy(body).contains("already exist")
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn guest() -> GuestSnapshot {
-        GuestSnapshot {
-            guest_id: "g1".into(),
-            partner: "acme".into(),
-            user_name: "A123".into(),
-            email: Some("o'neil@acme.example".into()),
-            display_name: None,
-            given_name: Some("Ann".into()),
-            family_name: Some("O'Neil".into()),
-            state: "active".into(),
-            grants: vec![],
-            version: 1,
-        }
-    }
-
-    #[test]
-    fn invitation_body_has_the_documented_fields() {
-        let body = invitation_body(&guest(), "o'neil@acme.example", "https://apps.example/");
-        assert_eq!(
-            body,
-            json!({
-                "invitedUserEmailAddress": "o'neil@acme.example",
-                "invitedUserDisplayName": "Ann O'Neil",
-                "inviteRedirectUrl": "https://apps.example/",
-                "sendInvitationMessage": false,
-            })
-        );
-    }
-
-    #[test]
-    fn addresses_and_names_fall_back() {
-        let mut g = guest();
-        g.email = None;
-        assert_eq!(invitation_address(&g), None);
-        g.user_name = "ann@acme.example".into();
-        assert_eq!(invitation_address(&g), Some("ann@acme.example"));
-        g.given_name = None;
-        g.family_name = None;
-        assert_eq!(display_name(&g), "ann@acme.example");
-        g.display_name = Some("Dr Ann".into());
-        assert_eq!(display_name(&g), "Dr Ann");
-    }
-
-    #[test]
-    fn mail_filter_escapes_quotes() {
-        assert_eq!(
-            guest_mail_filter("o'neil@x"),
-            "mail eq 'o''neil@x' and userType eq 'Guest'"
-        );
-    }
-
-    #[tokio::test]
-    async fn debug_hides_the_client_secret() {
-        let (_dir, db) = crate::store::test_db().await;
-        let target = GraphTarget {
-            base_url: default_base_url(),
-            token_url: "https://login.example/t/oauth2/v2.0/token".into(),
-            client_id: "cid".into(),
-            client_secret: "very-secret".into(),
-            redirect_url: "https://apps.example".into(),
-            group_ids: HashMap::new(),
-        };
-        assert!(!format!("{target:?}").contains("very-secret"));
-        let connector = GraphConnector::new("graph", target, db).unwrap();
-        assert!(!format!("{connector:?}").contains("very-secret"));
-    }
-}
+mod tests;
