@@ -4,10 +4,15 @@
 use tracing_subscriber::fmt::writer::MakeWriterExt;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
-
 /// Install the global subscriber once; later calls (tests) are ignored. `RUST_LOG` overrides
 /// the default level.
+/// How log lines are written; the setting `log_format` chooses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 pub fn init(format: LogFormat, default_level: &str) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));

@@ -198,11 +198,7 @@ pub struct HttpSettings {
     pub metrics_token: Option<SecretString>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
+pub use crate::telemetry::LogFormat;
 
 #[cfg(test)]
 mod tests;

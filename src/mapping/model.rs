@@ -2,7 +2,7 @@
 //! ([`RuleSet`], [`App`], [`PartnerPolicy`], [`Rule`], [`GrantSpec`]), the person a rule set
 //! is evaluated for ([`Person`]), and what evaluation decides and explains ([`Decision`],
 //! [`DecidedGrant`], [`Explanation`]). Loading lives in `load.rs`, evaluation in
-//! `evaluate.rs`; these types carry no behaviour beyond small accessors.
+//! `evaluate/`; these types carry no behaviour beyond small accessors.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
