@@ -8,6 +8,7 @@ pub mod guest_auth;
 pub mod guest_mfa;
 pub mod guests;
 pub mod import;
+pub mod import_submit;
 pub mod invitations;
 pub mod lifecycle;
 pub mod listing;
