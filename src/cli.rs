@@ -92,6 +92,11 @@ pub enum Command {
         /// Field delimiter (detected from the header when absent): ',', ';', 'tab' or '|'.
         #[arg(long)]
         delimiter: Option<String>,
+        /// Submit the file to this running server's admin API (its base URL) rather than
+        /// writing the database from this process; the admin token comes from
+        /// GUESTBRIDGE_ADMIN_TOKEN.
+        #[arg(long, env = "GUESTBRIDGE_SERVER_URL", value_name = "URL")]
+        server: Option<String>,
     },
     /// Show what the rules decide for a partner's person, rule by rule.
     Explain {
@@ -263,6 +268,67 @@ fn service_error(err: ServiceError, what: &str) -> anyhow::Error {
         ServiceError::NotFound => anyhow::anyhow!("{what} not found"),
         other => anyhow::Error::new(other),
     }
+}
+
+/// `guestbridge import --server URL`: the server runs the import; the last line is the
+/// same as for a local one.
+async fn import_through_server(
+    url: String,
+    file: &std::path::Path,
+    partner: &str,
+    mode: ModeArg,
+    dry_run: bool,
+    force: bool,
+    delimiter: Option<String>,
+) -> anyhow::Result<()> {
+    use crate::services::import_submit;
+    if delimiter.is_some() {
+        anyhow::bail!("--delimiter cannot be sent with --server: the server detects the delimiter from the header");
+    }
+    let token = std::env::var("GUESTBRIDGE_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .context(
+            "--server needs an admin token in GUESTBRIDGE_ADMIN_TOKEN (`guestbridge admin token`)",
+        )?;
+    let server = import_submit::Server {
+        url,
+        token: token.trim().to_string(),
+    };
+    slug(partner)?;
+    let what = import_submit::Submission {
+        file,
+        partner,
+        mode: match mode {
+            ModeArg::Delta => "delta",
+            ModeArg::Full => "full",
+        },
+        dry_run,
+        force,
+    };
+    let bar = progress_bar(0);
+    let counter = bar.clone();
+    let outcome = import_submit::submit(&server, &what, &move |rows| {
+        if let Some(b) = &counter {
+            show_progress(b, rows, 0);
+        }
+    })
+    .await;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let outcome = outcome?;
+    if outcome.errors > 0 {
+        match import_submit::error_report(&server, &outcome.id).await {
+            Ok(report) => print!("{report}"),
+            Err(e) => eprintln!("cannot fetch the row errors: {e}"),
+        }
+    }
+    if dry_run {
+        println!("dry run: nothing was written");
+    }
+    println!("{}", outcome.summary());
+    Ok(())
 }
 
 /// A progress bar (rows, rows/s) when stderr is a terminal; nothing otherwise, so scripts
@@ -583,7 +649,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             mode,
             force,
             delimiter,
+            server,
         } => {
+            if let Some(url) = server {
+                return import_through_server(
+                    url, &file, &partner, mode, dry_run, force, delimiter,
+                )
+                .await;
+            }
             let deps = deps(&settings).await?;
             let partner = services::partners::find_partner(&deps, &slug(&partner)?)
                 .await
@@ -624,6 +697,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 id: None,
             };
             let actor = cli_actor();
+            if !dry_run && crate::store::import_staging::server_is_using(&deps.db).await? {
+                eprintln!(
+                    "a `guestbridge serve` is using this SQLite database: its SCIM writes may \
+                     wait behind this import; pass --server URL (or GUESTBRIDGE_SERVER_URL) and \
+                     GUESTBRIDGE_ADMIN_TOKEN to let the server run it in turn with its writers"
+                );
+            }
             // A server on this database imports under the same lock; waiting for it here,
             // rather than writing next to it, keeps either from stalling the other's writers.
             let lock = if dry_run {

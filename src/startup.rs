@@ -151,6 +151,9 @@ impl Application {
         crate::services::signing::ensure_key(&state.deps)
             .await
             .map_err(|e| anyhow::anyhow!("preparing the app-launch signing key: {e}"))?;
+        crate::services::import::at_server_start(&db)
+            .await
+            .map_err(|e| anyhow::anyhow!("cleaning up interrupted imports: {e}"))?;
         crate::services::rules_watch::adopt_at_start(&state.deps)
             .await
             .map_err(|e| anyhow::anyhow!("sharing the mapping rules: {e}"))?;

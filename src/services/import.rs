@@ -595,11 +595,47 @@ impl From<RosterRow> for StagedRow {
 /// chunk this size holds the writer for a few milliseconds.
 const STAGE_CHUNK: usize = 1000;
 
-/// Staged rows applied in one transaction. Applying a row writes about twenty rows and
-/// evaluates the rules (about 0.25 ms on SQLite in a debug build, a few times less in
-/// release); this bounds each writer hold of the publish to tens of milliseconds, so SCIM
-/// writes queued behind a chunk stay well within their latency budget.
+/// Staged rows applied in one transaction at first, and people deactivated in one. Applying
+/// a row writes about twenty rows and evaluates the rules; how long that takes depends on
+/// the build, the machine and its load, so publishing then sizes its chunks by the time
+/// the last one held the writer ([`ChunkSizer`]).
 const PUBLISH_CHUNK: usize = 200;
+
+/// The writer hold a publish or clean-up chunk aims at: SCIM writes queued behind it then
+/// wait a few tens of milliseconds, well within their latency budget.
+const HOLD_TARGET: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The next chunk's row count, from how long the last one held the writer per row; it at
+/// most doubles at a time, so one fast chunk (a page of unchanged rows) does not make the
+/// next one hold for long.
+struct ChunkSizer {
+    size: usize,
+    min: usize,
+    max: usize,
+}
+
+impl ChunkSizer {
+    fn new(start: usize, min: usize, max: usize) -> Self {
+        ChunkSizer {
+            size: start,
+            min,
+            max,
+        }
+    }
+
+    fn held(&mut self, rows: usize, held: std::time::Duration) {
+        if rows == 0 {
+            return;
+        }
+        let per_row = held.as_secs_f64() / rows as f64;
+        let fits = if per_row > 0.0 {
+            (HOLD_TARGET.as_secs_f64() / per_row) as usize
+        } else {
+            self.max
+        };
+        self.size = fits.min(self.size * 2).clamp(self.min, self.max);
+    }
+}
 
 /// Longest writer holds of one import, for the operators' log and the benchmark.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -668,7 +704,7 @@ pub async fn run_locked<R: Read>(
     if let (Err(_), Some(_)) = (&result, &lock) {
         // Staged rows are never read again once their import failed; a failure to drop them
         // here leaves them to the next import.
-        if let Err(e) = discard_unpublished(&deps.db, &id).await {
+        if let Err(e) = discard_in_chunks(&deps.db, &id).await {
             tracing::warn!(error = %e, "dropping the staged rows of a failed import failed");
         }
     }
@@ -676,27 +712,65 @@ pub async fn run_locked<R: Read>(
     result
 }
 
-/// Runs left by imports that died. Called holding the import lock, so none is alive.
-async fn discard_dead_runs(db: &crate::store::Db) -> Result<(), ImportError> {
-    let dead = staging::runs(&mut *db.pool().acquire().await?).await?;
-    for run in dead {
-        tracing::warn!(
-            import_id = %run.import_id,
-            state = %run.state,
-            published_rows = run.next_seq,
-            "dropping the staged rows of an import that did not finish"
-        );
-        let mut w = Work::begin(db);
-        staging::discard(w.conn().await?, &run.import_id).await?;
-        w.commit().await?;
+/// At server start: mark the SQLite file as served (a CLI import next to it then says to
+/// submit through the server), and clean up the runs of imports that died, unless an import
+/// in another process holds the lock (its run is alive; it cleans up itself).
+pub async fn at_server_start(db: &crate::store::Db) -> Result<(), ImportError> {
+    staging::mark_server(db).await?;
+    if let Some(lock) = ImportLock::try_acquire(db).await? {
+        discard_dead_runs(db).await?;
+        drop(lock);
     }
     Ok(())
 }
 
-async fn discard_unpublished(db: &crate::store::Db, id: &str) -> Result<(), crate::store::DbError> {
+/// Runs left by imports that died. Called holding the import lock, so none is alive.
+async fn discard_dead_runs(db: &crate::store::Db) -> Result<(), ImportError> {
+    let dead = staging::runs(&mut *db.pool().acquire().await?).await?;
+    for run in dead {
+        if run.state == staging::PUBLISHING && run.next_seq > 0 {
+            // Chunks already committed stay (see docs/operations.md, "imports"): applying
+            // the same file again is idempotent and completes the import.
+            tracing::error!(
+                import_id = %run.import_id,
+                published_rows = run.next_seq,
+                "an import died while publishing: the rows before this one are applied, the \
+                 rest are not; run the same import again to complete it"
+            );
+        } else if run.state != staging::DONE {
+            tracing::warn!(
+                import_id = %run.import_id,
+                state = %run.state,
+                "dropping the staged rows of an import that did not finish; nothing of it was applied"
+            );
+        }
+        discard_in_chunks(db, &run.import_id).await?;
+    }
+    Ok(())
+}
+
+/// Drop a run's staged rows in deletes sized by time, then the run; the longest hold (ms).
+async fn discard_in_chunks(db: &crate::store::Db, id: &str) -> Result<f64, ImportError> {
+    let last = staging::last_seq(&mut *db.pool().acquire().await?, id).await?;
+    let mut sizer = ChunkSizer::new(2_000, 100, 50_000);
+    let mut from = 0;
+    let mut longest: f64 = 0.0;
+    while from <= last {
+        let to = from + sizer.size as i64;
+        let mut w = Work::begin(db);
+        let conn = w.conn().await?;
+        let since = std::time::Instant::now();
+        let gone = staging::discard_range(conn, id, from, to).await?;
+        w.commit().await?;
+        longest = longest.max(ms(since));
+        sizer.held(gone.max(1) as usize, since.elapsed());
+        yield_writer(db, since).await;
+        from = to;
+    }
     let mut w = Work::begin(db);
     staging::discard(w.conn().await?, id).await?;
-    w.commit().await
+    w.commit().await?;
+    Ok(longest)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -834,10 +908,16 @@ async fn stage_and_publish<R: Read>(
     )
     .await?;
     if !opts.dry_run {
-        staging::discard(w.conn().await?, id).await?;
+        // Recorded and published: what is left is only clean-up, in short deletes after
+        // this commit (deleting 200,000 staged rows at once held the writer for seconds).
+        staging::set_state(w.conn().await?, id, staging::DONE, 0).await?;
     }
     w.commit().await?;
     report.writer_holds.finish_ms = ms(since);
+    if !opts.dry_run {
+        let longest = discard_in_chunks(&deps.db, id).await?;
+        report.writer_holds.finish_ms = report.writer_holds.finish_ms.max(longest);
+    }
     tracing::info!(
         rows = report.rows,
         stage_chunk_ms = report.writer_holds.stage_chunk_ms,
@@ -866,13 +946,14 @@ async fn publish(deps: &Deps, run: &mut Run<'_>, id: &str, staged: i64) -> Resul
     let mut next: i64 = 0;
     let mut w = Work::begin(&deps.db);
     let mut since: Option<std::time::Instant> = None;
+    let mut sizer = ChunkSizer::new(PUBLISH_CHUNK, 10, 5_000);
     loop {
         // Read before taking the writer turn, which the chunk then holds only to write.
         let json = staging::load(
             &mut *deps.db.pool().acquire().await?,
             id,
             next,
-            PUBLISH_CHUNK as i64,
+            sizer.size as i64,
         )
         .await?;
         if json.is_empty() {
@@ -884,6 +965,7 @@ async fn publish(deps: &Deps, run: &mut Run<'_>, id: &str, staged: i64) -> Resul
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ServiceError::Corrupt(format!("reading a staged row: {e}")))?;
         next += rows.len() as i64;
+        let count = rows.len();
         if since.is_none() {
             w.conn().await?;
             since = Some(std::time::Instant::now());
@@ -894,9 +976,9 @@ async fn publish(deps: &Deps, run: &mut Run<'_>, id: &str, staged: i64) -> Resul
             std::mem::replace(&mut w, Work::begin(&deps.db))
                 .commit()
                 .await?;
-            run.report
-                .writer_holds
-                .publish(since.take().unwrap_or_else(std::time::Instant::now));
+            let held_since = since.take().unwrap_or_else(std::time::Instant::now);
+            sizer.held(count, held_since.elapsed());
+            run.report.writer_holds.publish(held_since);
         }
     }
     if let Some(since) = since {
@@ -1012,4 +1094,31 @@ async fn deactivate_missing(run: &mut Run<'_>, missing: Vec<String>) -> Result<(
         yield_writer(&run.deps.db, since).await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod chunk_sizer_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_slow_chunk_shrinks_the_next_to_the_hold_target() {
+        let mut s = ChunkSizer::new(200, 10, 5_000);
+        // 200 rows in 400 ms: 2 ms a row, so 25 rows fit in 50 ms.
+        s.held(200, Duration::from_millis(400));
+        assert_eq!(s.size, 25);
+        s.held(25, Duration::from_secs(10));
+        assert_eq!(s.size, 10, "never below the floor");
+    }
+
+    #[test]
+    fn a_fast_chunk_at_most_doubles_the_next() {
+        let mut s = ChunkSizer::new(200, 10, 5_000);
+        s.held(200, Duration::from_millis(1));
+        assert_eq!(s.size, 400);
+        for _ in 0..10 {
+            s.held(s.size, Duration::ZERO);
+        }
+        assert_eq!(s.size, 5_000, "never above the ceiling");
+    }
 }

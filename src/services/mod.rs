@@ -11,6 +11,7 @@ pub mod guests;
 pub mod import;
 pub mod import_records;
 pub mod import_runs;
+pub mod import_submit;
 pub mod invitations;
 pub mod lifecycle;
 pub mod listing;

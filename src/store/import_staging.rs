@@ -86,6 +86,35 @@ pub async fn set_state(
     Ok(())
 }
 
+/// The run is published and recorded (`imports`); only its staged rows remain to drop.
+pub const DONE: &str = "done";
+
+/// Drop the staged rows with sequence numbers in `[from, to)`; the caller sizes the range
+/// so that one delete holds the writer briefly.
+pub async fn discard_range(
+    conn: &mut AnyConnection,
+    import_id: &str,
+    from: i64,
+    to: i64,
+) -> Result<u64, DbError> {
+    let done =
+        sqlx::query("DELETE FROM import_staging WHERE import_id = $1 AND seq >= $2 AND seq < $3")
+            .bind(import_id)
+            .bind(from)
+            .bind(to)
+            .execute(conn)
+            .await?;
+    Ok(done.rows_affected())
+}
+
+/// The highest sequence number staged for a run (-1 for none).
+pub async fn last_seq(conn: &mut AnyConnection, import_id: &str) -> Result<i64, DbError> {
+    sqlx::query_scalar("SELECT COALESCE(MAX(seq), -1) FROM import_staging WHERE import_id = $1")
+        .bind(import_id)
+        .fetch_one(conn)
+        .await
+}
+
 /// Forget a run and its rows.
 pub async fn discard(conn: &mut AnyConnection, import_id: &str) -> Result<(), DbError> {
     sqlx::query("DELETE FROM import_staging WHERE import_id = $1")
@@ -139,18 +168,42 @@ pub struct ImportLock {
 }
 
 impl ImportLock {
+    /// The lock if no other import holds it now (a server starting next to a CLI import).
+    pub async fn try_acquire(db: &Db) -> Result<Option<Self>, DbError> {
+        match db.backend() {
+            Backend::Sqlite => {
+                let file = open_lock_file(&sqlite_lock_path(db).await?)?;
+                match file.try_lock() {
+                    Ok(()) => Ok(Some(ImportLock {
+                        _file: Some(file),
+                        _conn: None,
+                    })),
+                    Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+                    Err(std::fs::TryLockError::Error(e)) => Err(DbError::Io(e)),
+                }
+            }
+            Backend::Postgres => {
+                let mut conn = db.pool().connect_options().connect().await?;
+                let got: bool = sqlx::query_scalar(
+                    "SELECT pg_try_advisory_lock($1, hashtext(current_schema()))",
+                )
+                .bind(PG_LOCK_CLASS)
+                .fetch_one(&mut conn)
+                .await?;
+                Ok(got.then_some(ImportLock {
+                    _file: None,
+                    _conn: Some(conn),
+                }))
+            }
+        }
+    }
+
     /// Wait for the lock; `waiting` is called once if another import holds it.
     pub async fn acquire(db: &Db, waiting: &(dyn Fn() + Send + Sync)) -> Result<Self, DbError> {
         let mut told = false;
         match db.backend() {
             Backend::Sqlite => {
-                let path = sqlite_lock_path(db).await?;
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(&path)
-                    .map_err(DbError::Io)?;
+                let file = open_lock_file(&sqlite_lock_path(db).await?)?;
                 loop {
                     match file.try_lock() {
                         Ok(()) => {
@@ -208,4 +261,61 @@ async fn sqlite_lock_path(db: &Db) -> Result<std::path::PathBuf, DbError> {
         return Ok(std::env::temp_dir().join(name));
     }
     Ok(std::path::PathBuf::from(format!("{file}.import-lock")))
+}
+
+fn open_lock_file(path: &std::path::Path) -> Result<std::fs::File, DbError> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(DbError::Io)
+}
+
+/// `<database file>.server-lock`, held shared by every server on a SQLite file for its
+/// lifetime; the operating system drops it with the process, kill -9 included.
+async fn sqlite_server_mark_path(db: &Db) -> Result<std::path::PathBuf, DbError> {
+    let lock = sqlite_lock_path(db).await?;
+    Ok(lock.with_extension("server-lock"))
+}
+
+/// The marks this process holds, one per database file: kept open for the life of the
+/// process, as a server's own life is.
+static SERVER_MARKS: std::sync::Mutex<Vec<(std::path::PathBuf, std::fs::File)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Say, for as long as this process lives, that a server uses this SQLite file, so that a
+/// `guestbridge import` started next to it can tell the operator to submit through it.
+pub async fn mark_server(db: &Db) -> Result<(), DbError> {
+    if db.backend() != Backend::Sqlite {
+        return Ok(());
+    }
+    let path = sqlite_server_mark_path(db).await?;
+    let mut marks = SERVER_MARKS.lock().unwrap_or_else(|p| p.into_inner());
+    if marks.iter().any(|(p, _)| p == &path) {
+        return Ok(());
+    }
+    let file = open_lock_file(&path)?;
+    match file.try_lock_shared() {
+        Ok(()) => {}
+        // Only an exclusive holder blocks a shared lock: a CLI checking at this instant.
+        Err(std::fs::TryLockError::WouldBlock) => file.lock_shared().map_err(DbError::Io)?,
+        Err(std::fs::TryLockError::Error(e)) => return Err(DbError::Io(e)),
+    }
+    marks.push((path, file));
+    Ok(())
+}
+
+/// Whether a server (another process, or this one) holds the server mark of this SQLite
+/// file; always false on PostgreSQL, where imports and servers' writers do take turns.
+pub async fn server_is_using(db: &Db) -> Result<bool, DbError> {
+    if db.backend() != Backend::Sqlite {
+        return Ok(false);
+    }
+    let file = open_lock_file(&sqlite_server_mark_path(db).await?)?;
+    match file.try_lock() {
+        Ok(()) => Ok(false),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(true),
+        Err(std::fs::TryLockError::Error(e)) => Err(DbError::Io(e)),
+    }
 }

@@ -197,36 +197,37 @@ fn note(started: &Instant, slowest: &AtomicU64) {
 both_backends!(
     a_killed_import_shows_nothing_and_the_rerun_completes_and_cleans_up,
     a_dry_run_blocks_no_writer,
+    a_cli_import_next_to_a_server_fails_no_scim_write,
+    a_server_start_drops_the_staged_rows_of_a_killed_import,
 );
 
-mod a_cli_import_next_to_a_server_fails_no_scim_write {
-    use crate::helpers::{postgres_url, Backend};
-
-    // Open (issue 18): on a loaded machine the server's SQLite writers still time out
-    // waiting for their turn while a CLI import in another process takes SQLite's lock
-    // chunk after chunk; SQLite's busy handler polls, so the pauses between chunks do not
-    // make the two processes take turns fairly. Run with `--ignored` to see it.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "open: cross-process SQLite writers starve next to a CLI import under load"]
-    async fn sqlite() {
-        super::a_cli_import_next_to_a_server_fails_no_scim_write(Backend::Sqlite).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        if postgres_url().is_none() {
-            eprintln!("GUESTBRIDGE_TEST_POSTGRES_URL is not set: PostgreSQL variant not run");
-            return;
-        }
-        super::a_cli_import_next_to_a_server_fails_no_scim_write(Backend::Postgres).await
-    }
+/// Issue an admin token through the CLI (its last line).
+fn admin_token(e: &Env) -> String {
+    let out = e.command(&["admin", "token"]).output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .to_string()
 }
 
+// The CLI submits the file to the server (GUESTBRIDGE_SERVER_URL), whose writer queue
+// orders the import's chunks with the SCIM writes: on SQLite a second process writing
+// could only contend for SQLite's lock, and its busy handler starved the server's writers.
 async fn a_cli_import_next_to_a_server_fails_no_scim_write(backend: Backend) {
     let e = Env::new(backend).await;
     let (scim, _server) = e.serve().await;
+    let token = admin_token(&e);
     let file = e.roster(12_000);
-    let mut child = e.spawn_import(&file, &[]);
+    let mut child = e
+        .command(&["import", &file, "--partner", "acme"])
+        .env("GUESTBRIDGE_SERVER_URL", &scim.base)
+        .env("GUESTBRIDGE_ADMIN_TOKEN", &token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let (done, failures, slowest) =
         write_while(&scim, 8, || child.try_wait().unwrap().is_none()).await;
     let out = child.wait_with_output().unwrap();
@@ -253,7 +254,90 @@ async fn a_cli_import_next_to_a_server_fails_no_scim_write(backend: Backend) {
         "created=12000 updated=0 deactivated=0 unchanged=0 errors=0"
     );
     let db = e.db().await;
+    // The staged rows go in short deletes after the record is written.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count(&db, "SELECT COUNT(*) FROM import_staging").await > 0 {
+        assert!(Instant::now() < deadline, "staged rows left behind");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM imports WHERE actor LIKE 'admin:%'"
+        )
+        .await,
+        1,
+        "the server ran it, as the admin"
+    );
+    // A wrong token is refused with the reason on stderr, and nothing is imported.
+    let out = e
+        .command(&["import", &file, "--partner", "acme"])
+        .env("GUESTBRIDGE_SERVER_URL", &scim.base)
+        .env("GUESTBRIDGE_ADMIN_TOKEN", "not-a-token")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("refused the admin token"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM imports").await, 1);
+}
+
+mod a_local_import_next_to_a_server_on_sqlite_says_to_submit_through_it {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        use super::*;
+        let e = Env::new(Backend::Sqlite).await;
+        let file = e.roster(10);
+        let alone = e.spawn_import(&file, &[]).wait_with_output().unwrap();
+        assert!(alone.status.success());
+        assert!(
+            !String::from_utf8_lossy(&alone.stderr).contains("--server"),
+            "no server yet: {}",
+            String::from_utf8_lossy(&alone.stderr)
+        );
+        let (_scim, _server) = e.serve().await;
+        let out = e.spawn_import(&file, &[]).wait_with_output().unwrap();
+        assert!(out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("`guestbridge serve` is using this SQLite database")
+                && stderr.contains("--server URL"),
+            "{stderr}"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim().lines().last(),
+            Some("created=0 updated=0 deactivated=0 unchanged=10 errors=0")
+        );
+    }
+}
+
+async fn a_server_start_drops_the_staged_rows_of_a_killed_import(backend: Backend) {
+    let e = Env::new(backend).await;
+    let db = e.db().await;
+    let file = e.roster(40_000);
+    let mut child = e.spawn_import(&file, &[]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count(&db, "SELECT COUNT(*) FROM import_staging").await < 2000 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the import ended first"
+        );
+        assert!(Instant::now() < deadline, "the import staged nothing");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(count(&db, "SELECT COUNT(*) FROM import_staging").await >= 2000);
+    let (_scim, _server) = e.serve().await;
     assert_eq!(count(&db, "SELECT COUNT(*) FROM import_staging").await, 0);
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM import_staging_runs").await,
+        0
+    );
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM scim_users").await, 0);
 }
 
 async fn a_killed_import_shows_nothing_and_the_rerun_completes_and_cleans_up(backend: Backend) {
