@@ -19,7 +19,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -31,10 +30,9 @@ use guestbridge::domain::{Partner, PartnerSlug};
 use guestbridge::import::ColumnMap;
 use guestbridge::mapping::load_sources;
 use guestbridge::services::import::{ImportMode, ImportOptions, ImportReport};
-use guestbridge::services::{self, Actor, Deps};
+use guestbridge::services::{self, Deps};
 use serde_json::{json, Value};
 
-const SECRET: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 const PARTNER: (&str, &str) = ("st-mary", "St Mary Hospital");
 const TARGET_RATIO: f64 = 0.50;
 const TARGET_DRY_RUN_SECONDS: f64 = 5.0;
@@ -120,34 +118,10 @@ fn shipped_rules() -> guestbridge::mapping::RuleSet {
     load_sources(&files).unwrap_or_else(|errors| panic!("shipped rules: {errors:?}"))
 }
 
-fn env_for(database_url: &str) -> BTreeMap<String, String> {
-    [
-        ("GUESTBRIDGE_DATABASE_URL", database_url.to_string()),
-        ("GUESTBRIDGE_SECRET_KEY", SECRET.to_string()),
-        (
-            "GUESTBRIDGE_MAPPINGS",
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("mappings")
-                .display()
-                .to_string(),
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
-}
-
-fn actor() -> Actor {
-    Actor {
-        label: "bench".into(),
-        request_id: None,
-    }
-}
-
 /// A migrated, empty database with the partner registered.
 async fn fresh(database_url: &str) -> (Deps, Partner) {
-    let settings =
-        guestbridge::config::Settings::load(None, &env_for(database_url)).expect("settings");
+    let settings = guestbridge::config::Settings::load(None, &common::bench_env(database_url))
+        .expect("settings");
     let db = guestbridge::store::Db::connect(&settings.database)
         .await
         .expect("database");
@@ -160,7 +134,7 @@ async fn fresh(database_url: &str) -> (Deps, Partner) {
     );
     let partner = services::partners::add_partner(
         &deps,
-        &actor(),
+        &common::bench_actor(),
         &PartnerSlug::parse(PARTNER.0).expect("slug"),
         PARTNER.1,
     )
@@ -239,7 +213,7 @@ async fn import(deps: &Deps, partner: &Partner, file: &Path, dry_run: bool) -> I
         std::io::BufReader::with_capacity(64 * 1024, std::fs::File::open(file).expect("roster"));
     services::import::run(
         deps,
-        &actor(),
+        &common::bench_actor(),
         partner,
         input,
         &ColumnMap::default(),
@@ -332,7 +306,7 @@ fn import_in_child(database_url: &str, file: &Path) -> (f64, f64, String) {
             "--partner",
             PARTNER.0,
         ])
-        .envs(env_for(database_url))
+        .envs(common::bench_env(database_url))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,35 +16,10 @@ use std::time::Instant;
 use guestbridge::domain::PartnerSlug;
 use guestbridge::import::ColumnMap;
 use guestbridge::services::import::{ImportMode, ImportOptions};
-use guestbridge::services::{self, Actor, Deps};
+use guestbridge::services::{self, Deps};
 use serde_json::json;
 
-const SECRET: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 const TARGET_P99_MS: f64 = 250.0;
-
-fn env_for(database_url: &str) -> BTreeMap<String, String> {
-    [
-        ("GUESTBRIDGE_DATABASE_URL", database_url.to_string()),
-        ("GUESTBRIDGE_SECRET_KEY", SECRET.to_string()),
-        (
-            "GUESTBRIDGE_MAPPINGS",
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("mappings")
-                .display()
-                .to_string(),
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
-}
-
-fn actor() -> Actor {
-    Actor {
-        label: "bench".into(),
-        request_id: None,
-    }
-}
 
 fn write_roster(path: &Path, rows: u64) {
     use std::io::Write;
@@ -77,7 +51,8 @@ async fn main() {
     let clients: usize = common::env_or("BENCH_CLIENTS", 16);
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-    let settings = guestbridge::config::Settings::load(None, &env_for(&url)).expect("settings");
+    let settings =
+        guestbridge::config::Settings::load(None, &common::bench_env(&url)).expect("settings");
 
     // The server and its partner token.
     let app = guestbridge::startup::Application::build(
@@ -101,10 +76,10 @@ async fn main() {
         guestbridge::services::portal_env::PortalEnv::from_settings(&settings).expect("portal"),
     );
     let slug = PartnerSlug::parse("st-mary").expect("slug");
-    let partner = services::partners::add_partner(&deps, &actor(), &slug, "St Mary")
+    let partner = services::partners::add_partner(&deps, &common::bench_actor(), &slug, "St Mary")
         .await
         .expect("partner");
-    let token = services::partners::issue_partner_token(&deps, &actor(), &slug)
+    let token = services::partners::issue_partner_token(&deps, &common::bench_actor(), &slug)
         .await
         .expect("token");
     let file = dir.path().join("roster.csv");
@@ -204,7 +179,7 @@ async fn main() {
     let (summary, holds) = if via == "process" {
         let report = services::import::run(
             &deps,
-            &actor(),
+            &common::bench_actor(),
             &partner,
             input,
             &ColumnMap::default(),
@@ -216,21 +191,21 @@ async fn main() {
         (report.summary(), Some(report.writer_holds))
     } else {
         drop(input);
-        let admin = services::partners::issue_admin_token(&deps, &actor())
+        let admin = services::partners::issue_admin_token(&deps, &common::bench_actor())
             .await
             .expect("admin token");
-        let server = services::import_submit::Server {
+        let server = guestbridge::cli::import_submit::Server {
             url: base.trim_end_matches("/scim/v2").to_string(),
             token: admin,
         };
-        let what = services::import_submit::Submission {
+        let what = guestbridge::cli::import_submit::Submission {
             file: &file,
             partner: "st-mary",
             mode: "delta",
             dry_run: false,
             force: false,
         };
-        let outcome = services::import_submit::submit(&server, &what, &|_| {})
+        let outcome = guestbridge::cli::import_submit::submit(&server, &what, &|_| {})
             .await
             .expect("import through the server");
         // The server logs its longest holds ("import finished; longest writer holds").

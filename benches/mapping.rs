@@ -22,7 +22,7 @@ use common::roster::{Roster, GROUPS as ROSTER_GROUPS};
 use common::{status_mib, thousands};
 use guestbridge::domain::{Partner, PartnerSlug};
 use guestbridge::mapping::{load_sources, Person, RuleSet};
-use guestbridge::services::{self, Actor, Deps};
+use guestbridge::services::{self, Deps};
 use serde_json::{json, Value};
 
 const RULES: usize = 100;
@@ -273,13 +273,6 @@ fn rules_from(files: &[(String, String)]) -> RuleSet {
     }
 }
 
-fn actor() -> Actor {
-    Actor {
-        label: "bench".into(),
-        request_id: None,
-    }
-}
-
 /// One partner's roster as seeded so far: roster index → user id.
 struct Seeded {
     partner: Partner,
@@ -312,7 +305,7 @@ async fn seed_people(deps: &Deps, partners: &mut [Seeded], total: u64) {
                     for i in start..end {
                         let user = services::users::create(
                             &deps,
-                            &actor(),
+                            &common::bench_actor(),
                             &partner,
                             &roster.person(i).body,
                         )
@@ -356,14 +349,22 @@ async fn seed_groups(
             let key = (p.partner.slug.to_string(), name.to_string());
             match groups.get(&key) {
                 Some(id) => {
-                    services::groups::replace(deps, &actor(), &p.partner, id, &body, None)
-                        .await
-                        .expect("replace group");
+                    services::groups::replace(
+                        deps,
+                        &common::bench_actor(),
+                        &p.partner,
+                        id,
+                        &body,
+                        None,
+                    )
+                    .await
+                    .expect("replace group");
                 }
                 None => {
-                    let group = services::groups::create(deps, &actor(), &p.partner, &body)
-                        .await
-                        .expect("create group");
+                    let group =
+                        services::groups::create(deps, &common::bench_actor(), &p.partner, &body)
+                            .await
+                            .expect("create group");
                     groups.insert(key, group.row.id);
                 }
             }
@@ -410,7 +411,7 @@ async fn reevaluation(backend: &'static str, database_url: &str, people: u64) ->
     for (slug, name, share) in PARTNERS {
         let partner = services::partners::add_partner(
             &deps,
-            &actor(),
+            &common::bench_actor(),
             &PartnerSlug::parse(slug).expect("slug"),
             name,
         )

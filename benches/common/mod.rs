@@ -12,6 +12,35 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+/// The sealing key every bench instance shares (a fixed test key, never a real one).
+pub const SECRET_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+/// Settings for a bench instance on `database_url` with the shipped `mappings/`.
+pub fn bench_env(database_url: &str) -> std::collections::BTreeMap<String, String> {
+    [
+        ("GUESTBRIDGE_DATABASE_URL", database_url.to_string()),
+        ("GUESTBRIDGE_SECRET_KEY", SECRET_KEY.to_string()),
+        (
+            "GUESTBRIDGE_MAPPINGS",
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("mappings")
+                .display()
+                .to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// Who the audit log says ran a bench's writes.
+pub fn bench_actor() -> guestbridge::services::Actor {
+    guestbridge::services::Actor {
+        label: "bench".into(),
+        request_id: None,
+    }
+}
+
 /// A `/proc/<pid>/status` field in MiB (`VmRSS`, `VmHWM`), for `pid` or "self".
 pub fn status_mib(pid: &str, field: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

@@ -154,7 +154,7 @@ async fn import_through_server(
     force: bool,
     delimiter: Option<String>,
 ) -> anyhow::Result<()> {
-    use crate::services::import_submit;
+    use super::import_submit;
     if delimiter.is_some() {
         anyhow::bail!("--delimiter cannot be sent with --server: the server detects the delimiter from the header");
     }

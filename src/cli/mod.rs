@@ -13,6 +13,7 @@ use crate::store::Db;
 
 mod args;
 mod import;
+pub mod import_submit;
 mod serve;
 
 pub use args::*;

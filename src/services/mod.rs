@@ -11,7 +11,6 @@ pub mod guests;
 pub mod import;
 pub mod import_records;
 pub mod import_runs;
-pub mod import_submit;
 pub mod invitations;
 pub mod lifecycle;
 pub mod listing;
