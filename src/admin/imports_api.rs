@@ -182,9 +182,9 @@ pub async fn get_import(
     _admin: AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
-    if let Some(r) = import_records::get(&state.deps, &id).await? {
-        return Ok(HttpResponse::Ok().json(record_json(&r)));
-    }
+    // Memory first: an import writes its record before it leaves memory, so an id that is no
+    // longer held has its record. Reading the record first would lose an import that ends
+    // between the two reads (404 for an import that finished).
     match state.imports.progress(&id) {
         Some(Progress::Failed(failure)) => Ok(HttpResponse::Ok()
             .json(json!({"id": id.as_str(), "status": "failed", "error": failure}))),
@@ -192,7 +192,10 @@ pub async fn get_import(
             Ok(HttpResponse::Ok()
                 .json(json!({"id": id.as_str(), "status": "running", "rows": rows})))
         }
-        None => Err(AdminError::new(StatusCode::NOT_FOUND, "no such import")),
+        None => match import_records::get(&state.deps, &id).await? {
+            Some(r) => Ok(HttpResponse::Ok().json(record_json(&r))),
+            None => Err(AdminError::new(StatusCode::NOT_FOUND, "no such import")),
+        },
     }
 }
 
