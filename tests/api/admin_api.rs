@@ -163,6 +163,19 @@ async fn partners_are_listed_created_disabled_and_given_tokens(backend: Backend)
     assert_eq!(res.body["name"], "hr feed");
     assert!(res.body["expires_at"].is_string());
     assert_eq!(scim_status(&app, &token).await, 200);
+    // A token past its end is refused (its end moved into the past before its first use).
+    let res = admin
+        .post("/partners/globex/tokens", &json!({"expires_days": 1}))
+        .await;
+    expect(&res, 201);
+    let ended = res.body["token"].as_str().unwrap().to_string();
+    crate::log_scan::register_secret(&ended);
+    sqlx::query("UPDATE partner_tokens SET expires_at = 1 WHERE id = $1")
+        .bind(res.body["id"].as_str().unwrap())
+        .execute(app.deps.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(scim_status(&app, &ended).await, 401);
     for bad in [
         json!({"expires_days": 0}),
         json!({"name": ""}),

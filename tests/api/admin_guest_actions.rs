@@ -182,6 +182,30 @@ async fn suspend_and_resume_hold_until_an_admin_lifts_them(backend: Backend) {
     })
     .await;
 
+    // A portal session the guest holds ends with the suspension.
+    let now_ms = Utc::now().timestamp_millis();
+    let session = guestbridge::store::sessions::SessionRow {
+        id_hash: format!("test-session-{id}"),
+        guest_id: id.clone(),
+        created_at: now_ms,
+        expires_at: now_ms + 3_600_000,
+        mfa_passed: false,
+        csrf_secret: "test".into(),
+        origin: "invitation".into(),
+    };
+    let mut conn = w.app.deps.db.pool().acquire().await.unwrap();
+    guestbridge::store::sessions::insert_session(&mut conn, &session)
+        .await
+        .unwrap();
+    drop(conn);
+    let sessions = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM guest_sessions WHERE guest_id = $1")
+            .bind(&id)
+            .fetch_one(w.app.deps.db.pool())
+            .await
+            .unwrap()
+    };
+    assert_eq!(sessions().await, 1);
     let res = w
         .admin
         .post(
@@ -189,6 +213,7 @@ async fn suspend_and_resume_hold_until_an_admin_lifts_them(backend: Backend) {
             &json!({"reason": "contract under review"}),
         )
         .await;
+    assert_eq!(sessions().await, 0, "sessions ended");
     expect(&res, 200);
     assert_eq!(res.body["state"], "suspended", "{}", res.body);
     assert_eq!(res.body["suspended_reason"], "admin", "{}", res.body);
