@@ -1,6 +1,9 @@
 //! Integration tests: the real application over HTTP on a random port, on SQLite and (when
 //! GUESTBRIDGE_TEST_POSTGRES_URL is set) PostgreSQL.
 
+mod admin_api;
+mod admin_client;
+mod admin_guest_actions;
 mod admin_tokens;
 mod backup_restore;
 mod bad_input;
