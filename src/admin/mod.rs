@@ -1,6 +1,7 @@
 //! The admin JSON API under `/api/v1`, authenticated with an admin bearer token
 //! (`guestbridge admin token`). Errors are `{"error": …, "request_id": …}` with the status.
 
+pub mod audit_api;
 pub mod guests_api;
 pub mod imports_api;
 pub mod mappings_api;
@@ -23,7 +24,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(imports_api::configure)
         .configure(mappings_api::configure)
         .configure(sync_api::configure)
-        .configure(tokens_api::configure);
+        .configure(tokens_api::configure)
+        .configure(audit_api::configure);
 }
 
 /// An admin API error.
