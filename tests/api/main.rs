@@ -2,6 +2,7 @@
 //! GUESTBRIDGE_TEST_POSTGRES_URL is set) PostgreSQL.
 
 mod admin_tokens;
+mod audit_log;
 mod backup_restore;
 mod bad_input;
 mod bad_input_files;

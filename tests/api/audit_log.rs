@@ -1,0 +1,729 @@
+//! The tamper-evident audit log: after real SCIM and admin actions `audit verify` (the CLI
+//! binary and the service) passes; it names the first bad row once a row is edited, a middle
+//! row deleted, two rows swapped or the last row deleted behind the triggers' back;
+//! TRUNCATE, deleting heads and moving them back are refused; concurrent writers (and two
+//! instances on PostgreSQL) leave valid chains; the query API filters and pages exactly; the
+//! CSV export quotes properly; an erased person's entries still verify.
+
+use std::process::{Command, Output};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sqlx::Row;
+
+use guestbridge::services::audit::{verify, Breach, VerifyReport};
+use guestbridge::store::audit::{self, AuditEntry};
+use guestbridge::store::work::Work;
+
+use crate::both_backends;
+use crate::helpers::{spawn, spawn_peer, test_actor, Backend, Scim, TestApp};
+use crate::users_crud::clinician;
+
+both_backends!(
+    verify_passes_after_real_actions_and_names_an_edited_row,
+    verify_names_a_deleted_middle_row,
+    verify_names_swapped_rows,
+    verify_names_a_deleted_last_row,
+    truncate_head_deletion_and_rewinding_are_refused,
+    concurrent_appends_leave_valid_chains,
+    queries_filter_and_page_exactly,
+    csv_export_has_a_header_and_one_quoted_line_per_entry,
+    an_erased_persons_entries_still_verify,
+);
+
+fn guestbridge(database_url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_guestbridge"))
+        .args(args)
+        .env("GUESTBRIDGE_DATABASE_URL", database_url)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run guestbridge")
+}
+
+async fn admin_token(app: &TestApp) -> String {
+    let token = guestbridge::services::partners::issue_admin_token(&app.deps, &test_actor())
+        .await
+        .expect("admin token");
+    crate::log_scan::register_secret(&token);
+    token
+}
+
+/// A partner's people created, replaced, patched and deleted, and a token issued: every
+/// kind of write path (group-committed creates, units with their own transaction, direct
+/// appends).
+async fn real_actions(app: &TestApp, slug: &str) -> Scim {
+    let (_, scim) = app.partner(slug).await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(
+            scim.create_user(&clinician(&format!("p{i}@{slug}.example")))
+                .await,
+        );
+    }
+    let res = scim
+        .patch(
+            &format!("/Users/{}", ids[0]),
+            &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{"op": "replace", "path": "title", "value": "Clerk"}]}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    let res = scim
+        .put(&format!("/Users/{}", ids[1]), &clinician(&format!("p1b@{slug}.example")))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(
+        scim.delete(&format!("/Users/{}", ids[2])).await.status,
+        StatusCode::NO_CONTENT
+    );
+    guestbridge::services::partners::issue_partner_token(
+        &app.deps,
+        &test_actor(),
+        &guestbridge::domain::PartnerSlug::parse(slug).unwrap(),
+    )
+    .await
+    .map(|t| crate::log_scan::register_secret(&t))
+    .expect("token");
+    scim
+}
+
+async fn chained_rows(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE chain IS NOT NULL")
+        .fetch_one(app.deps.db.pool())
+        .await
+        .unwrap()
+}
+
+/// Verify through the service and the CLI binary; both must agree it passes.
+async fn assert_verifies(app: &TestApp) -> VerifyReport {
+    let report = verify(&app.deps.db).await.expect("verify");
+    assert!(report.ok, "{}", report.summary());
+    assert_eq!(report.rows, chained_rows(app).await);
+    let out = guestbridge(&app.database_url, &["audit", "verify"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.trim_end().ends_with(&format!(
+            "audit verify: {} rows in {} chains ok ({} legacy rows unchained)",
+            report.rows, report.chains, report.legacy
+        )),
+        "{stdout}"
+    );
+    report
+}
+
+/// The report of a verify that must fail, the CLI's too (non-zero, naming the row).
+async fn assert_fails(app: &TestApp, kind: Breach, id: i64) -> VerifyReport {
+    let report = verify(&app.deps.db).await.expect("verify");
+    assert!(!report.ok, "{}", report.summary());
+    let problem = report.problem.clone().expect("a problem");
+    assert_eq!(problem.kind, kind, "{}", report.summary());
+    assert_eq!(problem.id, Some(id), "{}", report.summary());
+    let out = guestbridge(&app.database_url, &["audit", "verify"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("FAILED at row {id} ")) && stderr.contains(kind.as_str()),
+        "{stderr}"
+    );
+    report
+}
+
+/// The ids of the chain holding most rows, in order.
+async fn busiest_chain(app: &TestApp) -> Vec<i64> {
+    let chain: i64 = sqlx::query_scalar(
+        "SELECT chain FROM audit_log WHERE chain IS NOT NULL GROUP BY chain ORDER BY COUNT(*) DESC, chain LIMIT 1",
+    )
+    .fetch_one(app.deps.db.pool())
+    .await
+    .unwrap();
+    sqlx::query_scalar("SELECT id FROM audit_log WHERE chain = $1 ORDER BY id")
+        .bind(chain)
+        .fetch_all(app.deps.db.pool())
+        .await
+        .unwrap()
+}
+
+/// Run statements on audit_log as someone with direct database access would: with its
+/// append-only triggers out of the way, then put back.
+async fn behind_the_triggers(app: &TestApp, backend: Backend, statements: &[(&str, Vec<Value>)]) {
+    let pool = app.deps.db.pool();
+    let mut conn = pool.acquire().await.unwrap();
+    let (off, on): (&[&str], &[&str]) = match backend {
+        Backend::Postgres => (
+            &["ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_change"],
+            &["ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_change"],
+        ),
+        Backend::Sqlite => (
+            &["DROP TRIGGER audit_log_no_update", "DROP TRIGGER audit_log_no_delete"],
+            &[
+                "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log \
+                 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
+                "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log \
+                 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
+            ],
+        ),
+    };
+    for s in off {
+        sqlx::query(s).execute(&mut *conn).await.unwrap();
+    }
+    for (sql, args) in statements {
+        let mut q = sqlx::query(sql);
+        for a in args {
+            q = match a {
+                Value::Number(n) => q.bind(n.as_i64().unwrap()),
+                Value::String(s) => q.bind(s.clone()),
+                _ => q.bind(None::<String>),
+            };
+        }
+        q.execute(&mut *conn).await.unwrap();
+    }
+    for s in on {
+        sqlx::query(s).execute(&mut *conn).await.unwrap();
+    }
+    // The triggers are back: the log refuses changes again.
+    assert!(sqlx::query("UPDATE audit_log SET actor = 'x'")
+        .execute(&mut *conn)
+        .await
+        .is_err());
+}
+
+async fn verify_passes_after_real_actions_and_names_an_edited_row(backend: Backend) {
+    let app = spawn(backend).await;
+    real_actions(&app, "acme").await;
+    let report = assert_verifies(&app).await;
+    assert!(report.rows >= 8, "{}", report.summary());
+    assert_eq!(report.legacy, 0);
+    let ids = busiest_chain(&app).await;
+    let victim = ids[ids.len() / 2];
+    behind_the_triggers(
+        &app,
+        backend,
+        &[(
+            "UPDATE audit_log SET actor = 'partner:someone-else' WHERE id = $1",
+            vec![json!(victim)],
+        )],
+    )
+    .await;
+    let report = assert_fails(&app, Breach::Edited, victim).await;
+    assert!(report.summary().contains("do not match its hash"), "{}", report.summary());
+    assert_eq!(
+        app.get("/api/v1/audit/verify").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let token = admin_token(&app).await;
+    let res = app
+        .client
+        .get(format!("{}/api/v1/audit/verify", app.address))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["ok"], false, "{body}");
+    assert_eq!(body["problem"]["kind"], "edited", "{body}");
+    assert_eq!(body["problem"]["id"], victim, "{body}");
+}
+
+async fn verify_names_a_deleted_middle_row(backend: Backend) {
+    let app = spawn(backend).await;
+    real_actions(&app, "acme").await;
+    assert_verifies(&app).await;
+    let ids = busiest_chain(&app).await;
+    let at = ids.len() / 2;
+    behind_the_triggers(
+        &app,
+        backend,
+        &[("DELETE FROM audit_log WHERE id = $1", vec![json!(ids[at])])],
+    )
+    .await;
+    assert_fails(&app, Breach::Missing, ids[at + 1]).await;
+}
+
+const LINK_COLUMNS: [&str; 12] = [
+    "at",
+    "actor",
+    "partner_id",
+    "action",
+    "target_type",
+    "target_id",
+    "request_id",
+    "detail",
+    "chain",
+    "seq",
+    "prev_hash",
+    "hash",
+];
+
+/// Every stored column of a row but its id, as JSON values.
+async fn row_values(app: &TestApp, id: i64) -> Vec<Value> {
+    let row = sqlx::query(&format!(
+        "SELECT {} FROM audit_log WHERE id = $1",
+        LINK_COLUMNS.join(", ")
+    ))
+    .bind(id)
+    .fetch_one(app.deps.db.pool())
+    .await
+    .unwrap();
+    LINK_COLUMNS
+        .iter()
+        .map(|c| match *c {
+            "at" | "chain" | "seq" => json!(row.get::<i64, _>(*c)),
+            _ => json!(row.get::<Option<String>, _>(*c)),
+        })
+        .collect()
+}
+
+async fn verify_names_swapped_rows(backend: Backend) {
+    let app = spawn(backend).await;
+    real_actions(&app, "acme").await;
+    assert_verifies(&app).await;
+    let ids = busiest_chain(&app).await;
+    let (a, b) = (ids[ids.len() / 2], ids[ids.len() / 2 + 1]);
+    let (va, vb) = (row_values(&app, a).await, row_values(&app, b).await);
+    let set: Vec<String> = LINK_COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{c} = ${}", i + 1))
+        .collect();
+    let sql = format!("UPDATE audit_log SET {} WHERE id = $13", set.join(", "));
+    let with_id = |mut v: Vec<Value>, id: i64| {
+        v.push(json!(id));
+        v
+    };
+    behind_the_triggers(
+        &app,
+        backend,
+        &[(&sql, with_id(vb, a)), (&sql, with_id(va, b))],
+    )
+    .await;
+    let report = assert_fails(&app, Breach::Reordered, a).await;
+    assert!(report.summary().contains("reordered"), "{}", report.summary());
+}
+
+async fn verify_names_a_deleted_last_row(backend: Backend) {
+    let app = spawn(backend).await;
+    real_actions(&app, "acme").await;
+    assert_verifies(&app).await;
+    let ids = busiest_chain(&app).await;
+    let last = *ids.last().unwrap();
+    behind_the_triggers(
+        &app,
+        backend,
+        &[("DELETE FROM audit_log WHERE id = $1", vec![json!(last)])],
+    )
+    .await;
+    let report = assert_fails(&app, Breach::HeadMismatch, ids[ids.len() - 2]).await;
+    assert!(report.summary().contains("head mismatch"), "{}", report.summary());
+}
+
+async fn truncate_head_deletion_and_rewinding_are_refused(backend: Backend) {
+    let app = spawn(backend).await;
+    real_actions(&app, "acme").await;
+    let pool = app.deps.db.pool();
+    let before = chained_rows(&app).await;
+    if backend == Backend::Postgres {
+        for table in ["audit_log", "audit_chain_heads"] {
+            let err = sqlx::query(&format!("TRUNCATE {table}"))
+                .execute(pool)
+                .await
+                .expect_err("TRUNCATE must be refused");
+            assert!(err.to_string().contains("may not be truncated"), "{err}");
+        }
+    }
+    for sql in [
+        "DELETE FROM audit_log",
+        "UPDATE audit_log SET detail = '{}'",
+        "DELETE FROM audit_chain_heads",
+        "UPDATE audit_chain_heads SET seq = seq - 1 WHERE seq > 0",
+        "UPDATE audit_chain_heads SET seq = seq WHERE seq > 0",
+    ] {
+        assert!(sqlx::query(sql).execute(pool).await.is_err(), "{sql} ran");
+    }
+    assert_eq!(chained_rows(&app).await, before);
+    assert_verifies(&app).await;
+}
+
+async fn concurrent_appends_leave_valid_chains(backend: Backend) {
+    let app = spawn(backend).await;
+    let (_, scim) = app.partner("acme").await;
+    // On PostgreSQL a second instance shares the schema and writes at the same time.
+    let peer = match backend {
+        Backend::Postgres => Some(spawn_peer(&app, &[]).await),
+        Backend::Sqlite => None,
+    };
+    let before = chained_rows(&app).await;
+    let mut tasks = Vec::new();
+    for t in 0..12 {
+        let mut scim = scim.clone();
+        if let (Some(peer), true) = (&peer, t % 2 == 1) {
+            scim.base = peer.address.clone();
+        }
+        tasks.push(tokio::spawn(async move {
+            for i in 0..5 {
+                scim.create_user(&clinician(&format!("c{t}-{i}@acme.example")))
+                    .await;
+            }
+        }));
+    }
+    for t in 0..4 {
+        let deps = match (&peer, t % 2) {
+            (Some(peer), 1) => peer.deps.clone(),
+            _ => app.deps.clone(),
+        };
+        tasks.push(tokio::spawn(async move {
+            let slug = guestbridge::domain::PartnerSlug::parse("acme").unwrap();
+            for _ in 0..5 {
+                let token =
+                    guestbridge::services::partners::issue_partner_token(&deps, &test_actor(), &slug)
+                        .await
+                        .unwrap();
+                crate::log_scan::register_secret(&token);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let report = assert_verifies(&app).await;
+    // 60 creates and 20 tokens.
+    assert_eq!(report.rows, before + 60 + 20, "{}", report.summary());
+    eprintln!("{backend:?}: {}", report.summary());
+}
+
+async fn list(app: &TestApp, token: &str, query: &str) -> (StatusCode, Value) {
+    let res = app
+        .client
+        .get(format!("{}/api/v1/audit?{query}", app.address))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    (res.status(), res.json().await.unwrap_or(Value::Null))
+}
+
+fn ids_of(body: &Value) -> Vec<i64> {
+    body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect()
+}
+
+async fn ids_where(app: &TestApp, condition: &str, args: &[&str]) -> Vec<i64> {
+    let sql = format!("SELECT id FROM audit_log WHERE {condition} ORDER BY id DESC");
+    let mut q = sqlx::query_scalar(&sql);
+    for a in args {
+        q = q.bind(*a);
+    }
+    q.fetch_all(app.deps.db.pool()).await.unwrap()
+}
+
+async fn queries_filter_and_page_exactly(backend: Backend) {
+    let app = spawn(backend).await;
+    real_actions(&app, "acme").await;
+    let other = real_actions(&app, "beta").await;
+    let user = other.create_user(&clinician("late@beta.example")).await;
+    let token = admin_token(&app).await;
+
+    let (status, body) = list(&app, &token, "limit=500").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let all = ids_where(&app, "1 = 1", &[]).await;
+    assert_eq!(ids_of(&body), all);
+    assert!(body["next_cursor"].is_null());
+
+    // Pages of 3 walk the same entries, newest first, once each.
+    let (mut walked, mut cursor, mut pages) = (Vec::new(), None::<String>, 0);
+    loop {
+        let q = match &cursor {
+            Some(c) => format!("limit=3&cursor={c}"),
+            None => "limit=3".into(),
+        };
+        let (status, body) = list(&app, &token, &q).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        walked.extend(ids_of(&body));
+        pages += 1;
+        match body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(walked, all);
+    assert!(pages >= all.len() / 3);
+
+    let beta: String = sqlx::query_scalar("SELECT id FROM partners WHERE slug = 'beta'")
+        .fetch_one(app.deps.db.pool())
+        .await
+        .unwrap();
+    let cases: Vec<(String, Vec<i64>)> = vec![
+        (
+            "action=user.created&partner=beta".into(),
+            ids_where(&app, "action = 'user.created' AND partner_id = $1", &[&beta]).await,
+        ),
+        (
+            "actor=partner%3Aacme".into(),
+            ids_where(&app, "actor = 'partner:acme'", &[]).await,
+        ),
+        (
+            format!("target_type=user&target_id={user}"),
+            ids_where(&app, "target_type = 'user' AND target_id = $1", &[&user]).await,
+        ),
+    ];
+    for (q, expected) in cases {
+        assert!(!expected.is_empty(), "{q}");
+        let (status, body) = list(&app, &token, &q).await;
+        assert_eq!(status, StatusCode::OK, "{q}: {body}");
+        assert_eq!(ids_of(&body), expected, "{q}");
+    }
+    // The user's creation reads back with its userName, which the log itself does not hold.
+    let (_, body) = list(&app, &token, &format!("target_id={user}&action=user.created")).await;
+    assert_eq!(body["entries"][0]["detail"]["userName"], "late@beta.example");
+
+    // A time window: since is inclusive, until exclusive.
+    let ats: Vec<i64> = sqlx::query_scalar("SELECT at FROM audit_log ORDER BY at")
+        .fetch_all(app.deps.db.pool())
+        .await
+        .unwrap();
+    let (from, to) = (ats[ats.len() / 4], ats[3 * ats.len() / 4]);
+    let rfc = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let expected: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM audit_log WHERE at >= $1 AND at < $2 ORDER BY id DESC",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(app.deps.db.pool())
+    .await
+    .unwrap();
+    let (status, body) = list(&app, &token, &format!("since={}&until={}", rfc(from), rfc(to))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(ids_of(&body), expected);
+
+    let count = chained_rows(&app).await;
+    for bad in [
+        "limit=0",
+        "limit=501",
+        "limit=many",
+        "since=yesterday",
+        "until=1700000000",
+        "cursor=abc",
+        "cursor=-4",
+        "partner=nobody",
+        "partner=NOT%20A%20SLUG",
+        "colour=blue",
+    ] {
+        let (status, body) = list(&app, &token, bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{bad}: {body}");
+    }
+    assert_eq!(chained_rows(&app).await, count, "bad queries wrote nothing");
+    assert_eq!(
+        app.get("/api/v1/audit").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+async fn csv_export_has_a_header_and_one_quoted_line_per_entry(backend: Backend) {
+    let app = spawn(backend).await;
+    real_actions(&app, "acme").await;
+    // More entries than one page of the export, with values that need quoting.
+    let detail = json!({"note": "a, \"quoted\"\nline", "n": 1});
+    let mut work = Work::begin(&app.deps.db);
+    for i in 0..1203 {
+        let target = format!("g{i}");
+        audit::queue(
+            &mut work,
+            &AuditEntry {
+                actor: "=cmd|' /C calc'!A0",
+                partner_id: None,
+                action: "test.bulk",
+                target_type: "group",
+                target_id: Some(&target),
+                request_id: None,
+                detail: detail.clone(),
+            },
+            1_800_000_000_000 + i,
+        );
+    }
+    work.commit().await.unwrap();
+    let token = admin_token(&app).await;
+    let export = |q: &'static str| {
+        let app = &app;
+        let token = token.clone();
+        async move {
+            let res = app
+                .client
+                .get(format!("{}/api/v1/audit/export.csv?{q}", app.address))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            assert_eq!(
+                res.headers()["content-disposition"],
+                "attachment; filename=\"audit.csv\""
+            );
+            assert!(res.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/csv"));
+            res.text().await.unwrap()
+        }
+    };
+    let all = export("").await;
+    let mut reader = csv::Reader::from_reader(all.as_bytes());
+    assert_eq!(
+        reader.headers().unwrap().iter().collect::<Vec<_>>(),
+        [
+            "id",
+            "at",
+            "actor",
+            "partner_id",
+            "action",
+            "target_type",
+            "target_id",
+            "request_id",
+            "detail"
+        ]
+    );
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let ids: Vec<i64> = records.iter().map(|r| r[0].parse().unwrap()).collect();
+    assert_eq!(ids, ids_where(&app, "1 = 1", &[]).await);
+
+    let bulk = export("action=test.bulk").await;
+    let mut reader = csv::Reader::from_reader(bulk.as_bytes());
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(records.len(), 1203);
+    let newest = &records[0];
+    assert_eq!(&newest[1], "2027-01-15T08:00:01.202Z");
+    // A value a spreadsheet would run as a formula is defused with a leading quote.
+    assert_eq!(&newest[2], "'=cmd|' /C calc'!A0");
+    assert_eq!(&newest[6], "g1202");
+    let read_back: Value = serde_json::from_str(&newest[8]).unwrap();
+    assert_eq!(read_back, detail);
+    assert_verifies(&app).await;
+}
+
+async fn an_erased_persons_entries_still_verify(backend: Backend) {
+    let app = spawn(backend).await;
+    let (_, scim) = app.partner("acme").await;
+    let user = scim.create_user(&clinician("gone@acme.example")).await;
+    assert_eq!(
+        scim.delete(&format!("/Users/{user}")).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let mut conn = app.deps.db.pool().acquire().await.unwrap();
+    let erased = audit::erase_subjects(&mut conn, &[&user]).await.unwrap();
+    assert!(erased >= 1);
+    drop(conn);
+    assert_verifies(&app).await;
+    let token = admin_token(&app).await;
+    let (status, body) = list(&app, &token, &format!("target_id={user}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let created = body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "user.created")
+        .expect("creation entry")
+        .clone();
+    assert_eq!(created["detail"]["userName"], audit::ERASED, "{body}");
+    assert!(!body.to_string().contains("gone@acme.example"), "{body}");
+}
+
+/// Figures for docs/security.md: verify's speed over 100,000 rows and the write cost of
+/// chaining. `cargo test --test api audit_log::figures -- --ignored --nocapture`
+mod figures {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "benchmark: run with --ignored --nocapture"]
+    async fn sqlite() {
+        measure(Backend::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "benchmark: run with --ignored --nocapture"]
+    async fn postgres() {
+        crate::helpers::require_postgres();
+        measure(Backend::Postgres).await
+    }
+}
+
+async fn measure(backend: Backend) {
+    let app = spawn(backend).await;
+    let entry = AuditEntry {
+        actor: "job:bench",
+        partner_id: None,
+        action: "bench.row",
+        target_type: "group",
+        target_id: Some("g"),
+        request_id: None,
+        detail: json!({"n": 1, "via": "bench"}),
+    };
+    // Single audited writes, one transaction each: chained, then as unchained rows.
+    let n = 2000;
+    let started = std::time::Instant::now();
+    for i in 0..n {
+        let mut tx = app.deps.db.begin_write().await.unwrap();
+        audit::append(&mut tx, &entry, i).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    let chained = started.elapsed();
+    let started = std::time::Instant::now();
+    for i in 0..n {
+        let mut tx = app.deps.db.begin_write().await.unwrap();
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor, partner_id, action, target_type, target_id, request_id, detail)
+             VALUES ($1, $2, NULL, $3, $4, $5, NULL, $6)",
+        )
+        .bind(i)
+        .bind(entry.actor)
+        .bind(entry.action)
+        .bind(entry.target_type)
+        .bind(entry.target_id)
+        .bind(entry.detail.to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let plain = started.elapsed();
+    eprintln!(
+        "{backend:?}: {n} single audited writes: chained {:.1} ms, unchained {:.1} ms ({:.0} us more each)",
+        chained.as_secs_f64() * 1e3,
+        plain.as_secs_f64() * 1e3,
+        (chained.as_secs_f64() - plain.as_secs_f64()) * 1e6 / n as f64
+    );
+    // Bulk: 100,000 chained rows in units of 1,000.
+    let started = std::time::Instant::now();
+    for u in 0..100 {
+        let mut work = Work::begin_bulk(&app.deps.db).await.unwrap();
+        for i in 0..1000 {
+            audit::queue(&mut work, &entry, u * 1000 + i);
+        }
+        work.commit().await.unwrap();
+    }
+    eprintln!(
+        "{backend:?}: 100,000 chained rows in units of 1,000: {:.0} rows/s",
+        100_000.0 / started.elapsed().as_secs_f64()
+    );
+    let started = std::time::Instant::now();
+    let report = verify(&app.deps.db).await.unwrap();
+    let took = started.elapsed().as_secs_f64();
+    assert!(report.ok, "{}", report.summary());
+    eprintln!(
+        "{backend:?}: {} in {took:.2} s: {:.0} rows/s",
+        report.summary(),
+        report.rows as f64 / took
+    );
+}
