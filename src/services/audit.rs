@@ -179,7 +179,10 @@ async fn verify_chain(
     let checked = expected - 1;
     if checked != head.seq || prev != head.hash {
         let reason = if checked != head.seq {
-            format!("the head is link {}, the chain ends at link {checked}", head.seq)
+            format!(
+                "the head is link {}, the chain ends at link {checked}",
+                head.seq
+            )
         } else {
             "the head's hash is not the last link's".to_string()
         };
@@ -221,7 +224,11 @@ fn invalid(detail: String) -> ServiceError {
 fn instant(name: &str, value: &str) -> Result<i64, ServiceError> {
     chrono::DateTime::parse_from_rfc3339(value)
         .map(|t| t.timestamp_millis())
-        .map_err(|_| invalid(format!("{name} must be an RFC 3339 instant, such as 2026-11-26T12:00:00Z")))
+        .map_err(|_| {
+            invalid(format!(
+                "{name} must be an RFC 3339 instant, such as 2026-11-26T12:00:00Z"
+            ))
+        })
 }
 
 /// A checked query: the store's filter, the cursor and the page size.
@@ -259,8 +266,16 @@ pub async fn resolve(deps: &Deps, q: &AuditQuery) -> Result<Resolved, ServiceErr
             }
         }
     };
-    let since_ms = q.since.as_deref().map(|v| instant("since", v)).transpose()?;
-    let until_ms = q.until.as_deref().map(|v| instant("until", v)).transpose()?;
+    let since_ms = q
+        .since
+        .as_deref()
+        .map(|v| instant("since", v))
+        .transpose()?;
+    let until_ms = q
+        .until
+        .as_deref()
+        .map(|v| instant("until", v))
+        .transpose()?;
     let filter = AuditFilter {
         actor: q.actor.clone(),
         action: q.action.clone(),

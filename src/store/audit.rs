@@ -220,7 +220,10 @@ pub async fn for_target(
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
-    let mut records = rows.iter().map(record).collect::<Result<Vec<_>, DbError>>()?;
+    let mut records = rows
+        .iter()
+        .map(record)
+        .collect::<Result<Vec<_>, DbError>>()?;
     resolve_subjects(conn, &mut records).await?;
     Ok(records)
 }
@@ -247,7 +250,9 @@ pub async fn page(
     before_id: Option<i64>,
     limit: i64,
 ) -> Result<Vec<AuditRecord>, DbError> {
-    let mut sql = super::sql::Sql::new(format!("SELECT {RECORD_COLUMNS} FROM audit_log WHERE 1 = 1"));
+    let mut sql = super::sql::Sql::new(format!(
+        "SELECT {RECORD_COLUMNS} FROM audit_log WHERE 1 = 1"
+    ));
     let texts = [
         ("actor", &filter.actor),
         ("action", &filter.action),
@@ -272,7 +277,10 @@ pub async fn page(
     }
     sql.push(" ORDER BY id DESC LIMIT ").bind(Arg::Int(limit));
     let rows = sql.query().fetch_all(&mut *conn).await?;
-    let mut records = rows.iter().map(record).collect::<Result<Vec<_>, DbError>>()?;
+    let mut records = rows
+        .iter()
+        .map(record)
+        .collect::<Result<Vec<_>, DbError>>()?;
     resolve_subjects(conn, &mut records).await?;
     Ok(records)
 }

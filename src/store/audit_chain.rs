@@ -112,9 +112,10 @@ fn is_postgres(conn: &AnyConnection) -> bool {
 /// Lock a head for this transaction (see the module comment for which).
 async fn lock_head(conn: &mut AnyConnection) -> Result<Head, DbError> {
     if !is_postgres(conn) {
-        let row = sqlx::query("SELECT chain, seq, hash FROM audit_chain_heads ORDER BY chain LIMIT 1")
-            .fetch_one(&mut *conn)
-            .await?;
+        let row =
+            sqlx::query("SELECT chain, seq, hash FROM audit_chain_heads ORDER BY chain LIMIT 1")
+                .fetch_one(&mut *conn)
+                .await?;
         return head_from(&row);
     }
     let free = sqlx::query(
@@ -122,16 +123,15 @@ async fn lock_head(conn: &mut AnyConnection) -> Result<Head, DbError> {
     )
     .fetch_optional(&mut *conn)
     .await?;
-    let row = match free {
-        Some(row) => row,
-        None => {
-            sqlx::query(
+    let row =
+        match free {
+            Some(row) => row,
+            None => sqlx::query(
                 "SELECT chain, seq, hash FROM audit_chain_heads ORDER BY chain LIMIT 1 FOR UPDATE",
             )
             .fetch_one(&mut *conn)
-            .await?
-        }
-    };
+            .await?,
+        };
     head_from(&row)
 }
 
@@ -263,7 +263,9 @@ pub async fn links_after(
                 target_id: r.try_get("target_id")?,
                 request_id: r.try_get("request_id")?,
                 detail: r.try_get("detail")?,
-                prev_hash: r.try_get::<Option<String>, _>("prev_hash")?.unwrap_or_default(),
+                prev_hash: r
+                    .try_get::<Option<String>, _>("prev_hash")?
+                    .unwrap_or_default(),
                 hash: r.try_get::<Option<String>, _>("hash")?.unwrap_or_default(),
             })
         })
@@ -322,8 +324,16 @@ mod tests {
         );
         assert_ne!(hash(&f), hash(&fields("{}", None)));
         // Moving a byte from one field to the next changes the hash.
-        let a = Fields { actor: "ab", action: "c", ..f };
-        let b = Fields { actor: "a", action: "bc", ..f };
+        let a = Fields {
+            actor: "ab",
+            action: "c",
+            ..f
+        };
+        let b = Fields {
+            actor: "a",
+            action: "bc",
+            ..f
+        };
         assert_ne!(hash(&a), hash(&b));
         assert_eq!(hash(&f).len(), 64);
     }

@@ -323,7 +323,10 @@ async fn write_rows(
         // Audit rows are linked to a hash chain as they are written (one head per flush).
         if table == Table::Audit {
             args = super::audit_chain::link(conn, args).await?;
-            (head, width) = (super::audit_chain::LINKED_HEAD, super::audit_chain::LINKED_WIDTH);
+            (head, width) = (
+                super::audit_chain::LINKED_HEAD,
+                super::audit_chain::LINKED_WIDTH,
+            );
         }
         let mut rows = args.into_iter();
         let mut left = rows.len() / width;
