@@ -3,6 +3,7 @@
 
 mod admin_tokens;
 mod audit_log;
+mod audit_query;
 mod backup_restore;
 mod bad_input;
 mod bad_input_files;
