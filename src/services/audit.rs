@@ -103,6 +103,17 @@ pub async fn verify(db: &Db) -> Result<VerifyReport, ServiceError> {
         legacy,
         problem: None,
     };
+    if let Some((id, chain)) = audit_chain::first_without_head(&mut conn).await? {
+        report.ok = false;
+        report.problem = Some(Problem {
+            chain,
+            id: Some(id),
+            seq: None,
+            kind: Breach::Edited,
+            reason: format!("its chain {chain} has no head"),
+        });
+        return Ok(report);
+    }
     for head in heads {
         let (rows, problem) = verify_chain(&mut conn, &head).await?;
         report.rows += rows;

@@ -285,6 +285,19 @@ pub async fn id_of_seq(
         .await
 }
 
+/// The first chained row whose chain has no head (moved off its chain, or forged).
+pub async fn first_without_head(conn: &mut AnyConnection) -> Result<Option<(i64, i64)>, DbError> {
+    let row = sqlx::query(
+        "SELECT id, chain FROM audit_log a WHERE chain IS NOT NULL \
+         AND NOT EXISTS (SELECT 1 FROM audit_chain_heads h WHERE h.chain = a.chain) \
+         ORDER BY id LIMIT 1",
+    )
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| Ok((r.try_get("id")?, r.try_get("chain")?)))
+        .transpose()
+}
+
 /// Rows written before the chains existed.
 pub async fn legacy_rows(conn: &mut AnyConnection) -> Result<i64, DbError> {
     sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE chain IS NULL")

@@ -23,6 +23,7 @@ use crate::users_crud::clinician;
 both_backends!(
     verify_passes_after_real_actions_and_names_an_edited_row,
     verify_names_a_deleted_middle_row,
+    verify_names_a_row_moved_off_its_chain,
     verify_names_swapped_rows,
     verify_names_a_deleted_last_row,
     truncate_head_deletion_and_rewinding_are_refused,
@@ -252,6 +253,29 @@ async fn verify_names_a_deleted_middle_row(backend: Backend) {
     )
     .await;
     assert_fails(&app, Breach::Missing, ids[at + 1]).await;
+}
+
+async fn verify_names_a_row_moved_off_its_chain(backend: Backend) {
+    let app = spawn(backend).await;
+    real_actions(&app, "acme").await;
+    assert_verifies(&app).await;
+    let ids = busiest_chain(&app).await;
+    let victim = ids[ids.len() / 2];
+    behind_the_triggers(
+        &app,
+        backend,
+        &[(
+            "UPDATE audit_log SET chain = 99 WHERE id = $1",
+            vec![json!(victim)],
+        )],
+    )
+    .await;
+    let report = assert_fails(&app, Breach::Edited, victim).await;
+    assert!(
+        report.summary().contains("chain 99 has no head"),
+        "{}",
+        report.summary()
+    );
 }
 
 const LINK_COLUMNS: [&str; 12] = [
