@@ -1,6 +1,7 @@
 //! The admin JSON API under `/api/v1`, authenticated with an admin bearer token
 //! (`guestbridge admin token`). Errors are `{"error": …, "request_id": …}` with the status.
 
+pub mod audit_api;
 pub mod error_shape;
 pub mod guest_actions_api;
 pub mod guests_api;
@@ -31,7 +32,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(tokens_api::configure)
         .configure(guest_actions_api::configure)
         .configure(partners_api::configure)
-        .configure(jobs_api::configure);
+        .configure(jobs_api::configure)
+        .configure(audit_api::configure);
 }
 
 /// An admin API error.

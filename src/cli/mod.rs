@@ -12,6 +12,7 @@ use crate::startup::Application;
 use crate::store::Db;
 
 mod args;
+mod audit;
 mod import;
 pub mod import_submit;
 mod serve;
@@ -335,6 +336,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await
         }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => audit::verify(&settings).await,
         Command::Explain { partner, user_name } => {
             let deps = deps(&settings).await?;
             let partner = services::partners::find_partner(&deps, &slug(&partner)?)

@@ -4,6 +4,7 @@
 //! `migrations/sqlite` and `migrations/postgres`. See docs/architecture.md for why.
 
 pub mod audit;
+pub mod audit_chain;
 pub mod due_work;
 pub mod erasure;
 pub mod groups;
