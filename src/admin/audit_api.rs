@@ -52,7 +52,7 @@ pub async fn list(
     let resolved = audit::resolve(&state.deps, &query).await?;
     let (records, next) = audit::page(&state.deps.db, &resolved).await?;
     Ok(HttpResponse::Ok().json(json!({
-        "entries": records.iter().map(entry).collect::<Vec<_>>(),
+        "items": records.iter().map(entry).collect::<Vec<_>>(),
         "next_cursor": next,
     })))
 }

@@ -465,7 +465,7 @@ async fn an_erased_persons_entries_still_verify(backend: Backend) {
     let token = admin_token(&app).await;
     let (status, body) = list(&app, &token, &format!("target_id={user}")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let created = body["entries"]
+    let created = body["items"]
         .as_array()
         .unwrap()
         .iter()

@@ -30,7 +30,7 @@ pub async fn list(app: &TestApp, token: &str, query: &str) -> (StatusCode, Value
 }
 
 fn ids_of(body: &Value) -> Vec<i64> {
-    body["entries"]
+    body["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -116,7 +116,7 @@ async fn queries_filter_and_page_exactly(backend: Backend) {
     )
     .await;
     assert_eq!(
-        body["entries"][0]["detail"]["userName"],
+        body["items"][0]["detail"]["userName"],
         "late@beta.example"
     );
 
