@@ -2,6 +2,7 @@
 //! CSV import and jobs call these, so every path applies the same rules, audit and outbox.
 
 pub mod access;
+pub mod admin_auth;
 pub(crate) mod bearer_tokens;
 pub(crate) mod claim_loop;
 pub mod groups;
