@@ -184,6 +184,8 @@ impl Application {
                 .route("/readyz", web::get().to(crate::health::get_readyz))
                 .route("/metrics", web::get().to(crate::metrics::get_metrics))
                 .service(web::scope("/api/v1").configure(crate::admin::configure))
+                // Before the portal, whose `/` it replaces with the landing page.
+                .configure(crate::console::configure)
                 .configure(crate::portal::configure)
                 .service(crate::scim::scope())
                 // Outermost, so that metrics and logs see the path that was routed.

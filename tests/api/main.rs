@@ -50,3 +50,4 @@ mod users_errors;
 mod users_filter;
 mod users_patch;
 mod write_path;
+mod admin_roles;
