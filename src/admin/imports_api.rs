@@ -170,8 +170,9 @@ pub async fn post_import(
 /// The partner of each import running on this instance, so that a partner-admin can follow
 /// its own import before the record is written.
 fn running_partners() -> std::sync::MutexGuard<'static, std::collections::HashMap<String, String>> {
-    static RUNNING: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, String>>> =
-        std::sync::OnceLock::new();
+    static RUNNING: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, String>>,
+    > = std::sync::OnceLock::new();
     RUNNING
         .get_or_init(Default::default)
         .lock()

@@ -10,10 +10,18 @@ use crate::domain::AdminRole;
 
 fn role_text(role: AdminRole) -> &'static str {
     match role {
-        AdminRole::Admin => "Everything: partners, guests, imports, rules, jobs, sync and the audit log.",
-        AdminRole::Auditor => "Read everything and export the audit log; you cannot change anything.",
-        AdminRole::PartnerAdmin => "Your partner's people and guests, its imports and its SCIM tokens.",
-        AdminRole::Sponsor => "The guests you sponsor: see them, approve them and invite them again.",
+        AdminRole::Admin => {
+            "Everything: partners, guests, imports, rules, jobs, sync and the audit log."
+        }
+        AdminRole::Auditor => {
+            "Read everything and export the audit log; you cannot change anything."
+        }
+        AdminRole::PartnerAdmin => {
+            "Your partner's people and guests, its imports and its SCIM tokens."
+        }
+        AdminRole::Sponsor => {
+            "The guests you sponsor: see them, approve them and invite them again."
+        }
     }
 }
 

@@ -9,8 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{
-    forbidden, internal, page, pre_key, request_id, see_other, session_cookie, signed_in,
-    CsrfForm,
+    forbidden, internal, page, pre_key, request_id, see_other, session_cookie, signed_in, CsrfForm,
 };
 use crate::app_state::AppState;
 use crate::auth::csrf::{check_pre_session_csrf, pre_session_csrf_token};
@@ -84,7 +83,10 @@ pub async fn post_login(
     req: HttpRequest,
     form: web::Form<LoginForm>,
 ) -> HttpResponse {
-    let Some(pre) = req.cookie(pre_cookie_name(&state)).map(|c| c.value().to_string()) else {
+    let Some(pre) = req
+        .cookie(pre_cookie_name(&state))
+        .map(|c| c.value().to_string())
+    else {
         return forbidden(&state);
     };
     if !check_pre_session_csrf(&pre_key(&state), &hash_token(&pre), LOGIN_FORM, &form.csrf) {
@@ -93,7 +95,15 @@ pub async fn post_login(
     let ip = crate::edge::client_ip(&req)
         .map(|ip| ip.to_string())
         .unwrap_or_else(|| "unknown".into());
-    match admin_auth::sign_in(&state.deps, &form.name, &form.password, &ip, request_id(&req)).await {
+    match admin_auth::sign_in(
+        &state.deps,
+        &form.name,
+        &form.password,
+        &ip,
+        request_id(&req),
+    )
+    .await
+    {
         Ok(SignIn::Session(secret)) => {
             let mut res = see_other("/admin");
             let _ = res.add_cookie(&session_cookie(&state, secret));

@@ -37,12 +37,14 @@ fn html(status: StatusCode, body: String) -> HttpResponse {
 }
 
 /// Render a console page; `organization` is available to every page.
-fn page(state: &AppState, status: StatusCode, name: &str, mut ctx: serde_json::Value) -> HttpResponse {
+fn page(
+    state: &AppState,
+    status: StatusCode,
+    name: &str,
+    mut ctx: serde_json::Value,
+) -> HttpResponse {
     if let Some(obj) = ctx.as_object_mut() {
-        obj.insert(
-            "organization".into(),
-            json!(state.deps.portal.organization),
-        );
+        obj.insert("organization".into(), json!(state.deps.portal.organization));
     }
     match crate::console_pages::render(name, &ctx) {
         Ok(body) => html(status, body),
@@ -91,7 +93,11 @@ fn forbidden(state: &AppState) -> HttpResponse {
 
 /// The key that binds the CSRF tokens of pages shown before a session exists.
 fn pre_key(state: &AppState) -> [u8; 32] {
-    state.deps.portal.secrets.derive_key("csrf:admin-pre-session")
+    state
+        .deps
+        .portal
+        .secrets
+        .derive_key("csrf:admin-pre-session")
 }
 
 fn cookie_name(state: &AppState) -> &'static str {
@@ -144,7 +150,10 @@ impl SignedIn {
 }
 
 /// The console session of this request, if any.
-pub async fn signed_in(state: &AppState, req: &HttpRequest) -> Result<Option<SignedIn>, HttpResponse> {
+pub async fn signed_in(
+    state: &AppState,
+    req: &HttpRequest,
+) -> Result<Option<SignedIn>, HttpResponse> {
     let Some(cookie) = req.cookie(cookie_name(state)) else {
         return Ok(None);
     };
@@ -184,7 +193,9 @@ impl FromRequest for SignedIn {
                     see_other("/admin/login"),
                 )
                 .into()),
-                Err(res) => Err(actix_web::error::InternalError::from_response("console error", res).into()),
+                Err(res) => {
+                    Err(actix_web::error::InternalError::from_response("console error", res).into())
+                }
             }
         })
     }

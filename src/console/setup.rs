@@ -70,7 +70,12 @@ pub async fn post_setup(
     token: web::Path<String>,
     form: web::Form<SetupForm>,
 ) -> HttpResponse {
-    if !check_pre_session_csrf(&pre_key(&state), &hash_token(&token), SETUP_FORM, &form.csrf) {
+    if !check_pre_session_csrf(
+        &pre_key(&state),
+        &hash_token(&token),
+        SETUP_FORM,
+        &form.csrf,
+    ) {
         return forbidden(&state);
     }
     let name = match admin_auth::setup_link_login(&state.deps, &token).await {
@@ -95,9 +100,13 @@ pub async fn post_setup(
             "Sign in with your name and the new password.",
             Some(("/admin/login", "Sign in")),
         ),
-        Ok(Err(SetupProblem::Weak(reason))) => {
-            setup_page(&state, StatusCode::BAD_REQUEST, &token, &name, Some(&reason))
-        }
+        Ok(Err(SetupProblem::Weak(reason))) => setup_page(
+            &state,
+            StatusCode::BAD_REQUEST,
+            &token,
+            &name,
+            Some(&reason),
+        ),
         Ok(Err(SetupProblem::LinkGone)) => gone(&state),
         Err(e) => internal(e),
     }

@@ -73,8 +73,11 @@ pub async fn resolve_grant(deps: &Deps, grant: &RoleGrant) -> Result<ResolvedGra
             return Err(invalid("a partner-admin needs --partner SLUG"))
         }
         (AdminRole::Sponsor, _, None) => return Err(invalid("a sponsor needs --sponsor EMAIL")),
-        (AdminRole::PartnerAdmin, _, Some(_)) | (AdminRole::Admin | AdminRole::Auditor, _, Some(_)) => {
-            return Err(invalid(format!("--sponsor is only for the sponsor role, not {role}")))
+        (AdminRole::PartnerAdmin, _, Some(_))
+        | (AdminRole::Admin | AdminRole::Auditor, _, Some(_)) => {
+            return Err(invalid(format!(
+                "--sponsor is only for the sponsor role, not {role}"
+            )))
         }
         (AdminRole::Sponsor | AdminRole::Admin | AdminRole::Auditor, Some(_), _) => {
             return Err(invalid(format!(
@@ -162,9 +165,25 @@ pub async fn create_login(
         });
     }
     let link_id = uuid::Uuid::now_v7().to_string();
-    admin_logins::insert_link(&mut tx, &link_id, &id, &hash_token(&secret), now, expires_at)
-        .await?;
-    audit_login(&mut tx, actor, "admin.login_created", &id, resolved.partner_id.as_deref(), json!({"role": resolved.role.as_str()}), now).await?;
+    admin_logins::insert_link(
+        &mut tx,
+        &link_id,
+        &id,
+        &hash_token(&secret),
+        now,
+        expires_at,
+    )
+    .await?;
+    audit_login(
+        &mut tx,
+        actor,
+        "admin.login_created",
+        &id,
+        resolved.partner_id.as_deref(),
+        json!({"role": resolved.role.as_str()}),
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(CreatedLogin {
         id,
@@ -307,7 +326,16 @@ pub async fn set_password(
         label: format!("login:{login_id}"),
         request_id,
     };
-    audit_login(&mut tx, &actor, "admin.password_set", &login_id, None, json!({}), now).await?;
+    audit_login(
+        &mut tx,
+        &actor,
+        "admin.password_set",
+        &login_id,
+        None,
+        json!({}),
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Ok(()))
 }
@@ -339,7 +367,10 @@ pub async fn sign_in(
             format!("admin-login:name:{}", hash_token(&name.to_lowercase())),
             ATTEMPTS_PER_NAME,
         ),
-        (format!("admin-login:ip:{}", hash_token(client_ip)), ATTEMPTS_PER_IP),
+        (
+            format!("admin-login:ip:{}", hash_token(client_ip)),
+            ATTEMPTS_PER_IP,
+        ),
     ];
     let (login, allowed) = {
         let mut tx = deps.db.begin_write().await?;
@@ -383,7 +414,16 @@ pub async fn sign_in(
                 label: l.principal.actor_label(),
                 ..actor
             };
-            audit_login(&mut tx, &actor, "admin.signed_in", &l.id, scope_partner(&l.principal), json!({}), now).await?;
+            audit_login(
+                &mut tx,
+                &actor,
+                "admin.signed_in",
+                &l.id,
+                scope_partner(&l.principal),
+                json!({}),
+                now,
+            )
+            .await?;
             SignIn::Session(secret)
         }
         _ => {
@@ -425,8 +465,8 @@ pub struct AdminSession {
 pub async fn session(deps: &Deps, secret: &str) -> Result<Option<AdminSession>, ServiceError> {
     let now = deps.now_ms();
     let mut conn = deps.db.pool().acquire().await?;
-    let Some(row) = admin_sessions::usable(&mut conn, &hash_token(secret), now, SESSION_IDLE_MS)
-        .await?
+    let Some(row) =
+        admin_sessions::usable(&mut conn, &hash_token(secret), now, SESSION_IDLE_MS).await?
     else {
         return Ok(None);
     };
@@ -448,7 +488,16 @@ pub async fn sign_out(deps: &Deps, secret: &str, actor: &Actor) -> Result<(), Se
     let now = deps.now_ms();
     let mut tx = deps.db.begin_write().await?;
     if let Some(login_id) = admin_sessions::end(&mut tx, &hash_token(secret), now).await? {
-        audit_login(&mut tx, actor, "admin.signed_out", &login_id, None, json!({}), now).await?;
+        audit_login(
+            &mut tx,
+            actor,
+            "admin.signed_out",
+            &login_id,
+            None,
+            json!({}),
+            now,
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(())
@@ -463,10 +512,21 @@ pub async fn disable_login(deps: &Deps, actor: &Actor, name: &str) -> Result<u64
         .await?
         .ok_or(ServiceError::NotFound)?;
     if !admin_logins::disable(&mut tx, &login.id, now).await? {
-        return Err(ServiceError::Conflict("the login is already disabled".into()));
+        return Err(ServiceError::Conflict(
+            "the login is already disabled".into(),
+        ));
     }
     let ended = admin_sessions::end_all(&mut tx, &login.id, now).await?;
-    audit_login(&mut tx, actor, "admin.login_disabled", &login.id, scope_partner(&login.principal), json!({"sessions_ended": ended}), now).await?;
+    audit_login(
+        &mut tx,
+        actor,
+        "admin.login_disabled",
+        &login.id,
+        scope_partner(&login.principal),
+        json!({"sessions_ended": ended}),
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(ended)
 }
@@ -474,8 +534,7 @@ pub async fn disable_login(deps: &Deps, actor: &Actor, name: &str) -> Result<u64
 /// Whether neither a login nor an unrevoked admin token exists yet (a fresh install).
 pub async fn first_run(deps: &Deps) -> Result<bool, ServiceError> {
     let mut conn = deps.db.pool().acquire().await?;
-    Ok(!admin_logins::any(&mut conn).await?
-        && !store::tokens::any_admin_token(&mut conn).await?)
+    Ok(!admin_logins::any(&mut conn).await? && !store::tokens::any_admin_token(&mut conn).await?)
 }
 
 /// The console session cookie: `__Host-` prefixed (Secure, path `/`, no domain) when the

@@ -226,7 +226,9 @@ pub async fn authenticate_partner(
 
 /// The admin token id for a bearer token, if it is valid; cached like partner tokens.
 pub async fn authenticate_admin(deps: &Deps, secret: &str) -> Result<Option<String>, ServiceError> {
-    Ok(authenticate_admin_principal(deps, secret).await?.map(|p| p.id))
+    Ok(authenticate_admin_principal(deps, secret)
+        .await?
+        .map(|p| p.id))
 }
 
 /// The principal (token id, role, scope) of a valid admin bearer token; cached.

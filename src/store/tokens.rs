@@ -151,13 +151,19 @@ pub(crate) fn principal(
 ) -> Result<AdminPrincipal, DbError> {
     let corrupt = |m: String| DbError::Decode(m.into());
     let role: String = row.try_get("role")?;
-    let role: AdminRole = role.parse().map_err(|e: crate::domain::admin_role::UnknownRole| corrupt(e.to_string()))?;
+    let role: AdminRole = role
+        .parse()
+        .map_err(|e: crate::domain::admin_role::UnknownRole| corrupt(e.to_string()))?;
     let scope = AdminPrincipal::scope_for(
         role,
         row.try_get("partner_id")?,
         row.try_get("sponsor_email")?,
     )
-    .ok_or_else(|| corrupt(format!("admin principal {id}: scope does not fit role {role}")))?;
+    .ok_or_else(|| {
+        corrupt(format!(
+            "admin principal {id}: scope does not fit role {role}"
+        ))
+    })?;
     Ok(AdminPrincipal {
         kind,
         id: id.to_string(),

@@ -57,7 +57,12 @@ impl Callers {
     }
 }
 
-async fn issue(app: &TestApp, role: AdminRole, partner: Option<&str>, sponsor: Option<&str>) -> String {
+async fn issue(
+    app: &TestApp,
+    role: AdminRole,
+    partner: Option<&str>,
+    sponsor: Option<&str>,
+) -> String {
     let grant = RoleGrant {
         role,
         partner: partner.map(|p| PartnerSlug::parse(p).unwrap()),
@@ -130,12 +135,33 @@ async fn each_route_answers_each_role_within_its_scope(backend: Backend) {
     ];
     let callers = Callers {
         tokens: vec![
-            ("admin".into(), issue(&app, AdminRole::Admin, None, None).await),
-            ("auditor".into(), issue(&app, AdminRole::Auditor, None, None).await),
-            ("pa_acme".into(), issue(&app, AdminRole::PartnerAdmin, Some("acme"), None).await),
-            ("pa_beta".into(), issue(&app, AdminRole::PartnerAdmin, Some("beta"), None).await),
+            (
+                "admin".into(),
+                issue(&app, AdminRole::Admin, None, None).await,
+            ),
+            (
+                "auditor".into(),
+                issue(&app, AdminRole::Auditor, None, None).await,
+            ),
+            (
+                "pa_acme".into(),
+                issue(&app, AdminRole::PartnerAdmin, Some("acme"), None).await,
+            ),
+            (
+                "pa_beta".into(),
+                issue(&app, AdminRole::PartnerAdmin, Some("beta"), None).await,
+            ),
             // The scope compares case-insensitively with the sponsor the rules set.
-            ("sponsor".into(), issue(&app, AdminRole::Sponsor, None, Some("dr.grey@HOSPITAL.example")).await),
+            (
+                "sponsor".into(),
+                issue(
+                    &app,
+                    AdminRole::Sponsor,
+                    None,
+                    Some("dr.grey@HOSPITAL.example"),
+                )
+                .await,
+            ),
         ],
     };
     let admin = callers.token("admin");
@@ -156,7 +182,13 @@ async fn each_route_answers_each_role_within_its_scope(backend: Backend) {
     // One import of each partner, a partner token of acme to revoke, an admin token to revoke.
     let mut import_of = Vec::new();
     for p in ["acme", "beta"] {
-        let r = call(&app, Some(admin), Method::POST, &format!("/imports?partner={p}&dry_run=true")).await;
+        let r = call(
+            &app,
+            Some(admin),
+            Method::POST,
+            &format!("/imports?partner={p}&dry_run=true"),
+        )
+        .await;
         assert_eq!(r.status, 202, "{}", r.body);
         let id = r.body["id"].as_str().unwrap().to_string();
         wait_import(&app, admin, &id).await;
@@ -183,33 +215,164 @@ async fn each_route_answers_each_role_within_its_scope(backend: Backend) {
     let delete = Method::DELETE;
     let table: Vec<Row> = vec![
         (get.clone(), "/guests".into(), s([200, 200, 200, 200, 200])),
-        (get.clone(), "/guests?partner=acme".into(), s([200, 200, 200, 200, 200])),
-        (get.clone(), format!("/guests/{a2}"), s([200, 200, 200, 404, 404])),
-        (get.clone(), format!("/guests/{b1}"), s([200, 200, 404, 200, 200])),
-        (get.clone(), format!("/guests/{a1}/explain"), s([200, 200, 200, 404, 200])),
-        (get.clone(), format!("/guests/{b2}/explain"), s([200, 200, 404, 200, 404])),
-        (post.clone(), format!("/guests/{a1}/approve"), only(&[("auditor", 403), ("pa_beta", 404), ("sponsor", 200)])),
-        (post.clone(), format!("/guests/{a2}/approve"), only(&[("sponsor", 404), ("pa_beta", 404), ("auditor", 403), ("pa_acme", 200)])),
-        (post.clone(), format!("/guests/{b1}/approve"), only(&[("pa_acme", 404), ("admin", 200)])),
-        (post.clone(), format!("/guests/{b2}/approve"), only(&[("sponsor", 404), ("pa_beta", 200)])),
-        (post.clone(), format!("/guests/{a1}/invitation"), only(&[("auditor", 403), ("pa_beta", 404), ("sponsor", 200)])),
-        (delete.clone(), format!("/guests/{a1}/invitation"), only(&[("sponsor", 403), ("auditor", 403), ("pa_beta", 404), ("pa_acme", 200)])),
-        (post.clone(), format!("/guests/{b1}/mfa/reset"), only(&[("sponsor", 403), ("auditor", 403), ("pa_acme", 404), ("pa_beta", 200)])),
+        (
+            get.clone(),
+            "/guests?partner=acme".into(),
+            s([200, 200, 200, 200, 200]),
+        ),
+        (
+            get.clone(),
+            format!("/guests/{a2}"),
+            s([200, 200, 200, 404, 404]),
+        ),
+        (
+            get.clone(),
+            format!("/guests/{b1}"),
+            s([200, 200, 404, 200, 200]),
+        ),
+        (
+            get.clone(),
+            format!("/guests/{a1}/explain"),
+            s([200, 200, 200, 404, 200]),
+        ),
+        (
+            get.clone(),
+            format!("/guests/{b2}/explain"),
+            s([200, 200, 404, 200, 404]),
+        ),
+        (
+            post.clone(),
+            format!("/guests/{a1}/approve"),
+            only(&[("auditor", 403), ("pa_beta", 404), ("sponsor", 200)]),
+        ),
+        (
+            post.clone(),
+            format!("/guests/{a2}/approve"),
+            only(&[
+                ("sponsor", 404),
+                ("pa_beta", 404),
+                ("auditor", 403),
+                ("pa_acme", 200),
+            ]),
+        ),
+        (
+            post.clone(),
+            format!("/guests/{b1}/approve"),
+            only(&[("pa_acme", 404), ("admin", 200)]),
+        ),
+        (
+            post.clone(),
+            format!("/guests/{b2}/approve"),
+            only(&[("sponsor", 404), ("pa_beta", 200)]),
+        ),
+        (
+            post.clone(),
+            format!("/guests/{a1}/invitation"),
+            only(&[("auditor", 403), ("pa_beta", 404), ("sponsor", 200)]),
+        ),
+        (
+            delete.clone(),
+            format!("/guests/{a1}/invitation"),
+            only(&[
+                ("sponsor", 403),
+                ("auditor", 403),
+                ("pa_beta", 404),
+                ("pa_acme", 200),
+            ]),
+        ),
+        (
+            post.clone(),
+            format!("/guests/{b1}/mfa/reset"),
+            only(&[
+                ("sponsor", 403),
+                ("auditor", 403),
+                ("pa_acme", 404),
+                ("pa_beta", 200),
+            ]),
+        ),
         (get.clone(), "/imports".into(), s([200, 200, 200, 200, 403])),
-        (get.clone(), format!("/imports/{imp_a}"), s([200, 200, 200, 404, 403])),
-        (get.clone(), format!("/imports/{imp_b}/errors.csv"), s([200, 200, 404, 200, 403])),
-        (post.clone(), "/imports?partner=acme&dry_run=true".into(), only(&[("auditor", 403), ("sponsor", 403), ("pa_beta", 404), ("pa_acme", 202)])),
-        (get.clone(), "/partners/acme/tokens".into(), s([200, 200, 200, 404, 403])),
-        (delete.clone(), format!("/partners/acme/tokens/{acme_token}"), only(&[("auditor", 403), ("sponsor", 403), ("pa_beta", 404), ("pa_acme", 204)])),
-        (get.clone(), "/admin-tokens".into(), s([200, 200, 403, 403, 403])),
-        (delete.clone(), format!("/admin-tokens/{}", spare.id), only(&[("auditor", 403), ("pa_acme", 403), ("sponsor", 403), ("admin", 204)])),
-        (get.clone(), "/mappings".into(), s([200, 200, 403, 403, 403])),
-        (post.clone(), "/mappings/diff".into(), s([200, 200, 403, 403, 403])),
-        (post.clone(), "/mappings/reload".into(), only(&[("auditor", 403), ("pa_acme", 403), ("sponsor", 403), ("admin", 200)])),
+        (
+            get.clone(),
+            format!("/imports/{imp_a}"),
+            s([200, 200, 200, 404, 403]),
+        ),
+        (
+            get.clone(),
+            format!("/imports/{imp_b}/errors.csv"),
+            s([200, 200, 404, 200, 403]),
+        ),
+        (
+            post.clone(),
+            "/imports?partner=acme&dry_run=true".into(),
+            only(&[
+                ("auditor", 403),
+                ("sponsor", 403),
+                ("pa_beta", 404),
+                ("pa_acme", 202),
+            ]),
+        ),
+        (
+            get.clone(),
+            "/partners/acme/tokens".into(),
+            s([200, 200, 200, 404, 403]),
+        ),
+        (
+            delete.clone(),
+            format!("/partners/acme/tokens/{acme_token}"),
+            only(&[
+                ("auditor", 403),
+                ("sponsor", 403),
+                ("pa_beta", 404),
+                ("pa_acme", 204),
+            ]),
+        ),
+        (
+            get.clone(),
+            "/admin-tokens".into(),
+            s([200, 200, 403, 403, 403]),
+        ),
+        (
+            delete.clone(),
+            format!("/admin-tokens/{}", spare.id),
+            only(&[
+                ("auditor", 403),
+                ("pa_acme", 403),
+                ("sponsor", 403),
+                ("admin", 204),
+            ]),
+        ),
+        (
+            get.clone(),
+            "/mappings".into(),
+            s([200, 200, 403, 403, 403]),
+        ),
+        (
+            post.clone(),
+            "/mappings/diff".into(),
+            s([200, 200, 403, 403, 403]),
+        ),
+        (
+            post.clone(),
+            "/mappings/reload".into(),
+            only(&[
+                ("auditor", 403),
+                ("pa_acme", 403),
+                ("sponsor", 403),
+                ("admin", 200),
+            ]),
+        ),
         (get.clone(), "/sync".into(), s([200, 200, 403, 403, 403])),
         // Past the role check, the admin reaches the handler: no such dead letter, no target.
-        (post.clone(), "/sync/events/00000000-0000-0000-0000-000000000000/replay".into(), s([404, 403, 403, 403, 403])),
-        (post.clone(), "/sync/targets/none/reconcile?dry_run=true".into(), s([404, 403, 403, 403, 403])),
+        (
+            post.clone(),
+            "/sync/events/00000000-0000-0000-0000-000000000000/replay".into(),
+            s([404, 403, 403, 403, 403]),
+        ),
+        (
+            post.clone(),
+            "/sync/targets/none/reconcile?dry_run=true".into(),
+            s([404, 403, 403, 403, 403]),
+        ),
     ];
 
     let mut failures = Vec::new();
@@ -235,7 +398,9 @@ async fn each_route_answers_each_role_within_its_scope(backend: Backend) {
                 let listed = ids(&res.body, "guests", "id");
                 let expected: BTreeSet<String> = match (role, path.contains("partner=acme")) {
                     ("admin" | "auditor", false) => [&a1, &a2, &b1, &b2].map(String::clone).into(),
-                    ("admin" | "auditor" | "pa_acme", true) | ("pa_acme", false) => [&a1, &a2].map(String::clone).into(),
+                    ("admin" | "auditor" | "pa_acme", true) | ("pa_acme", false) => {
+                        [&a1, &a2].map(String::clone).into()
+                    }
                     ("pa_beta", false) => [&b1, &b2].map(String::clone).into(),
                     ("pa_beta", true) => BTreeSet::new(),
                     ("sponsor", false) => [&a1, &b1].map(String::clone).into(),
@@ -243,7 +408,10 @@ async fn each_route_answers_each_role_within_its_scope(backend: Backend) {
                     _ => unreachable!(),
                 };
                 if listed != expected {
-                    failures.push(format!("{path} as {} listed {listed:?}, want {expected:?}", role));
+                    failures.push(format!(
+                        "{path} as {} listed {listed:?}, want {expected:?}",
+                        role
+                    ));
                 }
                 if res.body["total"] != expected.len() {
                     failures.push(format!("{path} as {} total {}", role, res.body["total"]));
@@ -266,7 +434,12 @@ async fn each_route_answers_each_role_within_its_scope(backend: Backend) {
             }
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 
     // The audit log names the role and the token id, nothing personal.
     let a1_detail = call(&app, Some(admin), Method::GET, &format!("/guests/{a1}")).await;
@@ -276,8 +449,14 @@ async fn each_route_answers_each_role_within_its_scope(backend: Backend) {
         .iter()
         .filter_map(|h| h["actor"].as_str())
         .collect();
-    assert!(actors.iter().any(|a| a.starts_with("sponsor:")), "{actors:?}");
-    assert!(actors.iter().any(|a| a.starts_with("partner-admin:")), "{actors:?}");
+    assert!(
+        actors.iter().any(|a| a.starts_with("sponsor:")),
+        "{actors:?}"
+    );
+    assert!(
+        actors.iter().any(|a| a.starts_with("partner-admin:")),
+        "{actors:?}"
+    );
     assert!(actors.iter().all(|a| !a.contains('@')), "{actors:?}");
 
     // Refusals wrote nothing: b2's only approval is its partner-admin's, after the sponsor's
@@ -288,7 +467,20 @@ async fn each_route_answers_each_role_within_its_scope(backend: Backend) {
         .unwrap()
         .iter()
         .filter(|h| h["detail"]["event"] == "Approve")
-        .map(|h| h["actor"].as_str().unwrap().split(':').next().unwrap().to_string())
+        .map(|h| {
+            h["actor"]
+                .as_str()
+                .unwrap()
+                .split(':')
+                .next()
+                .unwrap()
+                .to_string()
+        })
         .collect::<Vec<_>>();
-    assert_eq!(approvals, ["partner-admin"], "{}", b2_detail.body["history"]);
+    assert_eq!(
+        approvals,
+        ["partner-admin"],
+        "{}",
+        b2_detail.body["history"]
+    );
 }

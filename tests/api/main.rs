@@ -1,6 +1,8 @@
 //! Integration tests: the real application over HTTP on a random port, on SQLite and (when
 //! GUESTBRIDGE_TEST_POSTGRES_URL is set) PostgreSQL.
 
+mod admin_login;
+mod admin_roles;
 mod admin_tokens;
 mod backup_restore;
 mod bad_input;
@@ -50,4 +52,3 @@ mod users_errors;
 mod users_filter;
 mod users_patch;
 mod write_path;
-mod admin_roles;
