@@ -52,7 +52,9 @@ mod tests {
             assert!(!out.contains("<b>Ann</b>"), "{name}");
         }
         let home = render("home.html", &serde_json::json!({"user": user, "csrf": "c", "role_text": "r", "active": "dashboard"})).unwrap();
-        assert!(home.contains("Signed in as <strong>&lt;b&gt;Ann&lt;&#x2f;b&gt;</strong> (auditor)"));
+        assert!(
+            home.contains("Signed in as <strong>&lt;b&gt;Ann&lt;&#x2f;b&gt;</strong> (auditor)")
+        );
         assert!(home.contains("aria-current=\"page\""));
         assert!(home.contains("href=\"#main\""));
     }

@@ -1,6 +1,7 @@
 //! Integration tests: the real application over HTTP on a random port, on SQLite and (when
 //! GUESTBRIDGE_TEST_POSTGRES_URL is set) PostgreSQL.
 
+mod admin_browser;
 mod admin_login;
 mod admin_roles;
 mod admin_tokens;
