@@ -493,3 +493,78 @@ async fn idle_and_absolute_timeouts_and_disabling_end_sessions(backend: Backend)
     );
     let _ = Arc::strong_count(&clock);
 }
+
+both_backends!(serve_prints_the_console_url_and_on_a_fresh_install_how_to_begin);
+
+/// What `serve` prints on stdout in its first seconds (then it is stopped).
+fn serve_banner(database_url: &str) -> String {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_guestbridge"))
+        .arg("serve")
+        .env("GUESTBRIDGE_DATABASE_URL", database_url)
+        .env("GUESTBRIDGE_LISTEN", "127.0.0.1:0")
+        .env("GUESTBRIDGE_PUBLIC_URL", "https://gb.example")
+        .env("GUESTBRIDGE_SECRET_KEY", TEST_SECRET_KEY)
+        .env("GUESTBRIDGE_JOBS", "off")
+        .env(
+            "GUESTBRIDGE_MAPPINGS",
+            "/nonexistent/guestbridge-test-mappings",
+        )
+        .env("RUST_LOG", "off")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start serve");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut out = String::new();
+    // The first line may wait for migrations; the rest follows at once.
+    let mut wait = std::time::Duration::from_secs(60);
+    while let Ok(line) = rx.recv_timeout(wait) {
+        out.push_str(&line);
+        out.push('\n');
+        wait = std::time::Duration::from_millis(1500);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    out
+}
+
+async fn serve_prints_the_console_url_and_on_a_fresh_install_how_to_begin(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = crate::helpers::fresh_database(backend, &dir).await;
+    let banner = |url: &str| {
+        let url = url.to_string();
+        tokio::task::spawn_blocking(move || serve_banner(&url))
+    };
+    let fresh = banner(&url).await.unwrap();
+    assert!(
+        fresh.starts_with("Admin console: https://gb.example/admin\n"),
+        "{fresh}"
+    );
+    assert!(
+        fresh.contains("guestbridge admin create-login NAME"),
+        "{fresh}"
+    );
+
+    // Once a login exists, only the console's address.
+    let out = Command::new(env!("CARGO_BIN_EXE_guestbridge"))
+        .args(["admin", "create-login", "first"])
+        .env("GUESTBRIDGE_DATABASE_URL", &url)
+        .env("GUESTBRIDGE_SECRET_KEY", TEST_SECRET_KEY)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    if let Some(link) = String::from_utf8_lossy(&out.stdout).lines().last() {
+        crate::log_scan::register_secret(link.rsplit('/').next().unwrap());
+    }
+    let later = banner(&url).await.unwrap();
+    assert_eq!(later, "Admin console: https://gb.example/admin\n");
+}
