@@ -19,6 +19,7 @@ use crate::app_state::AppState;
 use crate::auth::tokens;
 use crate::domain::{AdminPrincipal, AdminRole, AdminScope};
 use crate::services::admin_auth::{self, RequestAuth};
+use crate::services::admin_policy;
 use crate::services::{Actor, ServiceError};
 use crate::store::guests::GuestRow;
 
@@ -100,7 +101,7 @@ impl ResponseError for AdminError {
     }
 }
 
-pub use crate::services::admin_auth::Need;
+pub use crate::services::admin_policy::Need;
 
 /// An authenticated admin principal (bearer token or console session) and what it may do.
 /// Handlers call [`AdminCaller::require`] for the role, and the scope checks for rows.
@@ -124,7 +125,7 @@ impl AdminCaller {
 
     /// 403 unless the role allows what is needed.
     pub fn require(&self, need: Need) -> Result<(), AdminError> {
-        if admin_auth::allows(self.principal.role, need) {
+        if admin_policy::allows(self.principal.role, need) {
             Ok(())
         } else {
             Err(forbidden())
@@ -133,7 +134,7 @@ impl AdminCaller {
 
     /// 404 (as if it did not exist) unless the scope covers this partner.
     pub fn require_partner(&self, partner_id: &str) -> Result<(), AdminError> {
-        if admin_auth::covers_partner(&self.principal, partner_id) {
+        if admin_policy::covers_partner(&self.principal, partner_id) {
             Ok(())
         } else {
             Err(not_found())
@@ -141,7 +142,7 @@ impl AdminCaller {
     }
 
     pub fn can_see_guest(&self, guest: &GuestRow) -> bool {
-        admin_auth::sees_guest(&self.principal, &guest.partner_id, guest.sponsor.as_deref())
+        admin_policy::sees_guest(&self.principal, &guest.partner_id, guest.sponsor.as_deref())
     }
 
     /// 404 unless the scope shows this guest.

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod admin_auth;
+pub mod admin_policy;
 pub(crate) mod bearer_tokens;
 pub(crate) mod claim_loop;
 pub mod groups;

@@ -484,3 +484,135 @@ async fn each_route_answers_each_role_within_its_scope(backend: Backend) {
         b2_detail.body["history"]
     );
 }
+
+both_backends!(admin_token_roles_from_the_command_line_and_bad_options_write_nothing);
+
+fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_guestbridge"))
+        .args(args)
+        .env("GUESTBRIDGE_DATABASE_URL", &app.database_url)
+        .env("GUESTBRIDGE_SECRET_KEY", crate::helpers::TEST_SECRET_KEY)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run guestbridge")
+}
+
+async fn admin_token_roles_from_the_command_line_and_bad_options_write_nothing(backend: Backend) {
+    let app = spawn_with_rules(backend, &[("rules.toml", RULES)]).await;
+    app.partner("acme").await;
+    let count = || async {
+        let mut conn = app.deps.db.pool().acquire().await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM admin_tokens")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        let m: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM admin_logins")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        (n, m)
+    };
+    for (args, needle) in [
+        (
+            &["admin", "token", "--role", "root"][..],
+            "role must be one of",
+        ),
+        (
+            &["admin", "token", "--role", "partner-admin"][..],
+            "needs --partner",
+        ),
+        (
+            &[
+                "admin",
+                "token",
+                "--role",
+                "partner-admin",
+                "--partner",
+                "nobody",
+            ][..],
+            "no partner nobody",
+        ),
+        (
+            &["admin", "token", "--role", "sponsor"][..],
+            "needs --sponsor",
+        ),
+        (
+            &[
+                "admin",
+                "token",
+                "--role",
+                "sponsor",
+                "--sponsor",
+                "not-an-address",
+            ][..],
+            "e-mail address",
+        ),
+        (
+            &["admin", "token", "--role", "auditor", "--partner", "acme"][..],
+            "only for the partner-admin",
+        ),
+        (
+            &["admin", "create-login", "x", "--role", "sponsor"][..],
+            "needs --sponsor",
+        ),
+        (
+            &["admin", "create-login", "", "--role", "admin"][..],
+            "login name",
+        ),
+    ] {
+        let out = cli(&app, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    }
+    assert_eq!(count().await, (0, 0), "refused options wrote nothing");
+
+    let out = cli(
+        &app,
+        &[
+            "admin",
+            "token",
+            "--name",
+            "acme ops",
+            "--role",
+            "partner-admin",
+            "--partner",
+            "acme",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let token = stdout.lines().last().unwrap().to_string();
+    crate::log_scan::register_secret(&token);
+    let mine = call(&app, Some(&token), Method::GET, "/partners/acme/tokens").await;
+    assert_eq!(mine.status, 200, "{}", mine.body);
+    assert_eq!(
+        call(&app, Some(&token), Method::GET, "/admin-tokens")
+            .await
+            .status,
+        403
+    );
+    let admin = issue(&app, AdminRole::Admin, None, None).await;
+    let listed = call(&app, Some(&admin), Method::GET, "/admin-tokens").await;
+    let roles: Vec<&str> = listed.body["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["partner-admin", "admin"]);
+    let twice = cli(&app, &["admin", "create-login", "Same"]);
+    assert!(twice.status.success());
+    let again = cli(&app, &["admin", "create-login", "same"]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    for out in [&twice] {
+        if let Some(link) = String::from_utf8_lossy(&out.stdout).lines().last() {
+            crate::log_scan::register_secret(link.rsplit('/').next().unwrap());
+        }
+    }
+}
