@@ -183,7 +183,11 @@ impl Application {
                 .route("/healthz", web::get().to(crate::health::get_healthz))
                 .route("/readyz", web::get().to(crate::health::get_readyz))
                 .route("/metrics", web::get().to(crate::metrics::get_metrics))
-                .service(web::scope("/api/v1").configure(crate::admin::configure))
+                .service(
+                    web::scope("/api/v1")
+                        .wrap(from_fn(crate::admin::error_shape::with_request_id))
+                        .configure(crate::admin::configure),
+                )
                 // Before the portal, whose `/` it replaces with the landing page.
                 .configure(crate::console::configure)
                 .configure(crate::portal::configure)

@@ -199,14 +199,15 @@ pub async fn get_import(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     admin.require(Need::ReadPartner)?;
-    if let Some(r) = import_records::get(&state.deps, &id).await? {
-        admin.require_partner(&r.partner_id)?;
-        return Ok(HttpResponse::Ok().json(record_json(&r)));
-    }
-    match running_partners().get(id.as_str()) {
-        Some(p) => admin.require_partner(p)?,
-        // Failed before it was recorded: only the unscoped roles see it.
-        None => admin.require_partner("")?,
+    // Memory first: an import writes its record before it leaves memory, so an id that is no
+    // longer held has its record. Reading the record first would lose an import that ends
+    // between the two reads (404 for an import that finished).
+    if state.imports.progress(&id).is_some() {
+        match running_partners().get(id.as_str()) {
+            Some(p) => admin.require_partner(p)?,
+            // Failed before it was recorded: only the unscoped roles see it.
+            None => admin.require_partner("")?,
+        }
     }
     match state.imports.progress(&id) {
         Some(Progress::Failed(failure)) => Ok(HttpResponse::Ok()
@@ -215,7 +216,13 @@ pub async fn get_import(
             Ok(HttpResponse::Ok()
                 .json(json!({"id": id.as_str(), "status": "running", "rows": rows})))
         }
-        None => Err(AdminError::new(StatusCode::NOT_FOUND, "no such import")),
+        None => match import_records::get(&state.deps, &id).await? {
+            Some(r) => {
+                admin.require_partner(&r.partner_id)?;
+                Ok(HttpResponse::Ok().json(record_json(&r)))
+            }
+            None => Err(AdminError::new(StatusCode::NOT_FOUND, "no such import")),
+        },
     }
 }
 

@@ -2,9 +2,15 @@
 //! (`guestbridge admin token`) or a console session cookie (with its CSRF token on changes);
 //! every handler checks the principal's role and scope. Errors are `{"error": …, "request_id": …}` with the status.
 
+pub mod audit_api;
+pub mod error_shape;
+pub mod guest_actions_api;
 pub mod guests_api;
 pub mod imports_api;
+pub mod jobs_api;
 pub mod mappings_api;
+pub mod paging;
+pub mod partners_api;
 pub mod sync_api;
 pub mod tokens_api;
 
@@ -28,7 +34,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(imports_api::configure)
         .configure(mappings_api::configure)
         .configure(sync_api::configure)
-        .configure(tokens_api::configure);
+        .configure(tokens_api::configure)
+        .configure(guest_actions_api::configure)
+        .configure(partners_api::configure)
+        .configure(jobs_api::configure)
+        .configure(audit_api::configure);
 }
 
 /// An admin API error.
@@ -80,6 +90,17 @@ impl From<ServiceError> for AdminError {
     }
 }
 
+impl AdminError {
+    /// The error body, without the request id (`error_shape` adds it).
+    pub fn body(&self) -> serde_json::Value {
+        let mut body = json!({"error": self.message});
+        if let Some(errors) = &self.errors {
+            body["errors"] = errors.clone();
+        }
+        body
+    }
+}
+
 impl ResponseError for AdminError {
     fn status_code(&self) -> StatusCode {
         self.status
@@ -93,11 +114,7 @@ impl ResponseError for AdminError {
                 "Bearer realm=\"guestbridge-admin\"",
             ));
         }
-        let mut body = json!({"error": self.message});
-        if let Some(errors) = &self.errors {
-            body["errors"] = errors.clone();
-        }
-        res.json(body)
+        res.json(self.body())
     }
 }
 

@@ -90,6 +90,11 @@ pub enum Command {
         #[arg(long, env = "GUESTBRIDGE_SERVER_URL", value_name = "URL")]
         server: Option<String>,
     },
+    /// Check the audit log's hash chains.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Show what the rules decide for a partner's person, rule by rule.
     Explain {
         /// The partner's slug.
@@ -227,6 +232,13 @@ pub enum AdminCommand {
     List,
     /// Revoke an admin API token by id (the id is in the audit log as `admin:ID`).
     Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute every chained audit row's hash and check each chain's order and head;
+    /// exits non-zero naming the first bad row.
+    Verify,
 }
 
 /// The role given to an admin token or login.

@@ -13,6 +13,7 @@ use crate::store::Db;
 
 mod admin_logins;
 mod args;
+mod audit;
 mod import;
 pub mod import_submit;
 mod serve;
@@ -346,6 +347,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await
         }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => audit::verify(&settings).await,
         Command::Explain { partner, user_name } => {
             let deps = deps(&settings).await?;
             let partner = services::partners::find_partner(&deps, &slug(&partner)?)

@@ -32,6 +32,8 @@ pub enum SuspendReason {
     Lapsed,
     /// The guest did not sign in for too long.
     Inactive,
+    /// An administrator suspended the guest; only an administrator resumes them.
+    Admin,
 }
 
 /// Where a guest stands.
@@ -75,6 +77,11 @@ pub enum Event {
     Reinvite,
     /// The partner deleted the person, or an admin removed the guest.
     Remove,
+    /// An administrator suspends the guest: no rule, partner or job change undoes it.
+    AdminSuspend,
+    /// An administrator resumes a guest they suspended: back to where the guest had got to,
+    /// from where the rules decide again.
+    AdminResume { redeemed: bool, approved: bool },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -101,6 +108,18 @@ pub fn transition(from: GuestState, event: Event) -> Result<GuestState, InvalidT
         (PendingApproval | Invited, Event::Decline) => Ok(Suspended(R::Declined)),
         (Invited, Event::Lapse) => Ok(Suspended(R::Lapsed)),
         (Active, Event::Inactivity) => Ok(Suspended(R::Inactive)),
+
+        // An administrator's suspension holds whatever else happens, until they resume it.
+        (Suspended(R::Admin), Event::AdminSuspend) => Ok(from),
+        (_, Event::AdminSuspend) => Ok(Suspended(R::Admin)),
+        (Suspended(R::Admin), Event::AdminResume { redeemed, approved }) => Ok(if redeemed {
+            Active
+        } else if approved {
+            Invited
+        } else {
+            PendingApproval
+        }),
+        (Suspended(R::Admin), Event::Deactivate | Event::GrantsGone | Event::Expire) => Ok(from),
 
         // The partner's word wins over every other reason to be suspended.
         (PendingApproval | Invited | Active, Event::Deactivate) => Ok(Suspended(R::Deactivated)),
@@ -155,6 +174,7 @@ impl SuspendReason {
             SuspendReason::NoGrants => "no_grants",
             SuspendReason::Lapsed => "lapsed",
             SuspendReason::Inactive => "inactive",
+            SuspendReason::Admin => "admin",
         }
     }
 }
@@ -193,6 +213,7 @@ impl FromStr for GuestState {
                     Some("no_grants") => SuspendReason::NoGrants,
                     Some("lapsed") => SuspendReason::Lapsed,
                     Some("inactive") => SuspendReason::Inactive,
+                    Some("admin") => SuspendReason::Admin,
                     _ => return Err(UnknownState(s.to_string())),
                 };
                 GuestState::Suspended(reason)
@@ -207,7 +228,8 @@ mod tests {
     use GuestState::*;
     use SuspendReason as R;
 
-    const ALL_STATES: [GuestState; 11] = [
+    const ALL_STATES: [GuestState; 12] = [
+        Suspended(R::Admin),
         PendingApproval,
         Invited,
         Active,
@@ -240,6 +262,36 @@ mod tests {
         ] {
             assert!(transition(from, Event::Reinvite).is_err(), "{from}");
         }
+    }
+
+    #[test]
+    fn only_an_admin_undoes_an_admin_suspension() {
+        for s in [PendingApproval, Invited, Active, Suspended(R::Expired)] {
+            assert_eq!(
+                transition(s, Event::AdminSuspend).unwrap(),
+                Suspended(R::Admin)
+            );
+        }
+        let held = Suspended(R::Admin);
+        for e in [
+            Event::Deactivate,
+            Event::GrantsGone,
+            Event::Expire,
+            Event::Reinvite,
+            Event::Restore {
+                redeemed: true,
+                approved: true,
+            },
+        ] {
+            assert!(!transition(held, e).is_ok_and(|s| s != held), "{e:?}");
+        }
+        let resumed = Event::AdminResume {
+            redeemed: true,
+            approved: true,
+        };
+        assert_eq!(transition(held, resumed).unwrap(), Active);
+        assert!(transition(Active, resumed).is_err());
+        assert_eq!(transition(held, Event::Remove).unwrap(), Removed);
     }
 
     #[test]

@@ -8,7 +8,9 @@ use crate::auth::cache::TokenCache;
 use crate::auth::tokens;
 use crate::domain::{AdminPrincipal, Partner};
 use crate::store::audit::{self, AuditEntry};
-use crate::store::tokens::{AdminTokenAuth, AdminTokens, PartnerTokens, TokenKind};
+use crate::store::tokens::{
+    AdminTokenAuth, AdminTokens, PartnerTokenAuth, PartnerTokens, TokenKind,
+};
 
 /// What the services add to a kind of token: the cache of its authentications and the names
 /// its revocation is audited under.
@@ -31,8 +33,12 @@ impl CachedKind for PartnerTokens {
         &deps.auth_cache.partners
     }
 
-    fn answer(partner: Partner, _now_ms: i64) -> (Partner, bool) {
-        (partner, true)
+    /// Like admin tokens, one that expires within the cache's TTL is not cached.
+    fn answer(auth: PartnerTokenAuth, now_ms: i64) -> (Partner, bool) {
+        let cacheable = auth
+            .expires_at
+            .is_none_or(|at| at > now_ms + crate::auth::cache::TOKEN_CACHE_TTL_MS);
+        (auth.partner, cacheable)
     }
 }
 

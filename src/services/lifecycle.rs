@@ -240,7 +240,9 @@ async fn apply(
     cause: &Cause<'_>,
 ) -> Result<Outcome, ServiceError> {
     let now_ms = to_millis(now);
-    let decision = decide(rules, now, partner, person, existing.as_ref());
+    let mut decision = decide(rules, now, partner, person, existing.as_ref());
+    // An administrator's extension or revocation outlasts the rules' next decision.
+    let overrides = super::grant_overrides::respect(&mut decision, &existing_grants);
     let rules_json = json!(decision.matched_rules);
     let Some(mut guest) = existing else {
         if !decision.is_guest() || !person.active {
@@ -320,7 +322,8 @@ async fn apply(
         });
     }
     let start = guest.invited_at.unwrap_or(guest.created_at);
-    let desired = desired_grants(&guest.id, &decision, start);
+    let mut desired = desired_grants(&guest.id, &decision, start);
+    super::grant_overrides::mark(&mut desired, &overrides);
     let have: HashMap<_, &GrantRow> = existing_grants.iter().map(|g| (grant_key(g), g)).collect();
     let want: HashSet<_> = desired.iter().map(grant_key).collect();
     let mut outcome = Outcome {

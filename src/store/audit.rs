@@ -1,4 +1,5 @@
-//! The append-only audit log (UPDATE and DELETE are refused by triggers).
+//! The append-only audit log (UPDATE, DELETE and TRUNCATE are refused by triggers; each row
+//! is a link of a hash chain, see [`super::audit_chain`]).
 //!
 //! The log must outlive the people it mentions, so what names a person (userName, name,
 //! e-mail) is not written into `audit_log`: each such value moves to a row of
@@ -101,21 +102,32 @@ pub async fn append(
             .execute(&mut *conn)
             .await?;
     }
-    sqlx::query(
-        "INSERT INTO audit_log (at, actor, partner_id, action, target_type, target_id, request_id, detail)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(now_ms)
-    .bind(entry.actor)
-    .bind(entry.partner_id)
-    .bind(entry.action)
-    .bind(entry.target_type)
-    .bind(entry.target_id)
-    .bind(entry.request_id)
-    .bind(detail.to_string())
-    .execute(conn)
-    .await?;
+    let linked = super::audit_chain::link(&mut *conn, row(entry, detail, now_ms)).await?;
+    let placeholders: Vec<String> = (1..=linked.len()).map(|i| format!("${i}")).collect();
+    let sql = super::sql::Sql {
+        text: format!(
+            "{}({})",
+            super::audit_chain::LINKED_HEAD,
+            placeholders.join(", ")
+        ),
+        args: linked,
+    };
+    sql.query().execute(conn).await?;
     Ok(())
+}
+
+/// The values of an audit row in the column order of [`Table::Audit`].
+fn row(entry: &AuditEntry<'_>, detail: Value, now_ms: i64) -> Vec<Arg> {
+    vec![
+        Arg::Int(now_ms),
+        Arg::text(entry.actor),
+        Arg::opt_text(entry.partner_id),
+        Arg::text(entry.action),
+        Arg::text(entry.target_type),
+        Arg::opt_text(entry.target_id),
+        Arg::opt_text(entry.request_id),
+        Arg::Text(detail.to_string()),
+    ]
 }
 
 /// Queue an audit row in `work` (written with the unit's other rows).
@@ -132,19 +144,7 @@ pub fn queue(work: &mut Work, entry: &AuditEntry<'_>, now_ms: i64) {
             ],
         );
     }
-    work.queue(
-        Table::Audit,
-        vec![
-            Arg::Int(now_ms),
-            Arg::text(entry.actor),
-            Arg::opt_text(entry.partner_id),
-            Arg::text(entry.action),
-            Arg::text(entry.target_type),
-            Arg::opt_text(entry.target_id),
-            Arg::opt_text(entry.request_id),
-            Arg::Text(detail.to_string()),
-        ],
-    );
+    work.queue(Table::Audit, row(entry, detail, now_ms));
 }
 
 fn log(entry: &AuditEntry<'_>) {
@@ -177,11 +177,31 @@ pub struct AuditRecord {
     pub id: i64,
     pub at: i64,
     pub actor: String,
+    pub partner_id: Option<String>,
     pub action: String,
     pub target_type: String,
     pub target_id: Option<String>,
     pub request_id: Option<String>,
     pub detail: serde_json::Value,
+}
+
+const RECORD_COLUMNS: &str =
+    "id, at, actor, partner_id, action, target_type, target_id, request_id, detail";
+
+fn record(r: &sqlx::any::AnyRow) -> Result<AuditRecord, DbError> {
+    use sqlx::Row;
+    let detail: String = r.try_get("detail")?;
+    Ok(AuditRecord {
+        id: r.try_get("id")?,
+        at: r.try_get("at")?,
+        actor: r.try_get("actor")?,
+        partner_id: r.try_get("partner_id")?,
+        action: r.try_get("action")?,
+        target_type: r.try_get("target_type")?,
+        target_id: r.try_get("target_id")?,
+        request_id: r.try_get("request_id")?,
+        detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+    })
 }
 
 /// The history of one target, oldest first (bounded).
@@ -191,11 +211,10 @@ pub async fn for_target(
     target_id: &str,
     limit: i64,
 ) -> Result<Vec<AuditRecord>, DbError> {
-    use sqlx::Row;
-    let rows = sqlx::query(
-        "SELECT id, at, actor, action, target_type, target_id, request_id, detail FROM audit_log
-         WHERE target_type = $1 AND target_id = $2 ORDER BY id LIMIT $3",
-    )
+    let rows = sqlx::query(&format!(
+        "SELECT {RECORD_COLUMNS} FROM audit_log
+         WHERE target_type = $1 AND target_id = $2 ORDER BY id LIMIT $3"
+    ))
     .bind(target_type)
     .bind(target_id)
     .bind(limit)
@@ -203,19 +222,64 @@ pub async fn for_target(
     .await?;
     let mut records = rows
         .iter()
-        .map(|r| {
-            let detail: String = r.try_get("detail")?;
-            Ok(AuditRecord {
-                id: r.try_get("id")?,
-                at: r.try_get("at")?,
-                actor: r.try_get("actor")?,
-                action: r.try_get("action")?,
-                target_type: r.try_get("target_type")?,
-                target_id: r.try_get("target_id")?,
-                request_id: r.try_get("request_id")?,
-                detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
-            })
-        })
+        .map(record)
+        .collect::<Result<Vec<_>, DbError>>()?;
+    resolve_subjects(conn, &mut records).await?;
+    Ok(records)
+}
+
+/// Which entries a query of the log wants; every field set narrows it.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub partner_id: Option<String>,
+    /// `at` at or after (milliseconds).
+    pub since_ms: Option<i64>,
+    /// `at` before (milliseconds, exclusive).
+    pub until_ms: Option<i64>,
+}
+
+/// One page of entries matching `filter`, newest (highest id) first, below `before_id`
+/// when given (keyset paging), personal values resolved.
+pub async fn page(
+    conn: &mut AnyConnection,
+    filter: &AuditFilter,
+    before_id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<AuditRecord>, DbError> {
+    let mut sql = super::sql::Sql::new(format!(
+        "SELECT {RECORD_COLUMNS} FROM audit_log WHERE 1 = 1"
+    ));
+    let texts = [
+        ("actor", &filter.actor),
+        ("action", &filter.action),
+        ("target_type", &filter.target_type),
+        ("target_id", &filter.target_id),
+        ("partner_id", &filter.partner_id),
+    ];
+    for (column, value) in texts {
+        if let Some(v) = value {
+            sql.push(&format!(" AND {column} = "))
+                .bind(Arg::Text(v.clone()));
+        }
+    }
+    if let Some(t) = filter.since_ms {
+        sql.push(" AND at >= ").bind(Arg::Int(t));
+    }
+    if let Some(t) = filter.until_ms {
+        sql.push(" AND at < ").bind(Arg::Int(t));
+    }
+    if let Some(id) = before_id {
+        sql.push(" AND id < ").bind(Arg::Int(id));
+    }
+    sql.push(" ORDER BY id DESC LIMIT ").bind(Arg::Int(limit));
+    let rows = sql.query().fetch_all(&mut *conn).await?;
+    let mut records = rows
+        .iter()
+        .map(record)
         .collect::<Result<Vec<_>, DbError>>()?;
     resolve_subjects(conn, &mut records).await?;
     Ok(records)

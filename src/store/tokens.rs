@@ -68,29 +68,42 @@ pub trait TokenKind {
 
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
-/// Partner (SCIM) tokens: they never expire, and yield their partner.
+/// Partner (SCIM) tokens: they may expire, and yield their partner and expiry.
 pub enum PartnerTokens {}
 
+/// An authenticated partner token: its partner, and when it stops working.
+#[derive(Debug, Clone)]
+pub struct PartnerTokenAuth {
+    pub partner: Partner,
+    pub expires_at: Option<i64>,
+}
+
 impl TokenKind for PartnerTokens {
-    type Holder = Partner;
+    type Holder = PartnerTokenAuth;
     type Owner = str;
     const RECORD_USE: &'static str = "UPDATE partner_tokens SET last_used_at = $1 WHERE id = $2";
 
-    fn lookup(token_hash: &str, _now_ms: i64) -> AnyQuery<'_> {
+    /// A disabled partner's tokens, and tokens past their end, are not usable.
+    fn lookup(token_hash: &str, now_ms: i64) -> AnyQuery<'_> {
         sqlx::query(
-            "SELECT t.id AS token_id, p.id, p.slug, p.name, t.last_used_at
+            "SELECT t.id AS token_id, p.id, p.slug, p.name, t.last_used_at, t.expires_at
              FROM partner_tokens t JOIN partners p ON p.id = t.partner_id
-             WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND p.disabled_at IS NULL
+               AND (t.expires_at IS NULL OR t.expires_at > $2)",
         )
         .bind(token_hash)
+        .bind(now_ms)
     }
 
-    fn holder(row: &AnyRow) -> Result<Partner, DbError> {
+    fn holder(row: &AnyRow) -> Result<PartnerTokenAuth, DbError> {
         let slug: String = row.try_get("slug")?;
-        Ok(Partner {
-            id: row.try_get("id")?,
-            slug: PartnerSlug::parse(&slug).map_err(|e| DbError::Decode(Box::new(e)))?,
-            name: row.try_get("name")?,
+        Ok(PartnerTokenAuth {
+            partner: Partner {
+                id: row.try_get("id")?,
+                slug: PartnerSlug::parse(&slug).map_err(|e| DbError::Decode(Box::new(e)))?,
+                name: row.try_get("name")?,
+            },
+            expires_at: row.try_get("expires_at")?,
         })
     }
 

@@ -318,7 +318,16 @@ async fn write_rows(
         if args.is_empty() {
             continue;
         }
-        let (head, width) = table.head();
+        let (mut head, mut width) = table.head();
+        let mut args = args;
+        // Audit rows are linked to a hash chain as they are written (one head per flush).
+        if table == Table::Audit {
+            args = super::audit_chain::link(conn, args).await?;
+            (head, width) = (
+                super::audit_chain::LINKED_HEAD,
+                super::audit_chain::LINKED_WIDTH,
+            );
+        }
         let mut rows = args.into_iter();
         let mut left = rows.len() / width;
         while left > 0 {

@@ -94,17 +94,17 @@ async fn upload(app: &TestApp, token: &str, csv: Vec<u8>, name: &str, dry_run: b
         .as_str()
         .unwrap()
         .to_string();
-    for _ in 0..300 {
-        let status: Value = app
+    // Generous: CI runs the whole suite at once on two cores.
+    for _ in 0..1200 {
+        let res = app
             .client
             .get(format!("{}/api/v1/imports/{id}", app.address))
             .bearer_auth(token)
             .send()
             .await
-            .unwrap()
-            .json()
-            .await
             .unwrap();
+        assert_eq!(res.status().as_u16(), 200, "import {id} vanished");
+        let status: Value = res.json().await.unwrap();
         if status["status"] != "running" {
             let errors = app
                 .client

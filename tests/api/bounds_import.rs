@@ -52,7 +52,7 @@ async fn get(app: &TestApp, token: &str, path: &str) -> reqwest::Response {
 }
 
 async fn finished(app: &TestApp, token: &str, id: &str) -> Value {
-    for _ in 0..300 {
+    for _ in 0..1200 {
         let status: Value = get(app, token, &format!("imports/{id}"))
             .await
             .json()

@@ -392,7 +392,7 @@ async fn admins_upload_rosters_and_download_error_reports(backend: Backend) {
     let accepted: serde_json::Value = res.json().await.unwrap();
     let id = accepted["id"].as_str().unwrap().to_string();
     let mut status = serde_json::Value::Null;
-    for _ in 0..100 {
+    for _ in 0..600 {
         status = app
             .client
             .get(format!("{}/api/v1/imports/{id}", app.address))

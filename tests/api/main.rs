@@ -4,7 +4,12 @@
 mod admin_browser;
 mod admin_login;
 mod admin_roles;
+mod admin_api;
+mod admin_client;
+mod admin_guest_actions;
 mod admin_tokens;
+mod audit_log;
+mod audit_query;
 mod backup_restore;
 mod bad_input;
 mod bad_input_files;
