@@ -265,7 +265,7 @@ pub async fn approve_guest(
 
 /// Before acting on a guest: 403 when the role may not act so, 404 when the guest is outside
 /// the caller's scope (so its existence does not show).
-async fn visible_guest(
+pub(super) async fn visible_guest(
     state: &AppState,
     admin: &AdminCaller,
     need: Need,

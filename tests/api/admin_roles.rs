@@ -362,6 +362,108 @@ async fn each_route_answers_each_role_within_its_scope(backend: Backend) {
             ]),
         ),
         (get.clone(), "/sync".into(), s([200, 200, 403, 403, 403])),
+        (
+            get.clone(),
+            "/partners".into(),
+            s([200, 200, 403, 403, 403]),
+        ),
+        (
+            get.clone(),
+            "/partners/acme".into(),
+            s([200, 200, 403, 403, 403]),
+        ),
+        (
+            post.clone(),
+            "/partners".into(),
+            only(&[
+                ("auditor", 403),
+                ("pa_acme", 403),
+                ("sponsor", 403),
+                ("admin", 400),
+            ]),
+        ),
+        (
+            post.clone(),
+            "/partners/beta/disable".into(),
+            only(&[("auditor", 403), ("pa_beta", 403), ("sponsor", 403)]),
+        ),
+        (
+            post.clone(),
+            "/partners/beta/enable".into(),
+            only(&[("auditor", 403), ("pa_beta", 403), ("sponsor", 403)]),
+        ),
+        (
+            post.clone(),
+            "/partners/acme/tokens".into(),
+            only(&[
+                ("auditor", 403),
+                ("sponsor", 403),
+                ("pa_beta", 404),
+                ("pa_acme", 201),
+            ]),
+        ),
+        (get.clone(), "/jobs".into(), s([200, 200, 403, 403, 403])),
+        (
+            get.clone(),
+            "/jobs/housekeeping/runs".into(),
+            s([200, 200, 403, 403, 403]),
+        ),
+        (
+            post.clone(),
+            "/jobs/housekeeping/run".into(),
+            only(&[("auditor", 403), ("pa_acme", 403), ("sponsor", 403)]),
+        ),
+        (get.clone(), "/audit".into(), s([200, 200, 403, 403, 403])),
+        (
+            get.clone(),
+            "/audit/export.csv".into(),
+            s([200, 200, 403, 403, 403]),
+        ),
+        (
+            get.clone(),
+            "/audit/verify".into(),
+            s([200, 200, 403, 403, 403]),
+        ),
+        (
+            post.clone(),
+            "/guests".into(),
+            only(&[
+                ("auditor", 403),
+                ("pa_acme", 403),
+                ("sponsor", 403),
+                ("admin", 400),
+            ]),
+        ),
+        (
+            post.clone(),
+            format!("/guests/{a2}/suspend"),
+            only(&[("sponsor", 403), ("auditor", 403), ("pa_beta", 404)]),
+        ),
+        (
+            post.clone(),
+            format!("/guests/{b1}/suspend"),
+            only(&[("sponsor", 403), ("pa_acme", 404)]),
+        ),
+        (
+            post.clone(),
+            format!("/guests/{a2}/resume"),
+            only(&[("auditor", 403), ("pa_beta", 404)]),
+        ),
+        (
+            post.clone(),
+            format!("/guests/{a2}/remove"),
+            only(&[("auditor", 403), ("sponsor", 403), ("pa_beta", 404)]),
+        ),
+        (
+            post.clone(),
+            format!("/guests/{a1}/grants/ehr/extend"),
+            only(&[("sponsor", 403), ("auditor", 403), ("pa_beta", 404)]),
+        ),
+        (
+            delete.clone(),
+            format!("/guests/{a1}/grants/ehr"),
+            only(&[("sponsor", 403), ("auditor", 403), ("pa_beta", 404)]),
+        ),
         // Past the role check, the admin reaches the handler: no such dead letter, no target.
         (
             post.clone(),

@@ -1,12 +1,12 @@
 //! Integration tests: the real application over HTTP on a random port, on SQLite and (when
 //! GUESTBRIDGE_TEST_POSTGRES_URL is set) PostgreSQL.
 
-mod admin_browser;
-mod admin_login;
-mod admin_roles;
 mod admin_api;
+mod admin_browser;
 mod admin_client;
 mod admin_guest_actions;
+mod admin_login;
+mod admin_roles;
 mod admin_tokens;
 mod audit_log;
 mod audit_query;
