@@ -12,6 +12,8 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod connectors;
+pub mod console;
+pub mod console_pages;
 pub mod domain;
 pub mod edge;
 pub mod health;

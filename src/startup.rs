@@ -188,6 +188,8 @@ impl Application {
                         .wrap(from_fn(crate::admin::error_shape::with_request_id))
                         .configure(crate::admin::configure),
                 )
+                // Before the portal, whose `/` it replaces with the landing page.
+                .configure(crate::console::configure)
                 .configure(crate::portal::configure)
                 .service(crate::scim::scope())
                 // Outermost, so that metrics and logs see the path that was routed.

@@ -5,7 +5,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use super::{AdminCaller, AdminError};
+use super::{AdminCaller, AdminError, Need};
 use crate::app_state::AppState;
 use crate::clock::{from_millis, to_rfc3339};
 use crate::services::audit::{self, AuditQuery, Resolved};
@@ -45,9 +45,10 @@ fn parse_query(req: &actix_web::HttpRequest) -> Result<AuditQuery, AdminError> {
 /// `GET /audit?actor=&action=&target_type=&target_id=&partner=SLUG&since=RFC3339&until=RFC3339&limit=N&cursor=C`
 pub async fn list(
     state: web::Data<AppState>,
-    _admin: AdminCaller,
+    admin: AdminCaller,
     req: actix_web::HttpRequest,
 ) -> Result<HttpResponse, AdminError> {
+    admin.require(Need::ReadEverything)?;
     let query = parse_query(&req)?;
     let resolved = audit::resolve(&state.deps, &query).await?;
     let (records, next) = audit::page(&state.deps.db, &resolved).await?;
@@ -69,9 +70,10 @@ struct Export {
 /// or a database error is a status code; later pages are streamed as they are read.
 pub async fn export_csv(
     state: web::Data<AppState>,
-    _admin: AdminCaller,
+    admin: AdminCaller,
     req: actix_web::HttpRequest,
 ) -> Result<HttpResponse, AdminError> {
+    admin.require(Need::AuditExport)?;
     let query = AuditQuery {
         limit: None,
         cursor: None,
@@ -120,8 +122,9 @@ pub async fn export_csv(
 /// (200 with `"ok": false` and the first problem when a chain is broken).
 pub async fn verify(
     state: web::Data<AppState>,
-    _admin: AdminCaller,
+    admin: AdminCaller,
 ) -> Result<HttpResponse, AdminError> {
+    admin.require(Need::ReadEverything)?;
     let report = audit::verify(&state.deps.db).await?;
     Ok(HttpResponse::Ok().json(json!({
         "ok": report.ok,

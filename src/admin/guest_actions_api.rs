@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::guests_api::guest_json;
-use super::{AdminCaller, AdminError};
+use super::{AdminCaller, AdminError, Need};
 use crate::app_state::AppState;
 use crate::clock::{from_millis, to_rfc3339};
 use crate::services::guest_actions;
@@ -75,6 +75,7 @@ pub async fn suspend(
     id: web::Path<String>,
     bytes: web::Bytes,
 ) -> Result<HttpResponse, AdminError> {
+    super::guests_api::visible_guest(&state, &admin, Need::ManageGuests, &id).await?;
     let b: Option<SuspendBody> = body(&bytes)?;
     let reason = b.and_then(|b| b.reason);
     guest_actions::suspend(&state.deps, &admin.actor, &id, reason.as_deref()).await?;
@@ -86,6 +87,7 @@ pub async fn resume(
     admin: AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
+    super::guests_api::visible_guest(&state, &admin, Need::ManageGuests, &id).await?;
     guest_actions::resume(&state.deps, &admin.actor, &id).await?;
     answer(&state, &id, 200).await
 }
@@ -95,6 +97,7 @@ pub async fn remove(
     admin: AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
+    super::guests_api::visible_guest(&state, &admin, Need::ManageGuests, &id).await?;
     guest_actions::remove(&state.deps, &admin.actor, &id).await?;
     answer(&state, &id, 200).await
 }
@@ -117,6 +120,7 @@ pub async fn extend(
     path: web::Path<(String, String)>,
     bytes: web::Bytes,
 ) -> Result<HttpResponse, AdminError> {
+    super::guests_api::visible_guest(&state, &admin, Need::ManageGuests, &path.0).await?;
     let (id, app) = path.into_inner();
     let b: ExtendBody = body(&bytes)?
         .ok_or_else(|| AdminError::bad_request("a body {\"until\": …} is required"))?;
@@ -130,6 +134,7 @@ pub async fn revoke_grant(
     admin: AdminCaller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AdminError> {
+    super::guests_api::visible_guest(&state, &admin, Need::ManageGuests, &path.0).await?;
     let (id, app) = path.into_inner();
     guest_actions::revoke_grant(&state.deps, &admin.actor, &id, &app).await?;
     answer(&state, &id, 200).await
@@ -157,6 +162,7 @@ pub async fn invite(
     admin: AdminCaller,
     bytes: web::Bytes,
 ) -> Result<HttpResponse, AdminError> {
+    admin.require(Need::Write)?;
     let b: InviteBody =
         body(&bytes)?.ok_or_else(|| AdminError::bad_request("a body is required"))?;
     let until = match b.until.as_deref() {

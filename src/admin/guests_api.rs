@@ -6,7 +6,7 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{AdminCaller, AdminError};
+use super::{AdminCaller, AdminError, Need};
 use crate::app_state::AppState;
 use crate::clock::{from_millis, to_rfc3339};
 use crate::domain::{GuestState, Partner, PartnerSlug};
@@ -102,9 +102,10 @@ const STATES: &[&str] = &[
 
 pub async fn list_guests(
     state: web::Data<AppState>,
-    _admin: AdminCaller,
+    admin: AdminCaller,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, AdminError> {
+    admin.require(Need::Read)?;
     let partner = query
         .partner
         .as_deref()
@@ -126,6 +127,8 @@ pub async fn list_guests(
         app: query.app.clone(),
         after: query.cursor.as_deref().map(decode_cursor).transpose()?,
         limit,
+        scope_partner_id: admin.partner_scope().map(str::to_string),
+        sponsor: admin.sponsor_scope().map(str::to_string),
     };
     let (total, rows) = guests::list(&state.deps, &q).await?;
     let partners = partner_slugs(&state).await?;
@@ -145,10 +148,12 @@ async fn partner_slugs(state: &AppState) -> Result<Vec<Partner>, AdminError> {
 
 pub async fn get_guest(
     state: web::Data<AppState>,
-    _admin: AdminCaller,
+    admin: AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
+    admin.require(Need::Read)?;
     let d = guests::get(&state.deps, &id).await?;
+    admin.require_guest(&d.guest)?;
     let mut body = guest_json(&d.guest, d.partner.slug.as_str());
     body["grants"] = Value::Array(d.grants.iter().map(grant_json).collect());
     let now = state.deps.now_ms();
@@ -189,10 +194,12 @@ pub async fn get_guest(
 
 pub async fn explain_guest(
     state: web::Data<AppState>,
-    _admin: AdminCaller,
+    admin: AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
+    admin.require(Need::Read)?;
     let d = guests::get(&state.deps, &id).await?;
+    admin.require_guest(&d.guest)?;
     let explanation = rules::explain_user(&state.deps, &d.partner, &d.guest.user_id).await?;
     Ok(HttpResponse::Ok().json(json!({
         "guest": guest_json(&d.guest, d.partner.slug.as_str()),
@@ -207,6 +214,7 @@ pub async fn resend_invitation(
     admin: AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
+    visible_guest(&state, &admin, Need::ActOnGuests, &id).await?;
     crate::services::invitations::resend(&state.deps, &admin.actor, &id).await?;
     get_guest(state, admin, id).await
 }
@@ -218,6 +226,7 @@ pub async fn reset_mfa(
     admin: AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
+    visible_guest(&state, &admin, Need::ManageGuests, &id).await?;
     let reset = crate::services::guest_mfa::reset_mfa(&state.deps, &admin.actor, &id).await?;
     let d = guests::get(&state.deps, &id).await?;
     let mut body = guest_json(&d.guest, d.partner.slug.as_str());
@@ -233,6 +242,7 @@ pub async fn revoke_invitation(
     admin: AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
+    visible_guest(&state, &admin, Need::ManageGuests, &id).await?;
     let n = crate::services::invitations::revoke(&state.deps, &admin.actor, &id).await?;
     Ok(HttpResponse::Ok().json(json!({"revoked": n})))
 }
@@ -242,6 +252,7 @@ pub async fn approve_guest(
     admin: AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
+    visible_guest(&state, &admin, Need::ActOnGuests, &id).await?;
     let g = lifecycle::approve(&state.deps, &admin.actor, &id).await?;
     let partners = partner_slugs(&state).await?;
     let slug = partners
@@ -250,4 +261,17 @@ pub async fn approve_guest(
         .map(|p| p.slug.as_str())
         .unwrap_or("");
     Ok(HttpResponse::Ok().json(guest_json(&g, slug)))
+}
+
+/// Before acting on a guest: 403 when the role may not act so, 404 when the guest is outside
+/// the caller's scope (so its existence does not show).
+pub(super) async fn visible_guest(
+    state: &AppState,
+    admin: &AdminCaller,
+    need: Need,
+    id: &str,
+) -> Result<(), AdminError> {
+    admin.require(need)?;
+    let d = guests::get(&state.deps, id).await?;
+    admin.require_guest(&d.guest)
 }

@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{AdminCaller, AdminError};
+use super::{AdminCaller, AdminError, Need};
 use crate::app_state::AppState;
 use crate::clock::{from_millis, to_rfc3339};
 use crate::domain::PartnerSlug;
@@ -46,7 +46,9 @@ pub async fn post_import(
 ) -> Result<HttpResponse, AdminError> {
     let slug =
         PartnerSlug::parse(&query.partner).map_err(|e| AdminError::bad_request(e.to_string()))?;
+    admin.require(Need::ManagePartner)?;
     let partner = partners::find_partner(&state.deps, &slug).await?;
+    admin.require_partner(&partner.id)?;
     let mode = match query.mode.as_deref().unwrap_or("delta") {
         "delta" => ImportMode::Delta,
         "full" => ImportMode::Full,
@@ -108,6 +110,7 @@ pub async fn post_import(
     let map = maps.get(partner.slug.as_str()).cloned().unwrap_or_default();
     let id = import_records::new_import_id();
     let rows = state.imports.start(&id);
+    running_partners().insert(id.clone(), partner.id.clone());
     let opts = ImportOptions {
         mode,
         dry_run: query.dry_run.unwrap_or(false),
@@ -158,9 +161,22 @@ pub async fn post_import(
             }),
         };
         task_state.imports.finish(&task_id, unrecorded);
+        running_partners().remove(&task_id);
     });
     Ok(HttpResponse::Accepted()
         .json(json!({"id": id, "status": "running", "href": format!("/api/v1/imports/{id}")})))
+}
+
+/// The partner of each import running on this instance, so that a partner-admin can follow
+/// its own import before the record is written.
+fn running_partners() -> std::sync::MutexGuard<'static, std::collections::HashMap<String, String>> {
+    static RUNNING: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, String>>,
+    > = std::sync::OnceLock::new();
+    RUNNING
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
 }
 
 fn record_json(r: &ImportRecord) -> serde_json::Value {
@@ -179,12 +195,20 @@ fn record_json(r: &ImportRecord) -> serde_json::Value {
 
 pub async fn get_import(
     state: web::Data<AppState>,
-    _admin: AdminCaller,
+    admin: AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
+    admin.require(Need::ReadPartner)?;
     // Memory first: an import writes its record before it leaves memory, so an id that is no
     // longer held has its record. Reading the record first would lose an import that ends
     // between the two reads (404 for an import that finished).
+    if state.imports.progress(&id).is_some() {
+        match running_partners().get(id.as_str()) {
+            Some(p) => admin.require_partner(p)?,
+            // Failed before it was recorded: only the unscoped roles see it.
+            None => admin.require_partner("")?,
+        }
+    }
     match state.imports.progress(&id) {
         Some(Progress::Failed(failure)) => Ok(HttpResponse::Ok()
             .json(json!({"id": id.as_str(), "status": "failed", "error": failure}))),
@@ -193,7 +217,10 @@ pub async fn get_import(
                 .json(json!({"id": id.as_str(), "status": "running", "rows": rows})))
         }
         None => match import_records::get(&state.deps, &id).await? {
-            Some(r) => Ok(HttpResponse::Ok().json(record_json(&r))),
+            Some(r) => {
+                admin.require_partner(&r.partner_id)?;
+                Ok(HttpResponse::Ok().json(record_json(&r)))
+            }
             None => Err(AdminError::new(StatusCode::NOT_FOUND, "no such import")),
         },
     }
@@ -201,23 +228,26 @@ pub async fn get_import(
 
 pub async fn list_imports(
     state: web::Data<AppState>,
-    _admin: AdminCaller,
+    admin: AdminCaller,
 ) -> Result<HttpResponse, AdminError> {
+    admin.require(Need::ReadPartner)?;
     let records = import_records::recent(&state.deps).await?;
     Ok(HttpResponse::Ok().json(json!({
-        "imports": records.iter().map(record_json).collect::<Vec<_>>(),
+        "imports": records.iter().filter(|r| admin.partner_scope().is_none_or(|p| p == r.partner_id)).map(record_json).collect::<Vec<_>>(),
         "running": state.imports.len(),
     })))
 }
 
 pub async fn get_import_errors(
     state: web::Data<AppState>,
-    _admin: AdminCaller,
+    admin: AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
+    admin.require(Need::ReadPartner)?;
     let record = import_records::get(&state.deps, &id)
         .await?
         .ok_or_else(|| AdminError::new(StatusCode::NOT_FOUND, "no such finished import"))?;
+    admin.require_partner(&record.partner_id)?;
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::paging::{self, PageQuery};
-use super::{AdminCaller, AdminError};
+use super::{AdminCaller, AdminError, Need};
 use crate::app_state::AppState;
 use crate::clock::{from_millis, to_rfc3339};
 use crate::domain::JobName;
@@ -48,8 +48,9 @@ fn run_json(r: &RunRow) -> Value {
 
 pub async fn list_jobs(
     state: web::Data<AppState>,
-    _admin: AdminCaller,
+    admin: AdminCaller,
 ) -> Result<HttpResponse, AdminError> {
+    admin.require(Need::ReadEverything)?;
     let jobs = jobs_admin::list(&state.deps, &state.settings.jobs.schedules).await?;
     let items: Vec<Value> = jobs
         .iter()
@@ -84,10 +85,11 @@ fn run_key(cursor: &str) -> Result<(i64, String), AdminError> {
 
 pub async fn list_runs(
     state: web::Data<AppState>,
-    _admin: AdminCaller,
+    admin: AdminCaller,
     path: web::Path<String>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, AdminError> {
+    admin.require(Need::ReadEverything)?;
     let name = job(&path)?;
     let limit = query.limit()?;
     let before = query.after()?.as_deref().map(run_key).transpose()?;
@@ -131,6 +133,7 @@ pub async fn run_job(
     path: web::Path<String>,
     bytes: web::Bytes,
 ) -> Result<HttpResponse, AdminError> {
+    admin.require(Need::Write)?;
     let name = job(&path)?;
     let b: RunBody = if bytes.iter().all(u8::is_ascii_whitespace) {
         RunBody::default()

@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use super::{AdminCaller, AdminError};
+use super::{AdminCaller, AdminError, Need};
 use crate::app_state::AppState;
 use crate::mapping::{load_dir, RuleSet};
 use crate::services::rules;
@@ -27,19 +27,24 @@ fn load_from_disk(state: &AppState) -> Result<RuleSet, AdminError> {
     })
 }
 
-pub async fn get_mappings(state: web::Data<AppState>, _admin: AdminCaller) -> HttpResponse {
+pub async fn get_mappings(
+    state: web::Data<AppState>,
+    admin: AdminCaller,
+) -> Result<HttpResponse, AdminError> {
+    admin.require(Need::ReadEverything)?;
     let r = state.deps.rules();
-    HttpResponse::Ok().json(json!({
+    Ok(HttpResponse::Ok().json(json!({
         "fingerprint": r.fingerprint,
         "apps": r.apps.iter().map(|a| json!({"id": a.id, "name": a.name, "roles": a.roles})).collect::<Vec<_>>(),
         "rules": r.rules.iter().map(|x| x.id.clone()).collect::<Vec<_>>(),
-    }))
+    })))
 }
 
 pub async fn diff_mappings(
     state: web::Data<AppState>,
-    _admin: AdminCaller,
+    admin: AdminCaller,
 ) -> Result<HttpResponse, AdminError> {
+    admin.require(Need::ReadEverything)?;
     let new = load_from_disk(&state)?;
     let d = rules::diff(&state.deps, &new).await?;
     Ok(HttpResponse::Ok().json(json!({"fingerprint": new.fingerprint, "diff": d})))
@@ -49,6 +54,7 @@ pub async fn reload_mappings(
     state: web::Data<AppState>,
     admin: AdminCaller,
 ) -> Result<HttpResponse, AdminError> {
+    admin.require(Need::Write)?;
     let new = load_from_disk(&state)?;
     let report = rules::reload(&state.deps, &admin.actor, new).await?;
     Ok(HttpResponse::Ok().json(report))

@@ -1,5 +1,6 @@
 //! The admin JSON API under `/api/v1`, authenticated with an admin bearer token
-//! (`guestbridge admin token`). Errors are `{"error": …, "request_id": …}` with the status.
+//! (`guestbridge admin token`) or a console session cookie (with its CSRF token on changes);
+//! every handler checks the principal's role and scope. Errors are `{"error": …, "request_id": …}` with the status.
 
 pub mod audit_api;
 pub mod error_shape;
@@ -22,7 +23,11 @@ use serde_json::json;
 
 use crate::app_state::AppState;
 use crate::auth::tokens;
+use crate::domain::{AdminPrincipal, AdminRole, AdminScope};
+use crate::services::admin_auth::{self, RequestAuth};
+use crate::services::admin_policy;
 use crate::services::{Actor, ServiceError};
+use crate::store::guests::GuestRow;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(guests_api::configure)
@@ -113,9 +118,79 @@ impl ResponseError for AdminError {
     }
 }
 
-/// An authenticated admin.
+pub use crate::services::admin_policy::Need;
+
+/// An authenticated admin principal (bearer token or console session) and what it may do.
+/// Handlers call [`AdminCaller::require`] for the role, and the scope checks for rows.
 pub struct AdminCaller {
     pub actor: Actor,
+    pub principal: AdminPrincipal,
+}
+
+fn forbidden() -> AdminError {
+    AdminError::new(StatusCode::FORBIDDEN, "your role does not allow this")
+}
+
+fn not_found() -> AdminError {
+    AdminError::new(StatusCode::NOT_FOUND, "not found")
+}
+
+impl AdminCaller {
+    pub fn role(&self) -> AdminRole {
+        self.principal.role
+    }
+
+    /// 403 unless the role allows what is needed.
+    pub fn require(&self, need: Need) -> Result<(), AdminError> {
+        if admin_policy::allows(self.principal.role, need) {
+            Ok(())
+        } else {
+            Err(forbidden())
+        }
+    }
+
+    /// 404 (as if it did not exist) unless the scope covers this partner.
+    pub fn require_partner(&self, partner_id: &str) -> Result<(), AdminError> {
+        if admin_policy::covers_partner(&self.principal, partner_id) {
+            Ok(())
+        } else {
+            Err(not_found())
+        }
+    }
+
+    pub fn can_see_guest(&self, guest: &GuestRow) -> bool {
+        admin_policy::sees_guest(&self.principal, &guest.partner_id, guest.sponsor.as_deref())
+    }
+
+    /// 404 unless the scope shows this guest.
+    pub fn require_guest(&self, guest: &GuestRow) -> Result<(), AdminError> {
+        if self.can_see_guest(guest) {
+            Ok(())
+        } else {
+            Err(not_found())
+        }
+    }
+
+    /// The partner id a list is limited to, if any.
+    pub fn partner_scope(&self) -> Option<&str> {
+        match &self.principal.scope {
+            AdminScope::Partner(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// The sponsor e-mail a list is limited to, if any.
+    pub fn sponsor_scope(&self) -> Option<&str> {
+        match &self.principal.scope {
+            AdminScope::Sponsor(email) => Some(email),
+            _ => None,
+        }
+    }
+}
+
+/// Methods that change something: a session cookie must come with its CSRF token for them.
+fn is_unsafe(method: &actix_web::http::Method) -> bool {
+    !matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS")
 }
 
 impl FromRequest for AdminCaller {
@@ -127,8 +202,18 @@ impl FromRequest for AdminCaller {
         let header = req
             .headers()
             .get(header::AUTHORIZATION)
+            .map(|h| h.to_str().unwrap_or("").to_string());
+        let csrf = req
+            .headers()
+            .get("x-csrf-token")
             .and_then(|h| h.to_str().ok())
             .map(str::to_string);
+        let unsafe_method = is_unsafe(req.method());
+        let cookie_of = |secure| {
+            req.cookie(admin_auth::session_cookie_name(secure))
+                .map(|c| c.value().to_string())
+        };
+        let cookies = [cookie_of(false), cookie_of(true)];
         let request_id = req
             .extensions()
             .get::<tracing_actix_web::RequestId>()
@@ -137,7 +222,7 @@ impl FromRequest for AdminCaller {
             let unauthorized = || {
                 AdminError::new(
                     StatusCode::UNAUTHORIZED,
-                    "a valid admin bearer token is required",
+                    "a valid admin bearer token or console session is required",
                 )
             };
             let state = state.ok_or_else(|| {
@@ -146,18 +231,33 @@ impl FromRequest for AdminCaller {
                     "application state missing",
                 )
             })?;
-            let secret = header
-                .as_deref()
-                .and_then(tokens::bearer)
-                .ok_or_else(unauthorized)?;
-            let token_id = crate::services::partners::authenticate_admin(&state.deps, secret)
-                .await?
-                .ok_or_else(unauthorized)?;
+            // Only the cookie this instance sets counts (`__Host-` when https).
+            let cookie = cookies[usize::from(state.deps.portal.secure_cookies)].as_deref();
+            let auth = admin_auth::authenticate_request(
+                &state.deps,
+                header.as_deref().and_then(tokens::bearer),
+                header.is_some(),
+                cookie,
+                unsafe_method,
+                csrf.as_deref(),
+            )
+            .await?;
+            let principal = match auth {
+                RequestAuth::Principal(p) => p,
+                RequestAuth::Unauthenticated => return Err(unauthorized()),
+                RequestAuth::CsrfMissing => {
+                    return Err(AdminError::new(
+                        StatusCode::FORBIDDEN,
+                        "a console session's changes need its X-CSRF-Token header",
+                    ))
+                }
+            };
             Ok(AdminCaller {
                 actor: Actor {
-                    label: format!("admin:{token_id}"),
+                    label: principal.actor_label(),
                     request_id,
                 },
+                principal,
             })
         })
     }

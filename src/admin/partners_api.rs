@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::paging::{self, PageQuery};
-use super::{AdminCaller, AdminError};
+use super::{AdminCaller, AdminError, Need};
 use crate::app_state::AppState;
 use crate::clock::{from_millis, to_rfc3339};
 use crate::domain::PartnerSlug;
@@ -62,9 +62,10 @@ fn partner_json(state: &AppState, p: &PartnerSummary) -> Value {
 
 pub async fn list_partners(
     state: web::Data<AppState>,
-    _admin: AdminCaller,
+    admin: AdminCaller,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, AdminError> {
+    admin.require(Need::ReadEverything)?;
     let limit = query.limit()?;
     let after = query.after()?;
     let rows = partner_admin::page(&state.deps, after.as_deref(), limit).await?;
@@ -75,9 +76,10 @@ pub async fn list_partners(
 
 pub async fn get_partner(
     state: web::Data<AppState>,
-    _admin: AdminCaller,
+    admin: AdminCaller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
+    admin.require(Need::ReadEverything)?;
     let p = partner_admin::get(&state.deps, &slug(&path)?).await?;
     Ok(HttpResponse::Ok().json(partner_json(&state, &p)))
 }
@@ -99,6 +101,7 @@ pub async fn create_partner(
     admin: AdminCaller,
     bytes: web::Bytes,
 ) -> Result<HttpResponse, AdminError> {
+    admin.require(Need::Write)?;
     let b: CreateBody = json_body(&bytes)?;
     let s = slug(&b.slug)?;
     let name = b.name.trim();
@@ -127,6 +130,7 @@ pub async fn disable(
     admin: AdminCaller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
+    admin.require(Need::Write)?;
     set_disabled(state, admin, path, true).await
 }
 
@@ -135,6 +139,7 @@ pub async fn enable(
     admin: AdminCaller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
+    admin.require(Need::Write)?;
     set_disabled(state, admin, path, false).await
 }
 
@@ -151,6 +156,8 @@ pub async fn issue_token(
     path: web::Path<String>,
     bytes: web::Bytes,
 ) -> Result<HttpResponse, AdminError> {
+    admin.require(Need::ManagePartner)?;
+    admin.require_partner(&partners::find_partner(&state.deps, &slug(&path)?).await?.id)?;
     let s = slug(&path)?;
     let b: TokenBody = if bytes.iter().all(u8::is_ascii_whitespace) {
         TokenBody::default()

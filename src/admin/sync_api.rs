@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use super::{AdminCaller, AdminError};
+use super::{AdminCaller, AdminError, Need};
 use crate::app_state::AppState;
 use crate::clock::{from_millis, to_rfc3339};
 use crate::services::reconcile::{self, ReconcileError, ReconcileOptions};
@@ -35,6 +35,7 @@ pub async fn reconcile_target(
     name: web::Path<String>,
     query: web::Query<ReconcileQuery>,
 ) -> Result<HttpResponse, AdminError> {
+    admin.require(Need::Write)?;
     let options = ReconcileOptions {
         dry_run: query.dry_run.unwrap_or(false),
         force: query.force.unwrap_or(false),
@@ -66,8 +67,9 @@ pub async fn reconcile_target(
 
 pub async fn get_sync(
     state: web::Data<AppState>,
-    _admin: AdminCaller,
+    admin: AdminCaller,
 ) -> Result<HttpResponse, AdminError> {
+    admin.require(Need::ReadEverything)?;
     let (depth, dead) = crate::services::sync::overview(&state.deps, 200).await?;
     Ok(HttpResponse::Ok().json(json!({
         "targets": state.deps.portal.sync_targets.iter().map(|t| {
@@ -87,6 +89,7 @@ pub async fn replay_event(
     admin: AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
+    admin.require(Need::Write)?;
     match crate::services::sync::replay(&state.deps, &admin.actor, &id).await {
         Ok(event) => {
             Ok(HttpResponse::Ok()

@@ -6,7 +6,7 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use super::{AdminCaller, AdminError};
+use super::{AdminCaller, AdminError, Need};
 use crate::app_state::AppState;
 use crate::clock::{from_millis, to_rfc3339};
 use crate::domain::PartnerSlug;
@@ -31,10 +31,13 @@ fn slug(s: &str) -> Result<PartnerSlug, AdminError> {
 
 pub async fn list_partner_tokens(
     state: web::Data<AppState>,
-    _admin: AdminCaller,
+    admin: AdminCaller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
-    let tokens = partners::partner_tokens(&state.deps, &slug(&path)?).await?;
+    admin.require(Need::ReadPartner)?;
+    let slug = slug(&path)?;
+    scoped_partner(&state, &admin, &slug).await?;
+    let tokens = partners::partner_tokens(&state.deps, &slug).await?;
     let time = |t: Option<i64>| t.map(|ms| to_rfc3339(from_millis(ms)));
     Ok(HttpResponse::Ok().json(json!({
         "tokens": tokens.iter().map(|t| json!({
@@ -52,7 +55,10 @@ pub async fn revoke_partner_token(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AdminError> {
     let (s, id) = path.into_inner();
-    partners::revoke_partner_token(&state.deps, &admin.actor, &slug(&s)?, &id).await?;
+    admin.require(Need::ManagePartner)?;
+    let s = slug(&s)?;
+    scoped_partner(&state, &admin, &s).await?;
+    partners::revoke_partner_token(&state.deps, &admin.actor, &s, &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -61,14 +67,16 @@ pub async fn revoke_admin_token(
     admin: AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
+    admin.require(Need::Write)?;
     partners::revoke_admin_token(&state.deps, &admin.actor, &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 pub async fn list_admin_tokens(
     state: web::Data<AppState>,
-    _admin: AdminCaller,
+    admin: AdminCaller,
 ) -> Result<HttpResponse, AdminError> {
+    admin.require(Need::ReadEverything)?;
     let tokens = partners::admin_tokens(&state.deps).await?;
     let time = |t: Option<i64>| t.map(|ms| to_rfc3339(from_millis(ms)));
     Ok(HttpResponse::Ok().json(json!({
@@ -79,6 +87,17 @@ pub async fn list_admin_tokens(
             "expires_at": time(t.expires_at),
             "last_used_at": time(t.last_used_at),
             "revoked_at": time(t.revoked_at),
+            "role": t.role,
         })).collect::<Vec<_>>(),
     })))
+}
+
+/// 404 unless the partner exists and is in the caller's scope.
+async fn scoped_partner(
+    state: &AppState,
+    admin: &AdminCaller,
+    slug: &PartnerSlug,
+) -> Result<(), AdminError> {
+    let partner = partners::find_partner(&state.deps, slug).await?;
+    admin.require_partner(&partner.id)
 }

@@ -118,11 +118,11 @@ impl<V: Clone> TokenCache<V> {
 }
 
 /// The caches of one server process: partner tokens to their partner, admin tokens to their
-/// id.
+/// principal (id, role and scope).
 #[derive(Debug)]
 pub struct AuthCache {
     pub partners: TokenCache<Partner>,
-    pub admins: TokenCache<String>,
+    pub admins: TokenCache<crate::domain::AdminPrincipal>,
 }
 
 impl Default for AuthCache {

@@ -216,7 +216,18 @@ pub enum AdminCommand {
         /// Days until the token stops working (1 to 3650); without it, it never expires.
         #[arg(long, value_name = "DAYS")]
         expires: Option<u32>,
+        #[command(flatten)]
+        role: RoleArgs,
     },
+    /// Create a console login and print its one-time setup link (valid 24 hours).
+    CreateLogin {
+        /// The name the person signs in with.
+        name: String,
+        #[command(flatten)]
+        role: RoleArgs,
+    },
+    /// Disable a console login; its sessions end at once.
+    DisableLogin { name: String },
     /// List admin API tokens: id, name, created, expires, last used, revoked (never secrets).
     List,
     /// Revoke an admin API token by id (the id is in the audit log as `admin:ID`).
@@ -228,4 +239,19 @@ pub enum AuditCommand {
     /// Recompute every chained audit row's hash and check each chain's order and head;
     /// exits non-zero naming the first bad row.
     Verify,
+}
+
+/// The role given to an admin token or login.
+#[derive(Debug, clap::Args)]
+pub struct RoleArgs {
+    /// admin (everything), auditor (read-only), partner-admin (one partner) or sponsor
+    /// (the guests they sponsor).
+    #[arg(long, default_value = "admin", value_name = "ROLE")]
+    pub role: String,
+    /// The partner of a partner-admin.
+    #[arg(long, value_name = "SLUG")]
+    pub partner: Option<String>,
+    /// The sponsor e-mail of a sponsor, as the mapping rules set it on guests.
+    #[arg(long, value_name = "EMAIL")]
+    pub sponsor: Option<String>,
 }

@@ -11,6 +11,7 @@ use crate::services::{self, Actor, Deps, ServiceError};
 use crate::startup::Application;
 use crate::store::Db;
 
+mod admin_logins;
 mod args;
 mod audit;
 mod import;
@@ -49,6 +50,15 @@ async fn deps(settings: &Settings) -> anyhow::Result<Deps> {
 
 fn slug(s: &str) -> anyhow::Result<PartnerSlug> {
     Ok(PartnerSlug::parse(s)?)
+}
+
+/// A role from the command line's options.
+fn role_grant(args: &args::RoleArgs) -> anyhow::Result<services::admin_auth::RoleGrant> {
+    Ok(services::admin_auth::RoleGrant {
+        role: args.role.parse()?,
+        partner: args.partner.as_deref().map(slug).transpose()?,
+        sponsor: args.sponsor.clone(),
+    })
 }
 
 /// An instant as the listing commands print it: RFC 3339, or `-` for none.
@@ -91,6 +101,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 database = if settings.database.url.starts_with("sqlite") { "sqlite" } else { "postgres" },
                 "guestbridge serving"
             );
+            admin_logins::announce(&app.deps()).await;
             app.run_until_stopped().await
         }
         Command::Migrate => {
@@ -359,13 +370,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admin {
-            command: AdminCommand::Token { name, expires },
+            command:
+                AdminCommand::Token {
+                    name,
+                    expires,
+                    role,
+                },
         } => {
+            let grant = role_grant(&role)?;
             let deps = base_deps(&settings).await?;
-            let issued =
-                services::partners::issue_named_admin_token(&deps, &cli_actor(), &name, expires)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("issuing admin token: {e}"))?;
+            let issued = services::partners::issue_admin_token_with_role(
+                &deps,
+                &cli_actor(),
+                &name,
+                expires,
+                &grant,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("issuing admin token: {e}"))?;
             // The old first line began "admin API bearer token" and ended "(shown once):";
             // the id, name and expiry sit in between, the token alone stays the last line.
             println!(
@@ -377,6 +399,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", issued.secret);
             Ok(())
         }
+        Command::Admin {
+            command: AdminCommand::CreateLogin { name, role },
+        } => admin_logins::create(&settings, &name, &role).await,
+        Command::Admin {
+            command: AdminCommand::DisableLogin { name },
+        } => admin_logins::disable(&settings, &name).await,
         Command::Admin {
             command: AdminCommand::List,
         } => {

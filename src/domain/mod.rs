@@ -8,3 +8,5 @@ pub mod sync_event;
 pub use job::JobName;
 pub use lifecycle::{Event, GuestState, SuspendReason};
 pub use partner::{Partner, PartnerSlug};
+pub mod admin_role;
+pub use admin_role::{AdminPrincipal, AdminRole, AdminScope, PrincipalKind};

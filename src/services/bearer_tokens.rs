@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::{Actor, Deps, ServiceError};
 use crate::auth::cache::TokenCache;
 use crate::auth::tokens;
-use crate::domain::Partner;
+use crate::domain::{AdminPrincipal, Partner};
 use crate::store::audit::{self, AuditEntry};
 use crate::store::tokens::{
     AdminTokenAuth, AdminTokens, PartnerTokenAuth, PartnerTokens, TokenKind,
@@ -43,21 +43,21 @@ impl CachedKind for PartnerTokens {
 }
 
 impl CachedKind for AdminTokens {
-    type Answer = String;
+    type Answer = AdminPrincipal;
     const REVOKED_ACTION: &'static str = "admin.token_revoked";
     const TARGET_TYPE: &'static str = "admin_token";
 
-    fn cache(deps: &Deps) -> &TokenCache<String> {
+    fn cache(deps: &Deps) -> &TokenCache<AdminPrincipal> {
         &deps.auth_cache.admins
     }
 
     /// A token that expires within the cache's TTL is not cached, so that it is refused from
     /// the moment it expires, on every instance.
-    fn answer(auth: AdminTokenAuth, now_ms: i64) -> (String, bool) {
+    fn answer(auth: AdminTokenAuth, now_ms: i64) -> (AdminPrincipal, bool) {
         let cacheable = auth
             .expires_at
             .is_none_or(|at| at > now_ms + crate::auth::cache::TOKEN_CACHE_TTL_MS);
-        (auth.id, cacheable)
+        (auth.principal, cacheable)
     }
 }
 

@@ -30,6 +30,10 @@ pub struct GuestQuery {
     pub app: Option<String>,
     pub after: Option<(i64, String)>,
     pub limit: i64,
+    /// The caller's scope: only this partner's guests (a partner-admin).
+    pub scope_partner_id: Option<String>,
+    /// The caller's scope: only guests with this sponsor, lower-cased (a sponsor).
+    pub sponsor: Option<String>,
 }
 
 pub async fn list(deps: &Deps, q: &GuestQuery) -> Result<(i64, Vec<GuestRow>), ServiceError> {
@@ -43,7 +47,13 @@ pub async fn list(deps: &Deps, q: &GuestQuery) -> Result<(i64, Vec<GuestRow>), S
         ),
         None => None,
     };
+    let partner_id = match (partner_id, &q.scope_partner_id) {
+        // A partner outside the scope shows nothing, like one without guests.
+        (Some(asked), Some(scope)) if &asked != scope => return Ok((0, Vec::new())),
+        (asked, scope) => asked.or_else(|| scope.clone()),
+    };
     let filter = GuestFilter {
+        sponsor: q.sponsor.clone(),
         partner_id,
         state: q.state.clone(),
         app: q.app.clone(),

@@ -2,6 +2,8 @@
 //! CSV import and jobs call these, so every path applies the same rules, audit and outbox.
 
 pub mod access;
+pub mod admin_auth;
+pub mod admin_policy;
 pub mod audit;
 pub(crate) mod bearer_tokens;
 pub(crate) mod claim_loop;

@@ -134,6 +134,20 @@ pub async fn issue_named_admin_token(
     name: &str,
     expires_days: Option<u32>,
 ) -> Result<IssuedAdminToken, ServiceError> {
+    let grant = super::admin_auth::RoleGrant::admin();
+    issue_admin_token_with_role(deps, actor, name, expires_days, &grant).await
+}
+
+/// Issue an admin API bearer token with a name, a lifetime and a role (with its partner or
+/// sponsor scope).
+#[tracing::instrument(skip_all, err(level = "info"))]
+pub async fn issue_admin_token_with_role(
+    deps: &Deps,
+    actor: &Actor,
+    name: &str,
+    expires_days: Option<u32>,
+    grant: &super::admin_auth::RoleGrant,
+) -> Result<IssuedAdminToken, ServiceError> {
     let name = name.trim();
     if name.is_empty()
         || name.chars().count() > MAX_ADMIN_TOKEN_NAME
@@ -150,6 +164,7 @@ pub async fn issue_named_admin_token(
         ))
         .into());
     }
+    let resolved = super::admin_auth::resolve_grant(deps, grant).await?;
     let token = tokens::generate(tokens::ADMIN_PREFIX);
     let token_id = uuid::Uuid::new_v4().to_string();
     let now = deps.now_ms();
@@ -160,18 +175,21 @@ pub async fn issue_named_admin_token(
         token_hash: &token.hash,
         name,
         expires_at,
+        role: resolved.role,
+        partner_id: resolved.partner_id.as_deref(),
+        sponsor_email: resolved.sponsor_email.as_deref(),
     };
     store::tokens::insert_admin_token(&mut tx, &new, now).await?;
     audit::append(
         &mut tx,
         &AuditEntry {
             actor: &actor.label,
-            partner_id: None,
+            partner_id: resolved.partner_id.as_deref(),
             action: "admin.token_issued",
             target_type: "admin_token",
             target_id: Some(&token_id),
             request_id: actor.request_id.as_deref(),
-            detail: json!({"name": name, "expires_at": expires_at}),
+            detail: json!({"name": name, "expires_at": expires_at, "role": resolved.role.as_str()}),
         },
         now,
     )
@@ -208,6 +226,16 @@ pub async fn authenticate_partner(
 
 /// The admin token id for a bearer token, if it is valid; cached like partner tokens.
 pub async fn authenticate_admin(deps: &Deps, secret: &str) -> Result<Option<String>, ServiceError> {
+    Ok(authenticate_admin_principal(deps, secret)
+        .await?
+        .map(|p| p.id))
+}
+
+/// The principal (token id, role, scope) of a valid admin bearer token; cached.
+pub async fn authenticate_admin_principal(
+    deps: &Deps,
+    secret: &str,
+) -> Result<Option<crate::domain::AdminPrincipal>, ServiceError> {
     bearer_tokens::authenticate::<AdminTokens>(deps, secret).await
 }
 

@@ -260,6 +260,8 @@ pub struct GuestFilter {
     /// A stored state, or `suspended` for every suspension reason.
     pub state: Option<String>,
     pub app: Option<String>,
+    /// Only guests with this sponsor (compared lower-cased).
+    pub sponsor: Option<String>,
 }
 
 /// One page of guests in creation order after `after`, and the total matching.
@@ -281,6 +283,10 @@ pub async fn list(
             cond.push(" AND g.state = ").bind(Arg::Text(s.to_string()));
         }
         None => {}
+    }
+    if let Some(sponsor) = &filter.sponsor {
+        cond.push(" AND LOWER(g.sponsor) = ")
+            .bind(Arg::Text(sponsor.to_lowercase()));
     }
     if let Some(app) = &filter.app {
         cond.push(" AND g.id IN (SELECT gg.guest_id FROM guest_grants gg WHERE gg.app_id = ")

@@ -3,6 +3,8 @@
 //! timestamps and flags, TEXT for JSON); the DDL differs per backend and lives in
 //! `migrations/sqlite` and `migrations/postgres`. See docs/architecture.md for why.
 
+pub mod admin_logins;
+pub mod admin_sessions;
 pub mod audit;
 pub mod audit_chain;
 pub mod due_work;

@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::{Db, DbError};
-use crate::domain::{Partner, PartnerSlug};
+use crate::domain::{AdminPrincipal, AdminRole, Partner, PartnerSlug, PrincipalKind};
 
 /// How stale `last_used_at` may get before a request refreshes it; saves a write per request.
 const LAST_USED_GRANULARITY_MS: i64 = 60_000;
@@ -128,16 +128,18 @@ impl TokenKind for AdminTokens {
 
     fn lookup(token_hash: &str, now_ms: i64) -> AnyQuery<'_> {
         sqlx::query(
-            "SELECT id AS token_id, last_used_at, expires_at FROM admin_tokens
-             WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
+            "SELECT id AS token_id, last_used_at, expires_at, role, partner_id, sponsor_email
+             FROM admin_tokens WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
         )
         .bind(token_hash)
         .bind(now_ms)
     }
 
     fn holder(row: &AnyRow) -> Result<AdminTokenAuth, DbError> {
+        let id: String = row.try_get("token_id")?;
         Ok(AdminTokenAuth {
-            id: row.try_get("token_id")?,
+            principal: principal(row, PrincipalKind::Token, &id)?,
+            id,
             expires_at: row.try_get("expires_at")?,
         })
     }
@@ -150,6 +152,37 @@ impl TokenKind for AdminTokens {
         .bind(now_ms)
         .bind(id)
     }
+}
+
+/// The principal stored in a row's `role`, `partner_id` and `sponsor_email` (admin tokens
+/// and logins share the columns). A row whose scope does not fit its role is refused as
+/// corrupt rather than read with more power than it was given.
+pub(crate) fn principal(
+    row: &AnyRow,
+    kind: PrincipalKind,
+    id: &str,
+) -> Result<AdminPrincipal, DbError> {
+    let corrupt = |m: String| DbError::Decode(m.into());
+    let role: String = row.try_get("role")?;
+    let role: AdminRole = role
+        .parse()
+        .map_err(|e: crate::domain::admin_role::UnknownRole| corrupt(e.to_string()))?;
+    let scope = AdminPrincipal::scope_for(
+        role,
+        row.try_get("partner_id")?,
+        row.try_get("sponsor_email")?,
+    )
+    .ok_or_else(|| {
+        corrupt(format!(
+            "admin principal {id}: scope does not fit role {role}"
+        ))
+    })?;
+    Ok(AdminPrincipal {
+        kind,
+        id: id.to_string(),
+        role,
+        scope,
+    })
 }
 
 /// The holder of the usable token of kind `K` with this hash; records the use.
@@ -191,6 +224,9 @@ pub struct NewAdminToken<'a> {
     pub token_hash: &'a str,
     pub name: &'a str,
     pub expires_at: Option<i64>,
+    pub role: AdminRole,
+    pub partner_id: Option<&'a str>,
+    pub sponsor_email: Option<&'a str>,
 }
 
 pub async fn insert_admin_token(
@@ -199,23 +235,28 @@ pub async fn insert_admin_token(
     now_ms: i64,
 ) -> Result<(), DbError> {
     sqlx::query(
-        "INSERT INTO admin_tokens (id, token_hash, name, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO admin_tokens (id, token_hash, name, expires_at, created_at, role, partner_id, sponsor_email)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(token.id)
     .bind(token.token_hash)
     .bind(token.name)
     .bind(token.expires_at)
     .bind(now_ms)
+    .bind(token.role.as_str())
+    .bind(token.partner_id)
+    .bind(token.sponsor_email)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// An admin token that authenticated: its id and when it expires.
+/// An admin token that authenticated: its id, when it expires and what it may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminTokenAuth {
     pub id: String,
     pub expires_at: Option<i64>,
+    pub principal: AdminPrincipal,
 }
 
 /// An admin token as an admin sees it: never the secret or its hash.
@@ -227,13 +268,24 @@ pub struct AdminTokenInfo {
     pub expires_at: Option<i64>,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    pub role: String,
+    pub partner_id: Option<String>,
+}
+
+/// Whether any admin token was ever issued (`serve` tells a fresh install how to begin).
+pub async fn any_admin_token(conn: &mut AnyConnection) -> Result<bool, DbError> {
+    let n: i64 = sqlx::query("SELECT COUNT(*) FROM admin_tokens WHERE revoked_at IS NULL")
+        .fetch_one(conn)
+        .await?
+        .try_get(0)?;
+    Ok(n > 0)
 }
 
 /// Every admin token, oldest first.
 pub async fn admin_tokens(conn: &mut AnyConnection) -> Result<Vec<AdminTokenInfo>, DbError> {
     let rows = sqlx::query(
-        "SELECT id, name, created_at, expires_at, last_used_at, revoked_at FROM admin_tokens
-         ORDER BY created_at, id",
+        "SELECT id, name, created_at, expires_at, last_used_at, revoked_at, role, partner_id
+         FROM admin_tokens ORDER BY created_at, id",
     )
     .fetch_all(conn)
     .await?;
@@ -246,6 +298,8 @@ pub async fn admin_tokens(conn: &mut AnyConnection) -> Result<Vec<AdminTokenInfo
                 expires_at: r.try_get("expires_at")?,
                 last_used_at: r.try_get("last_used_at")?,
                 revoked_at: r.try_get("revoked_at")?,
+                role: r.try_get("role")?,
+                partner_id: r.try_get("partner_id")?,
             })
         })
         .collect()

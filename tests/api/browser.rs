@@ -336,7 +336,7 @@ async fn journey(b: &Client, app: &TestApp, smtp: &TestSmtp, link: &str, shots: 
 
 /// Built with the browser present (or required), the test must find it: a failure, never a
 /// silent pass.
-fn require_browser() {
+pub(crate) fn require_browser() {
     let missing: Vec<&str> = [CHROMEDRIVER, CHROMIUM]
         .into_iter()
         .filter(|p| !Path::new(p).exists())
@@ -350,14 +350,14 @@ fn require_browser() {
 
 /// A chromedriver process on a free loopback port, in its own process group. Dropping it
 /// shuts it down and kills whatever it started, even when the test panicked.
-struct ChromeDriver {
+pub(crate) struct ChromeDriver {
     child: Child,
     port: u16,
     log: PathBuf,
 }
 
 impl ChromeDriver {
-    async fn start(dir: &Path) -> ChromeDriver {
+    pub(crate) async fn start(dir: &Path) -> ChromeDriver {
         let log = dir.join("chromedriver.log");
         let mut last_error = String::new();
         // A port found free can be taken before chromedriver binds it: try a few.
@@ -385,7 +385,7 @@ impl ChromeDriver {
         panic!("chromedriver did not start: {last_error}");
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
@@ -411,7 +411,7 @@ impl ChromeDriver {
         }
     }
 
-    fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let tail: Vec<&str> = text.lines().rev().take(20).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();

@@ -2,8 +2,11 @@
 //! GUESTBRIDGE_TEST_POSTGRES_URL is set) PostgreSQL.
 
 mod admin_api;
+mod admin_browser;
 mod admin_client;
 mod admin_guest_actions;
+mod admin_login;
+mod admin_roles;
 mod admin_tokens;
 mod audit_log;
 mod audit_query;

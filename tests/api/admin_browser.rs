@@ -1,0 +1,211 @@
+//! A person's first sign-in in a real browser (headless Chromium over WebDriver): the link
+//! `admin create-login` prints, the password form, the sign-in form, `/admin` naming them and
+//! their role, sign-out. Each console page is checked at 1280 and 768 px for sideways
+//! scrolling and unlabelled inputs, and saved under `target/screenshots/` (`admin-login.png`,
+//! `admin-home.png`, and `-768` variants).
+
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use futures_util::FutureExt;
+use serde_json::{json, Value};
+
+use crate::admin_login::{create_login_cli, PASSWORD};
+use crate::browser::{require_browser, ChromeDriver};
+use crate::helpers::{spawn, Backend, TestApp};
+
+mod first_login_from_the_setup_link_to_the_console_in_chromium {
+    use crate::helpers::{self, Backend};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(gb_browser),
+        ignore = "chromium or chromium-driver was missing when the tests were built"
+    )]
+    async fn sqlite() {
+        super::first_login(Backend::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(all(gb_browser, gb_postgres)),
+        ignore = "needs chromium and GUESTBRIDGE_TEST_POSTGRES_URL when the tests are built"
+    )]
+    async fn postgres() {
+        helpers::require_postgres();
+        super::first_login(Backend::Postgres).await
+    }
+}
+
+const WIDE: u32 = 1280;
+const TABLET: u32 = 768;
+
+async fn open(driver: &ChromeDriver, profile: &Path) -> Client {
+    std::fs::create_dir_all(profile).expect("profile dir");
+    let caps = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", format!("--window-size={WIDE},900"),
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        },
+    });
+    let Value::Object(caps) = caps else {
+        unreachable!()
+    };
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url())
+        .await
+        .unwrap_or_else(|e| panic!("cannot start Chromium: {e}; {}", driver.log_text()))
+}
+
+async fn first_login(backend: Backend) {
+    require_browser();
+    let app = spawn(backend).await;
+    let link = create_login_cli(&app, "Bea Browser", &[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let driver = ChromeDriver::start(dir.path()).await;
+    let b = open(&driver, &dir.path().join("profile")).await;
+    let prefix = match backend {
+        Backend::Sqlite => "",
+        Backend::Postgres => "postgres-",
+    };
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).expect("target/screenshots");
+    let outcome = AssertUnwindSafe(journey(&b, &app, &link, &shots, prefix))
+        .catch_unwind()
+        .await;
+    if outcome.is_err() {
+        if let Ok(png) = b.screenshot().await {
+            let _ = std::fs::write(shots.join(format!("{prefix}admin-failure.png")), png);
+        }
+    }
+    let closed = b.close().await;
+    drop(driver);
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+    closed.expect("close the browser");
+}
+
+async fn fill(b: &Client, css: &str, value: &str) {
+    b.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .send_keys(value)
+        .await
+        .unwrap_or_else(|e| panic!("type into {css}: {e}"));
+}
+
+async fn click(b: &Client, xpath: &str) {
+    b.find(Locator::XPath(xpath))
+        .await
+        .unwrap_or_else(|e| panic!("no {xpath}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {xpath}: {e}"));
+}
+
+async fn path(b: &Client) -> String {
+    b.current_url().await.expect("url").path().to_string()
+}
+
+async fn body_text(b: &Client) -> String {
+    b.find(Locator::Css("body"))
+        .await
+        .expect("body")
+        .text()
+        .await
+        .expect("text")
+}
+
+/// At each width: nothing scrolls sideways, every input is labelled; a screenshot.
+async fn check_and_shoot(b: &Client, shots: &Path, prefix: &str, page: &str) {
+    for width in [WIDE, TABLET] {
+        b.set_window_size(width, 900).await.expect("resize");
+        let layout = b
+            .execute(
+                "return {inner: window.innerWidth, scroll: document.documentElement.scrollWidth,
+                  unlabelled: [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+                    .filter(e => e.labels.length === 0).map(e => e.outerHTML),
+                  skip: !!document.querySelector('a.skip[href=\"#main\"]')};",
+                vec![],
+            )
+            .await
+            .expect("measure");
+        let inner = layout["inner"].as_u64().unwrap();
+        let scroll = layout["scroll"].as_u64().unwrap();
+        assert!(
+            inner <= u64::from(width) && inner + 40 >= u64::from(width),
+            "{page} at {width}: inner {inner}"
+        );
+        assert!(
+            scroll <= inner,
+            "{page} at {width}: scrolls sideways ({scroll} in {inner})"
+        );
+        assert_eq!(layout["unlabelled"], json!([]), "{page}: unlabelled inputs");
+        assert_eq!(layout["skip"], true, "{page}: a skip link");
+        let png = b.screenshot().await.expect("screenshot");
+        assert!(png.starts_with(b"\x89PNG"));
+        let name = if width == WIDE {
+            format!("{prefix}{page}.png")
+        } else {
+            format!("{prefix}{page}-{width}.png")
+        };
+        std::fs::write(shots.join(name), png).expect("write screenshot");
+    }
+    b.set_window_size(WIDE, 900).await.expect("resize");
+}
+
+async fn journey(b: &Client, app: &TestApp, link: &str, shots: &Path, prefix: &str) {
+    // The first visit: what this server is, and the way to the console.
+    b.goto(&format!("{}/", app.address)).await.expect("open /");
+    assert!(body_text(b).await.contains("This is a Guestbridge server"));
+
+    b.goto(link).await.expect("open the setup link");
+    assert!(body_text(b).await.contains("Bea Browser"));
+    check_and_shoot(b, shots, prefix, "admin-setup").await;
+    fill(b, "#password", PASSWORD).await;
+    fill(b, "#confirm", PASSWORD).await;
+    click(b, "//button[normalize-space()='Set password']").await;
+    assert!(body_text(b).await.contains("Your password is set"));
+    click(b, "//a[normalize-space()='Sign in']").await;
+    assert_eq!(path(b).await, "/admin/login");
+    check_and_shoot(b, shots, prefix, "admin-login").await;
+
+    fill(b, "#name", "Bea Browser").await;
+    fill(b, "#password", PASSWORD).await;
+    click(b, "//button[normalize-space()='Sign in']").await;
+    assert_eq!(path(b).await, "/admin");
+    let text = body_text(b).await;
+    assert!(text.contains("Signed in as Bea Browser (admin)"), "{text}");
+    for nav in [
+        "Dashboard",
+        "Guests",
+        "Imports",
+        "Rules",
+        "Jobs",
+        "Sync",
+        "Audit",
+    ] {
+        b.find(Locator::XPath(&format!(
+            "//nav//a[normalize-space()='{nav}']"
+        )))
+        .await
+        .unwrap_or_else(|e| panic!("no {nav} in the navigation: {e}"));
+    }
+    check_and_shoot(b, shots, prefix, "admin-home").await;
+
+    click(b, "//button[normalize-space()='Sign out']").await;
+    assert_eq!(path(b).await, "/admin/login");
+    b.goto(&format!("{}/admin", app.address))
+        .await
+        .expect("open /admin");
+    assert_eq!(path(b).await, "/admin/login", "signed out");
+}
