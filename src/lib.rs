@@ -29,3 +29,5 @@ pub mod services;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod console;
+pub mod console_pages;

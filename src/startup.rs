@@ -185,6 +185,7 @@ impl Application {
                 .route("/metrics", web::get().to(crate::metrics::get_metrics))
                 .service(web::scope("/api/v1").configure(crate::admin::configure))
                 .configure(crate::portal::configure)
+                .configure(crate::console::configure_pages)
                 .service(crate::scim::scope())
                 // Outermost, so that metrics and logs see the path that was routed.
                 .wrap(from_fn(crate::scim::normalize_path))

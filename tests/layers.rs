@@ -13,6 +13,7 @@ const RANKS: &[(&str, u32)] = &[
     ("import", 0),
     ("portal_pages", 0),
     ("portal_pages", 0),
+    ("console_pages", 0),
     ("auth", 1),
     ("scim_core", 1),
     ("edge", 1),
@@ -29,8 +30,10 @@ const RANKS: &[(&str, u32)] = &[
     ("scim", 8),
     ("health", 8),
     ("metrics", 8),
-    ("startup", 9),
-    ("cli", 10),
+    // The console pages authenticate with the admin API's extractor, so they sit above it.
+    ("console", 9),
+    ("startup", 10),
+    ("cli", 11),
 ];
 
 fn rank(module: &str) -> Option<u32> {

@@ -4,6 +4,7 @@
 //! `migrations/sqlite` and `migrations/postgres`. See docs/architecture.md for why.
 
 pub mod audit;
+pub mod console_queries;
 pub mod due_work;
 pub mod erasure;
 pub mod groups;

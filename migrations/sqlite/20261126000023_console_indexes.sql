@@ -1,0 +1,7 @@
+-- The admin console's guests table: a case-insensitive prefix search on userName, name or
+-- e-mail, filters, and keyset pages in (lower(userName), id) order, each an index range.
+CREATE INDEX guests_console_name ON guests(lower(user_name), id);
+CREATE INDEX guests_console_partner_name ON guests(partner_id, lower(user_name), id);
+CREATE INDEX guests_console_display ON guests(lower(display_name));
+CREATE INDEX guests_console_email ON guests(lower(email));
+CREATE INDEX guests_console_sponsor ON guests(sponsor);
