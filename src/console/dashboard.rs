@@ -94,8 +94,10 @@ async fn figures(state: &AppState) -> Result<Value, ServiceError> {
         let pending = outbox_gauges::sync_pending(&mut conn, name, QUEUE_CAP).await?;
         let dead = outbox_gauges::sync_dead(&mut conn, name, QUEUE_CAP).await?;
         let oldest = outbox_gauges::sync_oldest_pending(&mut conn, name).await?;
-        sync.push(json!({"target": name, "pending": capped(pending), "dead": capped(dead),
-                         "oldest": when(oldest)}));
+        sync.push(
+            json!({"target": name, "pending": capped(pending), "dead": capped(dead),
+                         "oldest": when(oldest)}),
+        );
     }
 
     let mut jobs = Vec::new();

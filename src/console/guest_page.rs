@@ -24,7 +24,9 @@ pub async fn page(
     let deps = &state.deps;
     let d = match guests::get(deps, &id).await {
         Ok(d) => d,
-        Err(ServiceError::NotFound) => return not_found(&caller, "There is no guest with this id."),
+        Err(ServiceError::NotFound) => {
+            return not_found(&caller, "There is no guest with this id.")
+        }
         Err(e) => return Err(e.into()),
     };
     let now = deps.now_ms();

@@ -61,16 +61,15 @@ fn html(
     template: &str,
     ctx: Value,
 ) -> Result<HttpResponse, AdminError> {
-    let body = crate::console_pages::render(template, &layout_context(caller, ctx)).map_err(
-        |e| {
+    let body =
+        crate::console_pages::render(template, &layout_context(caller, ctx)).map_err(|e| {
             let error_id = uuid::Uuid::new_v4();
             tracing::error!(%error_id, error = %e, template, "console page failed to render");
             AdminError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("internal error; reference {error_id}"),
             )
-        },
-    )?;
+        })?;
     Ok(HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))

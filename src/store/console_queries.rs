@@ -16,9 +16,7 @@ pub struct StateCount {
 }
 
 /// Guests by partner and stored state (a covering scan of `guests_partner_state`).
-pub async fn guests_by_partner_state(
-    conn: &mut AnyConnection,
-) -> Result<Vec<StateCount>, DbError> {
+pub async fn guests_by_partner_state(conn: &mut AnyConnection) -> Result<Vec<StateCount>, DbError> {
     let rows = sqlx::query(
         "SELECT partner_id, state, COUNT(*) AS n FROM guests GROUP BY partner_id, state
          ORDER BY partner_id, state",
