@@ -25,6 +25,8 @@ pub enum Command {
     Serve,
     /// Apply pending migrations and exit.
     Migrate,
+    /// Seed an empty database with two partners and a few hundred people (a demo console).
+    Demo,
     /// Manage partner organisations.
     Partner {
         #[command(subcommand)]

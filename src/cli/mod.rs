@@ -12,6 +12,7 @@ use crate::startup::Application;
 use crate::store::Db;
 
 mod args;
+mod demo;
 mod import;
 pub mod import_submit;
 mod serve;
@@ -91,6 +92,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 "guestbridge serving"
             );
             app.run_until_stopped().await
+        }
+        Command::Demo => {
+            let deps = deps(&settings).await?;
+            let report = demo::seed(&deps, &settings).await?;
+            if report.already_seeded {
+                println!("the demo is already seeded; nothing changed");
+            } else {
+                println!(
+                    "demo seeded: {} people, {} guests ({} approved, {} deactivated); expiry job: {}",
+                    report.people, report.guests, report.approved, report.deactivated, report.expiry
+                );
+            }
+            Ok(())
         }
         Command::Migrate => {
             let db = Db::connect(&settings.database).await?;

@@ -129,17 +129,9 @@ fn prefix_range(sql: &mut Sql, column: &str, prefix: &str) {
         .push(")");
 }
 
+/// The filters other than the search.
 fn conditions(filter: &TableFilter) -> Sql {
     let mut cond = Sql::new("1 = 1");
-    if let Some(q) = filter.search.as_deref().filter(|q| !q.is_empty()) {
-        cond.push(" AND (");
-        prefix_range(&mut cond, "g.user_name", q);
-        cond.push(" OR ");
-        prefix_range(&mut cond, "g.display_name", q);
-        cond.push(" OR ");
-        prefix_range(&mut cond, "g.email", q);
-        cond.push(")");
-    }
     match filter.state.as_deref() {
         Some("suspended") => {
             cond.push(" AND g.state LIKE 'suspended:%'");
@@ -156,9 +148,13 @@ fn conditions(filter: &TableFilter) -> Sql {
         cond.push(" AND g.sponsor = ").bind(Arg::text(s));
     }
     if let Some(app) = &filter.app {
-        cond.push(" AND g.id IN (SELECT gg.guest_id FROM guest_grants gg WHERE gg.app_id = ")
-            .bind(Arg::text(app))
-            .push(")");
+        // A probe of the grants' primary key per guest walked in table order, which stops
+        // with the page; `IN (SELECT …)` built the set of every holder of the app first.
+        cond.push(
+            " AND EXISTS (SELECT 1 FROM guest_grants gg WHERE gg.guest_id = g.id AND gg.app_id = ",
+        )
+        .bind(Arg::text(app))
+        .push(")");
     }
     cond
 }
@@ -171,6 +167,52 @@ async fn sort_key(conn: &mut AnyConnection, id: &str) -> Result<Option<String>, 
         .await
 }
 
+const TABLE_COLUMNS: &str = "g.id, g.partner_id, g.user_name, g.display_name, g.email, \
+    g.state, g.sponsor, g.access_until";
+
+/// Where a page starts in (lower(userName), id) order, and which way it reads.
+struct Start {
+    key: String,
+    id: String,
+    backwards: bool,
+}
+
+/// `SELECT columns FROM guests g WHERE filters [AND prefix of column] [AND past start]`,
+/// in table order (reversed when reading backwards), at most `limit` rows.
+fn ordered(
+    columns: &str,
+    filter: &TableFilter,
+    prefix: Option<(&str, &str)>,
+    start: Option<&Start>,
+    backwards: bool,
+    limit: i64,
+) -> Sql {
+    let mut sql = Sql::new(format!("SELECT {columns} FROM guests g WHERE "));
+    sql.append(conditions(filter));
+    if let Some((column, q)) = prefix {
+        sql.push(" AND ");
+        prefix_range(&mut sql, column, q);
+    }
+    if let Some(start) = start {
+        sql.push(if start.backwards {
+            " AND (lower(g.user_name), g.id) < ("
+        } else {
+            " AND (lower(g.user_name), g.id) > ("
+        })
+        .bind(Arg::text(&start.key))
+        .push(", ")
+        .bind(Arg::text(&start.id))
+        .push(")");
+    }
+    sql.push(if backwards {
+        " ORDER BY lower(g.user_name) DESC, g.id DESC LIMIT "
+    } else {
+        " ORDER BY lower(g.user_name), g.id LIMIT "
+    })
+    .bind(Arg::Int(limit));
+    sql
+}
+
 /// A page of at most `limit` guests in (lower(userName), id) order. `Ok(None)` when the
 /// cursor names no guest.
 pub async fn guests_page(
@@ -179,35 +221,64 @@ pub async fn guests_page(
     cursor: &Cursor,
     limit: i64,
 ) -> Result<Option<TablePage>, DbError> {
-    let mut sql = Sql::new(
-        "SELECT g.id, g.partner_id, g.user_name, g.display_name, g.email, g.state, g.sponsor,
-         g.access_until FROM guests g WHERE ",
-    );
-    sql.append(conditions(filter));
     let backwards = matches!(cursor, Cursor::Before(_));
-    match cursor {
-        Cursor::First => {}
+    let start = match cursor {
+        Cursor::First => None,
         Cursor::After(id) | Cursor::Before(id) => {
             let Some(key) = sort_key(&mut *conn, id).await? else {
                 return Ok(None);
             };
-            sql.push(if backwards {
-                " AND (lower(g.user_name), g.id) < ("
-            } else {
-                " AND (lower(g.user_name), g.id) > ("
+            Some(Start {
+                key,
+                id: id.clone(),
+                backwards,
             })
-            .bind(Arg::Text(key))
-            .push(", ")
-            .bind(Arg::text(id))
-            .push(")");
         }
-    }
-    sql.push(if backwards {
-        " ORDER BY lower(g.user_name) DESC, g.id DESC LIMIT "
-    } else {
-        " ORDER BY lower(g.user_name), g.id LIMIT "
-    })
-    .bind(Arg::Int(limit + 1));
+    };
+    let search = filter.search.as_deref().filter(|q| !q.is_empty());
+    let sql = match search {
+        None => ordered(
+            TABLE_COLUMNS,
+            filter,
+            None,
+            start.as_ref(),
+            backwards,
+            limit + 1,
+        ),
+        // One branch per searched column, each an index range cut to a page; the union
+        // (at most three pages) is then ordered. An OR of the three ranges let PostgreSQL
+        // walk the whole userName index when the prefix matched only names or e-mails.
+        Some(q) => {
+            let mut sql = Sql::new(format!(
+                "SELECT {TABLE_COLUMNS} FROM guests g WHERE g.id IN ("
+            ));
+            for (i, column) in ["g.user_name", "g.display_name", "g.email"]
+                .into_iter()
+                .enumerate()
+            {
+                if i > 0 {
+                    sql.push(" UNION ");
+                }
+                sql.push("SELECT id FROM (");
+                sql.append(ordered(
+                    "g.id",
+                    filter,
+                    Some((column, q)),
+                    start.as_ref(),
+                    backwards,
+                    limit + 1,
+                ));
+                sql.push(&format!(") s{i}"));
+            }
+            sql.push(if backwards {
+                ") ORDER BY lower(g.user_name) DESC, g.id DESC LIMIT "
+            } else {
+                ") ORDER BY lower(g.user_name), g.id LIMIT "
+            })
+            .bind(Arg::Int(limit + 1));
+            sql
+        }
+    };
     let fetched = sql.query().fetch_all(&mut *conn).await?;
     let mut rows = fetched
         .iter()

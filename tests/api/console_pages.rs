@@ -56,6 +56,7 @@ both_backends!(
     the_guests_table_searches_filters_and_pages_exactly,
     the_guest_page_shows_grants_explanation_and_timeline,
     console_pages_need_an_admin_and_escape_what_partners_send,
+    demo_seeds_an_empty_database_once,
 );
 
 struct Console<'a> {
@@ -591,4 +592,77 @@ async fn console_pages_need_an_admin_and_escape_what_partners_send(backend: Back
         .unwrap()
         .contains("max-age=31536000"));
     assert!(css.text().await.unwrap().contains("focus-visible"));
+}
+
+/// `guestbridge demo` with the shipped mappings: people in varied states through the SCIM
+/// path; a second run changes nothing.
+async fn demo_seeds_an_empty_database_once(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = crate::helpers::fresh_database(backend, &dir).await;
+    let mappings = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
+    let demo = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_guestbridge"))
+            .arg("demo")
+            .env("GUESTBRIDGE_DATABASE_URL", &url)
+            .env("GUESTBRIDGE_MAPPINGS", &mappings)
+            .env("GUESTBRIDGE_SECRET_KEY", crate::helpers::TEST_SECRET_KEY)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let first = demo();
+    assert!(first.starts_with("demo seeded: 300 people"), "{first}");
+
+    let settings = crate::helpers::settings_for(&url);
+    let db = guestbridge::store::Db::connect(&settings.database)
+        .await
+        .unwrap();
+    let states = |db: guestbridge::store::Db| async move {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, COUNT(*) FROM guests GROUP BY state ORDER BY state")
+                .fetch_all(db.pool())
+                .await
+                .unwrap();
+        let audit: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        (rows, audit)
+    };
+    let (before, audit_before) = states(db.clone()).await;
+    let count = |prefix: &str| -> i64 {
+        before
+            .iter()
+            .filter(|(s, _)| s.starts_with(prefix))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    assert!(count("invited") > 50, "{before:?}");
+    assert!(count("pending_approval") > 5, "{before:?}");
+    assert!(count("suspended:") > 10, "{before:?}");
+    assert!(
+        before
+            .iter()
+            .any(|(s, _)| s.starts_with("suspended:") && s != "suspended:deactivated"),
+        "some ended by date: {before:?}"
+    );
+    let soon: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM guest_grants WHERE valid_until > $1 AND valid_until < $2",
+    )
+    .bind(chrono::Utc::now().timestamp_millis())
+    .bind(chrono::Utc::now().timestamp_millis() + 90 * 86_400_000)
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert!(soon > 10, "{soon}");
+
+    let second = demo();
+    assert_eq!(second.trim(), "the demo is already seeded; nothing changed");
+    assert_eq!(states(db.clone()).await, (before, audit_before));
 }
