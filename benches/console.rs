@@ -195,9 +195,14 @@ fn report(backend: &str, scenario: &str, total: usize, times: &mut [Duration]) -
 /// Print the plans of the table's statements, to check they are index ranges.
 async fn explain(db: &guestbridge::store::Db, backend: &str) {
     let branch = |column: &str| {
+        let key = if column == "g.user_name" {
+            "lower(g.user_name)"
+        } else {
+            "(lower(g.user_name) || '')"
+        };
         format!(
             "SELECT id FROM (SELECT g.id FROM guests g WHERE 1 = 1 AND (lower({column}) >= lower('ann') \
-             AND lower({column}) < lower('ann') || 'z') ORDER BY lower(g.user_name), g.id LIMIT 51) s"
+             AND lower({column}) < lower('ann') || 'z') ORDER BY {key}, g.id LIMIT 51) s"
         )
     };
     let search = format!(

@@ -69,7 +69,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::from_env(cli.config.as_deref())?;
     crate::telemetry::init(
         settings.log_format,
-        if matches!(cli.command, Command::Serve) {
+        if matches!(cli.command, Command::Serve { .. }) {
             "info"
         } else {
             "warn"
@@ -79,7 +79,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         tracing::warn!(%variable, "unknown GUESTBRIDGE_ variable ignored");
     }
     match cli.command {
-        Command::Serve => {
+        Command::Serve { demo: seed_demo } => {
+            if seed_demo {
+                let deps = deps(&settings).await?;
+                let report = demo::seed(&deps, &settings).await?;
+                tracing::info!(
+                    people = report.people,
+                    already_seeded = report.already_seeded,
+                    "demo data"
+                );
+                deps.db.close().await;
+            }
             let app = Application::build(settings.clone(), Arc::new(SystemClock)).await?;
             spawn_reload_on_sighup(app.deps(), settings.mappings_dir.clone());
             if let Some(cert) = app.tls_reloader() {

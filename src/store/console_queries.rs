@@ -204,11 +204,18 @@ fn ordered(
         .bind(Arg::text(&start.id))
         .push(")");
     }
-    sql.push(if backwards {
-        " ORDER BY lower(g.user_name) DESC, g.id DESC LIMIT "
-    } else {
-        " ORDER BY lower(g.user_name), g.id LIMIT "
-    })
+    // A branch searching names or e-mails must read its own column's range and sort what
+    // it finds: ordered by the bare sort key, PostgreSQL's generic plan walked the userName
+    // index through every guest when few names matched. `|| ''` keeps the order (and
+    // the "C" collation) but no index provides it.
+    let key = match prefix {
+        Some((column, _)) if column != "g.user_name" => "(lower(g.user_name) || '')",
+        _ => "lower(g.user_name)",
+    };
+    let direction = if backwards { " DESC" } else { "" };
+    sql.push(&format!(
+        " ORDER BY {key}{direction}, g.id{direction} LIMIT "
+    ))
     .bind(Arg::Int(limit));
     sql
 }
