@@ -35,7 +35,8 @@ pub fn load_rules(dir: &std::path::Path) -> anyhow::Result<crate::mapping::RuleS
 }
 
 /// Headers every response carries: no framing, no sniffing, no referrer (invitation links
-/// carry a secret), and a CSP that allows only this origin and inline styles.
+/// carry a secret), and a CSP that allows only this origin's scripts (the console's action
+/// buttons) and styles, and inline styles.
 fn security_headers() -> actix_web::middleware::DefaultHeaders {
     actix_web::middleware::DefaultHeaders::new()
         .add(("X-Frame-Options", "DENY"))
@@ -43,7 +44,7 @@ fn security_headers() -> actix_web::middleware::DefaultHeaders {
         .add(("Referrer-Policy", "no-referrer"))
         .add((
             "Content-Security-Policy",
-            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data: https:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; style-src 'self' 'unsafe-inline'; script-src 'self'; connect-src 'self'; img-src 'self' data: https:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ))
 }
 

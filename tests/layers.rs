@@ -25,13 +25,14 @@ const RANKS: &[(&str, u32)] = &[
     ("request_metrics", 6),
     ("app_state", 7),
     ("admin", 8),
-    ("console", 8),
     ("portal", 8),
     ("scim", 8),
     ("health", 8),
     ("metrics", 8),
-    ("startup", 9),
-    ("cli", 10),
+    // The console pages authenticate with the admin API's extractor, so they sit above it.
+    ("console", 9),
+    ("startup", 10),
+    ("cli", 11),
 ];
 
 fn rank(module: &str) -> Option<u32> {

@@ -22,9 +22,15 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Apply pending migrations, then serve HTTP.
-    Serve,
+    Serve {
+        /// Seed an empty database first, as `guestbridge demo` does.
+        #[arg(long)]
+        demo: bool,
+    },
     /// Apply pending migrations and exit.
     Migrate,
+    /// Seed an empty database with two partners and a few hundred people (a demo console).
+    Demo,
     /// Manage partner organisations.
     Partner {
         #[command(subcommand)]

@@ -14,6 +14,7 @@ use crate::store::Db;
 mod admin_logins;
 mod args;
 mod audit;
+mod demo;
 mod import;
 pub mod import_submit;
 mod serve;
@@ -79,7 +80,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::from_env(cli.config.as_deref())?;
     crate::telemetry::init(
         settings.log_format,
-        if matches!(cli.command, Command::Serve) {
+        if matches!(cli.command, Command::Serve { .. }) {
             "info"
         } else {
             "warn"
@@ -89,7 +90,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         tracing::warn!(%variable, "unknown GUESTBRIDGE_ variable ignored");
     }
     match cli.command {
-        Command::Serve => {
+        Command::Serve { demo: seed_demo } => {
+            if seed_demo {
+                let deps = deps(&settings).await?;
+                let report = demo::seed(&deps, &settings).await?;
+                tracing::info!(
+                    people = report.people,
+                    already_seeded = report.already_seeded,
+                    "demo data"
+                );
+                deps.db.close().await;
+            }
             let app = Application::build(settings.clone(), Arc::new(SystemClock)).await?;
             spawn_reload_on_sighup(app.deps(), settings.mappings_dir.clone());
             if let Some(cert) = app.tls_reloader() {
@@ -103,6 +114,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             admin_logins::announce(&app.deps()).await;
             app.run_until_stopped().await
+        }
+        Command::Demo => {
+            let deps = deps(&settings).await?;
+            let report = demo::seed(&deps, &settings).await?;
+            if report.already_seeded {
+                println!("the demo is already seeded; nothing changed");
+            } else {
+                println!(
+                    "demo seeded: {} people, {} guests ({} approved, {} deactivated); expiry job: {}",
+                    report.people, report.guests, report.approved, report.deactivated, report.expiry
+                );
+            }
+            Ok(())
         }
         Command::Migrate => {
             let db = Db::connect(&settings.database).await?;

@@ -3,9 +3,14 @@
 //! are server-rendered (`console_pages`); every form carries a CSRF token; the session
 //! cookie is HttpOnly, SameSite=Strict, and `__Host-` prefixed and Secure over https.
 
+pub mod dashboard;
+pub mod expiry_chart;
+pub mod guest_page;
+pub mod guests_table;
 mod home;
 mod landing;
 mod login;
+pub mod page_frame;
 mod setup;
 
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
@@ -26,7 +31,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         // The link from `create-login` answers HEAD like GET (link scanners); only POST acts.
         .route("/admin/setup/{token}", web::get().to(setup::get_setup))
         .route("/admin/setup/{token}", web::head().to(setup::get_setup))
-        .route("/admin/setup/{token}", web::post().to(setup::post_setup));
+        .route("/admin/setup/{token}", web::post().to(setup::post_setup))
+        .route("/admin/dashboard", web::get().to(dashboard::page))
+        .route("/admin/guests", web::get().to(guests_table::page))
+        .route("/admin/guests/{id}", web::get().to(guest_page::page))
+        .route(
+            "/admin/assets/console.css",
+            web::get().to(page_frame::stylesheet),
+        )
+        .route(
+            "/admin/assets/console.js",
+            web::get().to(page_frame::script),
+        );
 }
 
 fn html(status: StatusCode, body: String) -> HttpResponse {

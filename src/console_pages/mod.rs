@@ -1,5 +1,6 @@
-//! The admin console's page templates, compiled into the binary (styles inline, no external
-//! assets: the CSP allows none) and rendered with autoescaping. `layout.html` is the frame
+//! The admin console's page templates and assets, compiled into the binary (the frame's
+//! styles inline; the tables' stylesheet and the action buttons' script served from this
+//! origin, which is all the CSP allows) and rendered with autoescaping. `layout.html` is the frame
 //! every console page extends: header with the signed-in name and role and a sign-out
 //! button, the console's navigation, a skip link.
 
@@ -14,7 +15,16 @@ const PAGES: &[(&str, &str)] = &[
     ("message.html", include_str!("message.html")),
     ("home.html", include_str!("home.html")),
     ("landing.html", include_str!("landing.html")),
+    ("dashboard.html", include_str!("dashboard.html")),
+    ("guests.html", include_str!("guests.html")),
+    ("guest.html", include_str!("guest.html")),
+    ("not_found.html", include_str!("not_found.html")),
 ];
+
+/// The console pages' stylesheet, served at `/admin/assets/console.css`.
+pub const CONSOLE_CSS: &str = include_str!("console.css");
+/// The guest page's action buttons, served at `/admin/assets/console.js`.
+pub const CONSOLE_JS: &str = include_str!("console.js");
 
 fn env() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();

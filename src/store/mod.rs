@@ -7,6 +7,7 @@ pub mod admin_logins;
 pub mod admin_sessions;
 pub mod audit;
 pub mod audit_chain;
+pub mod console_queries;
 pub mod due_work;
 pub mod erasure;
 pub mod groups;

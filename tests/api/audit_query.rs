@@ -115,10 +115,7 @@ async fn queries_filter_and_page_exactly(backend: Backend) {
         &format!("target_id={user}&action=user.created"),
     )
     .await;
-    assert_eq!(
-        body["items"][0]["detail"]["userName"],
-        "late@beta.example"
-    );
+    assert_eq!(body["items"][0]["detail"]["userName"], "late@beta.example");
 
     // A time window: since is inclusive, until exclusive.
     let ats: Vec<i64> = sqlx::query_scalar("SELECT at FROM audit_log ORDER BY at")
