@@ -13,7 +13,8 @@ use serde_json::{json, Value};
 
 use crate::admin_login::{create_login_cli, PASSWORD};
 use crate::browser::{require_browser, ChromeDriver};
-use crate::helpers::{spawn, Backend, TestApp};
+use crate::console_pages::{guest_of, APPS, RULES};
+use crate::helpers::{spawn_with_rules, Backend, TestApp};
 
 mod first_login_from_the_setup_link_to_the_console_in_chromium {
     use crate::helpers::{self, Backend};
@@ -67,7 +68,7 @@ async fn open(driver: &ChromeDriver, profile: &Path) -> Client {
 
 async fn first_login(backend: Backend) {
     require_browser();
-    let app = spawn(backend).await;
+    let app = spawn_with_rules(backend, &[("apps.toml", APPS), ("rules.toml", RULES)]).await;
     let link = create_login_cli(&app, "Bea Browser", &[]);
     let dir = tempfile::tempdir().expect("tempdir");
     let driver = ChromeDriver::start(dir.path()).await;
@@ -185,15 +186,7 @@ async fn journey(b: &Client, app: &TestApp, link: &str, shots: &Path, prefix: &s
     assert_eq!(path(b).await, "/admin");
     let text = body_text(b).await;
     assert!(text.contains("Signed in as Bea Browser (admin)"), "{text}");
-    for nav in [
-        "Dashboard",
-        "Guests",
-        "Imports",
-        "Rules",
-        "Jobs",
-        "Sync",
-        "Audit",
-    ] {
+    for nav in ["Dashboard", "Guests"] {
         b.find(Locator::XPath(&format!(
             "//nav//a[normalize-space()='{nav}']"
         )))
@@ -201,6 +194,57 @@ async fn journey(b: &Client, app: &TestApp, link: &str, shots: &Path, prefix: &s
         .unwrap_or_else(|e| panic!("no {nav} in the navigation: {e}"));
     }
     check_and_shoot(b, shots, prefix, "admin-home").await;
+
+    // The console over a real guest: dashboard, the table's search, the guest page, and an
+    // action button that posts to the JSON API with the session's CSRF token.
+    let (_, acme) = app.partner("acme").await;
+    let user = acme
+        .create_user(&json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "zoe.browser@acme.example",
+            "name": {"givenName": "Zoe", "familyName": "Browser"},
+            "emails": [{"value": "zoe.browser@acme.example", "primary": true}],
+        }))
+        .await;
+    let guest = guest_of(app, &user).await;
+    click(b, "//nav//a[normalize-space()='Dashboard']").await;
+    assert_eq!(path(b).await, "/admin/dashboard");
+    b.find(Locator::Css("svg")).await.expect("the expiry chart");
+    check_and_shoot(b, shots, prefix, "admin-dashboard").await;
+    click(b, "//nav//a[normalize-space()='Guests']").await;
+    fill(b, "input[name=q]", "zoe.b").await;
+    click(b, "//form//button[normalize-space()='Find']").await;
+    assert!(body_text(b).await.contains("zoe.browser@acme.example"));
+    check_and_shoot(b, shots, prefix, "admin-guests").await;
+    click(b, "//a[contains(., 'zoe.browser@acme.example')]").await;
+    assert_eq!(path(b).await, format!("/admin/guests/{guest}"));
+    check_and_shoot(b, shots, prefix, "admin-guest").await;
+    click(b, "//button[normalize-space()='Suspend']").await;
+    let mut state = String::new();
+    for _ in 0..50 {
+        if let Ok(el) = b.find(Locator::Css("#state")).await {
+            state = el
+                .attr("data-state")
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            if state.starts_with("suspended") {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        state, "suspended:admin",
+        "the Suspend button's call took effect"
+    );
+    let stored: String = sqlx::query_scalar("SELECT state FROM guests WHERE id = $1")
+        .bind(&guest)
+        .fetch_one(app.deps.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored, "suspended:admin");
 
     click(b, "//button[normalize-space()='Sign out']").await;
     assert_eq!(path(b).await, "/admin/login");

@@ -11,7 +11,7 @@ use crate::both_backends;
 use crate::helpers::{read, spawn_with_rules, test_actor, Backend, Scim, TestApp};
 use crate::users_crud::ENTERPRISE;
 
-const APPS: &str = r#"
+pub(crate) const APPS: &str = r#"
 [[app]]
 id = "ehr-viewer"
 name = "EHR Viewer"
@@ -27,7 +27,7 @@ launch_url = "https://shifts.example/"
 roles = ["viewer"]
 "#;
 
-const RULES: &str = r#"
+pub(crate) const RULES: &str = r#"
 [[partner]]
 slug = "acme"
 approval = "auto"
@@ -126,7 +126,7 @@ fn person(user_name: &str, given: &str, family: &str, nurse: bool) -> Value {
 }
 
 /// The guest id of a SCIM user.
-async fn guest_of(app: &TestApp, user_id: &str) -> String {
+pub(crate) async fn guest_of(app: &TestApp, user_id: &str) -> String {
     sqlx::query_scalar("SELECT id FROM guests WHERE user_id = $1")
         .bind(user_id)
         .fetch_one(app.deps.db.pool())
