@@ -3,15 +3,18 @@
 //! are server-rendered (`console_pages`); every form carries a CSRF token; the session
 //! cookie is HttpOnly, SameSite=Strict, and `__Host-` prefixed and Secure over https.
 
+pub mod audit_page;
 pub mod dashboard;
 pub mod expiry_chart;
 pub mod guest_page;
 pub mod guests_table;
 mod home;
+pub mod jobs_page;
 mod landing;
 mod login;
 pub mod page_frame;
 mod setup;
+pub mod sync_page;
 
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
 use actix_web::http::{header, StatusCode};
@@ -35,6 +38,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/dashboard", web::get().to(dashboard::page))
         .route("/admin/guests", web::get().to(guests_table::page))
         .route("/admin/guests/{id}", web::get().to(guest_page::page))
+        .route("/admin/jobs", web::get().to(jobs_page::page))
+        .route("/admin/jobs/{name}", web::get().to(jobs_page::runs))
+        .route("/admin/sync", web::get().to(sync_page::page))
+        .route("/admin/audit", web::get().to(audit_page::page))
         .route(
             "/admin/assets/console.css",
             web::get().to(page_frame::stylesheet),

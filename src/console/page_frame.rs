@@ -156,6 +156,9 @@ pub fn state_label(stored: &str) -> String {
 fn active_of(template: &str) -> &'static str {
     match template {
         "dashboard.html" => "dashboard",
+        "jobs.html" | "job_runs.html" => "jobs",
+        "sync.html" => "sync",
+        "audit.html" => "audit",
         _ => "guests",
     }
 }

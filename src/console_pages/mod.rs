@@ -19,6 +19,10 @@ const PAGES: &[(&str, &str)] = &[
     ("guests.html", include_str!("guests.html")),
     ("guest.html", include_str!("guest.html")),
     ("not_found.html", include_str!("not_found.html")),
+    ("jobs.html", include_str!("jobs.html")),
+    ("job_runs.html", include_str!("job_runs.html")),
+    ("sync.html", include_str!("sync.html")),
+    ("audit.html", include_str!("audit.html")),
 ];
 
 /// The console pages' stylesheet, served at `/admin/assets/console.css`.

@@ -34,6 +34,7 @@ pub mod signing;
 mod stored;
 pub mod sync;
 pub mod sync_sender;
+pub mod sync_view;
 pub mod users;
 
 use crate::clock::SharedClock;

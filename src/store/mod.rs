@@ -33,6 +33,7 @@ pub mod rule_sets;
 pub mod scim_filter;
 pub mod sessions;
 pub mod sql;
+pub mod sync_console;
 pub mod sync_outbox;
 pub mod tokens;
 pub mod users;

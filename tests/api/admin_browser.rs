@@ -186,7 +186,7 @@ async fn journey(b: &Client, app: &TestApp, link: &str, shots: &Path, prefix: &s
     assert_eq!(path(b).await, "/admin");
     let text = body_text(b).await;
     assert!(text.contains("Signed in as Bea Browser (admin)"), "{text}");
-    for nav in ["Dashboard", "Guests"] {
+    for nav in ["Dashboard", "Guests", "Jobs", "Sync", "Audit"] {
         b.find(Locator::XPath(&format!(
             "//nav//a[normalize-space()='{nav}']"
         )))
