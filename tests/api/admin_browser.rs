@@ -245,6 +245,17 @@ async fn journey(b: &Client, app: &TestApp, link: &str, shots: &Path, prefix: &s
         .await
         .unwrap();
     assert_eq!(stored, "suspended:admin");
+    // The timeline shows the administrator's suspension once the page has reloaded.
+    assert!(body_text(b).await.contains("suspended:admin"));
+    for (nav, at, shot) in [
+        ("Jobs", "/admin/jobs", "admin-jobs"),
+        ("Sync", "/admin/sync", "admin-sync"),
+        ("Audit", "/admin/audit", "admin-audit"),
+    ] {
+        click(b, &format!("//nav//a[normalize-space()='{nav}']")).await;
+        assert_eq!(path(b).await, at);
+        check_and_shoot(b, shots, prefix, shot).await;
+    }
 
     click(b, "//button[normalize-space()='Sign out']").await;
     assert_eq!(path(b).await, "/admin/login");
