@@ -243,9 +243,11 @@ async fn a_cli_import_next_to_a_server_fails_no_scim_write(backend: Backend) {
         &failures[..failures.len().min(3)]
     );
     assert!(done > 0);
-    // The old import held the writer for the whole file: writers waited out the busy timeout.
+    // The old import held the writer for the whole file: writers waited out the 5 s busy
+    // timeout. How far below it the slowest write stays depends on the machine's load (the
+    // benchmark measures that: benches/import_writers.rs); here it only must not reach it.
     assert!(
-        slowest < Duration::from_secs(4),
+        slowest < Duration::from_secs(5),
         "slowest SCIM write {slowest:?}"
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
