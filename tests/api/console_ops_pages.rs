@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::both_backends;
-use crate::console_pages::{APPS, RULES};
+use crate::console_pages::{attrs, APPS, RULES};
 use crate::helpers::{
     eventually, read, spawn_with, spawn_with_rules, test_actor, Backend, TestApp,
 };
@@ -97,27 +97,6 @@ impl Console<'_> {
         assert_eq!(res.status, StatusCode::OK, "{path}: {}", res.body);
         res.body
     }
-}
-
-/// HTML text back to what was escaped (minijinja escapes `&<>"'/`).
-fn unescape(s: &str) -> String {
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#x27;", "'")
-        .replace("&#x2f;", "/")
-        .replace("&amp;", "&")
-}
-
-/// Every value of `attr="…"` in the page, in order, unescaped.
-fn attrs(html: &str, attr: &str) -> Vec<String> {
-    let needle = format!("{attr}=\"");
-    html.match_indices(&needle)
-        .map(|(at, _)| {
-            let rest = &html[at + needle.len()..];
-            unescape(&rest[..rest.find('"').unwrap()])
-        })
-        .collect()
 }
 
 /// The unescaped href of the element with this id.

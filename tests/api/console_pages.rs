@@ -135,7 +135,7 @@ pub(crate) async fn guest_of(app: &TestApp, user_id: &str) -> String {
 }
 
 /// HTML text back to what was escaped (minijinja escapes `&<>"'/`).
-fn unescape(s: &str) -> String {
+pub(crate) fn unescape(s: &str) -> String {
     s.replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&quot;", "\"")
@@ -145,7 +145,7 @@ fn unescape(s: &str) -> String {
 }
 
 /// Every value of `attr="…"` in document order.
-fn attrs(html: &str, attr: &str) -> Vec<String> {
+pub(crate) fn attrs(html: &str, attr: &str) -> Vec<String> {
     let marker = format!("{attr}=\"");
     html.match_indices(&marker)
         .map(|(at, _)| {
