@@ -117,13 +117,39 @@ async fn path(b: &Client) -> String {
     b.current_url().await.expect("url").path().to_string()
 }
 
-async fn body_text(b: &Client) -> String {
-    b.find(Locator::Css("body"))
-        .await
-        .expect("body")
-        .text()
-        .await
-        .expect("text")
+/// The page's text once it contains `needle`: a click that submits a form or follows a link
+/// navigates after it returns, so the old page (or a stale body element) may answer first.
+async fn wait_text(b: &Client, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut last = String::new();
+    loop {
+        if let Ok(body) = b.find(Locator::Css("body")).await {
+            if let Ok(text) = body.text().await {
+                if text.contains(needle) {
+                    return text;
+                }
+                last = text;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {needle:?} on the page; it says: {last}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Wait until the browser is at `want` (see [`wait_text`]).
+async fn wait_path(b: &Client, want: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let at = path(b).await;
+        if at == want {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "at {at}, not {want}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// At each width: nothing scrolls sideways, every input is labelled; a screenshot.
@@ -167,25 +193,24 @@ async fn check_and_shoot(b: &Client, shots: &Path, prefix: &str, page: &str) {
 async fn journey(b: &Client, app: &TestApp, link: &str, shots: &Path, prefix: &str) {
     // The first visit: what this server is, and the way to the console.
     b.goto(&format!("{}/", app.address)).await.expect("open /");
-    assert!(body_text(b).await.contains("This is a Guestbridge server"));
+    wait_text(b, "This is a Guestbridge server").await;
 
     b.goto(link).await.expect("open the setup link");
-    assert!(body_text(b).await.contains("Bea Browser"));
+    wait_text(b, "Bea Browser").await;
     check_and_shoot(b, shots, prefix, "admin-setup").await;
     fill(b, "#password", PASSWORD).await;
     fill(b, "#confirm", PASSWORD).await;
     click(b, "//button[normalize-space()='Set password']").await;
-    assert!(body_text(b).await.contains("Your password is set"));
+    wait_text(b, "Your password is set").await;
     click(b, "//a[normalize-space()='Sign in']").await;
-    assert_eq!(path(b).await, "/admin/login");
+    wait_path(b, "/admin/login").await;
     check_and_shoot(b, shots, prefix, "admin-login").await;
 
     fill(b, "#name", "Bea Browser").await;
     fill(b, "#password", PASSWORD).await;
     click(b, "//button[normalize-space()='Sign in']").await;
-    assert_eq!(path(b).await, "/admin");
-    let text = body_text(b).await;
-    assert!(text.contains("Signed in as Bea Browser (admin)"), "{text}");
+    wait_path(b, "/admin").await;
+    wait_text(b, "Signed in as Bea Browser (admin)").await;
     for nav in ["Dashboard", "Guests", "Jobs", "Sync", "Audit"] {
         b.find(Locator::XPath(&format!(
             "//nav//a[normalize-space()='{nav}']"
@@ -208,16 +233,16 @@ async fn journey(b: &Client, app: &TestApp, link: &str, shots: &Path, prefix: &s
         .await;
     let guest = guest_of(app, &user).await;
     click(b, "//nav//a[normalize-space()='Dashboard']").await;
-    assert_eq!(path(b).await, "/admin/dashboard");
+    wait_path(b, "/admin/dashboard").await;
     b.find(Locator::Css("svg")).await.expect("the expiry chart");
     check_and_shoot(b, shots, prefix, "admin-dashboard").await;
     click(b, "//nav//a[normalize-space()='Guests']").await;
     fill(b, "input[name=q]", "zoe.b").await;
     click(b, "//form//button[normalize-space()='Find']").await;
-    assert!(body_text(b).await.contains("zoe.browser@acme.example"));
+    wait_text(b, "zoe.browser@acme.example").await;
     check_and_shoot(b, shots, prefix, "admin-guests").await;
     click(b, "//a[contains(., 'zoe.browser@acme.example')]").await;
-    assert_eq!(path(b).await, format!("/admin/guests/{guest}"));
+    wait_path(b, &format!("/admin/guests/{guest}")).await;
     check_and_shoot(b, shots, prefix, "admin-guest").await;
     click(b, "//button[normalize-space()='Suspend']").await;
     let mut state = String::new();
@@ -246,21 +271,21 @@ async fn journey(b: &Client, app: &TestApp, link: &str, shots: &Path, prefix: &s
         .unwrap();
     assert_eq!(stored, "suspended:admin");
     // The timeline shows the administrator's suspension once the page has reloaded.
-    assert!(body_text(b).await.contains("suspended:admin"));
+    wait_text(b, "suspended:admin").await;
     for (nav, at, shot) in [
         ("Jobs", "/admin/jobs", "admin-jobs"),
         ("Sync", "/admin/sync", "admin-sync"),
         ("Audit", "/admin/audit", "admin-audit"),
     ] {
         click(b, &format!("//nav//a[normalize-space()='{nav}']")).await;
-        assert_eq!(path(b).await, at);
+        wait_path(b, at).await;
         check_and_shoot(b, shots, prefix, shot).await;
     }
 
     click(b, "//button[normalize-space()='Sign out']").await;
-    assert_eq!(path(b).await, "/admin/login");
+    wait_path(b, "/admin/login").await;
     b.goto(&format!("{}/admin", app.address))
         .await
         .expect("open /admin");
-    assert_eq!(path(b).await, "/admin/login", "signed out");
+    wait_path(b, "/admin/login").await;
 }

@@ -77,12 +77,13 @@ pub struct TestApp {
 /// A fresh database URL for this test.
 pub async fn fresh_database(backend: Backend, dir: &tempfile::TempDir) -> String {
     crate::log_scan::install();
+    // Tests open their own AnyPool on the URL; the drivers must be there whatever ran first.
+    sqlx::any::install_default_drivers();
     match backend {
         Backend::Sqlite => format!("sqlite://{}", dir.path().join("guestbridge.db").display()),
         Backend::Postgres => {
             let base = postgres_url().expect("GUESTBRIDGE_TEST_POSTGRES_URL");
             let schema = format!("gbt_{}", uuid::Uuid::new_v4().simple());
-            sqlx::any::install_default_drivers();
             let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&base)
                 .await
                 .expect("connect to test PostgreSQL");
