@@ -128,6 +128,7 @@ async fn count(db: &guestbridge::store::Db, sql: &str) -> i64 {
 async fn write_while(
     scim: &Scim,
     clients: usize,
+    pause: Duration,
     mut running: impl FnMut() -> bool,
 ) -> (u64, Vec<String>, Duration) {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -171,6 +172,7 @@ async fn write_while(
                     done.fetch_add(1, Ordering::Relaxed);
                 }
                 i += 1;
+                tokio::time::sleep(pause).await;
             }
             failures
         }));
@@ -228,8 +230,10 @@ async fn a_cli_import_next_to_a_server_fails_no_scim_write(backend: Backend) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (done, failures, slowest) =
-        write_while(&scim, 8, || child.try_wait().unwrap().is_none()).await;
+    let (done, failures, slowest) = write_while(&scim, 4, Duration::from_millis(10), || {
+        child.try_wait().unwrap().is_none()
+    })
+    .await;
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -400,7 +404,7 @@ async fn a_dry_run_blocks_no_writer(backend: Backend) {
     let file = e.roster(20_000);
     let mut child = e.spawn_import(&file, &["--dry-run"]);
     let mut rounds = 0;
-    let (done, failures, slowest) = write_while(&scim, 4, || {
+    let (done, failures, slowest) = write_while(&scim, 4, Duration::ZERO, || {
         rounds += 1;
         rounds < 100 && child.try_wait().unwrap().is_none()
     })
