@@ -1,6 +1,6 @@
 //! `housekeeping`: deletes what no longer serves anything, so that tables written on every
-//! sign-in or run do not grow without end: expired portal sessions, e-mail codes and sign-in
-//! links, rate-limit counters of past windows, job runs older than `job_run_days` (each
+//! sign-in or run do not grow without end: expired portal and console sessions, e-mail codes,
+//! sign-in links and console setup links, rate-limit counters of past windows, job runs older than `job_run_days` (each
 //! job's latest run is kept), records of expiry warnings whose grant end is long past, and
 //! settled sync events and mail older than `sync_retention_days` / `mail_retention_days`.
 //! Pruning mail repeats nothing: every effect a mail announces is recorded elsewhere
@@ -21,8 +21,11 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
     let mut counts = Counts::new();
     for what in Expired::ALL {
         let before = match what {
-            Expired::Sessions => now,
-            Expired::EmailCodes | Expired::SigninLinks | Expired::RateLimits => now - GRACE_MS,
+            Expired::Sessions | Expired::AdminSessions => now,
+            Expired::EmailCodes
+            | Expired::SigninLinks
+            | Expired::AdminLinks
+            | Expired::RateLimits => now - GRACE_MS,
             Expired::JobRuns => {
                 now - Duration::days(i64::from(ctx.settings.job_run_days)).num_milliseconds()
             }

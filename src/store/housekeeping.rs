@@ -1,4 +1,5 @@
-//! Rows whose use has passed: expired portal sessions, e-mail codes and sign-in links,
+//! Rows whose use has passed: expired portal and console sessions, e-mail codes, sign-in
+//! links and console setup links,
 //! finished rate-limit windows, old job runs, records of notices whose occasion is past,
 //! and settled outbox rows past their retention (delivered or dead sync events, sent or
 //! failed mail), which name the people they were about. Each delete takes one batch by an indexed
@@ -13,6 +14,11 @@ use super::DbError;
 pub enum Expired {
     /// Portal sessions past their end.
     Sessions,
+    /// Console (admin) sessions past their absolute end; a signed-out session's row ends
+    /// there too, since its end is what bounds how long it is kept for the record.
+    AdminSessions,
+    /// Console setup links (`admin create-login`) past their end, used or not.
+    AdminLinks,
     /// MFA e-mail codes past their end.
     EmailCodes,
     /// Sign-in links past their end.
@@ -34,8 +40,10 @@ pub enum Expired {
 }
 
 impl Expired {
-    pub const ALL: [Expired; 10] = [
+    pub const ALL: [Expired; 12] = [
         Expired::Sessions,
+        Expired::AdminSessions,
+        Expired::AdminLinks,
         Expired::EmailCodes,
         Expired::SigninLinks,
         Expired::RateLimits,
@@ -51,6 +59,8 @@ impl Expired {
     pub fn name(self) -> &'static str {
         match self {
             Expired::Sessions => "sessions_deleted",
+            Expired::AdminSessions => "admin_sessions_deleted",
+            Expired::AdminLinks => "admin_links_deleted",
             Expired::EmailCodes => "email_codes_deleted",
             Expired::SigninLinks => "signin_links_deleted",
             Expired::RateLimits => "rate_limits_deleted",
@@ -68,6 +78,14 @@ impl Expired {
             Expired::Sessions => {
                 "DELETE FROM guest_sessions WHERE id_hash IN
                    (SELECT id_hash FROM guest_sessions WHERE expires_at < $1 LIMIT $2)"
+            }
+            Expired::AdminSessions => {
+                "DELETE FROM admin_sessions WHERE id IN
+                   (SELECT id FROM admin_sessions WHERE expires_at < $1 LIMIT $2)"
+            }
+            Expired::AdminLinks => {
+                "DELETE FROM admin_login_links WHERE id IN
+                   (SELECT id FROM admin_login_links WHERE expires_at < $1 LIMIT $2)"
             }
             Expired::EmailCodes => {
                 "DELETE FROM email_codes WHERE id IN

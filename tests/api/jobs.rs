@@ -187,6 +187,43 @@ async fn housekeeping_deletes_only_what_has_expired(backend: Backend) {
             .await
             .unwrap();
     }
+    // Console sessions (past their absolute end, or live) and setup links (past their end
+    // and the day's grace, or only just past it).
+    sqlx::query(
+        "INSERT INTO admin_logins (id, name, name_lower, role, created_at, updated_at)
+         VALUES ('l1', 'Ada', 'ada', 'admin', $1, $1)",
+    )
+    .bind(ms(now - days(10)))
+    .execute(pool)
+    .await
+    .unwrap();
+    for (id, expires) in [("as-old", now - days(1)), ("as-live", now + days(1))] {
+        sqlx::query(
+            "INSERT INTO admin_sessions (id, login_id, secret_hash, created_at, last_seen_at, expires_at)
+             VALUES ($1, 'l1', $1, $2, $2, $3)",
+        )
+        .bind(id)
+        .bind(ms(now - days(2)))
+        .bind(ms(expires))
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+    for (id, expires) in [
+        ("al-old", now - days(3)),
+        ("al-live", now - chrono::Duration::hours(1)),
+    ] {
+        sqlx::query(
+            "INSERT INTO admin_login_links (id, login_id, secret_hash, created_at, expires_at)
+             VALUES ($1, 'l1', $1, $2, $3)",
+        )
+        .bind(id)
+        .bind(ms(now - days(4)))
+        .bind(ms(expires))
+        .execute(pool)
+        .await
+        .unwrap();
+    }
     // Job runs: two old runs of `expiry` (the later one is its latest, and stays), one old
     // run of `reminders` with a recent one after it.
     for (id, job, started) in [
@@ -223,6 +260,8 @@ async fn housekeeping_deletes_only_what_has_expired(backend: Backend) {
         counts,
         BTreeMap::from([
             ("sessions_deleted", 1),
+            ("admin_sessions_deleted", 1),
+            ("admin_links_deleted", 1),
             ("email_codes_deleted", 1),
             ("signin_links_deleted", 1),
             ("rate_limits_deleted", 1),
@@ -240,6 +279,16 @@ async fn housekeeping_deletes_only_what_has_expired(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(ids, ["c-live"]);
+    let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM admin_sessions")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    assert_eq!(ids, ["as-live"]);
+    let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM admin_login_links")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    assert_eq!(ids, ["al-live"]);
     assert_eq!(count(&app, "signin_links").await, 1);
     assert_eq!(count(&app, "rate_limits").await, 1);
     let mut runs: Vec<String> =
