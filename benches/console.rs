@@ -214,7 +214,7 @@ async fn explain(db: &guestbridge::store::Db, backend: &str) {
     let page = "SELECT g.id FROM guests g WHERE 1 = 1 AND g.partner_id = 'p1'
         AND (lower(g.user_name), g.id) > ('m', 'x') ORDER BY lower(g.user_name), g.id LIMIT 51";
     let sponsor =
-        "SELECT g.id FROM guests g WHERE 1 = 1 AND g.sponsor = 'sponsor3@hospital.example'
+        "SELECT g.id FROM guests g WHERE 1 = 1 AND LOWER(g.sponsor) = 'sponsor3@hospital.example'
         ORDER BY lower(g.user_name), g.id LIMIT 51";
     for (name, sql) in [
         ("search", search.as_str()),

@@ -145,7 +145,9 @@ fn conditions(filter: &TableFilter) -> Sql {
         cond.push(" AND g.partner_id = ").bind(Arg::text(p));
     }
     if let Some(s) = &filter.sponsor {
-        cond.push(" AND g.sponsor = ").bind(Arg::text(s));
+        // E-mail addresses compare without case, as everywhere else sponsors are matched.
+        cond.push(" AND LOWER(g.sponsor) = ")
+            .bind(Arg::Text(s.to_lowercase()));
     }
     if let Some(app) = &filter.app {
         // A probe of the grants' primary key per guest walked in table order, which stops

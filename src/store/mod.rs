@@ -46,7 +46,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyConnection, AnyPool, Executor};
+use sqlx::{AnyConnection, AnyPool, ConnectOptions, Executor};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::DatabaseSettings;
@@ -126,6 +126,10 @@ impl Db {
         let options: AnyConnectOptions = url.parse().with_context(|| {
             "setting database.url (GUESTBRIDGE_DATABASE_URL) is not a valid database URL"
         })?;
+        // sqlx warns of every statement over a second; on a loaded machine a migration or a
+        // long import batch does that, and a command's stderr must stay its one-line reason.
+        // `serve` logs at info, so an operator still sees them.
+        let options = options.log_slow_statements(log::LevelFilter::Info, Duration::from_secs(1));
         let busy_timeout = settings.busy_timeout_ms;
         let pool = pool_options(backend, busy_timeout, settings.max_connections, false)
             .connect_with(options.clone())
