@@ -7,15 +7,19 @@ use std::path::Path;
 const POSTGRES_URL: &str = "GUESTBRIDGE_TEST_POSTGRES_URL";
 const REQUIRE_BROWSER: &str = "GUESTBRIDGE_REQUIRE_BROWSER";
 const BROWSER_PARTS: [&str; 2] = ["/usr/bin/chromium", "/usr/bin/chromedriver"];
+const REQUIRE_NGINX: &str = "GUESTBRIDGE_REQUIRE_NGINX";
+const NGINX: &str = "/usr/sbin/nginx";
 
 fn main() {
     println!("cargo:rustc-check-cfg=cfg(gb_postgres)");
     println!("cargo:rustc-check-cfg=cfg(gb_browser)");
     println!("cargo:rustc-check-cfg=cfg(gb_sqlite3_shell)");
     println!("cargo:rustc-check-cfg=cfg(gb_pg_dump)");
+    println!("cargo:rustc-check-cfg=cfg(gb_nginx)");
     println!("cargo:rerun-if-env-changed=PATH");
     println!("cargo:rerun-if-env-changed={POSTGRES_URL}");
     println!("cargo:rerun-if-env-changed={REQUIRE_BROWSER}");
+    println!("cargo:rerun-if-env-changed={REQUIRE_NGINX}");
     // Installing or removing a tool changes its directory; only existing paths are watched,
     // as a missing one would make every build rerun this script.
     let mut dirs: Vec<std::path::PathBuf> = std::env::var_os("PATH")
@@ -41,6 +45,9 @@ fn main() {
     let required = std::env::var(REQUIRE_BROWSER).is_ok_and(|v| v == "1");
     if required || BROWSER_PARTS.iter().all(|p| Path::new(p).exists()) {
         println!("cargo:rustc-cfg=gb_browser");
+    }
+    if std::env::var(REQUIRE_NGINX).is_ok_and(|v| v == "1") || Path::new(NGINX).exists() {
+        println!("cargo:rustc-cfg=gb_nginx");
     }
 }
 

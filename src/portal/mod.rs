@@ -2,6 +2,7 @@
 //! access panel, plus app launch and the JWKS. Pages work without JavaScript on a 360 px
 //! screen; every form carries a CSRF token; responses carry strict security headers.
 
+mod forward_auth;
 mod links;
 mod mfa;
 
@@ -48,7 +49,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/signin/{token}", web::head().to(links::get_signin_link))
         .route("/signin/{token}", web::post().to(links::post_signin_link))
         .route("/signout", web::post().to(post_signout))
-        .route("/.well-known/jwks.json", web::get().to(get_jwks));
+        .route("/.well-known/jwks.json", web::get().to(get_jwks))
+        .route("/auth/verify", web::get().to(forward_auth::verify));
 }
 
 fn see_other(location: &str) -> HttpResponse {

@@ -318,6 +318,32 @@ pub async fn partner_name(deps: &Deps, guest: &GuestRow) -> Result<String, Servi
     Ok(partner_of(&mut conn, guest).await?.name)
 }
 
+/// The roles of `app_id` this guest may use now, sorted and without repeats: none unless the
+/// guest is active, the app is declared, and a grant for it has not ended. MFA is the caller's
+/// check (a launch refuses, forward-auth sends the guest to finish signing in).
+pub async fn usable_roles(
+    deps: &Deps,
+    gs: &GuestSession,
+    app_id: &str,
+) -> Result<Vec<String>, ServiceError> {
+    if super::stored::guest_state(&gs.guest)? != GuestState::Active
+        || deps.rules().app(app_id).is_none()
+    {
+        return Ok(Vec::new());
+    }
+    let now = deps.now_ms();
+    let mut conn = deps.db.pool().acquire().await?;
+    let mut roles: Vec<String> = guest_store::grants(&mut conn, &gs.guest.id)
+        .await?
+        .into_iter()
+        .filter(|g| g.app_id == app_id && g.valid_until.is_none_or(|u| u > now))
+        .map(|g| g.role)
+        .collect();
+    roles.sort();
+    roles.dedup();
+    Ok(roles)
+}
+
 /// A launch: the app's URL with a signed token for this guest, or None when the guest has
 /// no current grant for that app.
 pub async fn launch(
@@ -325,17 +351,11 @@ pub async fn launch(
     gs: &GuestSession,
     app_id: &str,
 ) -> Result<Option<String>, ServiceError> {
-    if super::stored::guest_state(&gs.guest)? != GuestState::Active || gs.needs_mfa() {
+    if gs.needs_mfa() {
         return Ok(None);
     }
     let now = deps.now_ms();
-    let mut conn = deps.db.pool().acquire().await?;
-    let roles: Vec<String> = guest_store::grants(&mut conn, &gs.guest.id)
-        .await?
-        .into_iter()
-        .filter(|g| g.app_id == app_id && g.valid_until.is_none_or(|u| u > now))
-        .map(|g| g.role)
-        .collect();
+    let roles = usable_roles(deps, gs, app_id).await?;
     let rules = deps.rules();
     let Some(app) = rules.app(app_id) else {
         return Ok(None);
@@ -351,9 +371,6 @@ pub async fn launch(
         .display_name
         .clone()
         .or_else(|| Some(gs.guest.user_name.clone()));
-    let mut roles = roles;
-    roles.sort();
-    roles.dedup();
     claims.roles = roles;
     let token =
         jwt::sign_launch(&key, &claims).map_err(|e| ServiceError::Corrupt(e.to_string()))?;

@@ -26,6 +26,7 @@ mod console_pages;
 mod edge;
 mod erasure;
 mod filter_differential;
+mod forward_auth;
 #[path = "../connectors/graph_stand_in.rs"]
 mod graph_stand_in;
 mod health;
