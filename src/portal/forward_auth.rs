@@ -87,7 +87,7 @@ pub async fn verify(
         Some(_) => return sign_in_first(&state, "/mfa", &query),
         None => return sign_in_first(&state, "/signin", &query),
     };
-    let roles = match guest_auth::usable_roles(&state.deps, &gs, app_id).await {
+    let roles = match guest_auth::usable_roles(&state.deps, &gs.guest, app_id).await {
         Ok(r) => r,
         Err(e) => return super::internal(e),
     };

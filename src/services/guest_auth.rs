@@ -323,17 +323,17 @@ pub async fn partner_name(deps: &Deps, guest: &GuestRow) -> Result<String, Servi
 /// check (a launch refuses, forward-auth sends the guest to finish signing in).
 pub async fn usable_roles(
     deps: &Deps,
-    gs: &GuestSession,
+    guest: &GuestRow,
     app_id: &str,
 ) -> Result<Vec<String>, ServiceError> {
-    if super::stored::guest_state(&gs.guest)? != GuestState::Active
+    if super::stored::guest_state(guest)? != GuestState::Active
         || deps.rules().app(app_id).is_none()
     {
         return Ok(Vec::new());
     }
     let now = deps.now_ms();
     let mut conn = deps.db.pool().acquire().await?;
-    let mut roles: Vec<String> = guest_store::grants(&mut conn, &gs.guest.id)
+    let mut roles: Vec<String> = guest_store::grants(&mut conn, &guest.id)
         .await?
         .into_iter()
         .filter(|g| g.app_id == app_id && g.valid_until.is_none_or(|u| u > now))
@@ -355,13 +355,36 @@ pub async fn launch(
         return Ok(None);
     }
     let now = deps.now_ms();
-    let roles = usable_roles(deps, gs, app_id).await?;
+    let roles = usable_roles(deps, &gs.guest, app_id).await?;
     let rules = deps.rules();
     let Some(app) = rules.app(app_id) else {
         return Ok(None);
     };
     if roles.is_empty() {
         return Ok(None);
+    }
+    // An OIDC app starts its own login with us (OIDC Core §4, third-party initiated login).
+    if let Some(initiate) = app
+        .oidc
+        .as_ref()
+        .and_then(|c| c.initiate_login_uri.as_deref())
+    {
+        let mut url =
+            url::Url::parse(initiate).map_err(|e| ServiceError::Corrupt(e.to_string()))?;
+        url.query_pairs_mut()
+            .append_pair("iss", deps.portal.public_url.trim_end_matches('/'));
+        let mut tx = deps.db.begin_write().await?;
+        audit_guest(
+            &mut tx,
+            &guest_actor(&gs.guest.id),
+            &gs.guest,
+            "app.launched",
+            json!({"app": app_id, "oidc": true}),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(Some(url.to_string()));
     }
     let key = super::signing::active_key(deps).await?;
     let mut claims = LaunchClaims::new(&deps.portal.public_url, app_id, &gs.guest.id, now / 1000);

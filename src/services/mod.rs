@@ -23,6 +23,7 @@ pub mod listing;
 pub mod mail_sender;
 pub mod mailer;
 pub mod manual_invite;
+pub mod oidc;
 pub mod partner_admin;
 pub mod partners;
 pub mod portal_env;

@@ -23,6 +23,7 @@ pub mod keys;
 pub mod listing;
 pub mod mail_outbox;
 pub mod mfa;
+pub mod oauth;
 pub mod outbox_gauges;
 pub mod overrides;
 pub mod ownership;

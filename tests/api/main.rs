@@ -39,6 +39,7 @@ mod keys_reseal;
 mod lifecycle;
 mod log_scan;
 mod mail;
+mod oidc_provider;
 mod portal;
 mod portal_auth;
 mod queue_claims;
