@@ -9,6 +9,8 @@ pub mod expiry_chart;
 pub mod guest_page;
 pub mod guests_table;
 mod home;
+pub mod imports_page;
+pub mod invite_page;
 pub mod jobs_page;
 mod landing;
 mod login;
@@ -37,11 +39,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/setup/{token}", web::post().to(setup::post_setup))
         .route("/admin/dashboard", web::get().to(dashboard::page))
         .route("/admin/guests", web::get().to(guests_table::page))
+        .route("/admin/guests/new", web::get().to(invite_page::page))
         .route("/admin/guests/{id}", web::get().to(guest_page::page))
         .route("/admin/jobs", web::get().to(jobs_page::page))
         .route("/admin/jobs/{name}", web::get().to(jobs_page::runs))
         .route("/admin/sync", web::get().to(sync_page::page))
         .route("/admin/audit", web::get().to(audit_page::page))
+        .route("/admin/imports", web::get().to(imports_page::list))
+        .route("/admin/imports/{id}", web::get().to(imports_page::detail))
         .route(
             "/admin/assets/console.css",
             web::get().to(page_frame::stylesheet),

@@ -23,6 +23,9 @@ const PAGES: &[(&str, &str)] = &[
     ("job_runs.html", include_str!("job_runs.html")),
     ("sync.html", include_str!("sync.html")),
     ("audit.html", include_str!("audit.html")),
+    ("guest_new.html", include_str!("guest_new.html")),
+    ("imports.html", include_str!("imports.html")),
+    ("import.html", include_str!("import.html")),
 ];
 
 /// The console pages' stylesheet, served at `/admin/assets/console.css`.

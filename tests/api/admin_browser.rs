@@ -220,9 +220,12 @@ async fn journey(b: &Client, app: &TestApp, link: &str, shots: &Path, prefix: &s
     }
     check_and_shoot(b, shots, prefix, "admin-home").await;
 
+    let (_, acme) = app.partner("acme").await;
+    invite_by_hand(b, app, shots, prefix).await;
+    import_a_roster(b, app, shots, prefix).await;
+
     // The console over a real guest: dashboard, the table's search, the guest page, and an
     // action button that posts to the JSON API with the session's CSRF token.
-    let (_, acme) = app.partner("acme").await;
     let user = acme
         .create_user(&json!({
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
@@ -244,6 +247,29 @@ async fn journey(b: &Client, app: &TestApp, link: &str, shots: &Path, prefix: &s
     click(b, "//a[contains(., 'zoe.browser@acme.example')]").await;
     wait_path(b, &format!("/admin/guests/{guest}")).await;
     check_and_shoot(b, shots, prefix, "admin-guest").await;
+    // The explanation: every rule in force, and whether it matched this person.
+    click(b, "//a[@id='why-link']").await;
+    let rules = b
+        .execute(
+            "return [...document.querySelectorAll('#rules tbody tr')].map(r => [r.dataset.rule, r.dataset.matched]);",
+            vec![],
+        )
+        .await
+        .expect("read the rules");
+    assert_eq!(
+        rules,
+        json!([
+            ["cardiology-nurses", "false"],
+            ["everyone-schedules", "true"]
+        ]),
+        "the explanation"
+    );
+    assert!(b
+        .current_url()
+        .await
+        .expect("url")
+        .as_str()
+        .ends_with("#why"));
     click(b, "//button[normalize-space()='Suspend']").await;
     let mut state = String::new();
     for _ in 0..50 {
@@ -288,4 +314,167 @@ async fn journey(b: &Client, app: &TestApp, link: &str, shots: &Path, prefix: &s
         .await
         .expect("open /admin");
     wait_path(b, "/admin/login").await;
+}
+
+/// Read a script's answer in the page.
+async fn eval(b: &Client, script: &str) -> Value {
+    b.execute(script, vec![])
+        .await
+        .unwrap_or_else(|e| panic!("{script}: {e}"))
+}
+
+/// Wait until a script answers true (see [`wait_text`]).
+async fn wait_until(b: &Client, script: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if eval(b, script).await == json!(true) {
+            return;
+        }
+        let status = eval(b, "return document.getElementById('action-status')?.textContent || document.body.innerText.slice(0, 500);").await;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{script} never held; the page says {status}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+async fn select(b: &Client, css: &str, value: &str) {
+    b.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .select_by_value(value)
+        .await
+        .unwrap_or_else(|e| panic!("choose {value} in {css}: {e}"));
+}
+
+/// The invite form: a field error shown beside its field, then a guest invited and their
+/// page opened, with the invitation that was mailed.
+async fn invite_by_hand(b: &Client, app: &TestApp, shots: &Path, prefix: &str) {
+    click(b, "//nav//a[normalize-space()='Guests']").await;
+    wait_path(b, "/admin/guests").await;
+    click(b, "//a[normalize-space()='Invite a guest by hand']").await;
+    wait_path(b, "/admin/guests/new").await;
+    check_and_shoot(b, shots, prefix, "admin-guest-new").await;
+    fill(b, "#givenName", "Ivy").await;
+    fill(b, "#familyName", "Hand").await;
+    fill(b, "#email", "ivy.hand-at-acme").await;
+    select(b, "#partner", "acme").await;
+    click(
+        b,
+        "//form[@id='invite']//button[normalize-space()='Invite']",
+    )
+    .await;
+    wait_until(
+        b,
+        "return document.getElementById('err-email').textContent.length > 0 && document.getElementById('email').getAttribute('aria-invalid') === 'true';",
+    )
+    .await;
+    b.find(Locator::Css("#email"))
+        .await
+        .expect("#email")
+        .clear()
+        .await
+        .expect("clear #email");
+    fill(b, "#email", "ivy.hand@acme.example").await;
+    b.find(Locator::Css("input[name=apps][value=scheduling]"))
+        .await
+        .expect("the scheduling box")
+        .click()
+        .await
+        .expect("tick scheduling");
+    fill(b, "#sponsor", "dr.grey@hospital.example").await;
+    click(
+        b,
+        "//form[@id='invite']//button[normalize-space()='Invite']",
+    )
+    .await;
+    wait_text(b, "ivy.hand@acme.example").await;
+    let id: String = sqlx::query_scalar("SELECT id FROM guests WHERE user_name = $1")
+        .bind("ivy.hand@acme.example")
+        .fetch_one(app.deps.db.pool())
+        .await
+        .expect("the invited guest");
+    wait_path(b, &format!("/admin/guests/{id}")).await;
+    wait_text(b, "Ivy Hand").await;
+    let grants = eval(b, "return [...document.querySelectorAll('#grants tbody tr[data-app]')].map(r => r.dataset.app);").await;
+    assert_eq!(grants, json!(["scheduling"]), "only the app ticked");
+}
+
+const ROSTER: &str = "userName,givenName,familyName,email,title,department\n\
+ann.roster@acme.example,Ann,Roster,ann.roster@acme.example,Staff Nurse,Cardiology\n\
+bob.roster@acme.example,Bob,Roster,bob.roster@acme.example,Porter,Facilities\n\
+cara.roster@acme.example,Cara,Roster,not-an-email,Nurse,Cardiology\n";
+
+/// The import page: a dry run's diff with the row in error by line, nothing written; then
+/// Apply, its progress bar, the result and the error report's link.
+async fn import_a_roster(b: &Client, app: &TestApp, shots: &Path, prefix: &str) {
+    // The API takes plain file names only: no leading dot, as tempfile's default has.
+    let file = tempfile::Builder::new()
+        .prefix("roster-")
+        .suffix(".csv")
+        .tempfile()
+        .expect("roster file");
+    std::fs::write(file.path(), ROSTER).expect("write the roster");
+    click(b, "//nav//a[normalize-space()='Imports']").await;
+    wait_path(b, "/admin/imports").await;
+    check_and_shoot(b, shots, prefix, "admin-imports").await;
+    select(b, "#import-partner", "acme").await;
+    fill(b, "#import-file", &file.path().display().to_string()).await;
+    click(b, "//button[normalize-space()='Check the file']").await;
+    wait_until(
+        b,
+        "return !document.getElementById('apply-box').classList.contains('hidden');",
+    )
+    .await;
+    let counts = eval(
+        b,
+        "return Object.fromEntries([...document.querySelectorAll('#dry-run [data-count]')].map(e => [e.dataset.count, Number(e.textContent)]));",
+    )
+    .await;
+    assert_eq!(
+        counts,
+        json!({"created": 2, "updated": 0, "deactivated": 0, "unchanged": 0, "errors": 1}),
+        "the dry run's diff"
+    );
+    let lines = eval(
+        b,
+        "return [...document.querySelectorAll('#dry-run tr[data-line]')].map(r => r.dataset.line);",
+    )
+    .await;
+    assert_eq!(lines, json!(["4"]), "the row in error, by line");
+    wait_text(b, "dry run — nothing was changed").await;
+    let people: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM scim_users WHERE user_name LIKE '%.roster@%'")
+            .fetch_one(app.deps.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(people, 0, "a dry run writes nothing");
+    check_and_shoot(b, shots, prefix, "admin-imports-dry-run").await;
+
+    click(b, "//button[@id='apply-button']").await;
+    wait_until(b, "return document.querySelector('#apply-result [data-outcome]')?.dataset.outcome === 'applied';").await;
+    let bar = eval(
+        b,
+        "const p = document.getElementById('import-progress'); return [p.value, p.max];",
+    )
+    .await;
+    assert_eq!(bar, json!([3, 3]), "the progress bar ends full");
+    wait_text(b, "The import is applied.").await;
+    let report = eval(
+        b,
+        "return document.querySelector('#apply-result a.error-report').getAttribute('href');",
+    )
+    .await;
+    assert!(
+        report.as_str().is_some_and(|h| h.ends_with("/errors.csv")),
+        "{report}"
+    );
+    let people: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM scim_users WHERE user_name LIKE '%.roster@%'")
+            .fetch_one(app.deps.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(people, 2, "the applied import");
+    check_and_shoot(b, shots, prefix, "admin-imports-applied").await;
 }
