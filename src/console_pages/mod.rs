@@ -62,11 +62,12 @@ mod tests {
         let user = serde_json::json!({"name": "<b>Ann</b>", "role": "auditor"});
         // The pages over data (dashboard, guests, guest, not found) need their figures; the
         // console_pages integration tests render those from a real database.
-        const OVER_DATA: [&str; 4] = [
+        const OVER_DATA: &[&str] = &[
             "dashboard.html",
             "guests.html",
             "guest.html",
             "not_found.html",
+            "import.html",
         ];
         for (name, _) in PAGES.iter().filter(|(n, _)| !OVER_DATA.contains(n)) {
             let out = render(
