@@ -14,7 +14,9 @@ pub mod invite_page;
 pub mod jobs_page;
 mod landing;
 mod login;
+pub mod mappings_page;
 pub mod page_frame;
+pub mod partners_page;
 mod setup;
 pub mod sync_page;
 
@@ -47,6 +49,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/audit", web::get().to(audit_page::page))
         .route("/admin/imports", web::get().to(imports_page::list))
         .route("/admin/imports/{id}", web::get().to(imports_page::detail))
+        .route("/admin/partners", web::get().to(partners_page::list))
+        .route(
+            "/admin/partners/{slug}",
+            web::get().to(partners_page::detail),
+        )
+        .route("/admin/mappings", web::get().to(mappings_page::page))
+        .route(
+            "/admin/mappings/preview",
+            web::post().to(mappings_page::preview),
+        )
+        .route(
+            "/admin/mappings/reload",
+            web::post().to(mappings_page::reload),
+        )
         .route(
             "/admin/assets/console.css",
             web::get().to(page_frame::stylesheet),

@@ -5,7 +5,7 @@
 use super::{signed_in, SignedIn};
 use actix_web::http::header;
 use actix_web::http::StatusCode;
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
 use serde_json::{json, Value};
 
 use crate::admin::{AdminCaller, AdminError, Need};
@@ -93,12 +93,46 @@ fn layout_context(caller: &ConsoleCaller, active: &str, mut ctx: Value) -> Value
     ctx
 }
 
-impl ConsoleCaller {
-    /// Whether a console form's CSRF field is right: a session's own token; a bearer caller
-    /// sends no cookie, so there is nothing to forge.
-    pub fn csrf_ok(&self, token: &str) -> bool {
-        self.session.as_ref().is_none_or(|s| s.csrf_ok(token))
+/// The caller of a console form that posts here (not to the JSON API): a bearer token, or a
+/// session whose form carries its CSRF token in the `csrf` field. Without either, the answer
+/// to send instead: to the sign-in page, or the "form expired" page.
+pub async fn form_caller(
+    state: &AppState,
+    req: &HttpRequest,
+    csrf: &str,
+) -> Result<ConsoleCaller, HttpResponse> {
+    if req.headers().contains_key(header::AUTHORIZATION) {
+        return match AdminCaller::from_request(req, &mut actix_web::dev::Payload::None).await {
+            Ok(admin) => Ok(ConsoleCaller {
+                admin,
+                session: None,
+            }),
+            Err(e) => Err(e.error_response()),
+        };
     }
+    let session = match signed_in(state, req).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return Err(HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, "/admin/login"))
+                .finish())
+        }
+        Err(res) => return Err(res),
+    };
+    if !session.csrf_ok(csrf) {
+        return Err(super::forbidden(state));
+    }
+    let admin = AdminCaller {
+        actor: crate::services::Actor {
+            label: session.session.principal.actor_label(),
+            request_id: super::request_id(req),
+        },
+        principal: session.session.principal.clone(),
+    };
+    Ok(ConsoleCaller {
+        admin,
+        session: Some(session),
+    })
 }
 
 /// A console page's failure. A role refusal (403) is an HTML page a person can read and

@@ -215,3 +215,13 @@ document.addEventListener("click", async (event) => {
     say("The import failed: " + e.message);
   }
 });
+
+// A file chosen from this computer fills a text area (the mappings editor), and its name
+// the file-name field: the page still previews before anything changes.
+document.addEventListener("change", async (event) => {
+  const input = event.target;
+  if (!input.matches("input[type=file][data-load-into]") || !input.files[0]) return;
+  document.getElementById(input.getAttribute("data-load-into")).value = await input.files[0].text();
+  const name = document.getElementById(input.getAttribute("data-name-into"));
+  if (name) name.value = input.files[0].name;
+});

@@ -26,6 +26,9 @@ const PAGES: &[(&str, &str)] = &[
     ("guest_new.html", include_str!("guest_new.html")),
     ("imports.html", include_str!("imports.html")),
     ("import.html", include_str!("import.html")),
+    ("partners.html", include_str!("partners.html")),
+    ("partner.html", include_str!("partner.html")),
+    ("mappings.html", include_str!("mappings.html")),
 ];
 
 /// The console pages' stylesheet, served at `/admin/assets/console.css`.
@@ -68,6 +71,8 @@ mod tests {
             "guest.html",
             "not_found.html",
             "import.html",
+            "partner.html",
+            "mappings.html",
         ];
         for (name, _) in PAGES.iter().filter(|(n, _)| !OVER_DATA.contains(n)) {
             let out = render(

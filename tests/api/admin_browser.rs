@@ -211,7 +211,16 @@ async fn journey(b: &Client, app: &TestApp, link: &str, shots: &Path, prefix: &s
     click(b, "//button[normalize-space()='Sign in']").await;
     wait_path(b, "/admin").await;
     wait_text(b, "Signed in as Bea Browser (admin)").await;
-    for nav in ["Dashboard", "Guests", "Jobs", "Sync", "Audit"] {
+    for nav in [
+        "Dashboard",
+        "Guests",
+        "Imports",
+        "Partners",
+        "Mappings",
+        "Jobs",
+        "Sync",
+        "Audit",
+    ] {
         b.find(Locator::XPath(&format!(
             "//nav//a[normalize-space()='{nav}']"
         )))
@@ -307,6 +316,8 @@ async fn journey(b: &Client, app: &TestApp, link: &str, shots: &Path, prefix: &s
         wait_path(b, at).await;
         check_and_shoot(b, shots, prefix, shot).await;
     }
+    manage_partners(b, app, shots, prefix).await;
+    change_the_rules(b, shots, prefix).await;
 
     click(b, "//button[normalize-space()='Sign out']").await;
     wait_path(b, "/admin/login").await;
@@ -477,4 +488,147 @@ async fn import_a_roster(b: &Client, app: &TestApp, shots: &Path, prefix: &str) 
             .unwrap();
     assert_eq!(people, 2, "the applied import");
     check_and_shoot(b, shots, prefix, "admin-imports-applied").await;
+}
+
+/// Click a button whose form asks first, and say yes.
+async fn click_and_confirm(b: &Client, xpath: &str) {
+    click(b, xpath).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while b.accept_alert().await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no confirmation for {xpath}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The partners page: add a partner, disable it; one partner's page: issue a token (its
+/// secret shown once, and working against SCIM), then revoke it.
+async fn manage_partners(b: &Client, app: &TestApp, shots: &Path, prefix: &str) {
+    click(b, "//nav//a[normalize-space()='Partners']").await;
+    wait_path(b, "/admin/partners").await;
+    fill(b, "#partner-name", "Globex Corporation").await;
+    fill(b, "#partner-slug", "globex").await;
+    click(b, "//button[normalize-space()='Add partner']").await;
+    wait_until(
+        b,
+        "return !!document.querySelector('tr[data-partner=globex][data-state=enabled]');",
+    )
+    .await;
+    check_and_shoot(b, shots, prefix, "admin-partners").await;
+    click_and_confirm(
+        b,
+        "//tr[@data-partner='globex']//button[normalize-space()='Disable']",
+    )
+    .await;
+    wait_until(
+        b,
+        "return !!document.querySelector('tr[data-partner=globex][data-state=disabled]');",
+    )
+    .await;
+
+    click(b, "//a[normalize-space()='Test Partner']").await;
+    wait_path(b, "/admin/partners/acme").await;
+    fill(b, "#token-name", "HR feed").await;
+    fill(b, "#token-days", "30").await;
+    click(b, "//button[normalize-space()='Issue token']").await;
+    wait_until(
+        b,
+        "return !document.getElementById('new-token').classList.contains('hidden');",
+    )
+    .await;
+    let secret = eval(
+        b,
+        "return document.querySelector('#new-token .secret').textContent;",
+    )
+    .await;
+    let secret = secret.as_str().expect("the secret").to_string();
+    crate::log_scan::register_secret(&secret);
+    let scim = app
+        .client
+        .get(format!("{}/scim/v2/Users", app.address))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .expect("SCIM with the new token");
+    assert_eq!(
+        scim.status(),
+        reqwest::StatusCode::OK,
+        "the issued token works"
+    );
+    check_and_shoot(b, shots, prefix, "admin-partner").await;
+    click(b, "//a[normalize-space()='Done: show the list']").await;
+    let row = "//tr[th[normalize-space()='HR feed']]";
+    wait_until(b, "return [...document.querySelectorAll('#tokens th')].some(t => t.textContent === 'HR feed');").await;
+    let text = eval(
+        b,
+        "return document.querySelector('#tokens tbody tr').innerText;",
+    )
+    .await;
+    assert!(
+        !text.as_str().unwrap_or("").contains(&secret),
+        "the secret is shown once"
+    );
+    click_and_confirm(b, &format!("{row}//button[normalize-space()='Revoke']")).await;
+    wait_until(b, "return [...document.querySelectorAll('#tokens tr[data-status=revoked] th')].some(t => t.textContent === 'HR feed');").await;
+    let scim = app
+        .client
+        .get(format!("{}/scim/v2/Users", app.address))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .expect("SCIM with the revoked token");
+    assert_eq!(scim.status(), reqwest::StatusCode::UNAUTHORIZED, "revoked");
+}
+
+/// The mappings page: an invalid change is refused with its file and line; a valid one is
+/// previewed person by person, then reloaded and in force.
+async fn change_the_rules(b: &Client, shots: &Path, prefix: &str) {
+    click(b, "//nav//a[normalize-space()='Mappings']").await;
+    wait_path(b, "/admin/mappings").await;
+    check_and_shoot(b, shots, prefix, "admin-mappings").await;
+    let file = eval(b, "return document.getElementById('edit-file').value;").await;
+    assert_eq!(file, json!("rules.toml"));
+    let append = |rule: &str| {
+        format!(
+            "const t = document.getElementById('edit-content'); t.value = t.value + {}; return true;",
+            json!(rule)
+        )
+    };
+    eval(b, &append("\n[[rule]]\nid = \"porters-ehr\"\ncondition = 'title eq \"Porter\"'\ngrants = [{ app = \"no-such-app\", role = \"reader\" }]\n")).await;
+    click(b, "//button[normalize-space()='Preview']").await;
+    wait_text(b, "The changed rules are invalid").await;
+    let at = eval(
+        b,
+        "return [...document.querySelectorAll('#problems li')].map(l => l.dataset.where);",
+    )
+    .await;
+    let at = at.as_array().expect("problems").clone();
+    assert!(
+        at.iter().any(|w| w
+            .as_str()
+            .is_some_and(|w| w.starts_with("rules.toml:") && w != "rules.toml:0")),
+        "the problem's file and line: {at:?}"
+    );
+    check_and_shoot(b, shots, prefix, "admin-mappings-invalid").await;
+    eval(
+        b,
+        "const t = document.getElementById('edit-content'); t.value = t.value.replace('no-such-app', 'ehr-viewer'); return true;",
+    )
+    .await;
+    click(b, "//button[normalize-space()='Preview']").await;
+    wait_text(b, "What the changed rules would do").await;
+    let changes = eval(b, "return [...document.querySelectorAll('#diff-people tr[data-user]')].map(r => [r.dataset.user, r.dataset.change]);").await;
+    assert_eq!(
+        changes,
+        json!([["bob.roster@acme.example", "grants_changed"]]),
+        "the preview, person by person"
+    );
+    check_and_shoot(b, shots, prefix, "admin-mappings-preview").await;
+    click(b, "//button[normalize-space()='Reload with these rules']").await;
+    wait_text(b, "Reloaded: the rules").await;
+    b.find(Locator::Css("#rules tr[data-rule=porters-ehr]"))
+        .await
+        .expect("the new rule in force");
 }
