@@ -193,7 +193,8 @@ document.addEventListener("click", async (event) => {
   const bar = document.getElementById("import-progress");
   const text = document.getElementById("progress-text");
   const total = Math.max(Number(apply.dataset.rows) || 0, 1);
-  document.getElementById("apply-box").classList.add("hidden");
+  // The dry run's diff gives way to the real run's progress and result.
+  document.getElementById("dry-run").classList.add("hidden");
   document.getElementById("apply-result").replaceChildren();
   bar.max = total;
   bar.value = 0;
