@@ -1,6 +1,9 @@
 //! A person's first sign-in in a real browser (headless Chromium over WebDriver): the link
 //! `admin create-login` prints, the password form, the sign-in form, `/admin` naming them and
-//! their role, sign-out. Each console page is checked at 1280 and 768 px for sideways
+//! their role; then the admin's work: invite a guest by hand, import a roster (dry run, Apply
+//! with its progress bar, the result), find a guest, open the explanation, suspend them and
+//! see the timeline, manage partners and their tokens, change the rules (refused with file and
+//! line, previewed, reloaded); sign-out. Each console page is checked at 1280 and 768 px for sideways
 //! scrolling and unlabelled inputs, and saved under `target/screenshots/` (`admin-login.png`,
 //! `admin-home.png`, and `-768` variants).
 
@@ -488,6 +491,18 @@ async fn import_a_roster(b: &Client, app: &TestApp, shots: &Path, prefix: &str) 
             .unwrap();
     assert_eq!(people, 2, "the applied import");
     check_and_shoot(b, shots, prefix, "admin-imports-applied").await;
+    // The import's own page, as the past imports' table links it.
+    let id = eval(
+        b,
+        "return document.querySelector('#apply-result [data-import]').dataset.import;",
+    )
+    .await;
+    let id = id.as_str().expect("the import's id").to_string();
+    click(b, "//nav//a[normalize-space()='Imports']").await;
+    click(b, &format!("//tr[@data-import='{id}']//a")).await;
+    wait_path(b, &format!("/admin/imports/{id}")).await;
+    wait_text(b, "rows in error").await;
+    check_and_shoot(b, shots, prefix, "admin-import").await;
 }
 
 /// Click a button whose form asks first, and say yes.
