@@ -168,6 +168,26 @@ async fn a_role_refusal_is_an_html_page_with_a_way_back(backend: Backend) {
         );
         assert!(html.contains("href=\"#main\""), "{path}: the frame");
     }
+    // Without credentials a browser is sent to sign in, a form post too.
+    for path in [
+        "/admin/guests/new",
+        "/admin/imports",
+        "/admin/partners",
+        "/admin/partners/acme",
+        "/admin/mappings",
+    ] {
+        let res = app.get(path).await;
+        assert_eq!(res.url().path(), "/admin/login", "{path}");
+    }
+    let mut v = Visitor::new(&app);
+    let post = v
+        .post(
+            "/admin/mappings/reload",
+            &[("file", "rules.toml"), ("content", "")],
+        )
+        .await;
+    assert_eq!(post.status, StatusCode::SEE_OTHER);
+    assert_eq!(post.location.as_deref(), Some("/admin/login"));
     // The JSON API keeps its JSON answer.
     let res = app
         .client
