@@ -9,10 +9,14 @@ pub mod expiry_chart;
 pub mod guest_page;
 pub mod guests_table;
 mod home;
+pub mod imports_page;
+pub mod invite_page;
 pub mod jobs_page;
 mod landing;
 mod login;
+pub mod mappings_page;
 pub mod page_frame;
+pub mod partners_page;
 mod setup;
 pub mod sync_page;
 
@@ -37,11 +41,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/setup/{token}", web::post().to(setup::post_setup))
         .route("/admin/dashboard", web::get().to(dashboard::page))
         .route("/admin/guests", web::get().to(guests_table::page))
+        .route("/admin/guests/new", web::get().to(invite_page::page))
         .route("/admin/guests/{id}", web::get().to(guest_page::page))
         .route("/admin/jobs", web::get().to(jobs_page::page))
         .route("/admin/jobs/{name}", web::get().to(jobs_page::runs))
         .route("/admin/sync", web::get().to(sync_page::page))
         .route("/admin/audit", web::get().to(audit_page::page))
+        .route("/admin/imports", web::get().to(imports_page::list))
+        .route("/admin/imports/{id}", web::get().to(imports_page::detail))
+        .route("/admin/partners", web::get().to(partners_page::list))
+        .route(
+            "/admin/partners/{slug}",
+            web::get().to(partners_page::detail),
+        )
+        .route("/admin/mappings", web::get().to(mappings_page::page))
+        .route(
+            "/admin/mappings/preview",
+            web::post().to(mappings_page::preview),
+        )
+        .route(
+            "/admin/mappings/reload",
+            web::post().to(mappings_page::reload),
+        )
         .route(
             "/admin/assets/console.css",
             web::get().to(page_frame::stylesheet),

@@ -148,3 +148,12 @@ pub async fn issue_token(
         secret: token.secret,
     })
 }
+
+/// A partner's tokens with their names and ends, newest first (never a secret).
+pub async fn tokens(
+    deps: &Deps,
+    partner_id: &str,
+) -> Result<Vec<store::PartnerTokenRow>, ServiceError> {
+    let mut conn = deps.db.pool().acquire().await?;
+    Ok(store::tokens(&mut conn, partner_id).await?)
+}

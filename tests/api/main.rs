@@ -21,6 +21,7 @@ mod bounds_metrics;
 mod browser;
 mod cli;
 mod conformance;
+mod console_admin_pages;
 mod console_ops_pages;
 mod console_pages;
 mod edge;
