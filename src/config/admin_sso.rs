@@ -106,7 +106,10 @@ pub(super) fn resolve(
     let secret = var("CLIENT_SECRET").or(f.client_secret);
     let groups_text = var("GROUPS");
     let configured_groups = groups_text.is_some() || f.groups.is_some();
-    if issuer.is_none() && client_id.is_none() && secret.is_none() && secret_file.is_none()
+    if issuer.is_none()
+        && client_id.is_none()
+        && secret.is_none()
+        && secret_file.is_none()
         && !configured_groups
     {
         return Ok(None);
@@ -258,12 +261,20 @@ mod tests {
             e
         };
         for (k, v, expect) in [
-            ("GUESTBRIDGE_ADMIN_OIDC_ISSUER", "http://id.example.com", "ISSUER"),
+            (
+                "GUESTBRIDGE_ADMIN_OIDC_ISSUER",
+                "http://id.example.com",
+                "ISSUER",
+            ),
             ("GUESTBRIDGE_ADMIN_OIDC_ISSUER", "not a url", "ISSUER"),
             ("GUESTBRIDGE_ADMIN_OIDC_GROUPS", "gb-admins=root", "GROUPS"),
             ("GUESTBRIDGE_ADMIN_OIDC_GROUPS", " , ", "GROUPS"),
             ("GUESTBRIDGE_ADMIN_OIDC_SCOPES", "email", "SCOPES"),
-            ("GUESTBRIDGE_ADMIN_OIDC_CLIENT_SECRET_FILE", "/x", "CLIENT_SECRET"),
+            (
+                "GUESTBRIDGE_ADMIN_OIDC_CLIENT_SECRET_FILE",
+                "/x",
+                "CLIENT_SECRET",
+            ),
         ] {
             let err = resolve(None, &with(k, v)).unwrap_err().to_string();
             assert!(err.contains(expect), "{k}={v}: {err}");

@@ -44,9 +44,9 @@ impl GroupRole {
         };
         let role: AdminRole = role_text.parse().map_err(|e| format!("{pair:?}: {e}"))?;
         let partner = match (role, partner) {
-            (AdminRole::PartnerAdmin, Some(p)) => Some(
-                PartnerSlug::parse(p).map_err(|e| format!("{pair:?}: partner {p:?}: {e}"))?,
-            ),
+            (AdminRole::PartnerAdmin, Some(p)) => {
+                Some(PartnerSlug::parse(p).map_err(|e| format!("{pair:?}: partner {p:?}: {e}"))?)
+            }
             (AdminRole::PartnerAdmin, None) => {
                 return Err(format!(
                     "{pair:?}: a partner-admin group names its partner (partner-admin:SLUG)"
@@ -92,9 +92,10 @@ mod tests {
 
     #[test]
     fn pairs_parse_with_their_partner_and_round_trip() {
-        let list =
-            GroupRole::parse_list("gb-admins=admin, gb-auditors=auditor,acme-hr=partner-admin:acme,gb-sponsors=sponsor,")
-                .unwrap();
+        let list = GroupRole::parse_list(
+            "gb-admins=admin, gb-auditors=auditor,acme-hr=partner-admin:acme,gb-sponsors=sponsor,",
+        )
+        .unwrap();
         assert_eq!(list.len(), 4);
         assert_eq!(list[2].role, AdminRole::PartnerAdmin);
         assert_eq!(list[2].partner.as_ref().map(|p| p.as_str()), Some("acme"));

@@ -83,7 +83,10 @@ impl DiscoveryCache {
 
     /// Fetch again because a token named a key missing from `seen`; when another sign-in
     /// has already replaced `seen`, its newer state is used instead of fetching twice.
-    pub async fn refresh(&self, seen: &Arc<ProviderState>) -> Result<Arc<ProviderState>, OidcError> {
+    pub async fn refresh(
+        &self,
+        seen: &Arc<ProviderState>,
+    ) -> Result<Arc<ProviderState>, OidcError> {
         let mut current = self.current.lock().await;
         if let Some(state) = current.as_ref() {
             if !Arc::ptr_eq(state, seen) {
@@ -168,7 +171,10 @@ async fn get_json(http: &reqwest::Client, url: &str) -> Result<Value, OidcError>
 }
 
 /// Read a reply up to `limit` bytes; longer is an error, not a truncation.
-pub(super) async fn read_bounded(res: &mut reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+pub(super) async fn read_bounded(
+    res: &mut reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
     while let Some(chunk) = res.chunk().await.map_err(|e| e.to_string())? {
         if body.len() + chunk.len() > limit {

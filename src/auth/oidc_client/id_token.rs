@@ -85,7 +85,12 @@ pub fn signing_keys(jwks: &Value) -> Vec<Jwk> {
     keys.iter()
         .filter_map(|k| serde_json::from_value::<Jwk>(k.clone()).ok())
         .filter(|k| !matches!(k.algorithm, AlgorithmParameters::OctetKey(_)))
-        .filter(|k| matches!(k.common.public_key_use, None | Some(PublicKeyUse::Signature)))
+        .filter(|k| {
+            matches!(
+                k.common.public_key_use,
+                None | Some(PublicKeyUse::Signature)
+            )
+        })
         .collect()
 }
 
@@ -120,7 +125,11 @@ fn algorithms_of(key: &Jwk) -> Vec<Algorithm> {
 
 /// Validate `token` against the provider's keys at `now` (Unix seconds, checked by the JWT
 /// library's clock with a minute of leeway).
-pub fn validate(token: &str, keys: &[Jwk], expected: &Expected<'_>) -> Result<IdClaims, IdTokenError> {
+pub fn validate(
+    token: &str,
+    keys: &[Jwk],
+    expected: &Expected<'_>,
+) -> Result<IdClaims, IdTokenError> {
     let header =
         jsonwebtoken::decode_header(token).map_err(|e| IdTokenError::Malformed(e.to_string()))?;
     let key = match &header.kid {
@@ -144,13 +153,13 @@ pub fn validate(token: &str, keys: &[Jwk], expected: &Expected<'_>) -> Result<Id
     validation.set_audience(&[expected.client_id]);
     validation.required_spec_claims =
         HashSet::from(["exp", "iss", "aud", "sub"].map(str::to_string));
-    let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &decoding, &validation)
-        .map_err(|e| IdTokenError::Invalid(e.to_string()))?;
+    let data =
+        jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &decoding, &validation)
+            .map_err(|e| IdTokenError::Invalid(e.to_string()))?;
     let claims = data.claims;
     // §3.1.3.7 (4, 5): with several audiences, the authorised party must be us.
     if let Some(Value::Array(auds)) = claims.get("aud") {
-        if auds.len() > 1 && claims.get("azp").and_then(Value::as_str) != Some(expected.client_id)
-        {
+        if auds.len() > 1 && claims.get("azp").and_then(Value::as_str) != Some(expected.client_id) {
             return Err(IdTokenError::Invalid("azp is not this client".into()));
         }
     }
@@ -186,7 +195,8 @@ DWNrgUgjDVb036o2LhKjUE6eKo1GO2zA4Bjaq7TDmG7VNFsKe1W0DR+p
     const EC_Y: &str = "qjYuEqNQTp4qjUY7bMDgGNqrtMOYbtU0Wwp7VbQNH6k";
 
     fn jwks(kid: &str, alg: Option<&str>) -> Vec<Jwk> {
-        let mut key = json!({"kty": "EC", "crv": "P-256", "x": EC_X, "y": EC_Y, "kid": kid, "use": "sig"});
+        let mut key =
+            json!({"kty": "EC", "crv": "P-256", "x": EC_X, "y": EC_Y, "kid": kid, "use": "sig"});
         if let Some(a) = alg {
             key["alg"] = json!(a);
         }
@@ -237,9 +247,18 @@ DWNrgUgjDVb036o2LhKjUE6eKo1GO2zA4Bjaq7TDmG7VNFsKe1W0DR+p
             c[k] = v;
             validate(&token("k1", c), &keys, &EXPECTED)
         };
-        assert!(matches!(with("iss", json!("https://evil")), Err(IdTokenError::Invalid(_))));
-        assert!(matches!(with("aud", json!("other")), Err(IdTokenError::Invalid(_))));
-        assert!(matches!(with("exp", json!(1_000_000)), Err(IdTokenError::Invalid(_))));
+        assert!(matches!(
+            with("iss", json!("https://evil")),
+            Err(IdTokenError::Invalid(_))
+        ));
+        assert!(matches!(
+            with("aud", json!("other")),
+            Err(IdTokenError::Invalid(_))
+        ));
+        assert!(matches!(
+            with("exp", json!(1_000_000)),
+            Err(IdTokenError::Invalid(_))
+        ));
         assert_eq!(with("nonce", json!("n2")).unwrap_err(), IdTokenError::Nonce);
         assert!(matches!(
             with("aud", json!(["gb", "other"])),
@@ -251,7 +270,11 @@ DWNrgUgjDVb036o2LhKjUE6eKo1GO2zA4Bjaq7TDmG7VNFsKe1W0DR+p
         );
         // A key that declares another algorithm does not verify this one.
         assert!(matches!(
-            validate(&token("k1", claims()), &jwks("k1", Some("ES384")), &EXPECTED),
+            validate(
+                &token("k1", claims()),
+                &jwks("k1", Some("ES384")),
+                &EXPECTED
+            ),
             Err(IdTokenError::Algorithm(_))
         ));
         let mut tampered = token("k1", claims());

@@ -138,12 +138,10 @@ impl OidcClient {
         let mut request = self.http.post(&provider.metadata.token_endpoint);
         if basic {
             // RFC 6749 §2.3.1: id and secret are form-encoded before they are joined.
-            let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-            let credentials = STANDARD.encode(format!(
-                "{}:{}",
-                enc(&self.settings.client_id),
-                enc(secret)
-            ));
+            let enc =
+                |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let credentials =
+                STANDARD.encode(format!("{}:{}", enc(&self.settings.client_id), enc(secret)));
             request = request.header(
                 reqwest::header::AUTHORIZATION,
                 format!("Basic {credentials}"),
