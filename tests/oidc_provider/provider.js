@@ -16,6 +16,11 @@ import { createInterface } from 'node:readline';
 
 import Provider from 'oidc-provider';
 
+// stdout is the protocol; the provider's own notices go to stderr.
+console.log = console.error;
+console.info = console.error;
+console.warn = console.error;
+
 const server = createServer((req, res) => {
   if (!current) {
     res.statusCode = 503;
