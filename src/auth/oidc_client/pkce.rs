@@ -42,7 +42,7 @@ mod tests {
     #[test]
     fn the_challenge_matches_rfc_7636_appendix_b() {
         assert_eq!(
-            challenge_for("dBjftJeZ4CVP-1mB2K5F6sCKgRZcuWfJ4jOBD3kPWLk"),
+            challenge_for("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
     }
