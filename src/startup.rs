@@ -144,7 +144,7 @@ impl Application {
         let pages = crate::portal_pages::Pages::new().context("loading the portal pages")?;
         let admin_sso = match &settings.admin_sso {
             Some(sso) => Some(Arc::new(
-                crate::auth::oidc_client::OidcClient::new(sso.clone())
+                crate::auth::oidc_client::OidcClient::new(sso.client_settings())
                     .context("setting admin_sso (GUESTBRIDGE_ADMIN_OIDC_ISSUER)")?,
             )),
             None => None,

@@ -55,6 +55,19 @@ pub struct AdminSsoSettings {
     pub cache_seconds: u64,
 }
 
+impl AdminSsoSettings {
+    /// What the OpenID Connect client needs of these settings.
+    pub fn client_settings(&self) -> crate::auth::oidc_client::ClientSettings {
+        crate::auth::oidc_client::ClientSettings {
+            issuer: self.issuer.clone(),
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            scopes: self.scopes.clone(),
+            cache_ttl: std::time::Duration::from_secs(self.cache_seconds),
+        }
+    }
+}
+
 const SECTION: &str = "admin_sso";
 
 fn invalid(key: &str, var: &str, message: impl Into<String>) -> ConfigError {

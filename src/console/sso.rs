@@ -15,6 +15,7 @@ use super::{internal, message, request_id, see_other, session_cookie, signed_in}
 use crate::app_state::AppState;
 use crate::auth::oidc_client::{OidcClient, OidcError};
 use crate::auth::secrets::constant_time_eq;
+use crate::config::AdminSsoSettings;
 use crate::services::admin_sso::{self, FederatedIdentity, SsoSignIn};
 
 /// How long a started sign-in may take at the provider.
@@ -53,12 +54,13 @@ fn flow_cookie(state: &AppState, value: String, max_age: CookieDuration) -> Cook
         .finish()
 }
 
-fn redirect_uri(state: &AppState) -> String {
-    format!("{}{CALLBACK_PATH}", state.settings.http.public_url)
+/// The client and its settings, when single sign-on is set up.
+fn configured(state: &AppState) -> Option<(std::sync::Arc<OidcClient>, &AdminSsoSettings)> {
+    Some((state.admin_sso.clone()?, state.settings.admin_sso.as_ref()?))
 }
 
-fn provider_name(client: &OidcClient) -> &str {
-    &client.settings().display_name
+fn redirect_uri(state: &AppState) -> String {
+    format!("{}{CALLBACK_PATH}", state.settings.http.public_url)
 }
 
 /// A failure page; the flow cookie is removed whatever happened (a flow is used once).
@@ -95,7 +97,7 @@ fn failed_with_reference(
 }
 
 pub async fn start_sso(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let Some(client) = state.admin_sso.clone() else {
+    let Some((client, sso)) = configured(&state) else {
         return not_configured(&state);
     };
     match signed_in(&state, &req).await {
@@ -109,7 +111,7 @@ pub async fn start_sso(state: web::Data<AppState>, req: HttpRequest) -> HttpResp
             return failed_with_reference(
                 &state,
                 StatusCode::BAD_GATEWAY,
-                &format!("{} cannot be reached right now. Try again in a minute, or sign in with a console login.", provider_name(&client)),
+                &format!("{} cannot be reached right now. Try again in a minute, or sign in with a console login.", sso.display_name),
                 &e,
             )
         }
@@ -169,10 +171,10 @@ pub async fn sso_callback(
     req: HttpRequest,
     query: web::Query<Callback>,
 ) -> HttpResponse {
-    let Some(client) = state.admin_sso.clone() else {
+    let Some((client, sso)) = configured(&state) else {
         return not_configured(&state);
     };
-    let idp = provider_name(&client).to_string();
+    let idp = sso.display_name.clone();
     let Some(flow) = open_flow(&state, &req) else {
         return failed(
             &state,
@@ -242,7 +244,7 @@ pub async fn sso_callback(
             )
         }
     };
-    let settings = client.settings();
+    let settings = sso;
     let display_name = ["preferred_username", "email", "name"]
         .into_iter()
         .find_map(|c| claims.string(c))

@@ -15,7 +15,6 @@ use base64::Engine;
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
-use crate::config::AdminSsoSettings;
 use discovery::DiscoveryCache;
 use id_token::{Expected, IdClaims, IdTokenError};
 
@@ -33,10 +32,23 @@ pub enum OidcError {
     IdToken(#[from] IdTokenError),
 }
 
+/// What the relying party needs to know (from the `admin_sso` settings).
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// The issuer, exactly as the discovery document and ID tokens name it.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: secrecy::SecretString,
+    /// Scopes asked for, space-separated, `openid` among them.
+    pub scopes: String,
+    /// How long the discovery document and keys are kept.
+    pub cache_ttl: Duration,
+}
+
 /// The relying party of one provider, with its cached discovery document and keys.
 #[derive(Debug)]
 pub struct OidcClient {
-    settings: AdminSsoSettings,
+    settings: ClientSettings,
     http: reqwest::Client,
     cache: DiscoveryCache,
 }
@@ -51,7 +63,7 @@ pub struct Authorization {
 }
 
 impl OidcClient {
-    pub fn new(settings: AdminSsoSettings) -> anyhow::Result<Self> {
+    pub fn new(settings: ClientSettings) -> anyhow::Result<Self> {
         // No redirects: a token request carrying the client secret never follows a Location.
         let http = reqwest::Client::builder()
             .user_agent("guestbridge/0.1")
@@ -59,11 +71,7 @@ impl OidcClient {
             .connect_timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        let cache = DiscoveryCache::new(
-            &settings.issuer,
-            Duration::from_secs(settings.cache_seconds),
-            http.clone(),
-        );
+        let cache = DiscoveryCache::new(&settings.issuer, settings.cache_ttl, http.clone());
         Ok(OidcClient {
             settings,
             http,
@@ -71,7 +79,7 @@ impl OidcClient {
         })
     }
 
-    pub fn settings(&self) -> &AdminSsoSettings {
+    pub fn settings(&self) -> &ClientSettings {
         &self.settings
     }
 
