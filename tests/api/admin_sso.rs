@@ -7,8 +7,10 @@
 //! person in no allowed group, a forged state, the provider's own refusal, and a key
 //! rotation at the provider that sign-in survives without a restart.
 //!
-//! Without node or the installed provider the test prints that it is skipped, unless
-//! GUESTBRIDGE_REQUIRE_OIDC=1 (CI), where it fails.
+//! A second test runs one sign-in in headless Chromium with the provider on another site.
+//!
+//! Without node or the installed provider the tests print that they are skipped, unless
+//! GUESTBRIDGE_REQUIRE_OIDC=1 (CI), where they fail.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -65,7 +67,8 @@ struct Provider {
 }
 
 impl Provider {
-    fn start() -> Provider {
+    /// Start the provider; its issuer will be `http://HOST:PORT`.
+    fn start(host: &str) -> Provider {
         let mut child = Command::new("node")
             .arg("provider.js")
             .current_dir(provider_dir())
@@ -87,7 +90,7 @@ impl Provider {
             issuer: String::new(),
         };
         let port = p.read()["port"].as_u64().expect("the provider's port");
-        p.issuer = format!("http://127.0.0.1:{port}");
+        p.issuer = format!("http://{host}:{port}");
         p
     }
 
@@ -110,6 +113,7 @@ impl Provider {
             "client_id": CLIENT_ID,
             "client_secret": CLIENT_SECRET,
             "redirect_uri": redirect_uri,
+            "issuer_host": url::Url::parse(&self.issuer).unwrap().host_str().unwrap(),
             "accounts": {
                 "alice": account("alice@corp.example", &["staff", "gb-auditors", "gb-admins"]),
                 "bob": account("bob@corp.example", &["gb-auditors"]),
@@ -119,6 +123,7 @@ impl Provider {
             },
         }));
         assert_eq!(reply["ready"], true, "{reply}");
+        assert_eq!(reply["issuer"], self.issuer.as_str());
         reply["kid"].as_str().expect("kid").to_string()
     }
 
@@ -353,13 +358,12 @@ async fn console_role(b: &Browser, app: &TestApp) -> Page {
     home
 }
 
-async fn sso_signs_in_with_the_role_of_the_group(backend: Backend) {
-    if !provider_available() {
-        return;
-    }
+/// The provider with an issuer on `host`, and the app trusting it, with partner acme; the
+/// provider's first signing key id.
+async fn start(backend: Backend, host: &str) -> (Provider, TestApp, String) {
     crate::log_scan::install();
     crate::log_scan::register_secret(CLIENT_SECRET);
-    let mut provider = Provider::start();
+    let mut provider = Provider::start(host);
     let issuer = provider.issuer.clone();
     let app = spawn_with(
         backend,
@@ -379,6 +383,14 @@ async fn sso_signs_in_with_the_role_of_the_group(backend: Backend) {
     .await;
     let first_kid = provider.configure(&format!("{}/admin/login/sso/callback", app.address));
     app.partner("acme").await;
+    (provider, app, first_kid)
+}
+
+async fn sso_signs_in_with_the_role_of_the_group(backend: Backend) {
+    if !provider_available() {
+        return;
+    }
+    let (mut provider, app, first_kid) = start(backend, "127.0.0.1").await;
 
     // The sign-in page offers the provider beside the password form.
     let login = Browser::new()
@@ -575,4 +587,162 @@ async fn sso_signs_in_with_the_role_of_the_group(backend: Backend) {
     assert!(logins
         .iter()
         .any(|l| l.0 == "dave" && l.1 == "sponsor" && l.2.as_deref() == Some("dave@corp.example")));
+}
+
+mod sso_in_chromium_across_sites {
+    use crate::helpers::{self, Backend};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(gb_browser),
+        ignore = "chromium or chromium-driver was missing when the tests were built"
+    )]
+    async fn sqlite() {
+        super::sso_in_chromium(Backend::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(all(gb_browser, gb_postgres)),
+        ignore = "needs chromium and GUESTBRIDGE_TEST_POSTGRES_URL when the tests are built"
+    )]
+    async fn postgres() {
+        helpers::require_postgres();
+        super::sso_in_chromium(Backend::Postgres).await
+    }
+}
+
+/// The same sign-in in headless Chromium, with the provider on `localhost` and the app on
+/// 127.0.0.1: two sites, so the browser applies SameSite as it would with a real provider
+/// (the flow cookie must come back on the provider's redirect, and the Strict session
+/// cookie must reach `/admin` after it). Screenshots: `admin-sso-login.png`,
+/// `admin-sso-signed-in.png` under `target/screenshots/`.
+async fn sso_in_chromium(backend: Backend) {
+    use std::panic::AssertUnwindSafe;
+
+    use futures_util::FutureExt;
+
+    crate::browser::require_browser();
+    if !provider_available() {
+        return;
+    }
+    let (_provider, app, _) = start(backend, "localhost").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let driver = crate::browser::ChromeDriver::start(dir.path()).await;
+    let b = chromium(&driver, &dir.path().join("profile")).await;
+    let prefix = match backend {
+        Backend::Sqlite => "",
+        Backend::Postgres => "postgres-",
+    };
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).expect("target/screenshots");
+    let outcome = AssertUnwindSafe(chromium_sign_in(&b, &app, &shots, prefix))
+        .catch_unwind()
+        .await;
+    if outcome.is_err() {
+        if let Ok(png) = b.screenshot().await {
+            let _ = std::fs::write(shots.join(format!("{prefix}admin-sso-failure.png")), png);
+        }
+    }
+    let closed = b.close().await;
+    drop(driver);
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+    closed.expect("close the browser");
+}
+
+async fn chromium(
+    driver: &crate::browser::ChromeDriver,
+    profile: &std::path::Path,
+) -> fantoccini::Client {
+    std::fs::create_dir_all(profile).expect("profile dir");
+    let caps = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--window-size=1280,900",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        },
+    });
+    let Value::Object(caps) = caps else {
+        unreachable!()
+    };
+    fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url())
+        .await
+        .unwrap_or_else(|e| panic!("cannot start Chromium: {e}; {}", driver.log_text()))
+}
+
+/// The page's text once it contains `needle` (a click navigates after it returns).
+async fn wait_text(b: &fantoccini::Client, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut last = String::new();
+    loop {
+        if let Ok(body) = b.find(fantoccini::Locator::Css("body")).await {
+            if let Ok(text) = body.text().await {
+                if text.contains(needle) {
+                    return text;
+                }
+                last = text;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {needle:?} on the page; it says: {last}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+async fn click(b: &fantoccini::Client, css: &str) {
+    b.find(fantoccini::Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
+async fn chromium_sign_in(
+    b: &fantoccini::Client,
+    app: &TestApp,
+    shots: &std::path::Path,
+    prefix: &str,
+) {
+    b.goto(&format!("{}/admin/login", app.address))
+        .await
+        .expect("open the sign-in page");
+    wait_text(b, "Sign in with Corp ID").await;
+    let png = b.screenshot().await.expect("screenshot");
+    std::fs::write(shots.join(format!("{prefix}admin-sso-login.png")), png).expect("save");
+    click(b, "a[href='/admin/login/sso']").await;
+    // The provider's own pages: its login form, then its consent form.
+    wait_text(b, "Sign-in").await;
+    let login = b
+        .find(fantoccini::Locator::Css("input[name='login']"))
+        .await
+        .expect("the provider's login field");
+    login.send_keys("alice").await.expect("type the login");
+    b.find(fantoccini::Locator::Css("input[name='password']"))
+        .await
+        .expect("the provider's password field")
+        .send_keys("any password")
+        .await
+        .expect("type the password");
+    click(b, "button[type='submit']").await;
+    wait_text(b, "Continue").await;
+    click(b, "button[type='submit']").await;
+    let text = wait_text(b, "Signed in as alice (admin)").await;
+    assert!(!text.contains("did not work"), "{text}");
+    let at = b.current_url().await.expect("url");
+    assert_eq!(at.path(), "/admin");
+    assert_eq!(at.host_str(), Some("127.0.0.1"));
+    let png = b.screenshot().await.expect("screenshot");
+    std::fs::write(shots.join(format!("{prefix}admin-sso-signed-in.png")), png).expect("save");
 }

@@ -2,9 +2,10 @@
 //
 // Protocol over stdio, one JSON object a line, so the test learns the port before it starts
 // Guestbridge and Guestbridge's redirect URI before the client is registered:
-//   out {"port": N}                          listening on 127.0.0.1:N (issuer http://127.0.0.1:N)
-//   in  {"client_id", "client_secret", "redirect_uri", "auth_method", "accounts": {id: {...}}}
-//   out {"ready": true, "kid": "..."}
+//   out {"port": N}                          listening on 127.0.0.1:N
+//   in  {"client_id", "client_secret", "redirect_uri", "auth_method", "issuer_host",
+//        "accounts": {id: {...}}}
+//   out {"ready": true, "kid": "...", "issuer": "http://HOST:N"}
 //   in  {"rotate": true}                     new signing key; the old one leaves the JWKS
 //   out {"rotated": true, "kid": "..."}
 // The dev interactions (login form taking any password, consent form) stand in for the
@@ -90,7 +91,7 @@ function send(obj) {
 
 server.listen(0, '127.0.0.1', () => {
   const { port } = server.address();
-  const issuer = `http://127.0.0.1:${port}`;
+  let issuer = null;
   send({ port });
   const lines = createInterface({ input: process.stdin });
   lines.on('line', (line) => {
@@ -101,8 +102,11 @@ server.listen(0, '127.0.0.1', () => {
       send({ rotated: true, kid: key.kid });
     } else {
       config = msg;
+      // `localhost` makes the provider another site than Guestbridge on 127.0.0.1, as an
+      // organisation's provider is, for the browser's SameSite rules.
+      issuer = `http://${config.issuer_host || '127.0.0.1'}:${port}`;
       current = build(issuer, key);
-      send({ ready: true, kid: key.kid });
+      send({ ready: true, kid: key.kid, issuer });
     }
   });
   // The test ending closes stdin: the provider goes with it.
