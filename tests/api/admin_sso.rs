@@ -28,7 +28,10 @@ const CLIENT_SECRET: &str = "sso-test-client-secret-6d1f0a";
 const GROUPS: &str =
     "gb-admins=admin,gb-auditors=auditor,acme-hr=partner-admin:acme,gb-sponsors=sponsor";
 
-crate::both_backends!(sso_signs_in_with_the_role_of_the_group);
+crate::both_backends!(
+    sso_signs_in_with_the_role_of_the_group,
+    without_a_reachable_provider_sso_fails_with_a_page
+);
 
 fn provider_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oidc_provider")
@@ -125,6 +128,12 @@ impl Provider {
         assert_eq!(reply["ready"], true, "{reply}");
         assert_eq!(reply["issuer"], self.issuer.as_str());
         reply["kid"].as_str().expect("kid").to_string()
+    }
+
+    /// Let the client also return to `redirect_uri` (a second app).
+    fn allow(&mut self, redirect_uri: &str) {
+        let reply = self.send(json!({"allow_redirect_uri": redirect_uri}));
+        assert_eq!(reply["allowed"], true, "{reply}");
     }
 
     /// A new signing key; the old one leaves the provider's key set.
@@ -358,20 +367,17 @@ async fn console_role(b: &Browser, app: &TestApp) -> Page {
     home
 }
 
-/// The provider with an issuer on `host`, and the app trusting it, with partner acme; the
-/// provider's first signing key id.
-async fn start(backend: Backend, host: &str) -> (Provider, TestApp, String) {
+/// The app trusting the provider at `issuer`, with this client secret.
+async fn spawn_app(backend: Backend, issuer: &str, secret: &str) -> TestApp {
     crate::log_scan::install();
-    crate::log_scan::register_secret(CLIENT_SECRET);
-    let mut provider = Provider::start(host);
-    let issuer = provider.issuer.clone();
-    let app = spawn_with(
+    crate::log_scan::register_secret(secret);
+    spawn_with(
         backend,
         &[],
         &[
-            ("GUESTBRIDGE_ADMIN_OIDC_ISSUER", &issuer),
+            ("GUESTBRIDGE_ADMIN_OIDC_ISSUER", issuer),
             ("GUESTBRIDGE_ADMIN_OIDC_CLIENT_ID", CLIENT_ID),
-            ("GUESTBRIDGE_ADMIN_OIDC_CLIENT_SECRET", CLIENT_SECRET),
+            ("GUESTBRIDGE_ADMIN_OIDC_CLIENT_SECRET", secret),
             ("GUESTBRIDGE_ADMIN_OIDC_GROUPS", GROUPS),
             (
                 "GUESTBRIDGE_ADMIN_OIDC_SCOPES",
@@ -380,7 +386,14 @@ async fn start(backend: Backend, host: &str) -> (Provider, TestApp, String) {
             ("GUESTBRIDGE_ADMIN_OIDC_NAME", "Corp ID"),
         ],
     )
-    .await;
+    .await
+}
+
+/// The provider with an issuer on `host`, and the app trusting it, with partner acme; the
+/// provider's first signing key id.
+async fn start(backend: Backend, host: &str) -> (Provider, TestApp, String) {
+    let mut provider = Provider::start(host);
+    let app = spawn_app(backend, &provider.issuer.clone(), CLIENT_SECRET).await;
     let first_kid = provider.configure(&format!("{}/admin/login/sso/callback", app.address));
     app.partner("acme").await;
     (provider, app, first_kid)
@@ -542,6 +555,28 @@ async fn sso_signs_in_with_the_role_of_the_group(backend: Backend) {
     assert_eq!(done.status, 200, "{}", done.body);
     assert!(console_role(&again, &app).await.body.contains("(admin)"));
 
+    // A server with a wrong client secret: the provider refuses the code exchange, and the
+    // person gets a page with a reference and no session.
+    let wrong = spawn_app(
+        backend,
+        &provider.issuer.clone(),
+        "not-the-client-secret-93ab",
+    )
+    .await;
+    provider.allow(&format!("{}/admin/login/sso/callback", wrong.address));
+    let eve = Browser::new();
+    let failed = sign_in(&eve, &wrong, "alice").await;
+    assert_eq!(failed.status, 502, "{}", failed.body);
+    assert!(
+        failed
+            .body
+            .contains("Completing the sign-in with Corp ID failed")
+            && failed.body.contains("Reference"),
+        "{}",
+        failed.body
+    );
+    assert!(!eve.has_cookie("gb_admin"));
+
     // Audited with subject and role, never a token; one login per person however often.
     let mut conn = app.deps.db.pool().acquire().await.unwrap();
     let rows: Vec<(String, String, String)> = sqlx::query_as(
@@ -587,6 +622,44 @@ async fn sso_signs_in_with_the_role_of_the_group(backend: Backend) {
     assert!(logins
         .iter()
         .any(|l| l.0 == "dave" && l.1 == "sponsor" && l.2.as_deref() == Some("dave@corp.example")));
+}
+
+/// No provider answers at the issuer: starting SSO is a page saying so, a callback without a
+/// started flow is refused, and a server without SSO says it has none. Needs no node.
+async fn without_a_reachable_provider_sso_fails_with_a_page(backend: Backend) {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let issuer = format!("http://127.0.0.1:{}", closed.local_addr().unwrap().port());
+    drop(closed);
+    let app = spawn_app(backend, &issuer, CLIENT_SECRET).await;
+    let b = Browser::new();
+    let start = b.get(&format!("{}/admin/login/sso", app.address)).await;
+    assert_eq!(start.status, 502, "{}", start.body);
+    assert!(
+        start.body.contains("Corp ID cannot be reached right now"),
+        "{}",
+        start.body
+    );
+    assert!(!b.has_cookie("gb_admin_sso"));
+    let stray = b
+        .get(&format!(
+            "{}/admin/login/sso/callback?code=c&state=s",
+            app.address
+        ))
+        .await;
+    assert_eq!(stray.status, 400, "{}", stray.body);
+    assert!(
+        stray.body.contains("not started in this browser"),
+        "{}",
+        stray.body
+    );
+    assert!(!b.has_cookie("gb_admin"));
+
+    let plain = crate::helpers::spawn(backend).await;
+    let login = b.get(&format!("{}/admin/login", plain.address)).await;
+    assert!(!login.body.contains("Sign in with"), "{}", login.body);
+    let none = b.get(&format!("{}/admin/login/sso", plain.address)).await;
+    assert_eq!(none.status, 404, "{}", none.body);
+    assert!(none.body.contains("not set up"), "{}", none.body);
 }
 
 mod sso_in_chromium_across_sites {

@@ -8,6 +8,8 @@
 //   out {"ready": true, "kid": "...", "issuer": "http://HOST:N"}
 //   in  {"rotate": true}                     new signing key; the old one leaves the JWKS
 //   out {"rotated": true, "kid": "..."}
+//   in  {"allow_redirect_uri": "..."}        register another redirect URI for the client
+//   out {"allowed": true}
 // The dev interactions (login form taking any password, consent form) stand in for the
 // organisation's sign-in pages; everything else is the provider as shipped.
 
@@ -45,7 +47,7 @@ function build(issuer, key) {
     clients: [{
       client_id: config.client_id,
       client_secret: config.client_secret,
-      redirect_uris: [config.redirect_uri],
+      redirect_uris: [config.redirect_uri, ...(config.more_redirect_uris || [])],
       grant_types: ['authorization_code'],
       response_types: ['code'],
       token_endpoint_auth_method: config.auth_method || 'client_secret_basic',
@@ -92,15 +94,23 @@ function send(obj) {
 server.listen(0, '127.0.0.1', () => {
   const { port } = server.address();
   let issuer = null;
+  let key = null;
   send({ port });
   const lines = createInterface({ input: process.stdin });
   lines.on('line', (line) => {
     const msg = JSON.parse(line);
-    const key = signingKey();
+    if (msg.allow_redirect_uri) {
+      config.more_redirect_uris = [...(config.more_redirect_uris || []), msg.allow_redirect_uri];
+      current = build(issuer, key);
+      send({ allowed: true });
+      return;
+    }
     if (msg.rotate) {
+      key = signingKey();
       current = build(issuer, key);
       send({ rotated: true, kid: key.kid });
     } else {
+      key = signingKey();
       config = msg;
       // `localhost` makes the provider another site than Guestbridge on 127.0.0.1, as an
       // organisation's provider is, for the browser's SameSite rules.
