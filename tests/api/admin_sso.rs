@@ -30,7 +30,8 @@ const GROUPS: &str =
 
 crate::both_backends!(
     sso_signs_in_with_the_role_of_the_group,
-    without_a_reachable_provider_sso_fails_with_a_page
+    without_a_reachable_provider_sso_fails_with_a_page,
+    a_provider_taking_only_client_secret_post_gets_it
 );
 
 fn provider_dir() -> PathBuf {
@@ -111,12 +112,18 @@ impl Provider {
 
     /// Register our client for `redirect_uri` and these accounts; the signing key's id.
     fn configure(&mut self, redirect_uri: &str) -> String {
+        self.configure_with(redirect_uri, None)
+    }
+
+    /// As [`Provider::configure`], offering only this client authentication method.
+    fn configure_with(&mut self, redirect_uri: &str, auth_method: Option<&str>) -> String {
         let account = |email: &str, groups: &[&str]| json!({"email": email, "groups": groups});
         let reply = self.send(json!({
             "client_id": CLIENT_ID,
             "client_secret": CLIENT_SECRET,
             "redirect_uri": redirect_uri,
             "issuer_host": url::Url::parse(&self.issuer).unwrap().host_str().unwrap(),
+            "auth_method": auth_method,
             "accounts": {
                 "alice": account("alice@corp.example", &["staff", "gb-auditors", "gb-admins"]),
                 "bob": account("bob@corp.example", &["gb-auditors"]),
@@ -660,6 +667,37 @@ async fn without_a_reachable_provider_sso_fails_with_a_page(backend: Backend) {
     let none = b.get(&format!("{}/admin/login/sso", plain.address)).await;
     assert_eq!(none.status, 404, "{}", none.body);
     assert!(none.body.contains("not set up"), "{}", none.body);
+}
+
+/// A provider whose discovery document offers only `client_secret_post`: the code exchange
+/// sends the secret in the form instead of the Authorization header, and sign-in works.
+async fn a_provider_taking_only_client_secret_post_gets_it(backend: Backend) {
+    if !provider_available() {
+        return;
+    }
+    let mut provider = Provider::start("127.0.0.1");
+    let app = spawn_app(backend, &provider.issuer.clone(), CLIENT_SECRET).await;
+    provider.configure_with(
+        &format!("{}/admin/login/sso/callback", app.address),
+        Some("client_secret_post"),
+    );
+    let discovery: Value = reqwest::get(format!(
+        "{}/.well-known/openid-configuration",
+        provider.issuer
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        discovery["token_endpoint_auth_methods_supported"],
+        json!(["client_secret_post"])
+    );
+    let b = Browser::new();
+    let done = sign_in(&b, &app, "bob").await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(console_role(&b, &app).await.body.contains("(auditor)"));
 }
 
 mod sso_in_chromium_across_sites {

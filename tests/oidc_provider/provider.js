@@ -3,7 +3,8 @@
 // Protocol over stdio, one JSON object a line, so the test learns the port before it starts
 // Guestbridge and Guestbridge's redirect URI before the client is registered:
 //   out {"port": N}                          listening on 127.0.0.1:N
-//   in  {"client_id", "client_secret", "redirect_uri", "auth_method", "issuer_host",
+//   in  {"client_id", "client_secret", "redirect_uri", "auth_method" (the only one
+//        offered, when set), "issuer_host",
 //        "accounts": {id: {...}}}
 //   out {"ready": true, "kid": "...", "issuer": "http://HOST:N"}
 //   in  {"rotate": true}                     new signing key; the old one leaves the JWKS
@@ -53,6 +54,8 @@ function build(issuer, key) {
       token_endpoint_auth_method: config.auth_method || 'client_secret_basic',
     }],
     jwks: { keys: [key] },
+    // Narrowed when the test wants a provider that takes only client_secret_post.
+    ...(config.auth_method ? { clientAuthMethods: [config.auth_method] } : {}),
     cookies: { keys: [randomBytes(16).toString('hex')] },
     // Scope claims go into the ID token too, as most organisations' providers do for groups.
     conformIdTokenClaims: false,
