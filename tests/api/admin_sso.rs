@@ -4,8 +4,10 @@
 //! accounts with groups. A reqwest client with its own cookie jar plays the browser over
 //! real sockets, through the provider's own login and consent forms. Cases: each role from
 //! its group (the first listed group wins), the session reaching the API and its limits, a
-//! person in no allowed group, a forged state, the provider's own refusal, and a key
-//! rotation at the provider that sign-in survives without a restart.
+//! person in no allowed group, someone leaving their group (refused, old session ended), a
+//! forged state, the provider's own refusal, a wrong client secret, an unreachable provider,
+//! `client_secret_post`, and a key rotation at the provider that sign-in survives without a
+//! restart.
 //!
 //! A second test runs one sign-in in headless Chromium with the provider on another site.
 //!
@@ -135,6 +137,14 @@ impl Provider {
         assert_eq!(reply["ready"], true, "{reply}");
         assert_eq!(reply["issuer"], self.issuer.as_str());
         reply["kid"].as_str().expect("kid").to_string()
+    }
+
+    /// Move a person to other groups at the provider.
+    fn set_groups(&mut self, id: &str, email: &str, groups: &[&str]) {
+        let reply = self.send(
+            json!({"set_account": {"id": id, "account": {"email": email, "groups": groups}}}),
+        );
+        assert_eq!(reply["updated"], true, "{reply}");
     }
 
     /// Let the client also return to `redirect_uri` (a second app).
@@ -512,6 +522,25 @@ async fn sso_signs_in_with_the_role_of_the_group(backend: Backend) {
     assert!(!carol.has_cookie("gb_admin"));
     let after = carol.get(&format!("{}/admin", app.address)).await;
     assert_eq!(after.next(), format!("{}/admin/login", app.address));
+
+    // bob leaves gb-auditors at the provider: his next sign-in is refused, and the session he
+    // still had ends with it.
+    provider.set_groups("bob", "bob@corp.example", &["staff"]);
+    let bob_again = Browser::new();
+    let refused = sign_in(&bob_again, &app, "bob").await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let old = bob.get(&format!("{}/admin", app.address)).await;
+    assert_eq!(
+        old.next(),
+        format!("{}/admin/login", app.address),
+        "bob's old session ended"
+    );
+    assert_eq!(
+        bob.get(&format!("{}/api/v1/guests", app.address))
+            .await
+            .status,
+        401
+    );
 
     // A forged state is refused before the code is used, and the flow cannot be retried.
     let mallory = Browser::new();

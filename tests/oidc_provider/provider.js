@@ -11,6 +11,8 @@
 //   out {"rotated": true, "kid": "..."}
 //   in  {"allow_redirect_uri": "..."}        register another redirect URI for the client
 //   out {"allowed": true}
+//   in  {"set_account": {"id", "account"}}   change a person's claims (their groups)
+//   out {"updated": true}
 // The dev interactions (login form taking any password, consent form) stand in for the
 // organisation's sign-in pages; everything else is the provider as shipped.
 
@@ -43,7 +45,6 @@ function signingKey() {
 }
 
 function build(issuer, key) {
-  const accounts = config.accounts || {};
   const provider = new Provider(issuer, {
     clients: [{
       client_id: config.client_id,
@@ -68,7 +69,8 @@ function build(issuer, key) {
     pkce: { required: () => true },
     features: { devInteractions: { enabled: true } },
     async findAccount(_ctx, id) {
-      const account = accounts[id];
+      // Read at each sign-in, so the test can move a person between groups.
+      const account = (config.accounts || {})[id];
       if (!account) return undefined;
       return {
         accountId: id,
@@ -102,6 +104,11 @@ server.listen(0, '127.0.0.1', () => {
   const lines = createInterface({ input: process.stdin });
   lines.on('line', (line) => {
     const msg = JSON.parse(line);
+    if (msg.set_account) {
+      config.accounts[msg.set_account.id] = msg.set_account.account;
+      send({ updated: true });
+      return;
+    }
     if (msg.allow_redirect_uri) {
       config.more_redirect_uris = [...(config.more_redirect_uris || []), msg.allow_redirect_uri];
       current = build(issuer, key);
