@@ -55,6 +55,21 @@ pub async fn by_subject(
     }))
 }
 
+/// The single sign-on logins with this subject, whatever their issuer (an operator knows the
+/// subject from the audit log; two issuers' logins may share one).
+pub async fn ids_by_subject(
+    conn: &mut AnyConnection,
+    subject: &str,
+) -> Result<Vec<String>, DbError> {
+    sqlx::query("SELECT id FROM admin_logins WHERE oidc_subject = $1")
+        .bind(subject)
+        .fetch_all(conn)
+        .await?
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect()
+}
+
 pub async fn insert(
     conn: &mut AnyConnection,
     id: &str,

@@ -510,6 +510,26 @@ async fn sso_signs_in_with_the_role_of_the_group(backend: Backend) {
     assert_eq!(sign_in(&dave, &app, "dave").await.status, 200);
     assert!(console_role(&dave, &app).await.body.contains("(sponsor)"));
 
+    // An operator disables erin by her subject (the audit log's): her session ends, and the
+    // provider vouching for her again does not bring her back.
+    let ended = guestbridge::services::admin_auth::disable_login(
+        &app.deps,
+        &crate::helpers::test_actor(),
+        "erin",
+    )
+    .await
+    .expect("disable erin's login");
+    assert_eq!(ended, 1);
+    assert_eq!(
+        erin.get(&format!("{}/api/v1/guests", app.address))
+            .await
+            .status,
+        401
+    );
+    let again = sign_in(&Browser::new(), &app, "erin").await;
+    assert_eq!(again.status, 403, "{}", again.body);
+    assert!(again.body.contains("has been disabled"), "{}", again.body);
+
     // carol is in none of the allowed groups (a near miss does not count): refused, no session.
     let carol = Browser::new();
     let refused = sign_in(&carol, &app, "carol").await;
