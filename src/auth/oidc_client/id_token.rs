@@ -123,8 +123,8 @@ fn algorithms_of(key: &Jwk) -> Vec<Algorithm> {
     }
 }
 
-/// Validate `token` against the provider's keys at `now` (Unix seconds, checked by the JWT
-/// library's clock with a minute of leeway).
+/// Validate `token` against the provider's keys. `exp` is checked against the system clock
+/// (the JWT library's), with a minute of leeway for clocks that differ.
 pub fn validate(
     token: &str,
     keys: &[Jwk],
