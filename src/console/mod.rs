@@ -18,6 +18,7 @@ pub mod mappings_page;
 pub mod page_frame;
 pub mod partners_page;
 mod setup;
+mod sso;
 pub mod sync_page;
 
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
@@ -35,6 +36,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/login", web::get().to(login::get_login))
         .route("/admin/login", web::post().to(login::post_login))
         .route("/admin/logout", web::post().to(login::post_logout))
+        .route("/admin/login/sso", web::get().to(sso::start_sso))
+        .route(
+            "/admin/login/sso/callback",
+            web::get().to(sso::sso_callback),
+        )
         // The link from `create-login` answers HEAD like GET (link scanners); only POST acts.
         .route("/admin/setup/{token}", web::get().to(setup::get_setup))
         .route("/admin/setup/{token}", web::head().to(setup::get_setup))

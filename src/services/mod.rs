@@ -4,6 +4,7 @@
 pub mod access;
 pub mod admin_auth;
 pub mod admin_policy;
+pub mod admin_sso;
 pub mod audit;
 pub(crate) mod bearer_tokens;
 pub(crate) mod claim_loop;

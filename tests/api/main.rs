@@ -7,6 +7,7 @@ mod admin_client;
 mod admin_guest_actions;
 mod admin_login;
 mod admin_roles;
+mod admin_sso;
 mod admin_tokens;
 mod audit_log;
 mod audit_query;
