@@ -26,6 +26,7 @@ pub mod mailer;
 pub mod manual_invite;
 pub mod oidc;
 pub mod partner_admin;
+pub mod partner_limits;
 pub mod partners;
 pub mod portal_env;
 pub mod reconcile;

@@ -73,6 +73,7 @@ role = "clinician"
             mfa: true,
             mfa_email_fallback: true,
             max_deactivations_per_hour: Some(25),
+            limits: Default::default(),
         }
     );
     assert_eq!(set.partners[1], PartnerPolicy::default_for("northside"));
