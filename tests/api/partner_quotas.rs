@@ -12,6 +12,7 @@ use crate::users_crud::clinician;
 both_backends!(
     e_mail_domains_outside_the_allow_list_are_refused_and_not_written,
     creates_beyond_max_people_are_refused_and_not_written,
+    only_kept_attributes_are_stored_returned_and_described,
 );
 
 const DOMAINS: &str = r#"
@@ -24,6 +25,12 @@ const MAX_PEOPLE: &str = r#"
 [[partner]]
 slug = "acme"
 max_people = 2
+"#;
+
+const KEPT: &str = r#"
+[[partner]]
+slug = "acme"
+kept_attributes = ["name.givenName", "emails"]
 "#;
 
 async fn count_named(acme: &Scim, user_name: &str) -> u64 {
@@ -152,4 +159,90 @@ async fn creates_beyond_max_people_are_refused_and_not_written(backend: Backend)
         out.contains("line 2") && out.contains("max_people"),
         "{out}"
     );
+}
+
+async fn only_kept_attributes_are_stored_returned_and_described(backend: Backend) {
+    let app = spawn_with_rules(backend, &[("partners.toml", KEPT)]).await;
+    let (_, acme) = app.partner("acme").await;
+    let (_, other) = app.partner("initech").await;
+
+    let created = acme.post("/Users", &clinician("ann@acme.example")).await;
+    assert_eq!(created.status.as_u16(), 201, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_string();
+    let got = acme.get(&format!("/Users/{id}")).await.body;
+    for body in [&created.body, &got] {
+        assert_eq!(body["userName"], "ann@acme.example");
+        assert_eq!(body["externalId"], "ext-ann@acme.example");
+        assert_eq!(body["active"], true);
+        assert_eq!(body["name"], json!({"givenName": "Ann"}), "{body}");
+        assert_eq!(body["emails"][0]["value"], "ann@acme.example");
+        for dropped in ["title", "displayName", crate::users_crud::ENTERPRISE] {
+            assert!(body.get(dropped).is_none(), "{dropped} kept: {body}");
+        }
+    }
+    // Not stored at all: neither the document nor the values filters read.
+    let doc: String = sqlx::query_scalar("SELECT doc FROM scim_users WHERE id = $1")
+        .bind(&id)
+        .fetch_one(app.deps.db.pool())
+        .await
+        .unwrap();
+    assert!(
+        !doc.contains("Cardiology") && !doc.contains("Staff Nurse"),
+        "{doc}"
+    );
+    let by_title = acme.filter_users("title eq \"Staff Nurse\"").await;
+    assert_eq!(by_title.body["totalResults"], 0);
+
+    // /Schemas with this partner's token says what is kept; without a token, or for a
+    // partner keeping everything, the whole schema.
+    let user_schema = |schemas: &Value| -> Value {
+        schemas["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == "urn:ietf:params:scim:schemas:core:2.0:User")
+            .cloned()
+            .unwrap()
+    };
+    let names = |schema: &Value| -> Vec<String> {
+        schema["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mine = user_schema(&acme.get("/Schemas").await.body);
+    let kept = names(&mine);
+    assert!(kept.contains(&"userName".to_string()), "{kept:?}");
+    assert!(kept.contains(&"emails".to_string()), "{kept:?}");
+    assert!(!kept.contains(&"title".to_string()), "{kept:?}");
+    let name = mine["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "name")
+        .unwrap();
+    let subs: Vec<&str> = name["subAttributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(subs, ["givenName"]);
+    let one = acme
+        .get("/Schemas/urn:ietf:params:scim:schemas:core:2.0:User")
+        .await
+        .body;
+    assert_eq!(names(&one), kept);
+    let everything = names(&user_schema(&other.get("/Schemas").await.body));
+    assert!(everything.contains(&"title".to_string()), "{everything:?}");
+    let anonymous: Value = app.get("/scim/v2/Schemas").await.json().await.unwrap();
+    assert_eq!(names(&user_schema(&anonymous)), everything);
+    // A token that does not authenticate is refused, not answered as anonymous.
+    let forged = Scim {
+        token: "gb_forged".into(),
+        ..acme.clone()
+    };
+    assert_eq!(forged.get("/Schemas").await.status.as_u16(), 401);
 }
