@@ -6,13 +6,14 @@ use std::process::Command;
 use serde_json::{json, Value};
 
 use crate::both_backends;
-use crate::helpers::{spawn_with_rules, Backend, Scim, TestApp};
+use crate::helpers::{spawn_peer, spawn_with_rules, Backend, Scim, TestApp};
 use crate::users_crud::clinician;
 
 both_backends!(
     e_mail_domains_outside_the_allow_list_are_refused_and_not_written,
     creates_beyond_max_people_are_refused_and_not_written,
     only_kept_attributes_are_stored_returned_and_described,
+    the_scim_rate_holds_and_is_shared_by_instances_on_postgres,
 );
 
 const DOMAINS: &str = r#"
@@ -31,6 +32,13 @@ const KEPT: &str = r#"
 [[partner]]
 slug = "acme"
 kept_attributes = ["name.givenName", "emails"]
+"#;
+
+const RATE: &str = r#"
+[[partner]]
+slug = "acme"
+scim_requests_per_second = 2
+scim_burst = 4
 "#;
 
 async fn count_named(acme: &Scim, user_name: &str) -> u64 {
@@ -245,4 +253,61 @@ async fn only_kept_attributes_are_stored_returned_and_described(backend: Backend
         ..acme.clone()
     };
     assert_eq!(forged.get("/Schemas").await.status.as_u16(), 401);
+}
+
+async fn the_scim_rate_holds_and_is_shared_by_instances_on_postgres(backend: Backend) {
+    let app = spawn_with_rules(backend, &[("partners.toml", RATE)]).await;
+    let (_, acme) = app.partner("acme").await;
+    let (_, other) = app.partner("initech").await;
+    // On PostgreSQL a second instance draws on the same budget; on SQLite there is one.
+    let peer = match backend {
+        Backend::Postgres => Some(spawn_peer(&app, &[("partners.toml", RATE)]).await),
+        Backend::Sqlite => None,
+    };
+    let clients: Vec<Scim> = match &peer {
+        Some(peer) => vec![
+            acme.clone(),
+            Scim {
+                base: peer.address.clone(),
+                ..acme.clone()
+            },
+        ],
+        None => vec![acme.clone()],
+    };
+
+    let started = std::time::Instant::now();
+    let (mut admitted, mut refused) = (0u32, Vec::new());
+    for i in 0..24 {
+        let res = clients[i % clients.len()].get("/Users?count=1").await;
+        match res.status.as_u16() {
+            200 => admitted += 1,
+            429 => refused.push(res),
+            other => panic!("unexpected {other}: {}", res.body),
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    // The burst of 4, then 2 a second, for both instances together.
+    let most = 4 + (elapsed * 2.0).ceil() as u32;
+    eprintln!(
+        "{admitted} admitted, {} refused in {elapsed:.2} s",
+        refused.len()
+    );
+    assert!(
+        admitted >= 4 && admitted <= most,
+        "{admitted} admitted in {elapsed:.2} s"
+    );
+    let first = &refused[0];
+    first.assert_scim_error(429, None);
+    assert!(first.body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("scim_requests_per_second"));
+    let wait: u64 = first.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&wait), "Retry-After {wait}");
+
+    // Another partner has its own budget.
+    assert_eq!(other.get("/Users?count=1").await.status.as_u16(), 200);
+    // After Retry-After, requests pass again.
+    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    assert_eq!(acme.get("/Users?count=1").await.status.as_u16(), 200);
 }
