@@ -14,6 +14,7 @@ both_backends!(
     creates_beyond_max_people_are_refused_and_not_written,
     only_kept_attributes_are_stored_returned_and_described,
     the_scim_rate_holds_and_is_shared_by_instances_on_postgres,
+    the_partner_page_shows_the_limits,
 );
 
 const DOMAINS: &str = r#"
@@ -310,4 +311,66 @@ async fn the_scim_rate_holds_and_is_shared_by_instances_on_postgres(backend: Bac
     // After Retry-After, requests pass again.
     tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
     assert_eq!(acme.get("/Users?count=1").await.status.as_u16(), 200);
+}
+
+async fn the_partner_page_shows_the_limits(backend: Backend) {
+    let all = r#"
+[[partner]]
+slug = "acme"
+allowed_email_domains = ["acme.example", "partner.example"]
+max_people = 40
+kept_attributes = ["name.givenName", "emails"]
+scim_requests_per_second = 5
+scim_burst = 20
+"#;
+    let app = spawn_with_rules(backend, &[("partners.toml", all)]).await;
+    app.partner("acme").await;
+    app.partner("globex").await;
+    let grant = guestbridge::services::admin_auth::RoleGrant {
+        role: guestbridge::domain::AdminRole::Admin,
+        partner: None,
+        sponsor: None,
+    };
+    let issued = guestbridge::services::partners::issue_admin_token_with_role(
+        &app.deps,
+        &crate::helpers::test_actor(),
+        "t",
+        None,
+        &grant,
+    )
+    .await
+    .unwrap();
+    crate::log_scan::register_secret(&issued.secret);
+    let page = |slug: &'static str| {
+        let (app, secret) = (&app, issued.secret.clone());
+        async move {
+            let res = app
+                .client
+                .get(format!("{}/admin/partners/{slug}", app.address))
+                .bearer_auth(secret)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status().as_u16(), 200);
+            res.text().await.unwrap()
+        }
+    };
+    let acme = page("acme").await;
+    for shown in [
+        "<dd id=\"limit-rate\">5 (burst 20)</dd>",
+        "<dd id=\"limit-people\">40 active</dd>",
+        "<dd id=\"limit-domains\">acme.example, partner.example</dd>",
+        "<dd id=\"limit-kept\">userName, externalId, active, name.givenName, emails</dd>",
+    ] {
+        assert!(acme.contains(shown), "{shown} not in {acme}");
+    }
+    let globex = page("globex").await;
+    for shown in [
+        "<dd id=\"limit-rate\">no limit</dd>",
+        "<dd id=\"limit-people\">no limit</dd>",
+        "<dd id=\"limit-domains\">any domain</dd>",
+        "<dd id=\"limit-kept\">all</dd>",
+    ] {
+        assert!(globex.contains(shown), "{shown} not in {globex}");
+    }
 }
