@@ -140,6 +140,9 @@ pub(super) fn plan_row(
     )
     .map_err(issue)?;
     doc.entry("active").or_insert(Value::Bool(true));
+    // Compared as it would be stored, so that a column the partner's attributes do not keep
+    // leaves a row unchanged rather than rewriting the person each import.
+    partner_limits::minimise(limits, &mut doc);
     Ok(if doc == current.doc {
         RowPlan::Same {
             current: Box::new(current),
