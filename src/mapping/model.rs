@@ -206,6 +206,9 @@ pub struct Decision {
     pub matched_rules: Vec<String>,
     pub mfa_required: bool,
     pub sponsor: Option<String>,
+    /// Where the sponsor came from: `sponsorEmail` (the person's own) or `rule ID`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sponsor_from: Option<String>,
     pub template: Option<String>,
     pub language: Option<String>,
     pub approval: Approval,
