@@ -98,6 +98,11 @@ pub struct PartnerPolicy {
     /// that a misconfigured HR feed cannot remove every guest's access at once. `None`: no
     /// limit.
     pub max_deactivations_per_hour: Option<u32>,
+    /// Days without activity (portal sign-in, OIDC tokens, forward-auth) before an active
+    /// guest is suspended as inactive; `None`: the `inactivity_days` setting.
+    pub inactive_days: Option<u32>,
+    /// Days a guest suspended as inactive stays so before removal; `None`: never removed.
+    pub inactive_remove_after_days: Option<u32>,
 }
 
 impl PartnerPolicy {
@@ -112,6 +117,8 @@ impl PartnerPolicy {
             mfa: false,
             mfa_email_fallback: false,
             max_deactivations_per_hour: None,
+            inactive_days: None,
+            inactive_remove_after_days: None,
         }
     }
 

@@ -35,6 +35,7 @@ mod health;
 mod helpers;
 mod import;
 mod import_staging;
+mod inactivity_policy;
 mod isolation_attacks;
 mod jobs;
 mod keys_reseal;
