@@ -38,6 +38,7 @@ mod keys_reseal;
 mod lifecycle;
 mod log_scan;
 mod mail;
+mod openapi_conformance;
 mod portal;
 mod portal_auth;
 mod queue_claims;
