@@ -256,6 +256,20 @@ impl Checker {
         }
     }
 
+    async fn get(&mut self, token: Option<&str>, path: &str, want: u16) -> Res {
+        self.expect(token, Method::GET, path, Body::None, want)
+            .await
+    }
+
+    async fn post(&mut self, token: Option<&str>, path: &str, body: Body, want: u16) -> Res {
+        self.expect(token, Method::POST, path, body, want).await
+    }
+
+    async fn delete(&mut self, token: Option<&str>, path: &str, want: u16) -> Res {
+        self.expect(token, Method::DELETE, path, Body::None, want)
+            .await
+    }
+
     async fn expect(
         &mut self,
         token: Option<&str>,
@@ -380,57 +394,45 @@ async fn every_operation_answers_as_the_document_says(backend: Backend) {
     };
     c.check(&Method::GET, "/openapi.json", &res);
     let (admin, auditor, pa) = (c.admin.clone(), c.auditor.clone(), c.partner_admin.clone());
-    let (a, u) = (Some(admin.as_str()), Some(auditor.as_str()));
-    use Method as M;
+    let (a, u, p) = (
+        Some(admin.as_str()),
+        Some(auditor.as_str()),
+        Some(pa.as_str()),
+    );
 
     // Partners.
-    c.expect(None, M::GET, "/partners", Body::None, 401).await;
+    c.get(None, "/partners", 401).await;
     let globex = json!({"slug": "globex", "name": "Globex Clinic"});
-    c.expect(u, M::POST, "/partners", Body::Json(globex.clone()), 403)
+    c.post(u, "/partners", Body::Json(globex.clone()), 403)
         .await;
-    c.expect(a, M::POST, "/partners", Body::Json(globex.clone()), 201)
+    c.post(a, "/partners", Body::Json(globex.clone()), 201)
         .await;
-    c.expect(a, M::POST, "/partners", Body::Json(globex), 409)
-        .await;
-    c.expect(
+    c.post(a, "/partners", Body::Json(globex), 409).await;
+    c.post(
         a,
-        M::POST,
         "/partners",
         Body::Json(json!({"slug": "Not A Slug", "name": "X"})),
         400,
     )
     .await;
-    c.expect(a, M::GET, "/partners?limit=1", Body::None, 200)
-        .await;
-    c.expect(u, M::GET, "/partners", Body::None, 200).await;
-    c.expect(a, M::GET, "/partners?limit=0", Body::None, 400)
-        .await;
-    let res = c
-        .expect(a, M::GET, "/partners/globex", Body::None, 200)
-        .await;
+    c.get(a, "/partners?limit=1", 200).await;
+    c.get(u, "/partners", 200).await;
+    c.get(a, "/partners?limit=0", 400).await;
+    let res = c.get(a, "/partners/globex", 200).await;
     assert_schema_checks_bite(&c.doc, &res.body);
-    c.expect(a, M::GET, "/partners/nobody", Body::None, 404)
-        .await;
-    c.expect(u, M::POST, "/partners/globex/disable", Body::None, 403)
-        .await;
-    c.expect(a, M::POST, "/partners/globex/disable", Body::None, 200)
-        .await;
-    c.expect(a, M::POST, "/partners/globex/disable", Body::None, 409)
-        .await;
-    c.expect(a, M::POST, "/partners/nobody/disable", Body::None, 404)
-        .await;
-    c.expect(a, M::POST, "/partners/globex/enable", Body::None, 200)
-        .await;
-    c.expect(a, M::POST, "/partners/globex/enable", Body::None, 409)
-        .await;
-    c.expect(u, M::POST, "/partners/globex/enable", Body::None, 403)
-        .await;
+    c.get(a, "/partners/nobody", 404).await;
+    c.post(u, "/partners/globex/disable", Body::None, 403).await;
+    c.post(a, "/partners/globex/disable", Body::None, 200).await;
+    c.post(a, "/partners/globex/disable", Body::None, 409).await;
+    c.post(a, "/partners/nobody/disable", Body::None, 404).await;
+    c.post(a, "/partners/globex/enable", Body::None, 200).await;
+    c.post(a, "/partners/globex/enable", Body::None, 409).await;
+    c.post(u, "/partners/globex/enable", Body::None, 403).await;
 
     // Tokens.
     let res = c
-        .expect(
+        .post(
             a,
-            M::POST,
             "/partners/globex/tokens",
             Body::Json(json!({"name": "hr feed", "expires_days": 30})),
             201,
@@ -438,73 +440,34 @@ async fn every_operation_answers_as_the_document_says(backend: Backend) {
         .await;
     crate::log_scan::register_secret(res.body["token"].as_str().unwrap());
     let token_id = res.body["id"].as_str().unwrap().to_string();
-    let res = c
-        .expect(a, M::POST, "/partners/globex/tokens", Body::None, 201)
-        .await;
+    let res = c.post(a, "/partners/globex/tokens", Body::None, 201).await;
     crate::log_scan::register_secret(res.body["token"].as_str().unwrap());
-    c.expect(
+    c.post(
         a,
-        M::POST,
         "/partners/globex/tokens",
         Body::Json(json!({"x": 1})),
         400,
     )
     .await;
-    c.expect(a, M::POST, "/partners/nobody/tokens", Body::None, 404)
+    c.post(a, "/partners/nobody/tokens", Body::None, 404).await;
+    c.post(u, "/partners/globex/tokens", Body::None, 403).await;
+    c.get(a, "/partners/globex/tokens", 200).await;
+    c.get(a, "/partners/nobody/tokens", 404).await;
+    c.delete(u, &format!("/partners/globex/tokens/{token_id}"), 403)
         .await;
-    c.expect(u, M::POST, "/partners/globex/tokens", Body::None, 403)
+    c.delete(a, &format!("/partners/globex/tokens/{token_id}"), 204)
         .await;
-    c.expect(a, M::GET, "/partners/globex/tokens", Body::None, 200)
-        .await;
-    c.expect(a, M::GET, "/partners/nobody/tokens", Body::None, 404)
-        .await;
-    c.expect(
-        u,
-        M::DELETE,
-        &format!("/partners/globex/tokens/{token_id}"),
-        Body::None,
-        403,
-    )
-    .await;
-    c.expect(
-        a,
-        M::DELETE,
-        &format!("/partners/globex/tokens/{token_id}"),
-        Body::None,
-        204,
-    )
-    .await;
-    c.expect(
-        a,
-        M::DELETE,
-        "/partners/globex/tokens/nope",
-        Body::None,
-        404,
-    )
-    .await;
+    c.delete(a, "/partners/globex/tokens/nope", 404).await;
     let spare = partners::issue_named_admin_token(&app.deps, &test_actor(), "spare", None)
         .await
         .unwrap();
     crate::log_scan::register_secret(&spare.secret);
-    c.expect(a, M::GET, "/admin-tokens", Body::None, 200).await;
-    c.expect(
-        u,
-        M::DELETE,
-        &format!("/admin-tokens/{}", spare.id),
-        Body::None,
-        403,
-    )
-    .await;
-    c.expect(
-        a,
-        M::DELETE,
-        &format!("/admin-tokens/{}", spare.id),
-        Body::None,
-        204,
-    )
-    .await;
-    c.expect(a, M::DELETE, "/admin-tokens/nope", Body::None, 404)
+    c.get(a, "/admin-tokens", 200).await;
+    c.delete(u, &format!("/admin-tokens/{}", spare.id), 403)
         .await;
+    c.delete(a, &format!("/admin-tokens/{}", spare.id), 204)
+        .await;
+    c.delete(a, "/admin-tokens/nope", 404).await;
 
     // Guests: one by SCIM from each partner (beta's waits for approval), one invited by hand.
     acme.create_user(
@@ -518,11 +481,8 @@ async fn every_operation_answers_as_the_document_says(backend: Backend) {
     let until = (Utc::now() + chrono::Duration::days(20)).to_rfc3339();
     let dana = json!({"partner": "acme", "userName": "dana@acme.example", "givenName": "Dana",
                       "familyName": "Ortiz", "email": "dana@acme.example", "until": until});
-    c.expect(u, M::POST, "/guests", Body::Json(dana.clone()), 403)
-        .await;
-    let res = c
-        .expect(a, M::POST, "/guests", Body::Json(dana.clone()), 201)
-        .await;
+    c.post(u, "/guests", Body::Json(dana.clone()), 403).await;
+    let res = c.post(a, "/guests", Body::Json(dana.clone()), 201).await;
     let dana_id = res.body["id"].as_str().unwrap().to_string();
     let composed = &c.doc["paths"]["/api/v1/guests"]["post"]["responses"]["201"]["content"]
         ["application/json"]["schema"];
@@ -532,26 +492,19 @@ async fn every_operation_answers_as_the_document_says(backend: Backend) {
         !schema_errors(&c.doc, composed, &extra).is_empty(),
         "{extra} passed"
     );
-    c.expect(a, M::POST, "/guests", Body::Json(dana), 409).await;
-    c.expect(
-        a,
-        M::POST,
-        "/guests",
-        Body::Json(json!({"nickname": "x"})),
-        400,
-    )
-    .await;
+    c.post(a, "/guests", Body::Json(dana), 409).await;
+    c.post(a, "/guests", Body::Json(json!({"nickname": "x"})), 400)
+        .await;
     let res = c
-        .expect(
+        .post(
             a,
-            M::POST,
             "/guests",
             Body::Json(json!({"partner": "nobody", "email": "no"})),
             400,
         )
         .await;
     assert!(res.body["errors"].is_array(), "{}", res.body);
-    let res = c.expect(a, M::GET, "/guests", Body::None, 200).await;
+    let res = c.get(a, "/guests", 200).await;
     let id_of = |user: &str| {
         res.body["guests"]
             .as_array()
@@ -564,206 +517,83 @@ async fn every_operation_answers_as_the_document_says(backend: Backend) {
             .to_string()
     };
     let (ann, bob) = (id_of("ann@acme.example"), id_of("bob@beta.example"));
-    c.expect(u, M::GET, "/guests?partner=acme&limit=1", Body::None, 200)
+    c.get(u, "/guests?partner=acme&limit=1", 200).await;
+    c.get(a, "/guests?state=bogus", 400).await;
+    c.get(a, &format!("/guests/{dana_id}"), 200).await;
+    c.get(a, "/guests/nope", 404).await;
+    c.get(a, &format!("/guests/{ann}/explain"), 200).await;
+    c.get(a, "/guests/nope/explain", 404).await;
+    c.post(u, &format!("/guests/{bob}/approve"), Body::None, 403)
         .await;
-    c.expect(a, M::GET, "/guests?state=bogus", Body::None, 400)
+    c.post(a, &format!("/guests/{bob}/approve"), Body::None, 200)
         .await;
-    c.expect(a, M::GET, &format!("/guests/{dana_id}"), Body::None, 200)
+    c.post(a, "/guests/nope/approve", Body::None, 404).await;
+    c.post(a, &format!("/guests/{dana_id}/invitation"), Body::None, 200)
         .await;
-    c.expect(a, M::GET, "/guests/nope", Body::None, 404).await;
-    c.expect(
-        a,
-        M::GET,
-        &format!("/guests/{ann}/explain"),
-        Body::None,
-        200,
-    )
-    .await;
-    c.expect(a, M::GET, "/guests/nope/explain", Body::None, 404)
+    c.post(u, &format!("/guests/{dana_id}/invitation"), Body::None, 403)
         .await;
-    c.expect(
-        u,
-        M::POST,
-        &format!("/guests/{bob}/approve"),
-        Body::None,
-        403,
-    )
-    .await;
-    c.expect(
-        a,
-        M::POST,
-        &format!("/guests/{bob}/approve"),
-        Body::None,
-        200,
-    )
-    .await;
-    c.expect(a, M::POST, "/guests/nope/approve", Body::None, 404)
+    c.delete(a, &format!("/guests/{dana_id}/invitation"), 200)
         .await;
-    c.expect(
-        a,
-        M::POST,
-        &format!("/guests/{dana_id}/invitation"),
-        Body::None,
-        200,
-    )
-    .await;
-    c.expect(
-        u,
-        M::POST,
-        &format!("/guests/{dana_id}/invitation"),
-        Body::None,
-        403,
-    )
-    .await;
-    c.expect(
-        a,
-        M::DELETE,
-        &format!("/guests/{dana_id}/invitation"),
-        Body::None,
-        200,
-    )
-    .await;
-    c.expect(a, M::DELETE, "/guests/nope/invitation", Body::None, 404)
+    c.delete(a, "/guests/nope/invitation", 404).await;
+    c.post(a, &format!("/guests/{dana_id}/mfa/reset"), Body::None, 200)
         .await;
-    c.expect(
-        a,
-        M::POST,
-        &format!("/guests/{dana_id}/mfa/reset"),
-        Body::None,
-        200,
-    )
-    .await;
-    c.expect(
-        u,
-        M::POST,
-        &format!("/guests/{dana_id}/mfa/reset"),
-        Body::None,
-        403,
-    )
-    .await;
+    c.post(u, &format!("/guests/{dana_id}/mfa/reset"), Body::None, 403)
+        .await;
     let suspend = format!("/guests/{ann}/suspend");
-    c.expect(a, M::POST, &suspend, Body::Json(json!({"x": 1})), 400)
-        .await;
-    c.expect(u, M::POST, &suspend, Body::None, 403).await;
-    c.expect(
+    c.post(a, &suspend, Body::Json(json!({"x": 1})), 400).await;
+    c.post(u, &suspend, Body::None, 403).await;
+    c.post(
         a,
-        M::POST,
         &suspend,
         Body::Json(json!({"reason": "left the project"})),
         200,
     )
     .await;
-    c.expect(
-        a,
-        M::POST,
-        &format!("/guests/{ann}/resume"),
-        Body::None,
-        200,
-    )
-    .await;
-    c.expect(
-        a,
-        M::POST,
-        &format!("/guests/{ann}/resume"),
-        Body::None,
-        409,
-    )
-    .await;
-    c.expect(a, M::POST, "/guests/nope/resume", Body::None, 404)
+    c.post(a, &format!("/guests/{ann}/resume"), Body::None, 200)
         .await;
+    c.post(a, &format!("/guests/{ann}/resume"), Body::None, 409)
+        .await;
+    c.post(a, "/guests/nope/resume", Body::None, 404).await;
     let extend = format!("/guests/{ann}/grants/ehr-viewer/extend");
     let later = (Utc::now() + chrono::Duration::days(29)).to_rfc3339();
-    c.expect(
-        a,
-        M::POST,
-        &extend,
-        Body::Json(json!({"until": later})),
-        200,
-    )
-    .await;
-    c.expect(
-        a,
-        M::POST,
-        &extend,
-        Body::Json(json!({"until": "soon"})),
-        400,
-    )
-    .await;
-    c.expect(
-        u,
-        M::POST,
-        &extend,
-        Body::Json(json!({"until": later})),
-        403,
-    )
-    .await;
-    c.expect(
-        a,
-        M::DELETE,
-        &format!("/guests/{ann}/grants/rota"),
-        Body::None,
-        200,
-    )
-    .await;
-    c.expect(a, M::DELETE, "/guests/nope/grants/rota", Body::None, 404)
+    c.post(a, &extend, Body::Json(json!({"until": later})), 200)
         .await;
-    c.expect(
-        u,
-        M::POST,
-        &format!("/guests/{ann}/remove"),
-        Body::None,
-        403,
-    )
-    .await;
-    c.expect(
-        a,
-        M::POST,
-        &format!("/guests/{ann}/remove"),
-        Body::None,
-        200,
-    )
-    .await;
-    c.expect(a, M::POST, "/guests/nope/remove", Body::None, 404)
+    c.post(a, &extend, Body::Json(json!({"until": "soon"})), 400)
         .await;
+    c.post(u, &extend, Body::Json(json!({"until": later})), 403)
+        .await;
+    c.delete(a, &format!("/guests/{ann}/grants/rota"), 200)
+        .await;
+    c.delete(a, "/guests/nope/grants/rota", 404).await;
+    c.post(u, &format!("/guests/{ann}/remove"), Body::None, 403)
+        .await;
+    c.post(a, &format!("/guests/{ann}/remove"), Body::None, 200)
+        .await;
+    c.post(a, "/guests/nope/remove", Body::None, 404).await;
 
     // Imports: a dry run with one bad row, its progress, record and error report.
     let csv = "userName,givenName,familyName,email\nzed@acme.example,Zed,Z,zed@acme.example\n,,,\n";
-    c.expect(
+    c.post(
         u,
-        M::POST,
         "/imports?partner=acme&dry_run=true",
         Body::Csv(csv, true),
         403,
     )
     .await;
-    c.expect(
+    c.post(a, "/imports?partner=nobody", Body::Csv(csv, true), 404)
+        .await;
+    c.post(
         a,
-        M::POST,
-        "/imports?partner=nobody",
-        Body::Csv(csv, true),
-        404,
-    )
-    .await;
-    c.expect(
-        a,
-        M::POST,
         "/imports?partner=acme&mode=sideways",
         Body::Csv(csv, true),
         400,
     )
     .await;
-    c.expect(
-        a,
-        M::POST,
-        "/imports?partner=acme",
-        Body::Csv(csv, false),
-        400,
-    )
-    .await;
+    c.post(a, "/imports?partner=acme", Body::Csv(csv, false), 400)
+        .await;
     let res = c
-        .expect(
+        .post(
             a,
-            M::POST,
             "/imports?partner=acme&dry_run=true",
             Body::Csv(csv, true),
             202,
@@ -772,9 +602,7 @@ async fn every_operation_answers_as_the_document_says(backend: Backend) {
     let import = res.body["id"].as_str().unwrap().to_string();
     let mut finished = false;
     for _ in 0..300 {
-        let res = c
-            .expect(a, M::GET, &format!("/imports/{import}"), Body::None, 200)
-            .await;
+        let res = c.get(a, &format!("/imports/{import}"), 200).await;
         if res.body["status"] != "running" {
             assert_eq!(res.body["status"], "finished", "{}", res.body);
             finished = true;
@@ -783,81 +611,48 @@ async fn every_operation_answers_as_the_document_says(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(finished, "import {import} did not finish");
-    c.expect(a, M::GET, "/imports/nope", Body::None, 404).await;
-    c.expect(Some(pa.as_str()), M::GET, "/imports", Body::None, 200)
+    c.get(a, "/imports/nope", 404).await;
+    c.get(p, "/imports", 200).await;
+    c.get(a, "/imports", 200).await;
+    c.get(a, &format!("/imports/{import}/errors.csv"), 200)
         .await;
-    c.expect(a, M::GET, "/imports", Body::None, 200).await;
-    c.expect(
-        a,
-        M::GET,
-        &format!("/imports/{import}/errors.csv"),
-        Body::None,
-        200,
-    )
-    .await;
-    c.expect(a, M::GET, "/imports/nope/errors.csv", Body::None, 404)
-        .await;
+    c.get(a, "/imports/nope/errors.csv", 404).await;
 
     // Mappings: the rules in force, a diff and reload, and both refused for a broken file.
-    c.expect(a, M::GET, "/mappings", Body::None, 200).await;
-    c.expect(a, M::POST, "/mappings/diff", Body::None, 200)
-        .await;
-    c.expect(u, M::POST, "/mappings/reload", Body::None, 403)
-        .await;
-    c.expect(a, M::POST, "/mappings/reload", Body::None, 200)
-        .await;
+    c.get(a, "/mappings", 200).await;
+    c.post(a, "/mappings/diff", Body::None, 200).await;
+    c.post(u, "/mappings/reload", Body::None, 403).await;
+    c.post(a, "/mappings/reload", Body::None, 200).await;
     let broken = app.mappings.join("broken.toml");
     std::fs::write(&broken, "[[rule]]\nid = 3\n").unwrap();
-    let res = c
-        .expect(a, M::POST, "/mappings/diff", Body::None, 422)
-        .await;
+    let res = c.post(a, "/mappings/diff", Body::None, 422).await;
     assert!(res.body["errors"].is_array(), "{}", res.body);
-    c.expect(a, M::POST, "/mappings/reload", Body::None, 422)
-        .await;
+    c.post(a, "/mappings/reload", Body::None, 422).await;
     std::fs::remove_file(&broken).unwrap();
 
     // Jobs.
-    c.expect(a, M::GET, "/jobs", Body::None, 200).await;
+    c.get(a, "/jobs", 200).await;
     let at = (Utc::now() + chrono::Duration::days(1)).to_rfc3339();
-    c.expect(
+    c.post(a, "/jobs/expiry/run", Body::Json(json!({"now": at})), 200)
+        .await;
+    c.post(a, "/jobs/housekeeping/run", Body::None, 200).await;
+    c.post(u, "/jobs/expiry/run", Body::None, 403).await;
+    c.post(a, "/jobs/expire/run", Body::None, 404).await;
+    c.post(
         a,
-        M::POST,
-        "/jobs/expiry/run",
-        Body::Json(json!({"now": at})),
-        200,
-    )
-    .await;
-    c.expect(a, M::POST, "/jobs/housekeeping/run", Body::None, 200)
-        .await;
-    c.expect(u, M::POST, "/jobs/expiry/run", Body::None, 403)
-        .await;
-    c.expect(a, M::POST, "/jobs/expire/run", Body::None, 404)
-        .await;
-    c.expect(
-        a,
-        M::POST,
         "/jobs/expiry/run",
         Body::Json(json!({"now": "tomorrow"})),
         400,
     )
     .await;
-    c.expect(a, M::GET, "/jobs/expiry/runs?limit=1", Body::None, 200)
-        .await;
-    c.expect(a, M::GET, "/jobs/expire/runs", Body::None, 404)
-        .await;
-    c.expect(
-        a,
-        M::GET,
-        "/jobs/expiry/runs?cursor=bm9wZQ",
-        Body::None,
-        400,
-    )
-    .await;
+    c.get(a, "/jobs/expiry/runs?limit=1", 200).await;
+    c.get(a, "/jobs/expire/runs", 404).await;
+    c.get(a, "/jobs/expiry/runs?cursor=bm9wZQ", 400).await;
 
     // Sync: the refused webhook events are dead letters; one is replayed; reconcile.
     let mut dead = None;
     for _ in 0..200 {
-        let res = c.expect(u, M::GET, "/sync", Body::None, 200).await;
+        let res = c.get(u, "/sync", 200).await;
         if let Some(id) = res.body["dead_letters"][0]["id"].as_str() {
             dead = Some(id.to_string());
             break;
@@ -865,67 +660,29 @@ async fn every_operation_answers_as_the_document_says(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let dead = dead.expect("a dead letter from the refusing webhook");
-    c.expect(
-        u,
-        M::POST,
-        &format!("/sync/events/{dead}/replay"),
-        Body::None,
-        403,
-    )
-    .await;
-    c.expect(
-        a,
-        M::POST,
-        &format!("/sync/events/{dead}/replay"),
-        Body::None,
-        200,
-    )
-    .await;
-    c.expect(a, M::POST, "/sync/events/nope/replay", Body::None, 404)
+    c.post(u, &format!("/sync/events/{dead}/replay"), Body::None, 403)
         .await;
+    c.post(a, &format!("/sync/events/{dead}/replay"), Body::None, 200)
+        .await;
+    c.post(a, "/sync/events/nope/replay", Body::None, 404).await;
     let reconcile = "/sync/targets/downstream/reconcile?dry_run=true";
-    c.expect(a, M::POST, reconcile, Body::None, 200).await;
-    c.expect(u, M::POST, reconcile, Body::None, 403).await;
-    c.expect(a, M::POST, "/sync/targets/hooks/reconcile", Body::None, 400)
+    c.post(a, reconcile, Body::None, 200).await;
+    c.post(u, reconcile, Body::None, 403).await;
+    c.post(a, "/sync/targets/hooks/reconcile", Body::None, 400)
         .await;
-    c.expect(
-        a,
-        M::POST,
-        "/sync/targets/nobody/reconcile",
-        Body::None,
-        404,
-    )
-    .await;
+    c.post(a, "/sync/targets/nobody/reconcile", Body::None, 404)
+        .await;
 
     // Audit.
-    c.expect(u, M::GET, "/audit?limit=5", Body::None, 200).await;
-    c.expect(a, M::GET, "/audit?action=guest.suspended", Body::None, 200)
-        .await;
-    c.expect(a, M::GET, "/audit?since=yesterday", Body::None, 400)
-        .await;
-    c.expect(Some(pa.as_str()), M::GET, "/audit", Body::None, 403)
-        .await;
-    c.expect(u, M::GET, "/audit/export.csv", Body::None, 200)
-        .await;
-    c.expect(
-        a,
-        M::GET,
-        "/audit/export.csv?since=yesterday",
-        Body::None,
-        400,
-    )
-    .await;
-    c.expect(
-        Some(pa.as_str()),
-        M::GET,
-        "/audit/export.csv",
-        Body::None,
-        403,
-    )
-    .await;
-    c.expect(u, M::GET, "/audit/verify", Body::None, 200).await;
-    c.expect(Some(pa.as_str()), M::GET, "/audit/verify", Body::None, 403)
-        .await;
+    c.get(u, "/audit?limit=5", 200).await;
+    c.get(a, "/audit?action=guest.suspended", 200).await;
+    c.get(a, "/audit?since=yesterday", 400).await;
+    c.get(p, "/audit", 403).await;
+    c.get(u, "/audit/export.csv", 200).await;
+    c.get(a, "/audit/export.csv?since=yesterday", 400).await;
+    c.get(p, "/audit/export.csv", 403).await;
+    c.get(u, "/audit/verify", 200).await;
+    c.get(p, "/audit/verify", 403).await;
 
     // Every documented operation was called.
     let missed: Vec<_> = documented.difference(&c.called).collect();
