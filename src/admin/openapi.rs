@@ -46,6 +46,7 @@ use super::{
         partners_api::list_partners,
         partners_api::create_partner,
         partners_api::get_partner,
+        partners_api::edit_partner,
         partners_api::disable,
         partners_api::enable,
         partners_api::issue_token,

@@ -22,6 +22,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/partners", web::get().to(list_partners))
         .route("/partners", web::post().to(create_partner))
         .route("/partners/{slug}", web::get().to(get_partner))
+        .route("/partners/{slug}", web::patch().to(edit_partner))
         .route("/partners/{slug}/disable", web::post().to(disable))
         .route("/partners/{slug}/enable", web::post().to(enable))
         .route("/partners/{slug}/tokens", web::post().to(issue_token));
@@ -155,15 +156,59 @@ pub async fn create_partner(
     admin.require(Need::Write)?;
     let b: CreateBody = json_body(&bytes)?;
     let s = slug(&b.slug)?;
-    let name = b.name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(AdminError::bad_request(
-            "name must be 1 to 200 characters without control characters",
-        ));
-    }
+    let name = partner_admin::partner_name(&b.name)?;
     partners::add_partner(&state.deps, &admin.actor, &s, name).await?;
     let p = partner_admin::get(&state.deps, &s).await?;
     Ok(HttpResponse::Created().json(partner_json(&state, &p)))
+}
+
+/// What an administrator may change of a partner.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EditBody {
+    /// The display name (1 to 200 characters), shown in invitations and the console.
+    name: Option<String>,
+    /// Not editable here: the policy is declared in the rule files (`[[partner]]`), so that
+    /// every instance and every decision's `rules_fingerprint` agree on it. Sending it is a 400
+    /// that says so.
+    #[schema(value_type = Option<Object>)]
+    policy: Option<serde_json::Value>,
+}
+
+/// Edit a partner: its name (admin only, audited as `partner.renamed`).
+#[utoipa::path(patch, path = "/api/v1/partners/{slug}", tag = "partners",
+    params(("slug" = String, Path, description = "The partner's slug")),
+    request_body = EditBody,
+    responses(
+        (status = 200, description = "The partner as it now stands", body = PartnerView),
+        (status = 400, description = "A bad body or name, or a policy (edit the rule files)", body = ErrorBody),
+        (status = 401, description = "No valid credentials", body = ErrorBody),
+        (status = 403, description = "The role does not allow this", body = ErrorBody),
+        (status = 404, description = "No such partner", body = ErrorBody),
+    ))]
+pub async fn edit_partner(
+    state: web::Data<AppState>,
+    admin: AdminCaller,
+    path: web::Path<String>,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, AdminError> {
+    admin.require(Need::Write)?;
+    let s = slug(&path)?;
+    let b: EditBody = json_body(&bytes)?;
+    if b.policy.is_some() {
+        return Err(AdminError::bad_request(
+            "a partner's policy is declared in the rule files ([[partner]] in the mappings \
+             folder): change it there, preview with POST /api/v1/mappings/diff and apply with \
+             POST /api/v1/mappings/reload",
+        ));
+    }
+    let Some(name) = b.name else {
+        return Err(AdminError::bad_request(
+            "nothing to change: send {\"name\": …}",
+        ));
+    };
+    let p = partner_admin::rename(&state.deps, &admin.actor, &s, &name).await?;
+    Ok(HttpResponse::Ok().json(partner_json(&state, &p)))
 }
 
 async fn set_disabled(

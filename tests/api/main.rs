@@ -6,6 +6,7 @@ mod admin_browser;
 mod admin_client;
 mod admin_guest_actions;
 mod admin_login;
+mod admin_partner_edit;
 mod admin_roles;
 mod admin_tokens;
 mod audit_log;

@@ -265,6 +265,10 @@ impl Checker {
         self.expect(token, Method::POST, path, body, want).await
     }
 
+    async fn patch(&mut self, token: Option<&str>, path: &str, body: Body, want: u16) -> Res {
+        self.expect(token, Method::PATCH, path, body, want).await
+    }
+
     async fn delete(&mut self, token: Option<&str>, path: &str, want: u16) -> Res {
         self.expect(token, Method::DELETE, path, Body::None, want)
             .await
@@ -421,6 +425,12 @@ async fn every_operation_answers_as_the_document_says(backend: Backend) {
     let res = c.get(a, "/partners/globex", 200).await;
     assert_schema_checks_bite(&c.doc, &res.body);
     c.get(a, "/partners/nobody", 404).await;
+    let renamed = || Body::Json(json!({"name": "Globex Health"}));
+    c.patch(a, "/partners/globex", renamed(), 200).await;
+    c.patch(u, "/partners/globex", renamed(), 403).await;
+    c.patch(a, "/partners/nobody", renamed(), 404).await;
+    let policy = Body::Json(json!({"policy": {"mfa": true}}));
+    c.patch(a, "/partners/globex", policy, 400).await;
     c.post(u, "/partners/globex/disable", Body::None, 403).await;
     c.post(a, "/partners/globex/disable", Body::None, 200).await;
     c.post(a, "/partners/globex/disable", Body::None, 409).await;
