@@ -53,28 +53,56 @@ pub struct RosterUpload {
     pub file: Vec<u8>,
 }
 
-/// An import as it stands: `running` (with rows read), `finished` (with its counts) or
-/// `failed` (with the reason).
+/// `running`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ImportView {
+#[serde(rename_all = "snake_case")]
+pub enum RunningStatus {
+    Running,
+}
+
+/// `finished`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishedStatus {
+    Finished,
+}
+
+/// `failed`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FailedStatus {
+    Failed,
+}
+
+/// The answer to an upload: the import runs; follow it at `href`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportStarted {
     pub id: String,
-    /// `running`, `finished` or `failed`.
-    pub status: &'static str,
-    /// Where to follow it (only in the answer to the upload).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub href: Option<String>,
-    /// Why it failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// `applied`, `dry_run` or `refused: …` (finished imports).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<String>,
+    pub status: RunningStatus,
+    pub href: String,
+}
+
+/// An import still running on this instance.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportRunning {
+    pub id: String,
+    pub status: RunningStatus,
+    /// Rows read so far.
+    pub rows: u64,
+}
+
+/// An import that failed: the reason and, once recorded, who ran which file, how and when
+/// (those are absent when the failure could not be recorded either).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportFailed {
+    pub id: String,
+    pub status: FailedStatus,
+    pub error: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
+    /// `delta` or `full`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -83,45 +111,38 @@ pub struct ImportView {
     pub started_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
-    /// Rows read: so far (running) or in all (finished).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rows: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub created: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub updated: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub deactivated: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub unchanged: Option<i64>,
-    /// Rows in error (their report is `errors.csv`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub errors: Option<i64>,
 }
 
-impl ImportView {
-    fn bare(id: &str, status: &'static str) -> Self {
-        ImportView {
-            id: id.to_string(),
-            status,
-            href: None,
-            error: None,
-            outcome: None,
-            actor: None,
-            file_name: None,
-            sha256: None,
-            mode: None,
-            dry_run: None,
-            started_at: None,
-            finished_at: None,
-            rows: None,
-            created: None,
-            updated: None,
-            deactivated: None,
-            unchanged: None,
-            errors: None,
-        }
-    }
+/// A finished import with its counts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportFinished {
+    pub id: String,
+    pub status: FinishedStatus,
+    /// `applied`, `dry_run` or `refused: …`.
+    pub outcome: String,
+    pub actor: String,
+    pub file_name: String,
+    pub sha256: String,
+    pub mode: String,
+    pub dry_run: bool,
+    pub started_at: String,
+    pub finished_at: String,
+    pub rows: i64,
+    pub created: i64,
+    pub updated: i64,
+    pub deactivated: i64,
+    pub unchanged: i64,
+    /// Rows in error (their report is `errors.csv`).
+    pub errors: i64,
+}
+
+/// An import as it stands.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ImportView {
+    Running(ImportRunning),
+    Failed(ImportFailed),
+    Finished(ImportFinished),
 }
 
 /// Past imports (newest first) and how many run on this instance now.
@@ -135,7 +156,7 @@ pub struct ImportList {
 #[utoipa::path(post, path = "/api/v1/imports", tag = "imports", params(ImportQuery),
     request_body(content = RosterUpload, content_type = "multipart/form-data"),
     responses(
-        (status = 202, description = "Started", body = ImportView),
+        (status = 202, description = "Started", body = ImportStarted),
         (status = 400, description = "A bad query, upload or file name", body = ErrorBody),
         (status = 401, description = "No valid credentials", body = ErrorBody),
         (status = 403, description = "The role does not allow this", body = ErrorBody),
@@ -267,9 +288,10 @@ pub async fn post_import(
         task_state.imports.finish(&task_id, unrecorded);
         running_partners().remove(&task_id);
     });
-    Ok(HttpResponse::Accepted().json(ImportView {
-        href: Some(format!("/api/v1/imports/{id}")),
-        ..ImportView::bare(&id, "running")
+    Ok(HttpResponse::Accepted().json(ImportStarted {
+        href: format!("/api/v1/imports/{id}"),
+        id,
+        status: RunningStatus::Running,
     }))
 }
 
@@ -286,33 +308,37 @@ fn running_partners() -> std::sync::MutexGuard<'static, std::collections::HashMa
 }
 
 fn record_json(r: &ImportRecord) -> ImportView {
-    let common = ImportView {
-        actor: Some(r.actor.clone()),
-        file_name: Some(r.file_name.clone()),
-        mode: Some(r.mode.clone()),
-        dry_run: Some(r.dry_run),
-        started_at: Some(to_rfc3339(from_millis(r.started_at))),
-        finished_at: Some(to_rfc3339(from_millis(r.finished_at))),
-        ..ImportView::bare(&r.id, "finished")
-    };
     if let Some(reason) = r.outcome.strip_prefix(import_service::FAILED_PREFIX) {
-        return ImportView {
-            status: "failed",
-            error: Some(reason.to_string()),
-            ..common
-        };
+        return ImportView::Failed(ImportFailed {
+            id: r.id.clone(),
+            status: FailedStatus::Failed,
+            error: reason.to_string(),
+            actor: Some(r.actor.clone()),
+            file_name: Some(r.file_name.clone()),
+            mode: Some(r.mode.clone()),
+            dry_run: Some(r.dry_run),
+            started_at: Some(to_rfc3339(from_millis(r.started_at))),
+            finished_at: Some(to_rfc3339(from_millis(r.finished_at))),
+        });
     }
-    ImportView {
-        outcome: Some(r.outcome.clone()),
-        sha256: Some(r.file_sha256.clone()),
-        rows: Some(r.rows_read),
-        created: Some(r.created),
-        updated: Some(r.updated),
-        deactivated: Some(r.deactivated),
-        unchanged: Some(r.unchanged),
-        errors: Some(r.errors),
-        ..common
-    }
+    ImportView::Finished(ImportFinished {
+        id: r.id.clone(),
+        status: FinishedStatus::Finished,
+        outcome: r.outcome.clone(),
+        actor: r.actor.clone(),
+        file_name: r.file_name.clone(),
+        sha256: r.file_sha256.clone(),
+        mode: r.mode.clone(),
+        dry_run: r.dry_run,
+        started_at: to_rfc3339(from_millis(r.started_at)),
+        finished_at: to_rfc3339(from_millis(r.finished_at)),
+        rows: r.rows_read,
+        created: r.created,
+        updated: r.updated,
+        deactivated: r.deactivated,
+        unchanged: r.unchanged,
+        errors: r.errors,
+    })
 }
 
 /// One import: its progress while it runs, then its record.
@@ -341,14 +367,26 @@ pub async fn get_import(
         }
     }
     match state.imports.progress(&id) {
-        Some(Progress::Failed(failure)) => Ok(HttpResponse::Ok().json(ImportView {
-            error: Some(failure),
-            ..ImportView::bare(&id, "failed")
-        })),
-        Some(Progress::Running { rows }) => Ok(HttpResponse::Ok().json(ImportView {
-            rows: Some(rows as i64),
-            ..ImportView::bare(&id, "running")
-        })),
+        Some(Progress::Failed(failure)) => {
+            Ok(HttpResponse::Ok().json(ImportView::Failed(ImportFailed {
+                id: id.into_inner(),
+                status: FailedStatus::Failed,
+                error: failure,
+                actor: None,
+                file_name: None,
+                mode: None,
+                dry_run: None,
+                started_at: None,
+                finished_at: None,
+            })))
+        }
+        Some(Progress::Running { rows }) => {
+            Ok(HttpResponse::Ok().json(ImportView::Running(ImportRunning {
+                id: id.into_inner(),
+                status: RunningStatus::Running,
+                rows,
+            })))
+        }
         None => match import_records::get(&state.deps, &id).await? {
             Some(r) => {
                 admin.require_partner(&r.partner_id)?;
