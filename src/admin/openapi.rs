@@ -4,7 +4,9 @@
 //! bearer token or a console session), so a client generator can fetch it without a secret.
 
 use actix_web::{web, HttpResponse};
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Object, Ref, Required, ResponseBuilder, Type};
 use utoipa::{Modify, OpenApi};
 
 use super::{
@@ -68,7 +70,9 @@ use super::{
 pub struct AdminApiDoc;
 
 /// The two ways to authenticate: an admin bearer token, or a console session cookie (whose
-/// changes also need the session's `X-CSRF-Token` header).
+/// changes also need the session's `X-CSRF-Token` header, which `AdminCaller` checks on every
+/// POST, PUT, PATCH and DELETE, so it is added to each of those here); and the 500 any
+/// operation may answer (`AdminError` for an internal error: only a reference id).
 struct Credentials;
 
 impl Modify for Credentials {
@@ -91,6 +95,52 @@ impl Modify for Credentials {
                  X-CSRF-Token header",
             ))),
         );
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                op.parameters.get_or_insert_with(Vec::new).push(
+                    ParameterBuilder::new()
+                        .name("X-CSRF-Token")
+                        .parameter_in(ParameterIn::Header)
+                        .required(Required::False)
+                        .description(Some(
+                            "With a console session cookie: the session's CSRF token (403 \
+                             without it). Not used with a bearer token.",
+                        ))
+                        .schema(Some(Object::with_type(Type::String)))
+                        .build(),
+                );
+            }
+            let ops: [&mut Option<Operation>; 5] = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for op in ops.into_iter().flatten() {
+                let internal = ResponseBuilder::new()
+                    .description("An internal error: the body names only a reference the log has")
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .build();
+                op.responses
+                    .responses
+                    .entry("500".to_string())
+                    .or_insert(internal.into());
+            }
+        }
     }
 }
 
