@@ -17,6 +17,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::admin_login::{login_with_password, Visitor, PASSWORD};
 use crate::both_backends;
 use crate::helpers::{read, spawn, spawn_with, test_actor, Backend, Res, TestApp};
 use crate::smtp::TestSmtp;
@@ -229,10 +230,25 @@ fn template_of(doc: &Value, path: &str) -> Option<String> {
 impl Checker {
     /// Send a request as `token` and check the answer against the document.
     async fn call(&mut self, token: Option<&str>, method: Method, path: &str, body: Body) -> Res {
+        self.send(token, &[], method, path, body).await
+    }
+
+    /// The same with extra headers (a console session's cookie and CSRF token).
+    async fn send(
+        &mut self,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        method: Method,
+        path: &str,
+        body: Body,
+    ) -> Res {
         let url = format!("{}{path}", self.base);
         let mut req = self.client.request(method.clone(), &url);
         if let Some(t) = token {
             req = req.bearer_auth(t);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
         }
         req = match body {
             Body::None => req,
@@ -434,6 +450,7 @@ async fn every_operation_answers_as_the_document_says(backend: Backend) {
     };
     c.check(&Method::GET, "/openapi.json", &res);
     let (admin, auditor, pa) = (c.admin.clone(), c.auditor.clone(), c.partner_admin.clone());
+    use Method as M;
     let (a, u, p) = (
         Some(admin.as_str()),
         Some(auditor.as_str()),
@@ -729,6 +746,29 @@ async fn every_operation_answers_as_the_document_says(backend: Backend) {
     c.get(p, "/audit/export.csv", 403).await;
     c.get(u, "/audit/verify", 200).await;
     c.get(p, "/audit/verify", 403).await;
+
+    // A console session instead of a token: reads need only the cookie; a change needs the
+    // session's CSRF token too (403 without it, as documented for every change).
+    login_with_password(&app, "ops", RoleGrant::admin()).await;
+    let mut visitor = Visitor::new(&app);
+    let signed = visitor.sign_in("ops", PASSWORD).await;
+    assert_eq!(signed.status, 303);
+    let cookie = signed
+        .set_cookies
+        .iter()
+        .find_map(|c| c.split(';').next().filter(|c| c.starts_with("gb_admin=")))
+        .expect("a session cookie")
+        .to_string();
+    let csrf = visitor.get("/admin").await.csrf();
+    let session = [("Cookie", cookie.as_str())];
+    let with_csrf = [("Cookie", cookie.as_str()), ("X-CSRF-Token", csrf.as_str())];
+    let res = c.send(None, &session, M::GET, "/guests", Body::None).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let disable = "/partners/globex/disable";
+    let res = c.send(None, &session, M::POST, disable, Body::None).await;
+    assert_eq!(res.status, 403, "{}", res.body);
+    let res = c.send(None, &with_csrf, M::POST, disable, Body::None).await;
+    assert_eq!(res.status, 200, "{}", res.body);
 
     // Every documented operation was called.
     let missed: Vec<_> = documented.difference(&c.called).collect();
