@@ -7,15 +7,26 @@ use std::path::Path;
 const POSTGRES_URL: &str = "GUESTBRIDGE_TEST_POSTGRES_URL";
 const REQUIRE_BROWSER: &str = "GUESTBRIDGE_REQUIRE_BROWSER";
 const BROWSER_PARTS: [&str; 2] = ["/usr/bin/chromium", "/usr/bin/chromedriver"];
+const REQUIRE_NGINX: &str = "GUESTBRIDGE_REQUIRE_NGINX";
+const NGINX: &str = "/usr/sbin/nginx";
+const REQUIRE_OIDC_RP: &str = "GUESTBRIDGE_REQUIRE_OIDC_RP";
+/// The relying-party library the OIDC provider test drives (`npm ci --prefix tests/oidc_rp`).
+const OIDC_RP: &str = "tests/oidc_rp/node_modules/openid-client/package.json";
 
 fn main() {
     println!("cargo:rustc-check-cfg=cfg(gb_postgres)");
     println!("cargo:rustc-check-cfg=cfg(gb_browser)");
     println!("cargo:rustc-check-cfg=cfg(gb_sqlite3_shell)");
     println!("cargo:rustc-check-cfg=cfg(gb_pg_dump)");
+    println!("cargo:rustc-check-cfg=cfg(gb_nginx)");
+    println!("cargo:rustc-check-cfg=cfg(gb_oidc_rp)");
     println!("cargo:rerun-if-env-changed=PATH");
     println!("cargo:rerun-if-env-changed={POSTGRES_URL}");
     println!("cargo:rerun-if-env-changed={REQUIRE_BROWSER}");
+    println!("cargo:rerun-if-env-changed={REQUIRE_NGINX}");
+    println!("cargo:rerun-if-env-changed={REQUIRE_OIDC_RP}");
+    // Installing the relying party's packages changes this folder (it always exists).
+    println!("cargo:rerun-if-changed=tests/oidc_rp");
     // Installing or removing a tool changes its directory; only existing paths are watched,
     // as a missing one would make every build rerun this script.
     let mut dirs: Vec<std::path::PathBuf> = std::env::var_os("PATH")
@@ -41,6 +52,13 @@ fn main() {
     let required = std::env::var(REQUIRE_BROWSER).is_ok_and(|v| v == "1");
     if required || BROWSER_PARTS.iter().all(|p| Path::new(p).exists()) {
         println!("cargo:rustc-cfg=gb_browser");
+    }
+    if std::env::var(REQUIRE_NGINX).is_ok_and(|v| v == "1") || Path::new(NGINX).exists() {
+        println!("cargo:rustc-cfg=gb_nginx");
+    }
+    let rp_required = std::env::var(REQUIRE_OIDC_RP).is_ok_and(|v| v == "1");
+    if rp_required || (Path::new(OIDC_RP).exists() && on_path("node")) {
+        println!("cargo:rustc-cfg=gb_oidc_rp");
     }
 }
 

@@ -17,4 +17,6 @@ pub struct AppState {
     pub imports: RunningImports,
     pub settings: Arc<Settings>,
     pub metrics: Metrics,
+    /// Console single sign-on through the organisation's OpenID Connect provider, if set.
+    pub admin_sso: Option<Arc<crate::auth::oidc_client::OidcClient>>,
 }

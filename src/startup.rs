@@ -142,12 +142,20 @@ impl Application {
             tracing::warn!(%problem, "mapping rule names a missing mail template; its guests get the standard invitation");
         }
         let pages = crate::portal_pages::Pages::new().context("loading the portal pages")?;
+        let admin_sso = match &settings.admin_sso {
+            Some(sso) => Some(Arc::new(
+                crate::auth::oidc_client::OidcClient::new(sso.client_settings())
+                    .context("setting admin_sso (GUESTBRIDGE_ADMIN_OIDC_ISSUER)")?,
+            )),
+            None => None,
+        };
         let state = web::Data::new(AppState {
             pages,
             imports: Default::default(),
             deps: Deps::new(db.clone(), clock, rules, portal),
             settings: Arc::new(settings),
             metrics: Metrics::new().context("registering metrics")?,
+            admin_sso,
         });
         crate::services::signing::ensure_key(&state.deps)
             .await

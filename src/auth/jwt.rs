@@ -20,9 +20,12 @@ pub const LAUNCH_TOKEN_LIFETIME_SECS: i64 = 60;
 /// Clock skew tolerated by [`verify_launch`] on `nbf` and `exp`.
 pub const LEEWAY_SECS: i64 = 5;
 
-/// [`LAUNCH_TOKEN_LIFETIME_SECS`] as a duration, for [`super::keys::jwks`].
-pub fn launch_token_lifetime() -> Duration {
-    Duration::seconds(LAUNCH_TOKEN_LIFETIME_SECS)
+/// How long the OpenID Connect provider's ID and access tokens are valid.
+pub const OIDC_TOKEN_LIFETIME_SECS: i64 = 300;
+
+/// How long a retired key stays in the JWKS: as long as the longest-lived token it signed.
+pub fn published_key_lifetime() -> Duration {
+    Duration::seconds(LAUNCH_TOKEN_LIFETIME_SECS.max(OIDC_TOKEN_LIFETIME_SECS))
 }
 
 /// The claims of a launch token.
@@ -103,6 +106,65 @@ pub fn sign_launch(key: &SigningKey, claims: &LaunchClaims) -> Result<String, Jw
     let encoding_key = EncodingKey::from_ed_der(&key.private_pkcs8_der);
     jsonwebtoken::encode(&header, claims, &encoding_key)
         .map_err(|e| JwtError::Signing(e.to_string()))
+}
+
+/// Signs any claims with `key` (EdDSA, `kid` and, if given, `typ` in the header): ID tokens and
+/// access tokens of the OpenID Connect provider. Refuses a retired key.
+pub fn sign_claims<T: Serialize>(
+    key: &SigningKey,
+    claims: &T,
+    typ: Option<&str>,
+) -> Result<String, JwtError> {
+    if key.retired_at.is_some() {
+        return Err(JwtError::RetiredKey(key.kid.clone()));
+    }
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some(key.kid.clone());
+    if let Some(typ) = typ {
+        header.typ = Some(typ.to_owned());
+    }
+    let encoding_key = EncodingKey::from_ed_der(&key.private_pkcs8_der);
+    jsonwebtoken::encode(&header, claims, &encoding_key)
+        .map_err(|e| JwtError::Signing(e.to_string()))
+}
+
+/// Verifies the signature and issuer of a token this server signed, and decodes its claims;
+/// `exp` is checked against `now` unless `check_exp` is false (an `id_token_hint` at logout
+/// may have expired). The audience is the caller's check.
+pub fn verify_own<T: serde::de::DeserializeOwned>(
+    token: &str,
+    jwks: &Value,
+    issuer: &str,
+    now: i64,
+    check_exp: bool,
+) -> Result<T, JwtError> {
+    let header =
+        jsonwebtoken::decode_header(token).map_err(|e| JwtError::Malformed(e.to_string()))?;
+    if header.alg != Algorithm::EdDSA {
+        return Err(JwtError::WrongAlgorithm);
+    }
+    let kid = header.kid.ok_or(JwtError::MissingKid)?;
+    let decoding_key = find_key(jwks, &kid)?;
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.set_issuer(&[issuer]);
+    validation.validate_aud = false;
+    validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    let data =
+        jsonwebtoken::decode::<Value>(token, &decoding_key, &validation).map_err(|e| {
+            match e.kind() {
+                ErrorKind::InvalidSignature => JwtError::InvalidSignature,
+                ErrorKind::InvalidIssuer => JwtError::WrongIssuer,
+                ErrorKind::InvalidAlgorithm => JwtError::WrongAlgorithm,
+                _ => JwtError::Malformed(e.to_string()),
+            }
+        })?;
+    let exp = data.claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+    if check_exp && now >= exp + LEEWAY_SECS {
+        return Err(JwtError::Expired);
+    }
+    serde_json::from_value(data.claims).map_err(|e| JwtError::Malformed(e.to_string()))
 }
 
 /// Verifies a launch token against a JWKS document (`{"keys": [...]}`) for the expected
@@ -203,7 +265,7 @@ mod tests {
 
     fn setup() -> (SigningKey, Value, LaunchClaims, String) {
         let key = SigningKey::generate(t0()).unwrap();
-        let jwks = keys::jwks(std::slice::from_ref(&key), t0(), launch_token_lifetime());
+        let jwks = keys::jwks(std::slice::from_ref(&key), t0(), published_key_lifetime());
         let c = claims(t0().timestamp());
         let token = sign_launch(&key, &c).unwrap();
         (key, jwks, c, token)
@@ -255,7 +317,7 @@ mod tests {
     fn unknown_kid_or_other_keys_fail() {
         let (_, _, c, token) = setup();
         let other = SigningKey::generate(t0()).unwrap();
-        let other_jwks = keys::jwks(std::slice::from_ref(&other), t0(), launch_token_lifetime());
+        let other_jwks = keys::jwks(std::slice::from_ref(&other), t0(), published_key_lifetime());
         assert!(matches!(
             verify_launch(&token, &other_jwks, ISS, APP, c.iat),
             Err(JwtError::UnknownKey(_))
@@ -336,13 +398,13 @@ mod tests {
         let jwks = keys::jwks(
             &all,
             t0() + chrono::Duration::seconds(30),
-            launch_token_lifetime(),
+            published_key_lifetime(),
         );
         assert!(verify_launch(&old_token, &jwks, ISS, APP, now + 30).is_ok());
         assert!(verify_launch(&new_token, &jwks, ISS, APP, now + 30).is_ok());
 
-        let later = t0() + chrono::Duration::seconds(LAUNCH_TOKEN_LIFETIME_SECS + LEEWAY_SECS);
-        let jwks = keys::jwks(&all, later, launch_token_lifetime());
+        let later = t0() + published_key_lifetime() + chrono::Duration::seconds(LEEWAY_SECS);
+        let jwks = keys::jwks(&all, later, published_key_lifetime());
         assert!(matches!(
             verify_launch(&old_token, &jwks, ISS, APP, later.timestamp()),
             Err(JwtError::UnknownKey(_))

@@ -4,6 +4,7 @@ pub mod cache;
 pub mod csrf;
 pub mod jwt;
 pub mod keys;
+pub mod oidc_client;
 pub mod secrets;
 pub mod tokens;
 pub mod totp;

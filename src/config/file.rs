@@ -21,6 +21,7 @@ pub(super) struct FileSettings {
     pub(super) rules_poll_ms: Option<u64>,
     pub(super) jobs: Option<FileJobs>,
     pub(super) log_format: Option<String>,
+    pub(super) admin_sso: Option<super::admin_sso::FileAdminSso>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+mod admin_sso;
 mod env;
 mod file;
 mod resolve;
@@ -49,6 +50,8 @@ pub struct Settings {
     pub portal: PortalSettings,
     /// Systems that hear about guests and grants.
     pub sync: SyncSettings,
+    /// Console sign-in through the organisation's OpenID Connect provider, if set.
+    pub admin_sso: Option<AdminSsoSettings>,
 }
 
 /// Outbound sync targets and delivery policy.
@@ -199,6 +202,7 @@ pub struct HttpSettings {
 }
 
 pub use crate::telemetry::LogFormat;
+pub use admin_sso::AdminSsoSettings;
 
 #[cfg(test)]
 mod tests;

@@ -206,7 +206,9 @@ impl Settings {
             .max(200),
         };
         let sync = resolve_sync(f.sync.unwrap_or_default(), env)?;
+        let admin_sso = super::admin_sso::resolve(f.admin_sso, env)?;
         Ok(Settings {
+            admin_sso,
             sync,
             portal,
             database: DatabaseSettings {

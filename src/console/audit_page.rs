@@ -10,7 +10,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
-use super::page_frame::{html, iso, when, ConsoleCaller};
+use super::page_frame::{html, iso, require, when, ConsoleCaller, PageError};
 use crate::admin::{AdminError, Need};
 use crate::app_state::AppState;
 use crate::services::audit::{self, AuditQuery};
@@ -130,8 +130,8 @@ pub async fn page(
     state: web::Data<AppState>,
     caller: ConsoleCaller,
     req: HttpRequest,
-) -> Result<HttpResponse, AdminError> {
-    caller.require(Need::ReadEverything)?;
+) -> Result<HttpResponse, PageError> {
+    require(&caller, Need::ReadEverything)?;
     let form = web::Query::<AuditForm>::from_query(req.query_string())
         .map(web::Query::into_inner)
         .map_err(|e| AdminError::bad_request(format!("bad query: {e}")))?;

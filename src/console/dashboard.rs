@@ -9,7 +9,7 @@ use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
 use super::expiry_chart::{self, WEEKS, WEEK_MS};
-use super::page_frame::{html, state_label, when, ConsoleCaller};
+use super::page_frame::{html, require, state_label, when, ConsoleCaller, PageError};
 use crate::admin::{AdminError, Need};
 use crate::app_state::AppState;
 use crate::domain::JobName;
@@ -35,9 +35,9 @@ fn column_of(stored: &str) -> &str {
 pub async fn page(
     state: web::Data<AppState>,
     caller: ConsoleCaller,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, PageError> {
     // Figures over every partner: for the roles that read everything.
-    caller.require(Need::ReadEverything)?;
+    require(&caller, Need::ReadEverything)?;
     let ctx = figures(&state).await.map_err(AdminError::from)?;
     html(&caller, StatusCode::OK, "dashboard.html", ctx)
 }

@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
-use super::page_frame::{html, iso, not_found, state_label, when, ConsoleCaller};
+use super::page_frame::{html, iso, not_found, state_label, when, ConsoleCaller, PageError};
 use crate::admin::AdminError;
 use crate::app_state::AppState;
 use crate::services::{guests, rules, ServiceError};
@@ -20,7 +20,7 @@ pub async fn page(
     state: web::Data<AppState>,
     caller: ConsoleCaller,
     id: web::Path<String>,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, PageError> {
     let deps = &state.deps;
     let d = match guests::get(deps, &id).await {
         Ok(d) => d,

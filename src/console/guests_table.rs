@@ -8,7 +8,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::page_frame::{html, state_label, when, ConsoleCaller};
+use super::page_frame::{html, state_label, when, ConsoleCaller, PageError};
 use crate::admin::AdminError;
 use crate::app_state::AppState;
 use crate::domain::PartnerSlug;
@@ -52,7 +52,7 @@ pub async fn page(
     state: web::Data<AppState>,
     caller: ConsoleCaller,
     query: web::Query<TableQuery>,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, PageError> {
     let query = query.into_inner();
     let mut conn = state
         .deps

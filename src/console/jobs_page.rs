@@ -6,8 +6,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
-use super::page_frame::{html, iso, not_found, when, ConsoleCaller};
-use crate::admin::{AdminError, Need};
+use super::page_frame::{html, iso, not_found, require, when, ConsoleCaller, PageError};
+use crate::admin::Need;
 use crate::app_state::AppState;
 use crate::domain::{AdminRole, JobName};
 use crate::services::jobs_admin;
@@ -40,8 +40,8 @@ fn run_json(r: &RunRow) -> Value {
 pub async fn page(
     state: web::Data<AppState>,
     caller: ConsoleCaller,
-) -> Result<HttpResponse, AdminError> {
-    caller.require(Need::ReadEverything)?;
+) -> Result<HttpResponse, PageError> {
+    require(&caller, Need::ReadEverything)?;
     let jobs = jobs_admin::list(&state.deps, &state.settings.jobs.schedules).await?;
     let items: Vec<Value> = jobs
         .iter()
@@ -68,8 +68,8 @@ pub async fn runs(
     state: web::Data<AppState>,
     caller: ConsoleCaller,
     name: web::Path<String>,
-) -> Result<HttpResponse, AdminError> {
-    caller.require(Need::ReadEverything)?;
+) -> Result<HttpResponse, PageError> {
+    require(&caller, Need::ReadEverything)?;
     let Ok(job) = name.parse::<JobName>() else {
         return not_found(&caller, "There is no job with this name.");
     };

@@ -42,6 +42,7 @@ fn login_page(
             "csrf": pre_session_csrf_token(&pre_key(state), &hash_token(pre), LOGIN_FORM),
             "error": error,
             "name": name,
+            "sso_name": state.settings.admin_sso.as_ref().map(|s| s.display_name.clone()),
         }),
     )
 }

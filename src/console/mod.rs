@@ -9,11 +9,16 @@ pub mod expiry_chart;
 pub mod guest_page;
 pub mod guests_table;
 mod home;
+pub mod imports_page;
+pub mod invite_page;
 pub mod jobs_page;
 mod landing;
 mod login;
+pub mod mappings_page;
 pub mod page_frame;
+pub mod partners_page;
 mod setup;
+mod sso;
 pub mod sync_page;
 
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
@@ -31,17 +36,39 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/login", web::get().to(login::get_login))
         .route("/admin/login", web::post().to(login::post_login))
         .route("/admin/logout", web::post().to(login::post_logout))
+        .route("/admin/login/sso", web::get().to(sso::start_sso))
+        .route(
+            "/admin/login/sso/callback",
+            web::get().to(sso::sso_callback),
+        )
         // The link from `create-login` answers HEAD like GET (link scanners); only POST acts.
         .route("/admin/setup/{token}", web::get().to(setup::get_setup))
         .route("/admin/setup/{token}", web::head().to(setup::get_setup))
         .route("/admin/setup/{token}", web::post().to(setup::post_setup))
         .route("/admin/dashboard", web::get().to(dashboard::page))
         .route("/admin/guests", web::get().to(guests_table::page))
+        .route("/admin/guests/new", web::get().to(invite_page::page))
         .route("/admin/guests/{id}", web::get().to(guest_page::page))
         .route("/admin/jobs", web::get().to(jobs_page::page))
         .route("/admin/jobs/{name}", web::get().to(jobs_page::runs))
         .route("/admin/sync", web::get().to(sync_page::page))
         .route("/admin/audit", web::get().to(audit_page::page))
+        .route("/admin/imports", web::get().to(imports_page::list))
+        .route("/admin/imports/{id}", web::get().to(imports_page::detail))
+        .route("/admin/partners", web::get().to(partners_page::list))
+        .route(
+            "/admin/partners/{slug}",
+            web::get().to(partners_page::detail),
+        )
+        .route("/admin/mappings", web::get().to(mappings_page::page))
+        .route(
+            "/admin/mappings/preview",
+            web::post().to(mappings_page::preview),
+        )
+        .route(
+            "/admin/mappings/reload",
+            web::post().to(mappings_page::reload),
+        )
         .route(
             "/admin/assets/console.css",
             web::get().to(page_frame::stylesheet),

@@ -5,7 +5,7 @@
 use super::{signed_in, SignedIn};
 use actix_web::http::header;
 use actix_web::http::StatusCode;
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
 use serde_json::{json, Value};
 
 use crate::admin::{AdminCaller, AdminError, Need};
@@ -93,9 +93,95 @@ fn layout_context(caller: &ConsoleCaller, active: &str, mut ctx: Value) -> Value
     ctx
 }
 
-/// 403 page-less: the JSON API's answer, for a role that may not see this page.
-pub fn require(caller: &ConsoleCaller, need: Need) -> Result<(), AdminError> {
-    caller.admin.require(need)
+/// The caller of a console form that posts here (not to the JSON API): a bearer token, or a
+/// session whose form carries its CSRF token in the `csrf` field. Without either, the answer
+/// to send instead: to the sign-in page, or the "form expired" page.
+pub async fn form_caller(
+    state: &AppState,
+    req: &HttpRequest,
+    csrf: &str,
+) -> Result<ConsoleCaller, HttpResponse> {
+    if req.headers().contains_key(header::AUTHORIZATION) {
+        return match AdminCaller::from_request(req, &mut actix_web::dev::Payload::None).await {
+            Ok(admin) => Ok(ConsoleCaller {
+                admin,
+                session: None,
+            }),
+            Err(e) => Err(e.error_response()),
+        };
+    }
+    let session = match signed_in(state, req).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return Err(HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, "/admin/login"))
+                .finish())
+        }
+        Err(res) => return Err(res),
+    };
+    if !session.csrf_ok(csrf) {
+        return Err(super::forbidden(state));
+    }
+    let admin = AdminCaller {
+        actor: crate::services::Actor {
+            label: session.session.principal.actor_label(),
+            request_id: super::request_id(req),
+        },
+        principal: session.session.principal.clone(),
+    };
+    Ok(ConsoleCaller {
+        admin,
+        session: Some(session),
+    })
+}
+
+/// A console page's failure. A role refusal (403) is an HTML page a person can read and
+/// leave; other failures keep the admin API's JSON answer.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct PageError(#[from] pub AdminError);
+
+impl From<crate::services::ServiceError> for PageError {
+    fn from(e: crate::services::ServiceError) -> Self {
+        PageError(e.into())
+    }
+}
+
+impl actix_web::ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        self.0.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if self.0.status != StatusCode::FORBIDDEN {
+            return self.0.error_response();
+        }
+        let ctx = json!({
+            "heading": "Not for your role",
+            "text": format!("{}. Ask an administrator if you need it.", capitalised(&self.0.message)),
+            "link": "/admin", "link_text": "Back to the console",
+        });
+        match crate::console_pages::render("message.html", &ctx) {
+            Ok(body) => HttpResponse::Forbidden()
+                .content_type("text/html; charset=utf-8")
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .body(body),
+            Err(_) => self.0.error_response(),
+        }
+    }
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// 403 as an HTML page, for a role that may not see this page or do this.
+pub fn require(caller: &ConsoleCaller, need: Need) -> Result<(), PageError> {
+    Ok(caller.admin.require(need)?)
 }
 
 /// Render a page for the caller, with this status.
@@ -104,7 +190,7 @@ pub fn html(
     status: StatusCode,
     template: &str,
     ctx: Value,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, PageError> {
     let body =
         crate::console_pages::render(template, &layout_context(caller, active_of(template), ctx))
             .map_err(|e| {
@@ -121,7 +207,7 @@ pub fn html(
         .body(body))
 }
 
-pub fn not_found(caller: &ConsoleCaller, message: &str) -> Result<HttpResponse, AdminError> {
+pub fn not_found(caller: &ConsoleCaller, message: &str) -> Result<HttpResponse, PageError> {
     html(
         caller,
         StatusCode::NOT_FOUND,
@@ -159,6 +245,9 @@ fn active_of(template: &str) -> &'static str {
         "jobs.html" | "job_runs.html" => "jobs",
         "sync.html" => "sync",
         "audit.html" => "audit",
+        "imports.html" | "import.html" => "imports",
+        "mappings.html" => "mappings",
+        "partners.html" | "partner.html" => "partners",
         _ => "guests",
     }
 }

@@ -5,8 +5,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use super::page_frame::{html, iso, when, ConsoleCaller};
-use crate::admin::{AdminError, Need};
+use super::page_frame::{html, iso, require, when, ConsoleCaller, PageError};
+use crate::admin::Need;
 use crate::app_state::AppState;
 use crate::domain::AdminRole;
 use crate::services::sync_view::{self, MAX_DEAD_PAGE};
@@ -32,8 +32,8 @@ pub async fn page(
     state: web::Data<AppState>,
     caller: ConsoleCaller,
     query: web::Query<SyncQuery>,
-) -> Result<HttpResponse, AdminError> {
-    caller.require(Need::ReadEverything)?;
+) -> Result<HttpResponse, PageError> {
+    require(&caller, Need::ReadEverything)?;
     let cursor = query.cursor.as_deref().filter(|c| !c.is_empty());
     let targets = sync_view::targets(&state.deps).await?;
     let dead = sync_view::dead_letters(&state.deps, cursor, MAX_DEAD_PAGE).await?;

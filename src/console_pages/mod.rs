@@ -23,6 +23,12 @@ const PAGES: &[(&str, &str)] = &[
     ("job_runs.html", include_str!("job_runs.html")),
     ("sync.html", include_str!("sync.html")),
     ("audit.html", include_str!("audit.html")),
+    ("guest_new.html", include_str!("guest_new.html")),
+    ("imports.html", include_str!("imports.html")),
+    ("import.html", include_str!("import.html")),
+    ("partners.html", include_str!("partners.html")),
+    ("partner.html", include_str!("partner.html")),
+    ("mappings.html", include_str!("mappings.html")),
 ];
 
 /// The console pages' stylesheet, served at `/admin/assets/console.css`.
@@ -59,11 +65,14 @@ mod tests {
         let user = serde_json::json!({"name": "<b>Ann</b>", "role": "auditor"});
         // The pages over data (dashboard, guests, guest, not found) need their figures; the
         // console_pages integration tests render those from a real database.
-        const OVER_DATA: [&str; 4] = [
+        const OVER_DATA: &[&str] = &[
             "dashboard.html",
             "guests.html",
             "guest.html",
             "not_found.html",
+            "import.html",
+            "partner.html",
+            "mappings.html",
         ];
         for (name, _) in PAGES.iter().filter(|(n, _)| !OVER_DATA.contains(n)) {
             let out = render(

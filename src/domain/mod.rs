@@ -9,4 +9,5 @@ pub use job::JobName;
 pub use lifecycle::{Event, GuestState, SuspendReason};
 pub use partner::{Partner, PartnerSlug};
 pub mod admin_role;
+pub mod group_roles;
 pub use admin_role::{AdminPrincipal, AdminRole, AdminScope, PrincipalKind};

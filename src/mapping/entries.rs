@@ -18,7 +18,21 @@ mod values;
 /// Longest duration a rule or partner may give, in days (about ten years).
 pub(crate) const MAX_DAYS: i64 = 3650;
 
-const APP_KEYS: &[&str] = &["id", "name", "description", "launch_url", "roles", "icon"];
+const APP_KEYS: &[&str] = &[
+    "id",
+    "name",
+    "description",
+    "launch_url",
+    "roles",
+    "icon",
+    "oidc_client_id",
+    "oidc_redirect_uris",
+    "oidc_public",
+    "oidc_client_secret_sha256",
+    "oidc_scopes",
+    "oidc_initiate_login_uri",
+    "oidc_post_logout_redirect_uris",
+];
 const PARTNER_KEYS: &[&str] = &[
     "slug",
     "max_access_days",

@@ -147,6 +147,19 @@ impl Drafts {
                 app_ids.insert(&draft.app.id, (at, draft));
             }
         }
+        // A client id names one app: the token endpoint finds the app by it.
+        let mut client_ids: HashMap<&str, &str> = HashMap::new();
+        for draft in &self.apps {
+            let (Some(at), Some(client)) = (&draft.id_at, &draft.app.oidc) else {
+                continue;
+            };
+            if let Some(first) = client_ids.insert(&client.client_id, &draft.app.id) {
+                errors.push(at.error(format!(
+                    "OIDC client id \"{}\" is also app \"{first}\"'s",
+                    client.client_id
+                )));
+            }
+        }
         let mut slugs: HashMap<&str, &Origin> = HashMap::new();
         for draft in &self.partners {
             let slug = draft.policy.slug.as_str();

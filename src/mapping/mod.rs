@@ -14,8 +14,8 @@ mod raw;
 
 pub use load::{is_plain_file_name, load_dir, load_sources, read_sources};
 pub use model::{
-    App, Approval, Check, DecidedGrant, Decision, EndSource, Explanation, GrantSpec, PartnerPolicy,
-    Person, Rule, RuleExplanation, RuleSet,
+    App, Approval, Check, DecidedGrant, Decision, EndSource, Explanation, GrantSpec, OidcClient,
+    PartnerPolicy, Person, Rule, RuleExplanation, RuleSet, OIDC_SCOPES,
 };
 
 /// One problem in the rule files, e.g. `rules.toml:12: unknown app "ehr"`.
@@ -45,6 +45,13 @@ impl RuleSet {
     /// The app with this id.
     pub fn app(&self, id: &str) -> Option<&App> {
         self.apps.iter().find(|a| a.id == id)
+    }
+
+    /// The app registered as this OpenID Connect client.
+    pub fn oidc_app(&self, client_id: &str) -> Option<&App> {
+        self.apps
+            .iter()
+            .find(|a| a.oidc.as_ref().is_some_and(|c| c.client_id == client_id))
     }
 
     /// The partner's declared policy, or the defaults (auto approval, no cap, all apps, no

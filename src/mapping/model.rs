@@ -33,7 +33,29 @@ pub struct App {
     pub launch_url: String,
     pub roles: Vec<String>,
     pub icon: Option<String>,
+    /// Set when the app signs guests in with OpenID Connect.
+    pub oidc: Option<OidcClient>,
 }
+
+/// An app's OpenID Connect client registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OidcClient {
+    pub client_id: String,
+    /// Compared exactly, character for character (OAuth 2.0 Security BCP).
+    pub redirect_uris: Vec<String>,
+    /// A public client (a single-page or native app) has no secret and must use PKCE.
+    pub public: bool,
+    /// Hex SHA-256 of a confidential client's secret: the secret itself is never in a file.
+    #[serde(skip_serializing)]
+    pub secret_sha256: Option<String>,
+    pub scopes: Vec<String>,
+    /// Where the access panel's launch button starts the app's own OIDC login.
+    pub initiate_login_uri: Option<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+}
+
+/// The scopes a client may ask for when its file names none.
+pub const OIDC_SCOPES: &[&str] = &["openid", "email", "profile", "roles", "offline_access"];
 
 /// Whether a partner's new guests are invited at once or wait for an administrator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]

@@ -2,8 +2,10 @@
 //! access panel, plus app launch and the JWKS. Pages work without JavaScript on a 360 px
 //! screen; every form carries a CSRF token; responses carry strict security headers.
 
+mod forward_auth;
 mod links;
 mod mfa;
+mod oidc;
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::{header, StatusCode};
@@ -48,7 +50,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/signin/{token}", web::head().to(links::get_signin_link))
         .route("/signin/{token}", web::post().to(links::post_signin_link))
         .route("/signout", web::post().to(post_signout))
-        .route("/.well-known/jwks.json", web::get().to(get_jwks));
+        .route("/.well-known/jwks.json", web::get().to(get_jwks))
+        .route("/auth/verify", web::get().to(forward_auth::verify))
+        .configure(oidc::configure);
 }
 
 fn see_other(location: &str) -> HttpResponse {
@@ -244,7 +248,11 @@ async fn next_step(state: &AppState, gs: &GuestSession) -> Result<&'static str, 
     Ok("/apps")
 }
 
-pub async fn get_apps(state: web::Data<AppState>, SignedIn(gs): SignedIn) -> HttpResponse {
+pub async fn get_apps(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    SignedIn(gs): SignedIn,
+) -> HttpResponse {
     if gs.needs_mfa() {
         return match next_step(&state, &gs).await {
             Ok(next) => see_other(next),
@@ -259,6 +267,14 @@ pub async fn get_apps(state: web::Data<AppState>, SignedIn(gs): SignedIn) -> Htt
             "Your access is not active. Contact the person who invited you.",
             None,
         );
+    }
+    // An app's sign-in request sent the guest to sign in first: it continues now.
+    if let Some(target) = oidc::resume_target(&req) {
+        let mut res = see_other(&target);
+        let mut gone = Cookie::build(oidc::RESUME_COOKIE, "").path("/").finish();
+        gone.make_removal();
+        let _ = res.add_cookie(&gone);
+        return res;
     }
     let apps = match guest_auth::apps(&state.deps, &gs).await {
         Ok(a) => a,

@@ -503,14 +503,29 @@ pub async fn sign_out(deps: &Deps, secret: &str, actor: &Actor) -> Result<(), Se
     Ok(())
 }
 
-/// Disable a login by name and end its sessions; how many sessions ended.
+/// Disable a login by name (or, for a single sign-on login, by its subject at the identity
+/// provider) and end its sessions; how many sessions ended.
 #[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn disable_login(deps: &Deps, actor: &Actor, name: &str) -> Result<u64, ServiceError> {
     let now = deps.now_ms();
     let mut tx = deps.db.begin_write().await?;
-    let login = admin_logins::by_name(&mut tx, name.trim())
-        .await?
-        .ok_or(ServiceError::NotFound)?;
+    let login = match admin_logins::by_name(&mut tx, name.trim()).await? {
+        Some(l) => l,
+        None => {
+            let ids = crate::store::admin_federated::ids_by_subject(&mut tx, name.trim()).await?;
+            match ids.as_slice() {
+                [id] => admin_logins::by_id(&mut tx, id)
+                    .await?
+                    .ok_or(ServiceError::NotFound)?,
+                [] => return Err(ServiceError::NotFound),
+                _ => {
+                    return Err(ServiceError::Conflict(
+                        "logins of several identity providers have this subject".into(),
+                    ))
+                }
+            }
+        }
+    };
     if !admin_logins::disable(&mut tx, &login.id, now).await? {
         return Err(ServiceError::Conflict(
             "the login is already disabled".into(),

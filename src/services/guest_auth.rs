@@ -318,6 +318,32 @@ pub async fn partner_name(deps: &Deps, guest: &GuestRow) -> Result<String, Servi
     Ok(partner_of(&mut conn, guest).await?.name)
 }
 
+/// The roles of `app_id` this guest may use now, sorted and without repeats: none unless the
+/// guest is active, the app is declared, and a grant for it has not ended. MFA is the caller's
+/// check (a launch refuses, forward-auth sends the guest to finish signing in).
+pub async fn usable_roles(
+    deps: &Deps,
+    guest: &GuestRow,
+    app_id: &str,
+) -> Result<Vec<String>, ServiceError> {
+    if super::stored::guest_state(guest)? != GuestState::Active
+        || deps.rules().app(app_id).is_none()
+    {
+        return Ok(Vec::new());
+    }
+    let now = deps.now_ms();
+    let mut conn = deps.db.pool().acquire().await?;
+    let mut roles: Vec<String> = guest_store::grants(&mut conn, &guest.id)
+        .await?
+        .into_iter()
+        .filter(|g| g.app_id == app_id && g.valid_until.is_none_or(|u| u > now))
+        .map(|g| g.role)
+        .collect();
+    roles.sort();
+    roles.dedup();
+    Ok(roles)
+}
+
 /// A launch: the app's URL with a signed token for this guest, or None when the guest has
 /// no current grant for that app.
 pub async fn launch(
@@ -325,23 +351,40 @@ pub async fn launch(
     gs: &GuestSession,
     app_id: &str,
 ) -> Result<Option<String>, ServiceError> {
-    if super::stored::guest_state(&gs.guest)? != GuestState::Active || gs.needs_mfa() {
+    if gs.needs_mfa() {
         return Ok(None);
     }
     let now = deps.now_ms();
-    let mut conn = deps.db.pool().acquire().await?;
-    let roles: Vec<String> = guest_store::grants(&mut conn, &gs.guest.id)
-        .await?
-        .into_iter()
-        .filter(|g| g.app_id == app_id && g.valid_until.is_none_or(|u| u > now))
-        .map(|g| g.role)
-        .collect();
+    let roles = usable_roles(deps, &gs.guest, app_id).await?;
     let rules = deps.rules();
     let Some(app) = rules.app(app_id) else {
         return Ok(None);
     };
     if roles.is_empty() {
         return Ok(None);
+    }
+    // An OIDC app starts its own login with us (OIDC Core §4, third-party initiated login).
+    if let Some(initiate) = app
+        .oidc
+        .as_ref()
+        .and_then(|c| c.initiate_login_uri.as_deref())
+    {
+        let mut url =
+            url::Url::parse(initiate).map_err(|e| ServiceError::Corrupt(e.to_string()))?;
+        url.query_pairs_mut()
+            .append_pair("iss", deps.portal.public_url.trim_end_matches('/'));
+        let mut tx = deps.db.begin_write().await?;
+        audit_guest(
+            &mut tx,
+            &guest_actor(&gs.guest.id),
+            &gs.guest,
+            "app.launched",
+            json!({"app": app_id, "oidc": true}),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(Some(url.to_string()));
     }
     let key = super::signing::active_key(deps).await?;
     let mut claims = LaunchClaims::new(&deps.portal.public_url, app_id, &gs.guest.id, now / 1000);
@@ -351,9 +394,6 @@ pub async fn launch(
         .display_name
         .clone()
         .or_else(|| Some(gs.guest.user_name.clone()));
-    let mut roles = roles;
-    roles.sort();
-    roles.dedup();
     claims.roles = roles;
     let token =
         jwt::sign_launch(&key, &claims).map_err(|e| ServiceError::Corrupt(e.to_string()))?;

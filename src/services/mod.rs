@@ -4,6 +4,7 @@
 pub mod access;
 pub mod admin_auth;
 pub mod admin_policy;
+pub mod admin_sso;
 pub mod audit;
 pub(crate) mod bearer_tokens;
 pub(crate) mod claim_loop;
@@ -23,6 +24,7 @@ pub mod listing;
 pub mod mail_sender;
 pub mod mailer;
 pub mod manual_invite;
+pub mod oidc;
 pub mod partner_admin;
 pub mod partners;
 pub mod portal_env;

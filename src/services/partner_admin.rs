@@ -149,6 +149,15 @@ pub async fn issue_token(
     })
 }
 
+/// A partner's tokens with their names and ends, newest first (never a secret).
+pub async fn tokens(
+    deps: &Deps,
+    partner_id: &str,
+) -> Result<Vec<store::PartnerTokenRow>, ServiceError> {
+    let mut conn = deps.db.pool().acquire().await?;
+    Ok(store::tokens(&mut conn, partner_id).await?)
+}
+
 /// Longest partner name.
 const MAX_PARTNER_NAME: usize = 200;
 

@@ -2,7 +2,7 @@
 //! retired keys still published until the tokens they signed have expired.
 
 use super::{Deps, ServiceError};
-use crate::auth::jwt::launch_token_lifetime;
+use crate::auth::jwt::published_key_lifetime;
 use crate::auth::keys::{self, SigningKey};
 use crate::clock::{from_millis, to_millis};
 use crate::store::keys::{self as key_store, KeyRow};
@@ -77,7 +77,7 @@ pub async fn jwks(deps: &Deps) -> Result<serde_json::Value, ServiceError> {
     Ok(keys::jwks(
         &load(deps).await?,
         deps.clock.now(),
-        launch_token_lifetime(),
+        published_key_lifetime(),
     ))
 }
 

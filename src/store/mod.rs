@@ -3,6 +3,7 @@
 //! timestamps and flags, TEXT for JSON); the DDL differs per backend and lives in
 //! `migrations/sqlite` and `migrations/postgres`. See docs/architecture.md for why.
 
+pub mod admin_federated;
 pub mod admin_logins;
 pub mod admin_sessions;
 pub mod audit;
@@ -23,6 +24,7 @@ pub mod keys;
 pub mod listing;
 pub mod mail_outbox;
 pub mod mfa;
+pub mod oauth;
 pub mod outbox_gauges;
 pub mod overrides;
 pub mod ownership;

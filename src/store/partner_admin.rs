@@ -143,6 +143,43 @@ pub struct NewPartnerToken<'a> {
     pub expires_at: Option<i64>,
 }
 
+/// A partner token as the console lists it: name, end and use; never the secret or its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartnerTokenRow {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// A partner's tokens, newest first.
+pub async fn tokens(
+    conn: &mut AnyConnection,
+    partner_id: &str,
+) -> Result<Vec<PartnerTokenRow>, DbError> {
+    let rows = sqlx::query(
+        "SELECT id, name, created_at, expires_at, last_used_at, revoked_at FROM partner_tokens
+         WHERE partner_id = $1 ORDER BY created_at DESC, id DESC",
+    )
+    .bind(partner_id)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(PartnerTokenRow {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                created_at: r.try_get("created_at")?,
+                expires_at: r.try_get("expires_at")?,
+                last_used_at: r.try_get("last_used_at")?,
+                revoked_at: r.try_get("revoked_at")?,
+            })
+        })
+        .collect()
+}
+
 /// Set a partner's display name; false when no such partner.
 pub async fn set_name(
     conn: &mut AnyConnection,

@@ -3,8 +3,10 @@
 
 use std::ops::Range;
 
-use crate::mapping::model::{App, Approval, PartnerPolicy, Rule};
-use crate::mapping::raw::RawValue;
+use crate::mapping::model::{App, Approval, OidcClient, PartnerPolicy, Rule, OIDC_SCOPES};
+use crate::mapping::raw::{Node, RawValue};
+
+use super::values::is_http_url;
 
 use super::{AppDraft, FileCtx, PartnerDraft, RuleDraft, Table, APP_KEYS, PARTNER_KEYS, RULE_KEYS};
 
@@ -24,7 +26,9 @@ impl FileCtx<'_> {
             launch_url: String::new(),
             roles: Vec::new(),
             icon: None,
+            oidc: None,
         };
+        let mut oidc = OidcDraft::default();
         let (mut id_at, mut roles_known) = (None, false);
         for (key, value) in table {
             match key.as_str() {
@@ -44,9 +48,20 @@ impl FileCtx<'_> {
                         roles_known = true;
                     }
                 }
+                "oidc_client_id" => {
+                    oidc.at = Some(value.span());
+                    oidc.client_id = self.app_id(key, value);
+                }
+                "oidc_redirect_uris" => oidc.redirect_uris = self.urls(key, value),
+                "oidc_public" => oidc.public = self.boolean(key, value),
+                "oidc_client_secret_sha256" => oidc.secret = self.sha256_hex(key, value),
+                "oidc_scopes" => oidc.scopes = self.scopes(key, value),
+                "oidc_initiate_login_uri" => oidc.initiate = self.url(key, value),
+                "oidc_post_logout_redirect_uris" => oidc.post_logout = self.urls(key, value),
                 other => self.unknown_key(WHAT, other, value, APP_KEYS),
             }
         }
+        app.oidc = self.oidc_client(oidc, header);
         AppDraft {
             app,
             id_at,
@@ -188,5 +203,122 @@ impl FileCtx<'_> {
 fn set<T>(slot: &mut T, value: Option<T>) {
     if let Some(value) = value {
         *slot = value;
+    }
+}
+
+/// The `oidc_*` keys of an `[[app]]` as read, before they are checked together.
+#[derive(Default)]
+struct OidcDraft {
+    at: Option<Range<usize>>,
+    client_id: Option<String>,
+    redirect_uris: Option<Vec<String>>,
+    public: Option<bool>,
+    secret: Option<String>,
+    scopes: Option<Vec<String>>,
+    initiate: Option<String>,
+    post_logout: Option<Vec<String>>,
+}
+
+impl FileCtx<'_> {
+    fn urls(&mut self, key: &str, value: &Node) -> Option<Vec<String>> {
+        let items = self.list(key, value, |ctx, span, url| {
+            if is_http_url(&url) && !url.contains('#') {
+                Some(url)
+            } else {
+                ctx.error(
+                    span,
+                    format!("`{key}` \"{url}\" is not an http(s) URL without a fragment"),
+                );
+                None
+            }
+        })?;
+        Some(items.into_iter().map(|(s, _)| s).collect())
+    }
+
+    fn scopes(&mut self, key: &str, value: &Node) -> Option<Vec<String>> {
+        let items = self.list(key, value, |ctx, span, scope| {
+            if OIDC_SCOPES.contains(&scope.as_str()) {
+                Some(scope)
+            } else {
+                ctx.error(
+                    span,
+                    format!(
+                        "`{key}` names \"{scope}\"; the scopes are {}",
+                        OIDC_SCOPES.join(", ")
+                    ),
+                );
+                None
+            }
+        })?;
+        Some(items.into_iter().map(|(s, _)| s).collect())
+    }
+
+    fn sha256_hex(&mut self, key: &str, value: &Node) -> Option<String> {
+        let s = self.string(key, value)?;
+        if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            Some(s.to_ascii_lowercase())
+        } else {
+            self.error(
+                &value.span(),
+                format!("`{key}` must be the 64 hex digits of the secret's SHA-256 (`printf %s \"$SECRET\" | sha256sum`)"),
+            );
+            None
+        }
+    }
+
+    /// A client needs an id and redirect URIs, and a secret unless it is public; other
+    /// `oidc_*` keys without `oidc_client_id` are an error, not silently ignored.
+    fn oidc_client(&mut self, d: OidcDraft, header: &Range<usize>) -> Option<OidcClient> {
+        let public = d.public.unwrap_or(false);
+        let Some(client_id) = d.client_id else {
+            let stray = d.redirect_uris.is_some()
+                || d.public.is_some()
+                || d.secret.is_some()
+                || d.scopes.is_some()
+                || d.initiate.is_some()
+                || d.post_logout.is_some();
+            if stray && d.at.is_none() {
+                self.error(
+                    header,
+                    "[[app]] has oidc_* keys but no `oidc_client_id`".to_string(),
+                );
+            }
+            return None;
+        };
+        let at = d.at.unwrap_or_else(|| header.clone());
+        let Some(redirect_uris) = d.redirect_uris else {
+            self.error(&at, "an OIDC app needs `oidc_redirect_uris`".to_string());
+            return None;
+        };
+        if public && d.secret.is_some() {
+            self.error(
+                &at,
+                "a public OIDC client (`oidc_public = true`) has no secret".to_string(),
+            );
+            return None;
+        }
+        if !public && d.secret.is_none() {
+            self.error(
+                &at,
+                "a confidential OIDC client needs `oidc_client_secret_sha256` (or `oidc_public = true`)"
+                    .to_string(),
+            );
+            return None;
+        }
+        let mut scopes = d
+            .scopes
+            .unwrap_or_else(|| OIDC_SCOPES.iter().map(|s| s.to_string()).collect());
+        if !scopes.iter().any(|s| s == "openid") {
+            scopes.insert(0, "openid".to_string());
+        }
+        Some(OidcClient {
+            client_id,
+            redirect_uris,
+            public,
+            secret_sha256: d.secret,
+            scopes,
+            initiate_login_uri: d.initiate,
+            post_logout_redirect_uris: d.post_logout.unwrap_or_default(),
+        })
     }
 }

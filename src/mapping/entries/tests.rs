@@ -469,3 +469,58 @@ fn urls_are_checked() {
         assert!(!is_http_url(bad), "{bad}");
     }
 }
+
+#[test]
+fn oidc_clients_are_checked() {
+    let app = |id: &str, extra: &str| {
+        format!("[[app]]\nid = \"{id}\"\nname = \"A\"\ndescription = \"\"\nlaunch_url = \"https://a.example/\"\nroles = [\"r\"]\n{extra}")
+    };
+    let secret = "oidc_client_secret_sha256 = \"bd9f67fb8fbe0da945ea3d65c6196e84fea3cfa0b92e3a5fc070234bd27b92e2\"\n";
+    let good = app(
+        "a",
+        &format!("oidc_client_id = \"a-client\"\noidc_redirect_uris = [\"https://a.example/cb\"]\n{secret}"),
+    );
+    let set = load(&[("a.toml", &good)]);
+    let client = set.app("a").unwrap().oidc.clone().expect("a client");
+    assert!(!client.public);
+    assert!(client.scopes.contains(&"openid".to_string()));
+    assert_eq!(set.oidc_app("a-client").map(|a| a.id.as_str()), Some("a"));
+
+    let cases: Vec<(String, &str)> = vec![
+        ("oidc_client_id = \"c\"\n".into(), "needs `oidc_redirect_uris`"),
+        (
+            "oidc_client_id = \"c\"\noidc_redirect_uris = [\"https://a.example/cb\"]\n".into(),
+            "needs `oidc_client_secret_sha256`",
+        ),
+        (
+            format!("oidc_client_id = \"c\"\noidc_public = true\noidc_redirect_uris = [\"https://a.example/cb\"]\n{secret}"),
+            "has no secret",
+        ),
+        (
+            "oidc_client_id = \"c\"\noidc_public = true\noidc_redirect_uris = [\"https://a.example/cb#x\"]\n".into(),
+            "without a fragment",
+        ),
+        (
+            "oidc_client_id = \"c\"\noidc_public = true\noidc_redirect_uris = [\"https://a.example/cb\"]\noidc_scopes = [\"admin\"]\n".into(),
+            "the scopes are",
+        ),
+        ("oidc_client_secret_sha256 = \"nope\"\n".into(), "64 hex digits"),
+        ("oidc_public = true\n".into(), "no `oidc_client_id`"),
+    ];
+    for (extra, want) in cases {
+        let errors = errors(&[("a.toml", &app("a", &extra))]);
+        assert!(
+            errors.iter().any(|e| e.contains(want)),
+            "{extra}: {errors:#?}"
+        );
+    }
+    // One client id, one app.
+    let twice = format!("{good}\n{}", good.replace("id = \"a\"", "id = \"b\""));
+    let errors = errors(&[("a.toml", &twice)]);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("OIDC client id \"a-client\" is also app \"a\"'s")),
+        "{errors:#?}"
+    );
+}
