@@ -42,6 +42,8 @@ const PARTNER_KEYS: &[&str] = &[
     "mfa",
     "mfa_email_fallback",
     "max_deactivations_per_hour",
+    "inactive_days",
+    "inactive_remove_after_days",
     "allowed_email_domains",
     "max_people",
     "kept_attributes",

@@ -28,6 +28,8 @@ approval = "admin"
 mfa = true
 mfa_email_fallback = true
 max_deactivations_per_hour = 25
+inactive_days = 30
+inactive_remove_after_days = 14
 
 [[partner]]
 slug = "northside"
@@ -73,13 +75,15 @@ role = "clinician"
             mfa: true,
             mfa_email_fallback: true,
             max_deactivations_per_hour: Some(25),
+            inactive_days: Some(30),
+            inactive_remove_after_days: Some(14),
             limits: Default::default(),
         }
     );
     assert_eq!(set.partners[1], PartnerPolicy::default_for("northside"));
     let rule = &set.rules[0];
     assert_eq!(rule.id, "nurses");
-    assert_eq!((rule.file.as_str(), rule.line), ("b.toml", 22));
+    assert_eq!((rule.file.as_str(), rule.line), ("b.toml", 24));
     assert_eq!(
         rule.partners.as_deref(),
         Some(&["st-mary".to_string(), "other".into()][..])
