@@ -106,6 +106,7 @@ pub async fn detail(
             "max_access_days": policy.max_access_days,
             "allowed_apps": policy.allowed_apps,
             "max_deactivations_per_hour": policy.max_deactivations_per_hour,
+            "limits": &policy.limits,
         },
         "tokens": tokens.iter().map(|t| {
             let status = if t.revoked_at.is_some() { "revoked" }

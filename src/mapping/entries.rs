@@ -12,6 +12,7 @@ use super::raw::{parse_document, Lines, Node, RawValue};
 use super::MappingError;
 mod conditions;
 mod grants;
+mod limits;
 mod tables;
 mod values;
 
@@ -43,6 +44,11 @@ const PARTNER_KEYS: &[&str] = &[
     "max_deactivations_per_hour",
     "inactive_days",
     "inactive_remove_after_days",
+    "allowed_email_domains",
+    "max_people",
+    "kept_attributes",
+    "scim_requests_per_second",
+    "scim_burst",
 ];
 const RULE_KEYS: &[&str] = &[
     "id",

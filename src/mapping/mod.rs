@@ -15,7 +15,7 @@ mod raw;
 pub use load::{is_plain_file_name, load_dir, load_sources, read_sources};
 pub use model::{
     App, Approval, Check, DecidedGrant, Decision, EndSource, Explanation, GrantSpec, OidcClient,
-    PartnerPolicy, Person, Rule, RuleExplanation, RuleSet, OIDC_SCOPES,
+    PartnerLimits, PartnerPolicy, Person, Rule, RuleExplanation, RuleSet, OIDC_SCOPES,
 };
 
 /// One problem in the rule files, e.g. `rules.toml:12: unknown app "ehr"`.

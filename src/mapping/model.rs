@@ -103,6 +103,25 @@ pub struct PartnerPolicy {
     pub inactive_days: Option<u32>,
     /// Days a guest suspended as inactive stays so before removal; `None`: never removed.
     pub inactive_remove_after_days: Option<u32>,
+    /// What this partner may send us and how fast (quotas and allow-lists).
+    pub limits: PartnerLimits,
+}
+
+/// A partner's quotas and allow-lists (`None`: no limit).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PartnerLimits {
+    /// Lower-cased domains every e-mail address of this partner's people must be at (exact
+    /// match: a subdomain is another domain).
+    pub allowed_email_domains: Option<Vec<String>>,
+    /// Most active people this partner may have; a create beyond it is refused.
+    pub max_people: Option<u32>,
+    /// The attributes kept from this partner's writes (data minimisation), as SCIM paths
+    /// (`emails`, `name.givenName`, `URN:attr`); the identifying ones are always kept.
+    pub kept_attributes: Option<Vec<String>>,
+    /// SCIM requests per second this partner may send (token bucket refill rate).
+    pub scim_requests_per_second: Option<u32>,
+    /// Requests the bucket holds (sent at once after a quiet spell); the rate when unset.
+    pub scim_burst: Option<u32>,
 }
 
 impl PartnerPolicy {
@@ -119,6 +138,7 @@ impl PartnerPolicy {
             max_deactivations_per_hour: None,
             inactive_days: None,
             inactive_remove_after_days: None,
+            limits: PartnerLimits::default(),
         }
     }
 

@@ -1,18 +1,22 @@
 //! Discovery endpoints (RFC 7644 §4): `/ServiceProviderConfig`, `/ResourceTypes`, `/Schemas`.
 //! They describe exactly what this build supports and carry no tenant data, so they are
-//! served without authentication (RFC 7644 §4 allows it).
+//! served without authentication (RFC 7644 §4 allows it). With a partner's token,
+//! `/Schemas` lists only the User attributes kept from that partner (`kept_attributes`).
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::bulk_api::MAX_BULK_OPERATIONS;
-use super::http::scim_json;
+use super::http::{scim_json, ScimPartner};
 use super::list_params::LIST_RESPONSE_SCHEMA;
 use super::routes::resource;
 use crate::app_state::AppState;
 use crate::scim_core::error::ScimError;
-use crate::scim_core::schema::{all_schemas, ResourceTypeDef, GROUP_RESOURCE, USER_RESOURCE};
+use crate::scim_core::minimise::{self, KeptPath};
+use crate::scim_core::schema::{
+    all_schemas, ResourceTypeDef, SchemaDef, GROUP_RESOURCE, USER_RESOURCE,
+};
 
 /// Resource types served by this build.
 fn resource_types() -> [&'static ResourceTypeDef; 2] {
@@ -101,25 +105,66 @@ pub async fn get_resource_type(
     ))
 }
 
-pub async fn list_schemas(state: web::Data<AppState>) -> HttpResponse {
+/// The kept attributes of the partner whose token the request carries, if it carries one
+/// and that partner keeps only some; a token that does not authenticate is refused (401)
+/// rather than answered as if absent.
+async fn kept_for_caller(
+    state: &AppState,
+    req: &HttpRequest,
+) -> Result<Option<Vec<KeptPath>>, ScimError> {
+    if !req
+        .headers()
+        .contains_key(actix_web::http::header::AUTHORIZATION)
+    {
+        return Ok(None);
+    }
+    let caller = ScimPartner::extract(req).await?;
+    let limits = state
+        .deps
+        .rules()
+        .policy(caller.partner.slug.as_str())
+        .limits;
+    Ok(limits
+        .kept_attributes
+        .map(|paths| minimise::parse_all(&paths)))
+}
+
+/// A schema resource, narrowed to the caller's kept attributes for User schemas.
+fn schema_json(schema: &'static SchemaDef, base: &str, kept: Option<&[KeptPath]>) -> Value {
+    let json = schema.to_json(base);
+    match kept {
+        Some(kept) if USER_RESOURCE.schemas().any(|s| std::ptr::eq(s, schema)) => {
+            minimise::narrow_schema_json(json, schema, kept)
+        }
+        _ => json,
+    }
+}
+
+pub async fn list_schemas(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ScimError> {
+    let kept = kept_for_caller(&state, &req).await?;
     let base = &state.settings.http.public_url;
     let served: Vec<&str> = resource_types()
         .iter()
         .flat_map(|rt| rt.schemas().map(|s| s.id))
         .collect();
-    list_response(
+    Ok(list_response(
         all_schemas()
-            .iter()
+            .into_iter()
             .filter(|s| served.contains(&s.id))
-            .map(|s| s.to_json(base))
+            .map(|s| schema_json(s, base, kept.as_deref()))
             .collect(),
-    )
+    ))
 }
 
 pub async fn get_schema(
     state: web::Data<AppState>,
+    req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ScimError> {
+    let kept = kept_for_caller(&state, &req).await?;
     let schema = resource_types()
         .iter()
         .flat_map(|rt| rt.schemas())
@@ -127,6 +172,6 @@ pub async fn get_schema(
         .ok_or_else(|| ScimError::not_found(format!("no schema {id:?}")))?;
     Ok(scim_json(
         StatusCode::OK,
-        &schema.to_json(&state.settings.http.public_url),
+        &schema_json(schema, &state.settings.http.public_url, kept.as_deref()),
     ))
 }

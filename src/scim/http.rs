@@ -98,6 +98,10 @@ impl FromRequest for ScimPartner {
                 .await
                 .map_err(scim_error)?
                 .ok_or_else(unauthorized)?;
+            // Every authenticated SCIM request draws on the partner's rate, before any work.
+            crate::services::scim_rate::admit(&state.deps, &partner)
+                .await
+                .map_err(scim_error)?;
             let actor = Actor {
                 label: format!("partner:{}", partner.slug),
                 request_id,

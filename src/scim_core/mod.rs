@@ -6,6 +6,7 @@
 pub mod bulk_order;
 pub mod error;
 pub mod filter;
+pub mod minimise;
 pub mod patch;
 pub mod projection;
 pub mod resource;

@@ -27,12 +27,14 @@ pub mod mailer;
 pub mod manual_invite;
 pub mod oidc;
 pub mod partner_admin;
+pub mod partner_limits;
 pub mod partners;
 pub mod portal_env;
 pub mod reconcile;
 pub mod reseal;
 pub mod rules;
 pub mod rules_watch;
+pub mod scim_rate;
 pub mod signing;
 mod stored;
 pub mod sync;
@@ -55,6 +57,8 @@ pub struct Deps {
     pub portal: std::sync::Arc<portal_env::PortalEnv>,
     /// Recently authenticated bearer tokens of this process (see `auth::cache`).
     pub auth_cache: std::sync::Arc<crate::auth::cache::AuthCache>,
+    /// Partners' SCIM request budgets kept in this process (SQLite; see `scim_rate`).
+    pub scim_rate: std::sync::Arc<scim_rate::LocalBuckets>,
 }
 
 impl Deps {
@@ -70,6 +74,7 @@ impl Deps {
             rules: std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(rules))),
             portal: std::sync::Arc::new(portal),
             auth_cache: std::sync::Arc::default(),
+            scim_rate: std::sync::Arc::default(),
         }
     }
 

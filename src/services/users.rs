@@ -4,8 +4,9 @@
 use serde_json::{json, Map, Value};
 
 use super::listing::{self, ListParams, Page};
-use super::{lifecycle, Actor, Deps, ServiceError};
+use super::{lifecycle, partner_limits, Actor, Deps, ServiceError};
 use crate::domain::Partner;
+use crate::mapping::PartnerLimits;
 use crate::scim_core::patch::{self, PatchOp};
 use crate::scim_core::resource::{self, WriteMode};
 use crate::scim_core::schema::USER_RESOURCE;
@@ -58,6 +59,38 @@ fn parse_doc(row: UserRow) -> Result<User, ServiceError> {
 fn with_defaults(mut doc: Map<String, Value>) -> Map<String, Value> {
     doc.entry("active").or_insert(Value::Bool(true));
     doc
+}
+
+/// A normalised document as the partner's limits let it in: its e-mail domains checked,
+/// defaults added, the attributes it does not keep dropped; with those limits.
+fn admit(
+    deps: &Deps,
+    partner: &Partner,
+    doc: Map<String, Value>,
+) -> Result<(Map<String, Value>, PartnerLimits), ServiceError> {
+    let limits = deps.rules().policy(partner.slug.as_str()).limits;
+    partner_limits::check_email_domains(&limits, partner, &doc)?;
+    let mut doc = with_defaults(doc);
+    partner_limits::minimise(&limits, &mut doc);
+    Ok((doc, limits))
+}
+
+fn is_active(doc: &Map<String, Value>) -> bool {
+    doc.get("active").and_then(Value::as_bool).unwrap_or(true)
+}
+
+/// A write that makes an inactive person active again takes a place of `max_people`.
+async fn check_reactivation(
+    w: &mut Work,
+    limits: &PartnerLimits,
+    partner: &Partner,
+    current: &User,
+    doc: &Map<String, Value>,
+) -> Result<(), ServiceError> {
+    if !current.row.active && is_active(doc) {
+        partner_limits::check_room(w, limits, partner).await?;
+    }
+    Ok(())
 }
 
 /// The indexed columns derived from a normalised document.
@@ -198,7 +231,10 @@ pub(crate) async fn insert_in(
     via: &str,
     groups: &[(String, String)],
 ) -> Result<User, ServiceError> {
-    let doc = with_defaults(doc);
+    let (doc, limits) = admit(deps, partner, doc)?;
+    if is_active(&doc) {
+        partner_limits::check_room(w, &limits, partner).await?;
+    }
     let id = crate::store::new_row_id();
     let now = deps.now_ms();
     let row = row_for(&id, partner, &doc, 1, now, now);
@@ -234,7 +270,8 @@ pub(crate) async fn update_in(
     action: &str,
     via: &str,
 ) -> Result<User, ServiceError> {
-    let doc = with_defaults(doc);
+    let (doc, limits) = admit(deps, partner, doc)?;
+    check_reactivation(w, &limits, partner, current, &doc).await?;
     let user = save(w, actor, partner, current, doc, action, deps.now_ms()).await?;
     reconcile_user(
         w,
@@ -519,15 +556,16 @@ pub async fn replace(
     body: &Value,
     if_match: Option<&str>,
 ) -> Result<User, ServiceError> {
-    let doc = with_defaults(resource::normalize(
-        body,
-        &USER_RESOURCE,
-        WriteMode::Replace { id },
-    )?);
+    let (doc, limits) = admit(
+        deps,
+        partner,
+        resource::normalize(body, &USER_RESOURCE, WriteMode::Replace { id })?,
+    )?;
     let now = deps.now_ms();
     let mut w = Work::begin(&deps.db);
     let current = load_for_write(&mut w, partner, id).await?;
     check_if_match(if_match, &current)?;
+    check_reactivation(&mut w, &limits, partner, &current, &doc).await?;
     let user = save(&mut w, actor, partner, &current, doc, "user.replaced", now).await?;
     if current.row.active && !user.row.active {
         w = count_deactivation(w, deps, actor, partner, id, now).await?;
@@ -562,14 +600,19 @@ pub async fn patch(
     let current = load_for_write(&mut w, partner, id).await?;
     check_if_match(if_match, &current)?;
     let patched = patch::apply_patch_with_id(&current.doc, ops, &USER_RESOURCE, id)?;
-    let doc = with_defaults(resource::normalize(
-        &Value::Object(patched),
-        &USER_RESOURCE,
-        WriteMode::Replace { id },
-    )?);
+    let (doc, limits) = admit(
+        deps,
+        partner,
+        resource::normalize(
+            &Value::Object(patched),
+            &USER_RESOURCE,
+            WriteMode::Replace { id },
+        )?,
+    )?;
     if doc == current.doc {
         return Ok(current);
     }
+    check_reactivation(&mut w, &limits, partner, &current, &doc).await?;
     let user = save(&mut w, actor, partner, &current, doc, "user.patched", now).await?;
     if current.row.active && !user.row.active {
         w = count_deactivation(w, deps, actor, partner, id, now).await?;

@@ -33,6 +33,7 @@ pub mod partners;
 pub mod rate_limits;
 pub mod rule_sets;
 pub mod scim_filter;
+pub mod scim_rate_buckets;
 pub mod sessions;
 pub mod sql;
 pub mod sync_console;

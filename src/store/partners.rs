@@ -49,3 +49,18 @@ pub async fn list(conn: &mut AnyConnection) -> Result<Vec<Partner>, DbError> {
         .map(partner_from_row)
         .collect()
 }
+
+/// Lock a partner's row until the transaction ends (on PostgreSQL; SQLite's write
+/// transaction holds the whole database already), so that decisions counting its people,
+/// such as the `max_people` quota, are taken one at a time.
+pub async fn lock(conn: &mut AnyConnection, partner_id: &str) -> Result<(), DbError> {
+    let sql = format!(
+        "SELECT id FROM partners WHERE id = $1{}",
+        super::for_update(conn)
+    );
+    sqlx::query(&sql)
+        .bind(partner_id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(())
+}

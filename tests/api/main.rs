@@ -45,6 +45,7 @@ mod log_scan;
 mod mail;
 mod oidc_provider;
 mod openapi_conformance;
+mod partner_quotas;
 mod portal;
 mod portal_auth;
 mod queue_claims;

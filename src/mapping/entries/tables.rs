@@ -119,6 +119,17 @@ impl FileCtx<'_> {
                     ),
                     _ => self.wrong_type(key, value, "a whole number"),
                 },
+                "allowed_email_domains" => {
+                    policy.limits.allowed_email_domains = self.email_domains(key, value);
+                }
+                "max_people" => policy.limits.max_people = self.count(key, value, 10_000_000),
+                "kept_attributes" => {
+                    policy.limits.kept_attributes = self.kept_attributes(key, value);
+                }
+                "scim_requests_per_second" => {
+                    policy.limits.scim_requests_per_second = self.count(key, value, 100_000);
+                }
+                "scim_burst" => policy.limits.scim_burst = self.count(key, value, 1_000_000),
                 other => self.unknown_key(WHAT, other, value, PARTNER_KEYS),
             }
         }

@@ -77,6 +77,7 @@ role = "clinician"
             max_deactivations_per_hour: Some(25),
             inactive_days: Some(30),
             inactive_remove_after_days: Some(14),
+            limits: Default::default(),
         }
     );
     assert_eq!(set.partners[1], PartnerPolicy::default_for("northside"));

@@ -10,7 +10,7 @@ use super::{ImportChange, ImportError, ImportIssue, ImportOptions, ImportReport}
 use super::{MAX_KEPT_ERRORS, MAX_LISTED};
 use crate::domain::Partner;
 use crate::import::Column;
-use crate::services::{groups, users, Actor, Deps};
+use crate::services::{groups, partner_limits, users, Actor, Deps};
 use crate::store::groups as group_store;
 use crate::store::work::Work;
 
@@ -73,9 +73,10 @@ impl Run<'_> {
         } else {
             Vec::new()
         };
+        let limits = self.deps.rules().policy(self.partner.slug.as_str()).limits;
         for row in rows {
             let current = existing.remove(&row.user_name.to_lowercase());
-            let plan = match plan_row(&row, current, &self.columns) {
+            let plan = match plan_row(&row, current, &self.columns, (self.partner, &limits)) {
                 Ok(plan) => plan,
                 Err(issue) => {
                     self.error(issue);
@@ -103,6 +104,23 @@ impl Run<'_> {
         let via = self.via.clone();
         match plan {
             RowPlan::Create { doc } => {
+                // A row past the partner's `max_people` is that row's error, not the run's;
+                // checked before its groups are made.
+                let limits = deps.rules().policy(partner.slug.as_str()).limits;
+                if doc.get("active") != Some(&serde_json::Value::Bool(false)) {
+                    match partner_limits::check_room(w, &limits, partner).await {
+                        Ok(()) => {}
+                        Err(crate::services::ServiceError::Invalid(e)) => {
+                            self.error(ImportIssue {
+                                line: row.line,
+                                column: None,
+                                reason: e.detail,
+                            });
+                            return Ok(());
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
                 let attributes = changed_attributes(&Map::new(), &doc);
                 let groups = if with_groups && !row.groups.is_empty() {
                     groups::resolve_groups(

@@ -6,9 +6,12 @@ use serde_json::{Map, Value};
 
 use super::staged_rows::StagedRow;
 use super::ImportIssue;
+use crate::domain::Partner;
 use crate::import::{Column, ENTERPRISE_USER_SCHEMA, GUEST_SCHEMA};
+use crate::mapping::PartnerLimits;
 use crate::scim_core::resource::{self, WriteMode};
 use crate::scim_core::schema::USER_RESOURCE;
+use crate::services::partner_limits;
 use crate::services::users::User;
 
 /// Remove from `doc` what the given file columns set, so that an empty cell clears the
@@ -106,11 +109,13 @@ pub(super) enum RowPlan {
 }
 
 /// Decide what a row does, with the same validation as a SCIM create, or a SCIM PUT of the
-/// stored document with the file's columns replaced.
+/// stored document with the file's columns replaced; e-mail addresses at domains the partner
+/// may not invite make the row an error, as they make a SCIM write a 400.
 pub(super) fn plan_row(
     row: &StagedRow,
     existing: Option<User>,
     columns: &HashSet<Column>,
+    (partner, limits): (&Partner, &PartnerLimits),
 ) -> Result<RowPlan, ImportIssue> {
     let issue = |e: crate::scim_core::error::ScimError| ImportIssue {
         line: row.line,
@@ -119,6 +124,7 @@ pub(super) fn plan_row(
     };
     let incoming =
         resource::normalize(&row.scim, &USER_RESOURCE, WriteMode::Create).map_err(issue)?;
+    partner_limits::check_email_domains(limits, partner, &incoming).map_err(issue)?;
     let Some(current) = existing else {
         return Ok(RowPlan::Create { doc: incoming });
     };
@@ -134,6 +140,9 @@ pub(super) fn plan_row(
     )
     .map_err(issue)?;
     doc.entry("active").or_insert(Value::Bool(true));
+    // Compared as it would be stored, so that a column the partner's attributes do not keep
+    // leaves a row unchanged rather than rewriting the person each import.
+    partner_limits::minimise(limits, &mut doc);
     Ok(if doc == current.doc {
         RowPlan::Same {
             current: Box::new(current),
