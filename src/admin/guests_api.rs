@@ -231,8 +231,7 @@ pub async fn reset_mfa(
     let d = guests::get(&state.deps, &id).await?;
     let mut body = guest_json(&d.guest, d.partner.slug.as_str());
     body["mfa_enrolled"] = json!(d.mfa_enrolled);
-    body["mfa_reset"] =
-        json!({"was_enrolled": reset.was_enrolled, "sessions_ended": reset.sessions_ended});
+    body["mfa_reset"] = json!({"was_enrolled": reset.was_enrolled, "sessions_ended": reset.sessions_ended, "passkeys_removed": reset.passkeys_removed});
     Ok(HttpResponse::Ok().json(body))
 }
 

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::guest_auth::{self, GuestSession};
+use super::guest_auth::{self, GuestSession, SessionOrigin};
 use super::invitations::audit_guest;
 use super::{Actor, Deps, ServiceError};
 use crate::auth::jwt::{self, OIDC_TOKEN_LIFETIME_SECS};
@@ -70,10 +70,17 @@ pub struct Authorization<'a> {
 
 /// How the guest authenticated in this session (RFC 8176 values where one fits).
 pub fn amr(gs: &GuestSession) -> Vec<&'static str> {
+    // A passkey sign-in: a hardware-bound key with user verification, multi-factor by itself.
+    if gs.origin() == Some(SessionOrigin::Passkey) {
+        return vec!["hwk", "mfa"];
+    }
     let mut amr = vec!["email"];
     // A session that needs no second factor is marked passed without one.
     if gs.guest.mfa_required && gs.session.mfa_passed {
-        amr.extend(["otp", "mfa"]);
+        match gs.session.mfa_method.as_deref() {
+            Some("passkey") => amr.extend(["hwk", "mfa"]),
+            _ => amr.extend(["otp", "mfa"]),
+        }
     }
     amr
 }

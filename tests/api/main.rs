@@ -42,6 +42,7 @@ mod lifecycle;
 mod log_scan;
 mod mail;
 mod oidc_provider;
+mod passkeys;
 mod portal;
 mod portal_auth;
 mod queue_claims;

@@ -72,6 +72,7 @@ role = "clinician"
             approval: Approval::Admin,
             mfa: true,
             mfa_email_fallback: true,
+            mfa_passkey: false,
             max_deactivations_per_hour: Some(25),
         }
     );
