@@ -97,13 +97,13 @@ fn json_internal(e: ServiceError) -> HttpResponse {
 }
 
 /// The body, parsed; a body that is not the expected JSON is refused the same way.
-fn parse(body: &[u8]) -> Result<Call, HttpResponse> {
+fn parse(body: &[u8]) -> Result<Call, Box<HttpResponse>> {
     serde_json::from_slice(body).map_err(|_| {
-        refusal(
+        Box::new(refusal(
             StatusCode::BAD_REQUEST,
             "malformed",
             "The request was not understood.",
-        )
+        ))
     })
 }
 
@@ -112,25 +112,25 @@ async fn caller(
     state: &AppState,
     req: &HttpRequest,
     body: &[u8],
-) -> Result<(GuestSession, Call), HttpResponse> {
+) -> Result<(GuestSession, Call), Box<HttpResponse>> {
     let gs = match current(state, req).await {
         Ok(Some(gs)) => gs,
         Ok(None) => {
-            return Err(refusal(
+            return Err(Box::new(refusal(
                 StatusCode::UNAUTHORIZED,
                 "no_session",
                 "Your session ended. Sign in again.",
-            ))
+            )))
         }
-        Err(e) => return Err(json_internal(e)),
+        Err(e) => return Err(Box::new(json_internal(e))),
     };
     let call = parse(body)?;
     if !csrf_ok(&gs, FORM, &call.csrf) {
-        return Err(refusal(
+        return Err(Box::new(refusal(
             StatusCode::FORBIDDEN,
             "csrf",
             "The page expired. Reload it and try again.",
-        ));
+        )));
     }
     Ok((gs, call))
 }
@@ -182,7 +182,7 @@ pub async fn post_register_start(
 ) -> HttpResponse {
     let (gs, _) = match caller(&state, &req, &body).await {
         Ok(c) => c,
-        Err(res) => return res,
+        Err(res) => return *res,
     };
     match guest_passkeys::start_registration(&state.deps, &gs).await {
         Ok(Some(options)) => json_ok(options),
@@ -198,7 +198,7 @@ pub async fn post_register_finish(
 ) -> HttpResponse {
     let (gs, call) = match caller(&state, &req, &body).await {
         Ok(c) => c,
-        Err(res) => return res,
+        Err(res) => return *res,
     };
     let deps = &state.deps;
     match guest_passkeys::finish_registration(
@@ -259,7 +259,7 @@ pub async fn post_mfa_start(
 ) -> HttpResponse {
     let (gs, _) = match caller(&state, &req, &body).await {
         Ok(c) => c,
-        Err(res) => return res,
+        Err(res) => return *res,
     };
     match guest_passkeys::start_authentication(&state.deps, &gs).await {
         Ok(Some(options)) => json_ok(options),
@@ -279,7 +279,7 @@ pub async fn post_mfa_finish(
 ) -> HttpResponse {
     let (gs, call) = match caller(&state, &req, &body).await {
         Ok(c) => c,
-        Err(res) => return res,
+        Err(res) => return *res,
     };
     match guest_passkeys::finish_authentication(
         &state.deps,
@@ -310,7 +310,7 @@ pub async fn post_signin_start(
 ) -> HttpResponse {
     let call = match parse(&body) {
         Ok(c) => c,
-        Err(res) => return res,
+        Err(res) => return *res,
     };
     let Some(binding) = pre_session(&state, &req, &call) else {
         return refusal(
@@ -332,7 +332,7 @@ pub async fn post_signin_finish(
 ) -> HttpResponse {
     let call = match parse(&body) {
         Ok(c) => c,
-        Err(res) => return res,
+        Err(res) => return *res,
     };
     let Some(binding) = pre_session(&state, &req, &call) else {
         return refusal(
