@@ -467,6 +467,17 @@ async fn wait_for_path(b: &Client, want: &str) {
     }
 }
 
+/// Sign out, and wait for the page that says so (a navigation right after the click could
+/// otherwise be overtaken by the sign-out's own).
+async fn sign_out(b: &Client) {
+    button(b, "Sign out").await;
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::XPath("//h1[normalize-space()='Signed out']"))
+        .await
+        .expect("the signed-out page");
+}
+
 async fn session_of(app: &TestApp, b: &Client) -> guestbridge::services::guest_auth::GuestSession {
     let cookie = b
         .get_named_cookie("gb_session")
@@ -491,7 +502,7 @@ async fn passkey_enrolment_signin_and_reset_in_chromium(backend: Backend) {
     let laptop = open_browser(&driver, &dir.path().join("laptop"), LAPTOP_WIDTH).await;
     let shots = Shots::new(backend);
     let outcome = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(journey(
-        &app, &driver, &phone, &laptop, &link, &public, &id, &shots,
+        &app, &smtp, &driver, &phone, &laptop, &link, &public, &id, &shots,
     )))
     .await;
     if outcome.is_err() {
@@ -516,6 +527,7 @@ async fn passkey_enrolment_signin_and_reset_in_chromium(backend: Backend) {
 #[allow(clippy::too_many_arguments)]
 async fn journey(
     app: &TestApp,
+    smtp: &TestSmtp,
     driver: &ChromeDriver,
     phone: &Client,
     laptop: &Client,
@@ -548,13 +560,9 @@ async fn journey(
         ["email", "hwk", "mfa"]
     );
     assert_eq!(count(app, "SELECT COUNT(*) FROM guest_passkeys").await, 1);
-    let enrolled_counter: String = sqlx::query_scalar("SELECT passkey FROM guest_passkeys")
-        .fetch_one(app.deps.db.pool())
-        .await
-        .unwrap();
 
     // 3. Sign out, then sign in with the passkey alone (no address typed).
-    button(phone, "Sign out").await;
+    sign_out(phone).await;
     phone.goto(&format!("{public}/signin")).await.unwrap();
     shots.save(phone, PHONE_WIDTH, 3, "signin").await;
     button(phone, "Sign in with a passkey").await;
@@ -564,13 +572,11 @@ async fn journey(
     assert_eq!(guestbridge::services::oidc::amr(&gs), ["hwk", "mfa"]);
     shots.save(phone, PHONE_WIDTH, 4, "signed-in").await;
     // The use was recorded (counter or backup state, and when).
-    let (after, used): (String, Option<i64>) =
-        sqlx::query_as("SELECT passkey, last_used_at FROM guest_passkeys")
-            .fetch_one(app.deps.db.pool())
-            .await
-            .unwrap();
+    let used: Option<i64> = sqlx::query_scalar("SELECT last_used_at FROM guest_passkeys")
+        .fetch_one(app.deps.db.pool())
+        .await
+        .unwrap();
     assert!(used.is_some());
-    let _ = (after, enrolled_counter);
     let signed_in: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM audit_log WHERE action = 'guest.signed_in' AND target_id = $1 AND detail LIKE '%passkey%'",
     )
@@ -585,11 +591,48 @@ async fn journey(
     assert_eq!(text(phone, ".card h2").await, "Passkey 1");
     shots.save(phone, PHONE_WIDTH, 5, "list").await;
 
-    // 5. On a laptop, another authenticator holds a credential that claims to be Ann's (her
+    // 5. Signed out again, back by an e-mailed sign-in link: the passkey is the second step,
+    // and no code form is offered (the partner requires a passkey).
+    phone.goto(&format!("{public}/apps")).await.unwrap();
+    sign_out(phone).await;
+    phone.goto(&format!("{public}/signin")).await.unwrap();
+    phone
+        .find(Locator::Id("email"))
+        .await
+        .expect("the email input")
+        .send_keys("ann@acme.example")
+        .await
+        .expect("type the address");
+    button(phone, "Email me a sign-in link").await;
+    let mails = smtp.wait_for(2, WAIT).await;
+    let signin = mails
+        .iter()
+        .find_map(|m| m.find_link(&format!("{public}/signin/")))
+        .expect("a sign-in link in the mail");
+    phone.goto(&signin).await.unwrap();
+    button(phone, "Sign in").await;
+    wait_for_path(phone, "/mfa").await;
+    assert_eq!(text(phone, "h1").await, "Confirm it is you");
+    assert!(
+        phone.find(Locator::Id("code")).await.is_err(),
+        "no code form where only a passkey passes"
+    );
+    shots.save(phone, PHONE_WIDTH, 6, "second-step").await;
+    button(phone, "Use a passkey").await;
+    wait_for_path(phone, "/apps").await;
+    let gs = session_of(app, phone).await;
+    assert_eq!(gs.session.origin, "signin_link");
+    assert_eq!(gs.session.mfa_method.as_deref(), Some("passkey"));
+    assert_eq!(
+        guestbridge::services::oidc::amr(&gs),
+        ["email", "hwk", "mfa"]
+    );
+
+    // 6. On a laptop, another authenticator holds a credential that claims to be Ann's (her
     // user handle) but was never enrolled: refused, no session.
     add_authenticator(driver, laptop).await;
     laptop.goto(&format!("{public}/signin")).await.unwrap();
-    shots.save(laptop, LAPTOP_WIDTH, 6, "signin").await;
+    shots.save(laptop, LAPTOP_WIDTH, 7, "signin").await;
     let handle = guestbridge::services::guest_passkeys::user_handle(id);
     let made = laptop
         .execute_async(
@@ -618,9 +661,9 @@ async fn journey(
     }
     assert_eq!(path(laptop).await, "/signin");
     assert!(laptop.get_named_cookie("gb_session").await.is_err());
-    shots.save(laptop, LAPTOP_WIDTH, 7, "refused").await;
+    shots.save(laptop, LAPTOP_WIDTH, 8, "refused").await;
 
-    // 6. An administrator's MFA reset removes the passkey and ends the session (audited).
+    // 7. An administrator's MFA reset removes the passkey and ends the session (audited).
     let token = guestbridge::services::partners::issue_admin_token(&app.deps, &test_actor())
         .await
         .unwrap();
@@ -657,5 +700,5 @@ async fn journey(
         assert!(std::time::Instant::now() < deadline, "status: {status:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    shots.save(phone, PHONE_WIDTH, 8, "after-reset").await;
+    shots.save(phone, PHONE_WIDTH, 9, "after-reset").await;
 }
