@@ -545,3 +545,68 @@ mod tests {
         assert!(!pkce_matches(spaced, &challenge));
     }
 }
+
+#[cfg(test)]
+mod amr_tests {
+    use super::*;
+    use crate::store::guests::GuestRow;
+    use crate::store::sessions::SessionRow;
+
+    fn session(origin: &str, mfa_required: bool, method: Option<&str>) -> GuestSession {
+        GuestSession {
+            session: SessionRow {
+                id_hash: "h".into(),
+                guest_id: "g".into(),
+                created_at: 0,
+                expires_at: 1,
+                mfa_passed: method.is_some() || !mfa_required,
+                csrf_secret: "c".into(),
+                origin: origin.into(),
+                mfa_method: method.map(str::to_string),
+            },
+            guest: GuestRow {
+                id: "g".into(),
+                partner_id: "p".into(),
+                user_id: "u".into(),
+                user_name: "ann".into(),
+                email: None,
+                display_name: None,
+                state: "active".into(),
+                approved: true,
+                mfa_required,
+                sponsor: None,
+                template: None,
+                language: None,
+                access_until: None,
+                invited_at: None,
+                redeemed_at: None,
+                created_at: 0,
+                updated_at: 0,
+                rules_fingerprint: None,
+            },
+        }
+    }
+
+    #[test]
+    fn amr_names_the_factor_that_passed() {
+        assert_eq!(amr(&session("invitation", false, None)), ["email"]);
+        assert_eq!(amr(&session("invitation", true, None)), ["email"]);
+        assert_eq!(
+            amr(&session("signin_link", true, Some("totp"))),
+            ["email", "otp", "mfa"]
+        );
+        assert_eq!(
+            amr(&session("signin_link", true, Some("passkey"))),
+            ["email", "hwk", "mfa"]
+        );
+        // A passkey sign-in: no e-mail involved, the passkey is both factors.
+        assert_eq!(
+            amr(&session("passkey", true, Some("passkey"))),
+            ["hwk", "mfa"]
+        );
+        assert_eq!(
+            amr(&session("passkey", false, Some("passkey"))),
+            ["hwk", "mfa"]
+        );
+    }
+}

@@ -525,3 +525,21 @@ fn oidc_clients_are_checked() {
         "{errors:#?}"
     );
 }
+
+#[test]
+fn partner_mfa_may_require_a_passkey() {
+    let set = load(&[(
+        "a.toml",
+        "[[partner]]\nslug = \"acme\"\nmfa = \"passkey\"\n\n[[partner]]\nslug = \"globex\"\nmfa = true\n",
+    )]);
+    assert!(set.partners[0].mfa && set.partners[0].mfa_passkey);
+    assert!(set.partners[1].mfa && !set.partners[1].mfa_passkey);
+    one_error(
+        &[(
+            "a.toml",
+            "[[partner]]\nslug = \"acme\"\nmfa = \"webauthn\"\n",
+        )],
+        "a.toml:3",
+        "`mfa` must be true, false or \"passkey\", found \"webauthn\"",
+    );
+}
