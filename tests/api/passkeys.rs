@@ -175,12 +175,7 @@ async fn passkey_calls_refuse_no_session_bad_csrf_and_bad_credentials(backend: B
     let page = b.get("/mfa/passkeys").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("Add a passkey"), "{}", page.body);
-    let csrf = {
-        let marker = "data-csrf=\"";
-        let start = page.body.find(marker).expect("the passkey CSRF token") + marker.len();
-        let end = page.body[start..].find('"').unwrap() + start;
-        crate::portal::html_unescape(&page.body[start..end])
-    };
+    let csrf = passkey_csrf(&page.body);
 
     // A bad CSRF token, a body that is not JSON.
     let (status, body) = post_json(
@@ -268,6 +263,125 @@ async fn passkey_calls_refuse_no_session_bad_csrf_and_bad_credentials(backend: B
         "{body}"
     );
     assert!(!visitor.cookies.iter().any(|(k, _)| k == "gb_session"));
+}
+
+/// The page's passkey CSRF token (the `data-csrf` of the passkey box).
+fn passkey_csrf(body: &str) -> String {
+    let marker = "data-csrf=\"";
+    let start = body.find(marker).expect("the passkey CSRF token") + marker.len();
+    let end = body[start..].find('"').unwrap() + start;
+    crate::portal::html_unescape(&body[start..end])
+}
+
+both_backends!(with_mfa_true_totp_stays_and_a_mail_link_cannot_add_a_passkey);
+
+/// A partner with `mfa = true`: the authenticator app is still offered (with a passkey as
+/// the alternative). Once the guest has a factor, a session from an e-mailed link that has
+/// not passed MFA cannot enrol a passkey, which would get round it.
+async fn with_mfa_true_totp_stays_and_a_mail_link_cannot_add_a_passkey(backend: Backend) {
+    let smtp = TestSmtp::start();
+    let (app, public) = app(backend, &smtp).await;
+    let link = invite(&app, &smtp, "globex", "bob@globex.example", &public).await;
+    let mut b = Browser::new(&app);
+    assert_eq!(accept(&mut b, &link).await.as_deref(), Some("/mfa/setup"));
+    let setup = b.get("/mfa/setup").await;
+    assert_eq!(setup.status, StatusCode::OK);
+    assert!(
+        setup.body.contains("href=\"/mfa/passkeys\""),
+        "{}",
+        setup.body
+    );
+    // Enrol the app.
+    let key = setup
+        .body
+        .split("<code>")
+        .nth(1)
+        .unwrap()
+        .split("</code>")
+        .next()
+        .unwrap();
+    let secret = crate::portal::base32_decode(key);
+    let now = chrono::Utc::now().timestamp() as u64;
+    let done = b
+        .post(
+            "/mfa/setup",
+            &[
+                ("csrf", &field(&setup.body, "csrf")),
+                ("code", &guestbridge::auth::totp::code_at(&secret, now)),
+            ],
+        )
+        .await;
+    assert_eq!(done.location.as_deref(), Some("/apps"), "{}", done.body);
+    // After MFA, adding a passkey is offered and may start.
+    let page = b.get("/mfa/passkeys").await;
+    let csrf = passkey_csrf(&page.body);
+    let call = json!({"csrf": csrf}).to_string();
+    let (status, _) = post_json(&b, &app, "/mfa/passkeys/register/start", &call).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // A new session from a sign-in link, MFA not passed: no enrolment.
+    let mut other = Browser::new(&app);
+    let form = other.get("/signin").await;
+    other
+        .post(
+            "/signin",
+            &[
+                ("csrf", &field(&form.body, "csrf")),
+                ("email", "bob@globex.example"),
+            ],
+        )
+        .await;
+    let mails = smtp.wait_for(2, WAIT).await;
+    let signin = mails
+        .iter()
+        .find_map(|m| m.find_link(&format!("{public}/signin/")))
+        .expect("a sign-in link");
+    let page = other.get(&signin).await;
+    let signed_in = other
+        .post(&signin, &[("csrf", &field(&page.body, "csrf"))])
+        .await;
+    assert_eq!(signed_in.location.as_deref(), Some("/mfa"));
+    // The code form is there (TOTP stays available), and no passkey button without passkeys.
+    let prompt = other.get("/mfa").await;
+    assert!(prompt.body.contains("6-digit code"), "{}", prompt.body);
+    assert!(!prompt.body.contains("Use a passkey"), "{}", prompt.body);
+    let page = other.get("/mfa/passkeys").await;
+    assert!(!page.body.contains("Add a passkey"), "{}", page.body);
+    assert!(!page.body.contains("data-csrf"), "{}", page.body);
+    let token = guestbridge::auth::csrf::csrf_token(
+        session_csrf_secret(&app, &other).await.as_bytes(),
+        "passkey",
+    );
+    let call = json!({"csrf": token}).to_string();
+    let (status, body) = post_json(&other, &app, "/mfa/passkeys/register/start", &call).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("not_allowed")),
+        "{body}"
+    );
+    let (status, body) = post_json(&other, &app, "/mfa/passkeys/register/finish", &call).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("not_allowed")),
+        "{body}"
+    );
+}
+
+/// The CSRF secret of the browser's session (to make a valid token for a page that does not
+/// offer the call).
+async fn session_csrf_secret(app: &TestApp, b: &Browser) -> String {
+    let cookie = b
+        .cookies
+        .iter()
+        .find(|(k, _)| k == "gb_session")
+        .map(|(_, v)| v.clone())
+        .expect("a session cookie");
+    guestbridge::services::guest_auth::session(&app.deps, &cookie)
+        .await
+        .unwrap()
+        .expect("a live session")
+        .session
+        .csrf_secret
 }
 
 both_backends!(ceremony_state_is_single_use_and_short_lived);
