@@ -8,9 +8,24 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderValue, CONTENT_TYPE};
 use actix_web::middleware::Next;
 use actix_web::HttpMessage;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::AdminError;
+
+/// The body of every admin API error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for a person.
+    pub error: String,
+    /// Itemised problems, where there are several (invalid fields, invalid rules).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub errors: Option<serde_json::Value>,
+    /// The request's id, as in its `x-request-id` header and log lines.
+    #[schema(required = true)]
+    pub request_id: Option<String>,
+}
 
 pub async fn with_request_id(
     req: ServiceRequest,
@@ -24,18 +39,21 @@ pub async fn with_request_id(
     let status = res.status();
     let body = match res.response().error() {
         Some(err) if status.is_client_error() || status.is_server_error() => {
-            let mut body = match err.as_error::<AdminError>() {
-                Some(admin) => admin.body(),
-                None => json!({"error": err.to_string()}),
+            let (error, errors) = match err.as_error::<AdminError>() {
+                Some(admin) => (admin.message.clone(), admin.errors.clone()),
+                None => (err.to_string(), None),
             };
-            body["request_id"] = json!(request_id);
-            body
+            ErrorBody {
+                error,
+                errors,
+                request_id,
+            }
         }
         _ => return Ok(res.map_into_boxed_body()),
     };
     Ok(res.map_body(|head, _| {
         head.headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        BoxBody::new(body.to_string())
+        BoxBody::new(serde_json::to_string(&body).unwrap_or_default())
     }))
 }

@@ -6,11 +6,12 @@ use actix_web::{web, HttpResponse};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
-use super::guests_api::guest_json;
+use super::error_shape::ErrorBody;
+use super::guests_api::{grant_json, guest_json, GuestWithGrants};
 use super::{AdminCaller, AdminError, Need};
 use crate::app_state::AppState;
-use crate::clock::{from_millis, to_rfc3339};
 use crate::services::guest_actions;
 use crate::services::guests;
 use crate::services::manual_invite::{self, InviteError, InviteRequest};
@@ -34,41 +35,37 @@ fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<Option<T>, AdminError> {
         .map_err(|e| AdminError::bad_request(format!("invalid JSON body: {e}")))
 }
 
-fn time(ms: Option<i64>) -> Value {
-    ms.map(|t| json!(to_rfc3339(from_millis(t))))
-        .unwrap_or(Value::Null)
-}
-
 /// The guest with its grants, as it stands after an action.
 async fn answer(state: &AppState, id: &str, status: u16) -> Result<HttpResponse, AdminError> {
     let d = guests::get(&state.deps, id).await?;
-    let mut body = guest_json(&d.guest, d.partner.slug.as_str());
-    body["grants"] = Value::Array(
-        d.grants
-            .iter()
-            .map(|g| {
-                json!({
-                    "app": g.app_id,
-                    "role": g.role,
-                    "rule": g.rule_id,
-                    "valid_from": time(Some(g.valid_from)),
-                    "valid_until": time(g.valid_until),
-                    "ends_by": g.ends_by,
-                })
-            })
-            .collect(),
-    );
+    let body = GuestWithGrants {
+        guest: guest_json(&d.guest, d.partner.slug.as_str()),
+        grants: d.grants.iter().map(grant_json).collect(),
+    };
     let status =
         actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK);
     Ok(HttpResponse::build(status).json(body))
 }
 
-#[derive(Debug, Deserialize)]
+/// Optional body of a suspension.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SuspendBody {
+pub struct SuspendBody {
+    /// Why, for the audit log.
     reason: Option<String>,
 }
 
+/// Suspend a guest: their access stops until resumed.
+#[utoipa::path(post, path = "/api/v1/guests/{id}/suspend", tag = "guests", params(("id" = String, Path, description = "The guest's id")),
+    request_body(content = Option<SuspendBody>, description = "Optional"),
+    responses(
+        (status = 200, description = "The suspended guest", body = GuestWithGrants),
+        (status = 400, description = "A bad body", body = ErrorBody),
+        (status = 401, description = "No valid credentials", body = ErrorBody),
+        (status = 403, description = "The role does not allow this", body = ErrorBody),
+        (status = 404, description = "No such guest in the caller's scope", body = ErrorBody),
+        (status = 409, description = "The guest cannot be suspended now", body = ErrorBody),
+    ))]
 pub async fn suspend(
     state: web::Data<AppState>,
     admin: AdminCaller,
@@ -82,6 +79,15 @@ pub async fn suspend(
     answer(&state, &id, 200).await
 }
 
+/// Resume a suspended guest.
+#[utoipa::path(post, path = "/api/v1/guests/{id}/resume", tag = "guests", params(("id" = String, Path, description = "The guest's id")),
+    responses(
+        (status = 200, description = "The resumed guest", body = GuestWithGrants),
+        (status = 401, description = "No valid credentials", body = ErrorBody),
+        (status = 403, description = "The role does not allow this", body = ErrorBody),
+        (status = 404, description = "No such guest in the caller's scope", body = ErrorBody),
+        (status = 409, description = "The guest is not suspended", body = ErrorBody),
+    ))]
 pub async fn resume(
     state: web::Data<AppState>,
     admin: AdminCaller,
@@ -92,6 +98,15 @@ pub async fn resume(
     answer(&state, &id, 200).await
 }
 
+/// Remove a guest now: every grant ends and the targets are told.
+#[utoipa::path(post, path = "/api/v1/guests/{id}/remove", tag = "guests", params(("id" = String, Path, description = "The guest's id")),
+    responses(
+        (status = 200, description = "The removed guest", body = GuestWithGrants),
+        (status = 401, description = "No valid credentials", body = ErrorBody),
+        (status = 403, description = "The role does not allow this", body = ErrorBody),
+        (status = 404, description = "No such guest in the caller's scope", body = ErrorBody),
+        (status = 409, description = "The guest is already removed", body = ErrorBody),
+    ))]
 pub async fn remove(
     state: web::Data<AppState>,
     admin: AdminCaller,
@@ -102,9 +117,11 @@ pub async fn remove(
     answer(&state, &id, 200).await
 }
 
-#[derive(Debug, Deserialize)]
+/// The new end of a grant.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ExtendBody {
+pub struct ExtendBody {
+    /// RFC 3339 instant.
     until: String,
 }
 
@@ -114,6 +131,17 @@ fn instant(field: &str, text: &str) -> Result<chrono::DateTime<chrono::Utc>, Adm
         .map_err(|_| AdminError::bad_request(format!("{field} must be an RFC 3339 instant")))
 }
 
+/// Extend the guest's grants of one app to a new end (within the partner's policy).
+#[utoipa::path(post, path = "/api/v1/guests/{id}/grants/{app}/extend", tag = "guests", params(("id" = String, Path, description = "The guest's id"), ("app" = String, Path, description = "The app's id")),
+    request_body = ExtendBody,
+    responses(
+        (status = 200, description = "The guest with the extended grants", body = GuestWithGrants),
+        (status = 400, description = "A bad body or an end the policy refuses", body = ErrorBody),
+        (status = 401, description = "No valid credentials", body = ErrorBody),
+        (status = 403, description = "The role does not allow this", body = ErrorBody),
+        (status = 404, description = "No such guest in the caller's scope", body = ErrorBody),
+        (status = 409, description = "The grant cannot be extended now", body = ErrorBody),
+    ))]
 pub async fn extend(
     state: web::Data<AppState>,
     admin: AdminCaller,
@@ -129,6 +157,15 @@ pub async fn extend(
     answer(&state, &id, 200).await
 }
 
+/// Revoke the guest's grants of one app.
+#[utoipa::path(delete, path = "/api/v1/guests/{id}/grants/{app}", tag = "guests", params(("id" = String, Path, description = "The guest's id"), ("app" = String, Path, description = "The app's id")),
+    responses(
+        (status = 200, description = "The guest without the grant", body = GuestWithGrants),
+        (status = 401, description = "No valid credentials", body = ErrorBody),
+        (status = 403, description = "The role does not allow this", body = ErrorBody),
+        (status = 404, description = "No such guest in the caller's scope", body = ErrorBody),
+        (status = 409, description = "No such grant in force", body = ErrorBody),
+    ))]
 pub async fn revoke_grant(
     state: web::Data<AppState>,
     admin: AdminCaller,
@@ -140,9 +177,11 @@ pub async fn revoke_grant(
     answer(&state, &id, 200).await
 }
 
-#[derive(Debug, Deserialize)]
+/// A person to invite by hand; every field is checked and all faults are listed at once.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct InviteBody {
+pub struct InviteBody {
+    /// The partner's slug.
     partner: Option<String>,
     #[serde(rename = "userName")]
     user_name: Option<String>,
@@ -151,12 +190,23 @@ struct InviteBody {
     #[serde(rename = "familyName")]
     family_name: Option<String>,
     email: Option<String>,
+    /// Only these of the apps the rules grant (the others are revoked); default all.
     apps: Option<Vec<String>>,
+    /// RFC 3339 end of access, within the partner's policy.
     until: Option<String>,
     sponsor: Option<String>,
 }
 
 /// Invite a person by hand (201 with the guest); 400 lists every field at fault.
+#[utoipa::path(post, path = "/api/v1/guests", tag = "guests",
+    request_body = InviteBody,
+    responses(
+        (status = 201, description = "The invited guest", body = GuestWithGrants),
+        (status = 400, description = "Fields at fault, listed in `errors`", body = ErrorBody),
+        (status = 401, description = "No valid credentials", body = ErrorBody),
+        (status = 403, description = "The role does not allow this", body = ErrorBody),
+        (status = 409, description = "The userName is taken, or the rules grant nothing", body = ErrorBody),
+    ))]
 pub async fn invite(
     state: web::Data<AppState>,
     admin: AdminCaller,

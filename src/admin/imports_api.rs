@@ -8,9 +8,10 @@ use actix_multipart::Multipart;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use futures_util::StreamExt;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
+use super::error_shape::ErrorBody;
 use super::{AdminCaller, AdminError, Need};
 use crate::app_state::AppState;
 use crate::clock::{from_millis, to_rfc3339};
@@ -30,14 +31,138 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/imports/{id}/errors.csv", web::get().to(get_import_errors));
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ImportQuery {
+    /// The partner's slug.
     partner: String,
+    /// `delta` (default: rows absent from the file are left alone) or `full` (they are
+    /// deactivated, within the cap).
     mode: Option<String>,
+    /// Show what would change, changing nothing.
     dry_run: Option<bool>,
+    /// Apply a full import even past the deactivation cap.
     force: Option<bool>,
 }
 
+/// The multipart upload of a roster.
+#[derive(ToSchema)]
+pub struct RosterUpload {
+    /// The CSV file.
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
+}
+
+/// `running`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunningStatus {
+    Running,
+}
+
+/// `finished`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishedStatus {
+    Finished,
+}
+
+/// `failed`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FailedStatus {
+    Failed,
+}
+
+/// The answer to an upload: the import runs; follow it at `href`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportStarted {
+    pub id: String,
+    pub status: RunningStatus,
+    pub href: String,
+}
+
+/// An import still running on this instance.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportRunning {
+    pub id: String,
+    pub status: RunningStatus,
+    /// Rows read so far.
+    pub rows: u64,
+}
+
+/// An import that failed: the reason and, once recorded, who ran which file, how and when
+/// (those are absent when the failure could not be recorded either).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportFailed {
+    pub id: String,
+    pub status: FailedStatus,
+    pub error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+    /// `delta` or `full`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+}
+
+/// A finished import with its counts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportFinished {
+    pub id: String,
+    pub status: FinishedStatus,
+    /// `applied`, `dry_run` or `refused: …`.
+    pub outcome: String,
+    pub actor: String,
+    pub file_name: String,
+    pub sha256: String,
+    pub mode: String,
+    pub dry_run: bool,
+    pub started_at: String,
+    pub finished_at: String,
+    pub rows: i64,
+    pub created: i64,
+    pub updated: i64,
+    pub deactivated: i64,
+    pub unchanged: i64,
+    /// Rows in error (their report is `errors.csv`).
+    pub errors: i64,
+}
+
+/// An import as it stands.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ImportView {
+    Running(ImportRunning),
+    Failed(ImportFailed),
+    Finished(ImportFinished),
+}
+
+/// Past imports (newest first) and how many run on this instance now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportList {
+    pub imports: Vec<ImportView>,
+    pub running: usize,
+}
+
+/// Upload a CSV roster for a partner; the import runs in the background (poll its `href`).
+#[utoipa::path(post, path = "/api/v1/imports", tag = "imports", params(ImportQuery),
+    request_body(content = RosterUpload, content_type = "multipart/form-data"),
+    responses(
+        (status = 202, description = "Started", body = ImportStarted),
+        (status = 400, description = "A bad query, upload or file name", body = ErrorBody),
+        (status = 401, description = "No valid credentials", body = ErrorBody),
+        (status = 403, description = "The role does not allow this", body = ErrorBody),
+        (status = 404, description = "No such partner in the caller's scope", body = ErrorBody),
+        (status = 413, description = "The file is too large", body = ErrorBody),
+    ))]
 pub async fn post_import(
     state: web::Data<AppState>,
     admin: AdminCaller,
@@ -163,8 +288,11 @@ pub async fn post_import(
         task_state.imports.finish(&task_id, unrecorded);
         running_partners().remove(&task_id);
     });
-    Ok(HttpResponse::Accepted()
-        .json(json!({"id": id, "status": "running", "href": format!("/api/v1/imports/{id}")})))
+    Ok(HttpResponse::Accepted().json(ImportStarted {
+        href: format!("/api/v1/imports/{id}"),
+        id,
+        status: RunningStatus::Running,
+    }))
 }
 
 /// The partner of each import running on this instance, so that a partner-admin can follow
@@ -179,20 +307,49 @@ fn running_partners() -> std::sync::MutexGuard<'static, std::collections::HashMa
         .unwrap_or_else(|e| e.into_inner())
 }
 
-fn record_json(r: &ImportRecord) -> serde_json::Value {
+fn record_json(r: &ImportRecord) -> ImportView {
     if let Some(reason) = r.outcome.strip_prefix(import_service::FAILED_PREFIX) {
-        return json!({
-            "id": r.id, "status": "failed", "error": reason, "actor": r.actor, "file_name": r.file_name,
-            "mode": r.mode, "dry_run": r.dry_run, "started_at": to_rfc3339(from_millis(r.started_at)), "finished_at": to_rfc3339(from_millis(r.finished_at)),
+        return ImportView::Failed(ImportFailed {
+            id: r.id.clone(),
+            status: FailedStatus::Failed,
+            error: reason.to_string(),
+            actor: Some(r.actor.clone()),
+            file_name: Some(r.file_name.clone()),
+            mode: Some(r.mode.clone()),
+            dry_run: Some(r.dry_run),
+            started_at: Some(to_rfc3339(from_millis(r.started_at))),
+            finished_at: Some(to_rfc3339(from_millis(r.finished_at))),
         });
     }
-    json!({
-        "id": r.id, "status": "finished", "outcome": r.outcome, "actor": r.actor, "file_name": r.file_name, "sha256": r.file_sha256,
-        "mode": r.mode, "dry_run": r.dry_run, "started_at": to_rfc3339(from_millis(r.started_at)), "finished_at": to_rfc3339(from_millis(r.finished_at)),
-        "rows": r.rows_read, "created": r.created, "updated": r.updated, "deactivated": r.deactivated, "unchanged": r.unchanged, "errors": r.errors,
+    ImportView::Finished(ImportFinished {
+        id: r.id.clone(),
+        status: FinishedStatus::Finished,
+        outcome: r.outcome.clone(),
+        actor: r.actor.clone(),
+        file_name: r.file_name.clone(),
+        sha256: r.file_sha256.clone(),
+        mode: r.mode.clone(),
+        dry_run: r.dry_run,
+        started_at: to_rfc3339(from_millis(r.started_at)),
+        finished_at: to_rfc3339(from_millis(r.finished_at)),
+        rows: r.rows_read,
+        created: r.created,
+        updated: r.updated,
+        deactivated: r.deactivated,
+        unchanged: r.unchanged,
+        errors: r.errors,
     })
 }
 
+/// One import: its progress while it runs, then its record.
+#[utoipa::path(get, path = "/api/v1/imports/{id}", tag = "imports",
+    params(("id" = String, Path, description = "The import's id")),
+    responses(
+        (status = 200, description = "The import", body = ImportView),
+        (status = 401, description = "No valid credentials", body = ErrorBody),
+        (status = 403, description = "The role does not allow this", body = ErrorBody),
+        (status = 404, description = "No such import in the caller's scope", body = ErrorBody),
+    ))]
 pub async fn get_import(
     state: web::Data<AppState>,
     admin: AdminCaller,
@@ -210,11 +367,25 @@ pub async fn get_import(
         }
     }
     match state.imports.progress(&id) {
-        Some(Progress::Failed(failure)) => Ok(HttpResponse::Ok()
-            .json(json!({"id": id.as_str(), "status": "failed", "error": failure}))),
+        Some(Progress::Failed(failure)) => {
+            Ok(HttpResponse::Ok().json(ImportView::Failed(ImportFailed {
+                id: id.into_inner(),
+                status: FailedStatus::Failed,
+                error: failure,
+                actor: None,
+                file_name: None,
+                mode: None,
+                dry_run: None,
+                started_at: None,
+                finished_at: None,
+            })))
+        }
         Some(Progress::Running { rows }) => {
-            Ok(HttpResponse::Ok()
-                .json(json!({"id": id.as_str(), "status": "running", "rows": rows})))
+            Ok(HttpResponse::Ok().json(ImportView::Running(ImportRunning {
+                id: id.into_inner(),
+                status: RunningStatus::Running,
+                rows,
+            })))
         }
         None => match import_records::get(&state.deps, &id).await? {
             Some(r) => {
@@ -226,18 +397,38 @@ pub async fn get_import(
     }
 }
 
+/// Recent imports in the caller's scope, newest first.
+#[utoipa::path(get, path = "/api/v1/imports", tag = "imports",
+    responses(
+        (status = 200, description = "The imports", body = ImportList),
+        (status = 401, description = "No valid credentials", body = ErrorBody),
+        (status = 403, description = "The role does not allow this", body = ErrorBody),
+    ))]
 pub async fn list_imports(
     state: web::Data<AppState>,
     admin: AdminCaller,
 ) -> Result<HttpResponse, AdminError> {
     admin.require(Need::ReadPartner)?;
     let records = import_records::recent(&state.deps).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "imports": records.iter().filter(|r| admin.partner_scope().is_none_or(|p| p == r.partner_id)).map(record_json).collect::<Vec<_>>(),
-        "running": state.imports.len(),
-    })))
+    Ok(HttpResponse::Ok().json(ImportList {
+        imports: records
+            .iter()
+            .filter(|r| admin.partner_scope().is_none_or(|p| p == r.partner_id))
+            .map(record_json)
+            .collect(),
+        running: state.imports.len(),
+    }))
 }
 
+/// A finished import's rows in error, as CSV (`line,column,reason`).
+#[utoipa::path(get, path = "/api/v1/imports/{id}/errors.csv", tag = "imports",
+    params(("id" = String, Path, description = "The import's id")),
+    responses(
+        (status = 200, description = "The error report", content_type = "text/csv", body = String),
+        (status = 401, description = "No valid credentials", body = ErrorBody),
+        (status = 403, description = "The role does not allow this", body = ErrorBody),
+        (status = 404, description = "No such finished import in the caller's scope", body = ErrorBody),
+    ))]
 pub async fn get_import_errors(
     state: web::Data<AppState>,
     admin: AdminCaller,

@@ -4,10 +4,12 @@
 //! under the same lease: 409 while another run holds it).
 
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
-use super::paging::{self, PageQuery};
+use super::error_shape::ErrorBody;
+use super::paging::{self, Page, PageQuery};
 use super::{AdminCaller, AdminError, Need};
 use crate::app_state::AppState;
 use crate::clock::{from_millis, to_rfc3339};
@@ -21,9 +23,59 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/jobs/{name}/run", web::post().to(run_job));
 }
 
-fn time(ms: Option<i64>) -> Value {
-    ms.map(|t| json!(to_rfc3339(from_millis(t))))
-        .unwrap_or(Value::Null)
+fn time(ms: Option<i64>) -> Option<String> {
+    ms.map(|t| to_rfc3339(from_millis(t)))
+}
+
+/// One run of a job.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunView {
+    pub id: String,
+    pub job: String,
+    /// Who ran it (`cli:…`, an admin's label, or a scheduler instance).
+    pub instance: String,
+    /// The instant the run acted at.
+    pub run_for: String,
+    pub started_at: String,
+    #[schema(required = true)]
+    pub finished_at: Option<String>,
+    /// `running`, `ok` or `failed`.
+    pub outcome: String,
+    /// What the run did, by name (e.g. `expired`).
+    #[schema(value_type = Object)]
+    pub counts: Value,
+    #[schema(required = true)]
+    pub error: Option<String>,
+}
+
+/// A scheduled job and how it stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobView {
+    pub name: &'static str,
+    /// Its cron schedule; null when it is not scheduled.
+    #[schema(required = true)]
+    pub schedule: Option<String>,
+    /// Whether this instance runs the schedule.
+    pub scheduled_here: bool,
+    #[schema(required = true)]
+    pub last_run: Option<RunView>,
+    #[schema(required = true)]
+    pub next_run: Option<String>,
+    /// `running`, `interrupted`, `never_run`, or the last run's outcome.
+    pub status: String,
+}
+
+/// What running a job now did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunDone {
+    pub job: &'static str,
+    /// The instant it ran at.
+    pub now: String,
+    #[schema(value_type = Object)]
+    pub counts: crate::jobs::Counts,
+    /// The run as recorded.
+    #[schema(required = true)]
+    pub run: Option<RunView>,
 }
 
 fn job(name: &str) -> Result<JobName, AdminError> {
@@ -32,27 +84,34 @@ fn job(name: &str) -> Result<JobName, AdminError> {
     })
 }
 
-fn run_json(r: &RunRow) -> Value {
-    json!({
-        "id": r.id,
-        "job": r.job,
-        "instance": r.instance,
-        "run_for": time(Some(r.run_for)),
-        "started_at": time(Some(r.started_at)),
-        "finished_at": time(r.finished_at),
-        "outcome": r.outcome,
-        "counts": serde_json::from_str::<Value>(&r.counts).unwrap_or(json!({})),
-        "error": r.error,
-    })
+fn run_json(r: &RunRow) -> RunView {
+    RunView {
+        id: r.id.clone(),
+        job: r.job.clone(),
+        instance: r.instance.clone(),
+        run_for: to_rfc3339(from_millis(r.run_for)),
+        started_at: to_rfc3339(from_millis(r.started_at)),
+        finished_at: time(r.finished_at),
+        outcome: r.outcome.clone(),
+        counts: serde_json::from_str::<Value>(&r.counts).unwrap_or(json!({})),
+        error: r.error.clone(),
+    }
 }
 
+/// The scheduled jobs, each with its schedule, last and next run, and status.
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs",
+    responses(
+        (status = 200, description = "The jobs (one page)", body = Page<JobView>),
+        (status = 401, description = "No valid credentials", body = ErrorBody),
+        (status = 403, description = "The role does not allow this", body = ErrorBody),
+    ))]
 pub async fn list_jobs(
     state: web::Data<AppState>,
     admin: AdminCaller,
 ) -> Result<HttpResponse, AdminError> {
     admin.require(Need::ReadEverything)?;
     let jobs = jobs_admin::list(&state.deps, &state.settings.jobs.schedules).await?;
-    let items: Vec<Value> = jobs
+    let items: Vec<JobView> = jobs
         .iter()
         .map(|j| {
             let status = if j.running {
@@ -64,17 +123,20 @@ pub async fn list_jobs(
                     None => "never_run",
                 }
             };
-            json!({
-                "name": j.name.as_str(),
-                "schedule": j.schedule,
-                "scheduled_here": state.settings.jobs_enabled && j.schedule.is_some(),
-                "last_run": j.last_run.as_ref().map(run_json),
-                "next_run": j.next_run.map(to_rfc3339),
-                "status": status,
-            })
+            JobView {
+                name: j.name.as_str(),
+                schedule: j.schedule.clone(),
+                scheduled_here: state.settings.jobs_enabled && j.schedule.is_some(),
+                last_run: j.last_run.as_ref().map(run_json),
+                next_run: j.next_run.map(to_rfc3339),
+                status: status.to_string(),
+            }
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({"items": items, "next_cursor": null})))
+    Ok(HttpResponse::Ok().json(Page {
+        items,
+        next_cursor: None,
+    }))
 }
 
 fn run_key(cursor: &str) -> Result<(i64, String), AdminError> {
@@ -83,6 +145,16 @@ fn run_key(cursor: &str) -> Result<(i64, String), AdminError> {
     Ok((t.parse().map_err(|_| bad())?, id.to_string()))
 }
 
+/// A job's runs, newest first, in pages.
+#[utoipa::path(get, path = "/api/v1/jobs/{name}/runs", tag = "jobs",
+    params(("name" = String, Path, description = "The job's name"), PageQuery),
+    responses(
+        (status = 200, description = "A page of runs", body = Page<RunView>),
+        (status = 400, description = "A bad limit or cursor", body = ErrorBody),
+        (status = 401, description = "No valid credentials", body = ErrorBody),
+        (status = 403, description = "The role does not allow this", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+    ))]
 pub async fn list_runs(
     state: web::Data<AppState>,
     admin: AdminCaller,
@@ -99,9 +171,11 @@ pub async fn list_runs(
     Ok(HttpResponse::Ok().json(paging::page(items, limit, last)))
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Optional instant to run a job at.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RunBody {
+pub struct RunBody {
+    /// RFC 3339; default the present.
     now: Option<String>,
 }
 
@@ -127,6 +201,18 @@ fn smtp(
     })
 }
 
+/// Run a job once now, or at the instant given, as `guestbridge jobs run NAME --now` does.
+#[utoipa::path(post, path = "/api/v1/jobs/{name}/run", tag = "jobs",
+    params(("name" = String, Path, description = "The job's name")),
+    request_body(content = Option<RunBody>, description = "Optional"),
+    responses(
+        (status = 200, description = "What the run did", body = RunDone),
+        (status = 400, description = "A bad body or instant", body = ErrorBody),
+        (status = 401, description = "No valid credentials", body = ErrorBody),
+        (status = 403, description = "The role does not allow this", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "Another run holds the job's lease", body = ErrorBody),
+    ))]
 pub async fn run_job(
     state: web::Data<AppState>,
     admin: AdminCaller,
@@ -176,10 +262,10 @@ pub async fn run_job(
         .await?
         .into_iter()
         .next();
-    Ok(HttpResponse::Ok().json(json!({
-        "job": name.as_str(),
-        "now": to_rfc3339(now),
-        "counts": report.counts,
-        "run": run.as_ref().map(run_json),
-    })))
+    Ok(HttpResponse::Ok().json(RunDone {
+        job: name.as_str(),
+        now: to_rfc3339(now),
+        counts: report.counts,
+        run: run.as_ref().map(run_json),
+    }))
 }

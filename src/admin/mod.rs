@@ -9,6 +9,7 @@ pub mod guests_api;
 pub mod imports_api;
 pub mod jobs_api;
 pub mod mappings_api;
+pub mod openapi;
 pub mod paging;
 pub mod partners_api;
 pub mod sync_api;
@@ -38,7 +39,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(guest_actions_api::configure)
         .configure(partners_api::configure)
         .configure(jobs_api::configure)
-        .configure(audit_api::configure);
+        .configure(audit_api::configure)
+        .configure(openapi::configure);
 }
 
 /// An admin API error.

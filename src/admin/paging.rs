@@ -5,8 +5,8 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::AdminError;
 
@@ -15,9 +15,12 @@ pub const MAX_LIMIT: i64 = 500;
 /// The page size when none is asked for.
 pub const DEFAULT_LIMIT: i64 = 100;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// Page size, 1 to 500 (default 100).
     pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
@@ -48,11 +51,23 @@ fn decode(cursor: &str) -> Result<String, AdminError> {
     String::from_utf8(raw).map_err(|_| bad())
 }
 
+/// One page of a list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T: ToSchema> {
+    pub items: Vec<T>,
+    /// The cursor of the next page; null on the last one.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
 /// A page: the items, and the cursor of the next page when this one is full.
-pub fn page(items: Vec<Value>, limit: i64, last_key: Option<String>) -> Value {
+pub fn page<T: ToSchema>(items: Vec<T>, limit: i64, last_key: Option<String>) -> Page<T> {
     let next = (items.len() as i64 == limit)
         .then_some(last_key)
         .flatten()
         .map(|k| encode(&k));
-    json!({"items": items, "next_cursor": next})
+    Page {
+        items,
+        next_cursor: next,
+    }
 }

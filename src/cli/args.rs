@@ -56,6 +56,11 @@ pub enum Command {
         #[command(subcommand)]
         command: JobsCommand,
     },
+    /// The inactive-guest policy: who would be suspended or removed, and when.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Outbound sync: reconcile a target.
     Sync {
         #[command(subcommand)]
@@ -123,6 +128,23 @@ pub enum GuestCommand {
     ResetMfa {
         /// The guest's id.
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// List who the inactivity policy suspends or removes, changing nothing: what a
+    /// `deprovision` run at NOW does (`due`), then what falls due in the next DAYS.
+    Preview {
+        /// Only this partner's guests.
+        #[arg(long)]
+        partner: Option<String>,
+        /// As if it were this instant (RFC 3339).
+        #[arg(long)]
+        now: Option<String>,
+        /// How far ahead to list upcoming steps.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=3650))]
+        days: u32,
     },
 }
 

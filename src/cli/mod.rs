@@ -17,6 +17,7 @@ mod audit;
 mod demo;
 mod import;
 pub mod import_submit;
+mod policy;
 mod serve;
 
 pub use args::*;
@@ -374,6 +375,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit {
             command: AuditCommand::Verify,
         } => audit::verify(&settings).await,
+        Command::Policy {
+            command: PolicyCommand::Preview { partner, now, days },
+        } => {
+            let deps = deps(&settings).await?;
+            policy::preview(&deps, &settings, partner.as_deref(), now.as_deref(), days).await
+        }
         Command::Explain { partner, user_name } => {
             let deps = deps(&settings).await?;
             let partner = services::partners::find_partner(&deps, &slug(&partner)?)

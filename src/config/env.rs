@@ -48,6 +48,7 @@ const KNOWN_ENV: &[&str] = &[
     // Read by build.rs for the forward-auth and OIDC provider tests only.
     "GUESTBRIDGE_REQUIRE_NGINX",
     "GUESTBRIDGE_REQUIRE_OIDC_RP",
+    "GUESTBRIDGE_REQUIRE_OPENAPI_VALIDATOR",
 ];
 
 impl Settings {

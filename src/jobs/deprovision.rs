@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::{apply_event, lock_guest, Counts, JobContext, JobError, BATCH};
 use crate::domain::lifecycle::Event;
+use crate::services::inactivity::{self, Step};
 use crate::services::invitations::audit_guest;
 use crate::store::due_work;
 use crate::store::erasure;
@@ -27,12 +28,25 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
         tx.commit().await?;
     }
 
-    let cutoff = now - Duration::days(i64::from(ctx.settings.inactivity_days)).num_milliseconds();
-    for guest_id in due_work::guests_inactive_since(&mut conn, cutoff, BATCH * 20).await? {
+    // The per-partner inactivity policy; `policy preview` lists the same plan.
+    let due = inactivity::plan(ctx.deps, ctx.settings.inactivity_days, None, now).await?;
+    for planned in due {
         let mut tx = ctx.deps.db.begin_write().await?;
-        if let Some(g) = lock_guest(&mut tx, &guest_id).await? {
-            if apply_event(&mut tx, ctx, &g, Event::Inactivity).await? {
-                *counts.entry("inactive").or_default() += 1;
+        if let Some(g) = lock_guest(&mut tx, &planned.guest_id).await? {
+            // Seen again since the plan was read: the policy no longer applies.
+            let seen = due_work::last_seen(&mut tx, &g.id).await?;
+            if seen == Some(planned.last_seen_at) {
+                let (event, count) = match planned.step {
+                    Step::Suspend => (Event::Inactivity, "inactive"),
+                    Step::Remove => (Event::Remove, "inactive_removed"),
+                };
+                let eligible = match planned.step {
+                    Step::Suspend => g.state == "active",
+                    Step::Remove => g.state == "suspended:inactive",
+                };
+                if eligible && apply_event(&mut tx, ctx, &g, event).await? {
+                    *counts.entry(count).or_default() += 1;
+                }
             }
         }
         tx.commit().await?;

@@ -23,6 +23,8 @@ pub async fn run_once(ctx: &JobContext<'_>) -> Result<Counts, JobError> {
         let before = match what {
             Expired::Sessions | Expired::AdminSessions => now,
             Expired::EmailCodes
+            | Expired::OAuthCodes
+            | Expired::RefreshTokens
             | Expired::SigninLinks
             | Expired::AdminLinks
             | Expired::RateLimits => now - GRACE_MS,

@@ -41,6 +41,8 @@ const PARTNER_KEYS: &[&str] = &[
     "mfa",
     "mfa_email_fallback",
     "max_deactivations_per_hour",
+    "inactive_days",
+    "inactive_remove_after_days",
 ];
 const RULE_KEYS: &[&str] = &[
     "id",

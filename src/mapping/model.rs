@@ -100,6 +100,11 @@ pub struct PartnerPolicy {
     /// that a misconfigured HR feed cannot remove every guest's access at once. `None`: no
     /// limit.
     pub max_deactivations_per_hour: Option<u32>,
+    /// Days without activity (portal sign-in, OIDC tokens, forward-auth) before an active
+    /// guest is suspended as inactive; `None`: the `inactivity_days` setting.
+    pub inactive_days: Option<u32>,
+    /// Days a guest suspended as inactive stays so before removal; `None`: never removed.
+    pub inactive_remove_after_days: Option<u32>,
 }
 
 impl PartnerPolicy {
@@ -115,6 +120,8 @@ impl PartnerPolicy {
             mfa_email_fallback: false,
             mfa_passkey: false,
             max_deactivations_per_hour: None,
+            inactive_days: None,
+            inactive_remove_after_days: None,
         }
     }
 
@@ -209,6 +216,9 @@ pub struct Decision {
     pub matched_rules: Vec<String>,
     pub mfa_required: bool,
     pub sponsor: Option<String>,
+    /// Where the sponsor came from: `sponsorEmail` (the person's own) or `rule ID`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sponsor_from: Option<String>,
     pub template: Option<String>,
     pub language: Option<String>,
     pub approval: Approval,

@@ -97,6 +97,10 @@ pub async fn verify(
             "you have no current access to this application",
         );
     }
+    if let Err(e) = guest_auth::record_activity(&state.deps, &gs.guest.id).await {
+        // The answer stands; a missed activity mark only brings the inactivity date closer.
+        tracing::warn!(error = %e, "forward-auth could not record the guest's activity");
+    }
     let mut res = HttpResponse::Ok();
     res.insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((USER_HEADER, gs.guest.id.as_str()))

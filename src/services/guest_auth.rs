@@ -325,6 +325,20 @@ pub async fn partner_name(deps: &Deps, guest: &GuestRow) -> Result<String, Servi
     Ok(partner_of(&mut conn, guest).await?.name)
 }
 
+/// How often an app's use counts as new activity: at most one write per guest per interval,
+/// however many requests a proxy checks.
+const ACTIVITY_EVERY_MS: i64 = 5 * 60 * 1000;
+
+/// Record that the guest used an app (an OIDC token, a forward-auth check), for the
+/// inactivity policy.
+pub async fn record_activity(deps: &Deps, guest_id: &str) -> Result<(), ServiceError> {
+    let mut tx = deps.db.begin_write().await?;
+    crate::store::due_work::touch_seen_at_most(&mut tx, guest_id, deps.now_ms(), ACTIVITY_EVERY_MS)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// The roles of `app_id` this guest may use now, sorted and without repeats: none unless the
 /// guest is active, the app is declared, and a grant for it has not ended. MFA is the caller's
 /// check (a launch refuses, forward-auth sends the guest to finish signing in).

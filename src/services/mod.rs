@@ -18,6 +18,7 @@ pub mod guests;
 pub mod import;
 pub mod import_records;
 pub mod import_runs;
+pub mod inactivity;
 pub mod invitations;
 pub mod jobs_admin;
 pub mod lifecycle;

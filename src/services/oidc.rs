@@ -230,6 +230,8 @@ pub async fn exchange_code(
     if let Some(refresh) = &tokens.refresh_token {
         store_refresh(&mut tx, &grant, refresh, &row.family_id, now).await?;
     }
+    // Tokens for an app are use of it, for the inactivity policy.
+    crate::store::due_work::touch_seen(&mut tx, &guest.id, now).await?;
     audit_guest(
         &mut tx,
         &guest_auth_actor(&guest.id),
@@ -310,6 +312,7 @@ pub async fn refresh(
     if let Some(next) = &tokens.refresh_token {
         store_refresh(&mut tx, &grant, next, &row.family_id, now).await?;
     }
+    crate::store::due_work::touch_seen(&mut tx, &guest.id, now).await?;
     tx.commit().await?;
     Ok(tokens)
 }

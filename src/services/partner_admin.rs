@@ -157,3 +157,70 @@ pub async fn tokens(
     let mut conn = deps.db.pool().acquire().await?;
     Ok(store::tokens(&mut conn, partner_id).await?)
 }
+
+/// Longest partner name.
+const MAX_PARTNER_NAME: usize = 200;
+
+/// A partner's display name, trimmed: 1 to 200 characters without control characters.
+pub fn partner_name(name: &str) -> Result<&str, ServiceError> {
+    let name = name.trim();
+    if name.is_empty()
+        || name.chars().count() > MAX_PARTNER_NAME
+        || name.chars().any(char::is_control)
+    {
+        return Err(ServiceError::Invalid(ScimError::invalid_value(format!(
+            "name must be 1 to {MAX_PARTNER_NAME} characters without control characters"
+        ))));
+    }
+    Ok(name)
+}
+
+/// Rename a partner (the name invitations and the console show), audited with the old and
+/// new name; the same name again changes nothing and writes no entry.
+pub async fn rename(
+    deps: &Deps,
+    actor: &Actor,
+    slug: &PartnerSlug,
+    name: &str,
+) -> Result<PartnerSummary, ServiceError> {
+    let name = partner_name(name)?;
+    let partner = super::partners::find_partner(deps, slug).await?;
+    if partner.name == name {
+        return get(deps, slug).await;
+    }
+    let now = deps.now_ms();
+    let mut tx = deps.db.begin_write().await?;
+    if !store::set_name(&mut tx, &partner.id, name).await? {
+        return Err(ServiceError::NotFound);
+    }
+    audit::append(
+        &mut tx,
+        &AuditEntry {
+            actor: &actor.label,
+            partner_id: Some(&partner.id),
+            action: "partner.renamed",
+            target_type: "partner",
+            target_id: Some(&partner.id),
+            request_id: actor.request_id.as_deref(),
+            detail: json!({"slug": slug.as_str(), "from": partner.name, "to": name}),
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    get(deps, slug).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::partner_name;
+
+    #[test]
+    fn a_partner_name_is_trimmed_and_bounded_without_control_characters() {
+        assert_eq!(partner_name("  Acme Health ").unwrap(), "Acme Health");
+        assert_eq!(partner_name(&"é".repeat(200)).unwrap().chars().count(), 200);
+        for bad in ["", "   ", "line\nbreak", "tab\there", &"x".repeat(201)] {
+            assert!(partner_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

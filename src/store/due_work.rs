@@ -238,19 +238,65 @@ pub async fn guests_of_inactive_people(
         .collect()
 }
 
-/// Active guests not seen since `cutoff`.
-pub async fn guests_inactive_since(
+/// One partner's guests in `states` last seen at or before `cutoff`, oldest first: those an
+/// inactivity threshold (and grace) has caught up with.
+pub async fn partner_guests_unseen_since(
     conn: &mut AnyConnection,
+    partner_id: &str,
+    states: &[&str],
     cutoff: i64,
     limit: i64,
-) -> Result<Vec<String>, DbError> {
-    sqlx::query_scalar(
-        "SELECT id FROM guests WHERE state = 'active' AND last_seen_at <= $1 ORDER BY last_seen_at LIMIT $2",
+) -> Result<Vec<(String, String, i64, String)>, DbError> {
+    let mut sql = String::from(
+        "SELECT id, user_name, last_seen_at, state FROM guests
+         WHERE partner_id = $1 AND last_seen_at <= $2 AND state IN (",
+    );
+    for i in 0..states.len() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("${}", i + 4));
+    }
+    sql.push_str(") ORDER BY last_seen_at, id LIMIT $3");
+    let mut q = sqlx::query(&sql).bind(partner_id).bind(cutoff).bind(limit);
+    for st in states {
+        q = q.bind(*st);
+    }
+    let rows = q.fetch_all(conn).await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+        .collect()
+}
+
+/// A guest's last activity, read under the caller's lock on the row.
+pub async fn last_seen(conn: &mut AnyConnection, guest_id: &str) -> Result<Option<i64>, DbError> {
+    Ok(
+        sqlx::query_scalar::<_, Option<i64>>("SELECT last_seen_at FROM guests WHERE id = $1")
+            .bind(guest_id)
+            .fetch_optional(conn)
+            .await?
+            .flatten(),
     )
-    .bind(cutoff)
-    .bind(limit)
-    .fetch_all(conn)
-    .await
+}
+
+/// Record activity, at most once per `every_ms`, so a proxy's sub-request per page does not
+/// write per page.
+pub async fn touch_seen_at_most(
+    conn: &mut AnyConnection,
+    guest_id: &str,
+    now: i64,
+    every_ms: i64,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE guests SET last_seen_at = $1
+         WHERE id = $2 AND (last_seen_at IS NULL OR last_seen_at < $3)",
+    )
+    .bind(now)
+    .bind(guest_id)
+    .bind(now - every_ms)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 pub async fn touch_seen(conn: &mut AnyConnection, guest_id: &str, now: i64) -> Result<(), DbError> {

@@ -21,6 +21,10 @@ pub enum Expired {
     AdminLinks,
     /// MFA e-mail codes past their end.
     EmailCodes,
+    /// OpenID Connect authorization codes past their end, exchanged or not.
+    OAuthCodes,
+    /// OpenID Connect refresh tokens past their end (a reuse is refused as expired then).
+    RefreshTokens,
     /// Sign-in links past their end.
     SigninLinks,
     /// Rate-limit counters whose window began before the cut-off.
@@ -40,11 +44,13 @@ pub enum Expired {
 }
 
 impl Expired {
-    pub const ALL: [Expired; 12] = [
+    pub const ALL: [Expired; 14] = [
         Expired::Sessions,
         Expired::AdminSessions,
         Expired::AdminLinks,
         Expired::EmailCodes,
+        Expired::OAuthCodes,
+        Expired::RefreshTokens,
         Expired::SigninLinks,
         Expired::RateLimits,
         Expired::JobRuns,
@@ -62,6 +68,8 @@ impl Expired {
             Expired::AdminSessions => "admin_sessions_deleted",
             Expired::AdminLinks => "admin_links_deleted",
             Expired::EmailCodes => "email_codes_deleted",
+            Expired::OAuthCodes => "oauth_codes_deleted",
+            Expired::RefreshTokens => "refresh_tokens_deleted",
             Expired::SigninLinks => "signin_links_deleted",
             Expired::RateLimits => "rate_limits_deleted",
             Expired::JobRuns => "job_runs_deleted",
@@ -90,6 +98,14 @@ impl Expired {
             Expired::EmailCodes => {
                 "DELETE FROM email_codes WHERE id IN
                    (SELECT id FROM email_codes WHERE expires_at < $1 LIMIT $2)"
+            }
+            Expired::OAuthCodes => {
+                "DELETE FROM oauth_codes WHERE code_hash IN
+                   (SELECT code_hash FROM oauth_codes WHERE expires_at < $1 LIMIT $2)"
+            }
+            Expired::RefreshTokens => {
+                "DELETE FROM oauth_refresh_tokens WHERE token_hash IN
+                   (SELECT token_hash FROM oauth_refresh_tokens WHERE expires_at < $1 LIMIT $2)"
             }
             Expired::SigninLinks => {
                 "DELETE FROM signin_links WHERE token_hash IN

@@ -179,3 +179,17 @@ pub async fn tokens(
         })
         .collect()
 }
+
+/// Set a partner's display name; false when no such partner.
+pub async fn set_name(
+    conn: &mut AnyConnection,
+    partner_id: &str,
+    name: &str,
+) -> Result<bool, DbError> {
+    let done = sqlx::query("UPDATE partners SET name = $1 WHERE id = $2")
+        .bind(name)
+        .bind(partner_id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}

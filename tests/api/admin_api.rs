@@ -226,10 +226,15 @@ async fn a_guest_invited_by_hand_goes_through_the_rules_and_is_mailed(backend: B
     let until = (Utc::now() + Duration::days(10)).to_rfc3339();
     let mut body = invitee("acme", "dana@acme.example");
     body["until"] = json!(until);
-    body["sponsor"] = json!("dr.grey@hospital.example");
+    body["sponsor"] = json!("dr.house@hospital.example");
     let res = admin.post("/guests", &body).await;
     expect(&res, 201);
     assert_eq!(res.body["partner"], "acme");
+    assert_eq!(
+        res.body["sponsor"], "dr.house@hospital.example",
+        "the sponsor the admin named: {}",
+        res.body
+    );
     assert_eq!(res.body["state"], "invited");
     assert_eq!(res.body["mfa_required"], true, "the partner's policy");
     assert_eq!(res.body["grants"].as_array().unwrap().len(), 2);

@@ -383,6 +383,17 @@ async fn each_route_answers_each_role_within_its_scope(backend: Backend) {
             ]),
         ),
         (
+            Method::PATCH,
+            "/partners/acme".into(),
+            only(&[
+                ("auditor", 403),
+                ("pa_acme", 403),
+                ("pa_beta", 403),
+                ("sponsor", 403),
+                ("admin", 400),
+            ]),
+        ),
+        (
             post.clone(),
             "/partners/beta/disable".into(),
             only(&[("auditor", 403), ("pa_beta", 403), ("sponsor", 403)]),

@@ -371,8 +371,20 @@ async fn the_verify_endpoint_answers_as_proxies_expect(backend: Backend) {
 
     let (_, globex) = app.partner("globex").await;
     let (mut gus, user_id) = signed_in_guest(&app, &globex, &smtp, "gus@globex.example", 1).await;
+    // Use of an app behind the proxy is activity, for the inactivity policy.
+    let long_ago = chrono::Utc::now().timestamp_millis() - 40 * 86_400_000;
+    sqlx::query("UPDATE guests SET last_seen_at = $1")
+        .bind(long_ago)
+        .execute(app.deps.db.pool())
+        .await
+        .unwrap();
     let res = gus.get("/auth/verify?app=ehr-viewer").await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    let seen: i64 = sqlx::query_scalar("SELECT last_seen_at FROM guests")
+        .fetch_one(app.deps.db.pool())
+        .await
+        .unwrap();
+    assert!(seen > long_ago + 39 * 86_400_000, "activity recorded");
     assert_eq!(res.headers["x-guestbridge-roles"], "clinician,reader");
     assert_eq!(res.headers["x-guestbridge-name"], "Gus Guest");
     assert_eq!(

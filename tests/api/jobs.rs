@@ -186,6 +186,31 @@ async fn housekeeping_deletes_only_what_has_expired(backend: Backend) {
             .execute(pool)
             .await
             .unwrap();
+        // OpenID Connect codes and refresh tokens, with the same day's grace.
+        sqlx::query(
+            "INSERT INTO oauth_codes (code_hash, client_id, guest_id, redirect_uri, scope,
+                 auth_time, amr, created_at, expires_at, family_id)
+             VALUES ($1, 'c', $2, 'https://a.example/cb', 'openid', 0, 'email', $3, $4, 'f')",
+        )
+        .bind(format!("code-{id}"))
+        .bind(&guest)
+        .bind(ms(now - days(4)))
+        .bind(ms(expires))
+        .execute(pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO oauth_refresh_tokens (token_hash, family_id, client_id, guest_id, scope,
+                 auth_time, amr, created_at, expires_at)
+             VALUES ($1, 'f', 'c', $2, 'openid', 0, 'email', $3, $4)",
+        )
+        .bind(format!("refresh-{id}"))
+        .bind(&guest)
+        .bind(ms(now - days(4)))
+        .bind(ms(expires))
+        .execute(pool)
+        .await
+        .unwrap();
     }
     // Console sessions (past their absolute end, or live) and setup links (past their end
     // and the day's grace, or only just past it).
@@ -263,6 +288,8 @@ async fn housekeeping_deletes_only_what_has_expired(backend: Backend) {
             ("admin_sessions_deleted", 1),
             ("admin_links_deleted", 1),
             ("email_codes_deleted", 1),
+            ("oauth_codes_deleted", 1),
+            ("refresh_tokens_deleted", 1),
             ("signin_links_deleted", 1),
             ("rate_limits_deleted", 1),
             ("job_runs_deleted", 2),
@@ -290,6 +317,16 @@ async fn housekeeping_deletes_only_what_has_expired(backend: Backend) {
         .unwrap();
     assert_eq!(ids, ["al-live"]);
     assert_eq!(count(&app, "signin_links").await, 1);
+    let codes: Vec<String> = sqlx::query_scalar("SELECT code_hash FROM oauth_codes")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    assert_eq!(codes, ["code-c-live"]);
+    let tokens: Vec<String> = sqlx::query_scalar("SELECT token_hash FROM oauth_refresh_tokens")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    assert_eq!(tokens, ["refresh-c-live"]);
     assert_eq!(count(&app, "rate_limits").await, 1);
     let mut runs: Vec<String> =
         sqlx::query_scalar("SELECT id FROM job_runs WHERE id IN ('r1', 'r2', 'r3', 'r4')")

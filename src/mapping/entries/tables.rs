@@ -116,6 +116,10 @@ impl FileCtx<'_> {
                 "mfa_email_fallback" => {
                     set(&mut policy.mfa_email_fallback, self.boolean(key, value))
                 }
+                "inactive_days" => policy.inactive_days = self.days(key, value),
+                "inactive_remove_after_days" => {
+                    policy.inactive_remove_after_days = self.days(key, value)
+                }
                 "max_deactivations_per_hour" => match value.get_ref() {
                     RawValue::Integer(n) if (1..=1_000_000).contains(n) => {
                         policy.max_deactivations_per_hour = u32::try_from(*n).ok();

@@ -28,6 +28,8 @@ approval = "admin"
 mfa = true
 mfa_email_fallback = true
 max_deactivations_per_hour = 25
+inactive_days = 30
+inactive_remove_after_days = 14
 
 [[partner]]
 slug = "northside"
@@ -74,12 +76,14 @@ role = "clinician"
             mfa_email_fallback: true,
             mfa_passkey: false,
             max_deactivations_per_hour: Some(25),
+            inactive_days: Some(30),
+            inactive_remove_after_days: Some(14),
         }
     );
     assert_eq!(set.partners[1], PartnerPolicy::default_for("northside"));
     let rule = &set.rules[0];
     assert_eq!(rule.id, "nurses");
-    assert_eq!((rule.file.as_str(), rule.line), ("b.toml", 22));
+    assert_eq!((rule.file.as_str(), rule.line), ("b.toml", 24));
     assert_eq!(
         rule.partners.as_deref(),
         Some(&["st-mary".to_string(), "other".into()][..])

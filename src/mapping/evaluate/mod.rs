@@ -13,7 +13,7 @@ use super::model::{
     RuleExplanation, RuleSet,
 };
 use crate::scim_core::text::member_ci;
-use person::{in_any_group, partner_end_date};
+use person::{in_any_group, partner_end_date, partner_sponsor};
 
 mod person;
 
@@ -41,6 +41,7 @@ impl RuleSet {
             matched_rules: Vec::new(),
             mfa_required: policy.is_some_and(|p| p.mfa),
             sponsor: None,
+            sponsor_from: None,
             template: None,
             language: None,
             approval: policy.map_or(Approval::Auto, |p| p.approval),
@@ -115,6 +116,12 @@ impl RuleSet {
                 });
             }
         }
+        // The person's own sponsor (sent by their partner, or typed by the admin who invited
+        // them by hand) is more specific than a rule's default for everyone it matches.
+        if let Some(own) = partner_sponsor(person.user) {
+            decision.sponsor = Some(own);
+            decision.sponsor_from = Some("sponsorEmail".into());
+        }
         decision
     }
 }
@@ -165,7 +172,10 @@ fn apply(
 ) {
     decision.matched_rules.push(rule.id.clone());
     decision.mfa_required |= rule.mfa == Some(true);
-    first_set(&mut decision.sponsor, &rule.sponsor);
+    if decision.sponsor.is_none() && rule.sponsor.is_some() {
+        decision.sponsor.clone_from(&rule.sponsor);
+        decision.sponsor_from = Some(format!("rule {}", rule.id));
+    }
     first_set(&mut decision.template, &rule.template);
     first_set(&mut decision.language, &rule.language);
     let (valid_until, ends_by) = bounds.end_for(rule);

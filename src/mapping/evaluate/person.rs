@@ -21,6 +21,17 @@ pub(super) fn partner_end_date(user: &Value) -> Option<DateTime<Utc>> {
         .map(|t| t.and_utc())
 }
 
+/// The person's own sponsor, the guest extension's `sponsorEmail`, when it looks like an
+/// address.
+pub(super) fn partner_sponsor(user: &Value) -> Option<String> {
+    let text = member_ci(member_ci(user, GUEST_SCHEMA)?, "sponsorEmail")?
+        .as_str()?
+        .trim();
+    let (local, domain) = text.split_once('@')?;
+    (!local.is_empty() && domain.contains('.') && !text.contains(char::is_whitespace))
+        .then(|| text.to_string())
+}
+
 /// Whether one of the user's `groups` has a `display` equal to one of `wanted`, ignoring
 /// case.
 pub(super) fn in_any_group(groups: &[Value], wanted: &[String]) -> bool {

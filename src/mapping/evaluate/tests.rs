@@ -318,8 +318,28 @@ grants = [{ app = "rota", role = "viewer" }]
     let d = decide(&set, "acme", &nurse());
     assert_eq!(d.matched_rules, ["first", "second", "third"]);
     assert_eq!(d.sponsor.as_deref(), Some("dr.grey@hospital.example"));
+    assert_eq!(d.sponsor_from.as_deref(), Some("rule second"));
     assert_eq!(d.template.as_deref(), Some("clinician"));
     assert_eq!(d.language.as_deref(), Some("nl"));
+}
+
+#[test]
+fn a_persons_own_sponsor_wins_over_the_rules_default() {
+    let set = set(r#"
+[[rule]]
+id = "everyone"
+sponsor = "dr.grey@hospital.example"
+grants = [{ app = "ehr", role = "reader" }]
+"#);
+    let mut person = nurse();
+    person[GUEST_SCHEMA] = serde_json::json!({"sponsorEmail": " Host@Hospital.example "});
+    let d = decide(&set, "acme", &person);
+    assert_eq!(d.sponsor.as_deref(), Some("Host@Hospital.example"));
+    assert_eq!(d.sponsor_from.as_deref(), Some("sponsorEmail"));
+    // Something that is not an address is not a sponsor: the rule's default stands.
+    person[GUEST_SCHEMA] = serde_json::json!({"sponsorEmail": "the ward office"});
+    let d = decide(&set, "acme", &person);
+    assert_eq!(d.sponsor.as_deref(), Some("dr.grey@hospital.example"));
 }
 
 #[test]
