@@ -209,6 +209,8 @@ pub struct ExplainView {
 pub struct MfaResetDone {
     pub was_enrolled: bool,
     pub sessions_ended: u64,
+    /// How many passkeys the reset removed.
+    pub passkeys_removed: u64,
 }
 
 /// The guest after an MFA reset.
@@ -458,6 +460,7 @@ pub async fn reset_mfa(
         mfa_reset: MfaResetDone {
             was_enrolled: reset.was_enrolled,
             sessions_ended: reset.sessions_ended,
+            passkeys_removed: reset.passkeys_removed,
         },
     }))
 }

@@ -474,8 +474,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| service_error(e, &format!("guest {id}")))?;
             println!(
-                "guest {id} mfa reset: was_enrolled={} sessions_ended={}",
-                reset.was_enrolled, reset.sessions_ended
+                "guest {id} mfa reset: was_enrolled={} sessions_ended={} passkeys_removed={}",
+                reset.was_enrolled, reset.sessions_ended, reset.passkeys_removed
             );
             Ok(())
         }

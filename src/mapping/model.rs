@@ -93,6 +93,8 @@ pub struct PartnerPolicy {
     /// refused in a session that began from an e-mailed link, where the mailbox would be both
     /// factors. Off by default.
     pub mfa_email_fallback: bool,
+    /// `mfa = "passkey"`: only a passkey passes MFA (the authenticator app's code does not).
+    pub mfa_passkey: bool,
     /// Most people this partner's SCIM client may deactivate or delete in an hour; past it,
     /// such requests are refused (429) until the hour has passed or the limit is raised, so
     /// that a misconfigured HR feed cannot remove every guest's access at once. `None`: no
@@ -135,6 +137,7 @@ impl PartnerPolicy {
             approval: Approval::Auto,
             mfa: false,
             mfa_email_fallback: false,
+            mfa_passkey: false,
             max_deactivations_per_hour: None,
             inactive_days: None,
             inactive_remove_after_days: None,

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::app_state::AppState;
 use crate::services::guest_auth::{CodeOutcome, GuestSession};
-use crate::services::guest_mfa;
+use crate::services::{guest_mfa, guest_passkeys};
 
 #[derive(Deserialize)]
 pub struct CodeForm {
@@ -28,9 +28,27 @@ async fn offers_email(state: &AppState, gs: &GuestSession) -> bool {
         .unwrap_or(false)
 }
 
+/// What the code prompt shows of passkeys: whether the guest has any (then "Use a passkey"),
+/// and whether only a passkey passes (then no code form). An error shows the code form.
+async fn passkey_offer(state: &AppState, gs: &GuestSession) -> (bool, bool) {
+    let has = guest_passkeys::has_passkeys(&state.deps, &gs.guest.id)
+        .await
+        .unwrap_or(false);
+    let only = guest_passkeys::passkey_only(&state.deps, gs)
+        .await
+        .unwrap_or(false);
+    (has, only)
+}
+
 pub async fn get_mfa_setup(state: web::Data<AppState>, SignedIn(gs): SignedIn) -> HttpResponse {
     match guest_mfa::is_enrolled(&state.deps, &gs.guest.id).await {
         Ok(true) => return see_other("/mfa"),
+        Ok(false) => {}
+        Err(e) => return internal(e),
+    }
+    // The partner requires a passkey: enrolment is a passkey, not an app.
+    match guest_passkeys::passkey_only(&state.deps, &gs).await {
+        Ok(true) => return see_other("/mfa/passkeys"),
         Ok(false) => {}
         Err(e) => return internal(e),
     }
@@ -98,18 +116,25 @@ pub async fn post_mfa_setup(
 }
 
 pub async fn get_mfa(state: web::Data<AppState>, SignedIn(gs): SignedIn) -> HttpResponse {
-    // Without an authenticator there is nothing to type here yet: enrol first.
+    // Without an authenticator or a passkey there is nothing to use here yet: enrol first.
+    let (passkeys, passkey_only) = passkey_offer(&state, &gs).await;
     match guest_mfa::is_enrolled(&state.deps, &gs.guest.id).await {
-        Ok(false) if gs.needs_mfa() => return see_other("/mfa/setup"),
+        Ok(false) if gs.needs_mfa() && !passkeys => {
+            return see_other(if passkey_only {
+                "/mfa/passkeys"
+            } else {
+                "/mfa/setup"
+            })
+        }
         Ok(_) => {}
         Err(e) => return internal(e),
     }
-    let email_fallback = offers_email(&state, &gs).await;
+    let email_fallback = offers_email(&state, &gs).await && !passkey_only;
     page(
         &state,
         StatusCode::OK,
         "mfa_verify.html",
-        json!({"csrf": session_csrf(&gs, "mfa"), "emailed": false, "email_fallback": email_fallback}),
+        json!({"csrf": session_csrf(&gs, "mfa"), "emailed": false, "email_fallback": email_fallback, "passkeys": passkeys, "passkey_only": passkey_only, "passkey_csrf": session_csrf(&gs, "passkey")}),
     )
 }
 
@@ -131,12 +156,15 @@ async fn verify_code(
     };
     match outcome {
         Ok(CodeOutcome::Accepted) => see_other("/apps"),
-        Ok(CodeOutcome::Wrong) => page(
-            state,
-            StatusCode::BAD_REQUEST,
-            "mfa_verify.html",
-            json!({"csrf": session_csrf(&gs, "mfa"), "emailed": emailed, "email_fallback": !emailed && offers_email(state, &gs).await, "error": "That code is not right. Try again."}),
-        ),
+        Ok(CodeOutcome::Wrong) => {
+            let (passkeys, passkey_only) = passkey_offer(state, &gs).await;
+            page(
+                state,
+                StatusCode::BAD_REQUEST,
+                "mfa_verify.html",
+                json!({"csrf": session_csrf(&gs, "mfa"), "emailed": emailed, "email_fallback": !emailed && offers_email(state, &gs).await, "error": "That code is not right. Try again.", "passkeys": passkeys, "passkey_only": passkey_only, "passkey_csrf": session_csrf(&gs, "passkey")}),
+            )
+        }
         Ok(CodeOutcome::NotAllowed) => email_not_allowed(state),
         Ok(CodeOutcome::RateLimited) => too_many(state),
         Err(e) => internal(e),

@@ -6,6 +6,7 @@ mod forward_auth;
 mod links;
 mod mfa;
 mod oidc;
+mod passkeys;
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::{header, StatusCode};
@@ -18,8 +19,8 @@ use crate::auth::csrf::{check_csrf, check_pre_session_csrf, csrf_token, pre_sess
 use crate::auth::secrets::{hash_token, random_token};
 use crate::domain::GuestState;
 use crate::services::guest_auth::{self, CodeOutcome, GuestSession};
-use crate::services::guest_mfa;
 use crate::services::invitations::LinkProblem;
+use crate::services::{guest_mfa, guest_passkeys};
 use crate::services::{signing, ServiceError};
 
 pub use crate::portal_pages::Pages;
@@ -52,7 +53,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/signout", web::post().to(post_signout))
         .route("/.well-known/jwks.json", web::get().to(get_jwks))
         .route("/auth/verify", web::get().to(forward_auth::verify))
-        .configure(oidc::configure);
+        .configure(oidc::configure)
+        .configure(passkeys::configure);
 }
 
 fn see_other(location: &str) -> HttpResponse {
@@ -237,15 +239,25 @@ fn too_many(state: &AppState) -> HttpResponse {
 /// Where a signed-in guest goes next.
 async fn next_step(state: &AppState, gs: &GuestSession) -> Result<&'static str, ServiceError> {
     if gs.needs_mfa() {
-        return Ok(
-            if guest_mfa::is_enrolled(&state.deps, &gs.guest.id).await? {
-                "/mfa"
-            } else {
-                "/mfa/setup"
-            },
-        );
+        return mfa_step(state, gs).await;
     }
     Ok("/apps")
+}
+
+/// The MFA page for a guest who still has to pass it: the prompt when a factor is
+/// enrolled, else the enrolment (a passkey where the partner requires one).
+async fn mfa_step(state: &AppState, gs: &GuestSession) -> Result<&'static str, ServiceError> {
+    let deps = &state.deps;
+    if guest_mfa::is_enrolled(deps, &gs.guest.id).await?
+        || guest_passkeys::has_passkeys(deps, &gs.guest.id).await?
+    {
+        return Ok("/mfa");
+    }
+    Ok(if guest_passkeys::passkey_only(deps, gs).await? {
+        "/mfa/passkeys"
+    } else {
+        "/mfa/setup"
+    })
 }
 
 pub async fn get_apps(

@@ -16,6 +16,7 @@ const PAGES: &[(&str, &str)] = &[
     ("apps.html", include_str!("apps.html")),
     ("signin.html", include_str!("signin.html")),
     ("signin_link.html", include_str!("signin_link.html")),
+    ("passkeys.html", include_str!("passkeys.html")),
 ];
 
 impl Pages {

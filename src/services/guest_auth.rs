@@ -40,6 +40,8 @@ pub enum SessionOrigin {
     Invitation,
     /// An e-mailed sign-in link.
     SigninLink,
+    /// A passkey with user verification: possession and a PIN or biometric, so also MFA.
+    Passkey,
 }
 
 impl SessionOrigin {
@@ -47,6 +49,7 @@ impl SessionOrigin {
         match self {
             SessionOrigin::Invitation => "invitation",
             SessionOrigin::SigninLink => "signin_link",
+            SessionOrigin::Passkey => "passkey",
         }
     }
 
@@ -54,6 +57,7 @@ impl SessionOrigin {
         match s {
             "invitation" => Some(SessionOrigin::Invitation),
             "signin_link" => Some(SessionOrigin::SigninLink),
+            "passkey" => Some(SessionOrigin::Passkey),
             _ => None,
         }
     }
@@ -62,6 +66,7 @@ impl SessionOrigin {
     pub fn by_email(self) -> bool {
         match self {
             SessionOrigin::Invitation | SessionOrigin::SigninLink => true,
+            SessionOrigin::Passkey => false,
         }
     }
 }
@@ -85,6 +90,8 @@ pub async fn start_session(
             mfa_passed,
             csrf_secret: random_token(32),
             origin: origin.as_str().to_string(),
+            // A passkey sign-in is itself the second factor (user verification required).
+            mfa_method: (origin == SessionOrigin::Passkey).then(|| "passkey".to_string()),
         },
     )
     .await?;

@@ -113,14 +113,25 @@ pub async fn is_enrolled(deps: &Deps, guest_id: &str) -> Result<bool, ServiceErr
 }
 
 /// MFA passed in this session: remember it, and a consented invited guest has redeemed.
-async fn mfa_passed(
+pub(super) async fn mfa_passed(
     tx: &mut Tx,
     deps: &Deps,
     gs: &GuestSession,
+    method: &str,
     now: i64,
 ) -> Result<(), ServiceError> {
-    session_store::set_mfa_passed(tx, &gs.session.id_hash).await?;
-    let guest = guest_store::get(tx, &gs.guest.id)
+    session_store::set_mfa_passed(tx, &gs.session.id_hash, method).await?;
+    redeem_if_consented(tx, deps, &gs.guest.id, now).await
+}
+
+/// A guest who has consented and now passed MFA (or signed in with a passkey) has redeemed.
+pub(super) async fn redeem_if_consented(
+    tx: &mut Tx,
+    deps: &Deps,
+    guest_id: &str,
+    now: i64,
+) -> Result<(), ServiceError> {
+    let guest = guest_store::get(tx, guest_id)
         .await?
         .ok_or(ServiceError::NotFound)?;
     let consented = inv_store::latest_consent(tx, &guest.id)
@@ -146,6 +157,10 @@ pub async fn verify_totp(
     code: &str,
     ip: &str,
 ) -> Result<CodeOutcome, ServiceError> {
+    // The partner requires a passkey: a code from an app is not enough.
+    if super::guest_passkeys::passkey_only(deps, gs).await? {
+        return Ok(CodeOutcome::NotAllowed);
+    }
     let now = deps.now_ms();
     let mut tx = deps.db.begin_write().await?;
     if !allow(&mut tx, now, &code_limits(&gs.guest.id, ip)).await? {
@@ -194,7 +209,7 @@ pub async fn verify_totp(
         )
         .await?;
     }
-    mfa_passed(&mut tx, deps, gs, now).await?;
+    mfa_passed(&mut tx, deps, gs, "totp", now).await?;
     tx.commit().await?;
     Ok(CodeOutcome::Accepted)
 }
@@ -288,7 +303,7 @@ pub async fn verify_email_code(
         tx.commit().await?;
         return Ok(CodeOutcome::Wrong);
     }
-    mfa_passed(&mut tx, deps, gs, now).await?;
+    mfa_passed(&mut tx, deps, gs, "email", now).await?;
     tx.commit().await?;
     Ok(CodeOutcome::Accepted)
 }
@@ -299,9 +314,11 @@ pub struct MfaReset {
     /// Whether an authenticator was enrolled (rather than only pending, or nothing).
     pub was_enrolled: bool,
     pub sessions_ended: u64,
+    /// How many passkeys were removed.
+    pub passkeys_removed: u64,
 }
 
-/// A guest lost their authenticator: remove the enrolment and end their sessions, audited
+/// A guest lost their authenticator: remove the enrolment and passkeys and end their sessions, audited
 /// as `guest.mfa_reset` in the same transaction. Their next sign-in enrols a new one.
 pub async fn reset_mfa(
     deps: &Deps,
@@ -317,13 +334,14 @@ pub async fn reset_mfa(
         .await?
         .is_some_and(|r| r.enrolled_at.is_some());
     mfa_store::delete(&mut tx, guest_id).await?;
+    let passkeys_removed = super::guest_passkeys::remove_all(&mut tx, guest_id).await?;
     let sessions_ended = session_store::delete_guest_sessions(&mut tx, guest_id).await?;
     audit_guest(
         &mut tx,
         actor,
         &guest,
         "guest.mfa_reset",
-        json!({"was_enrolled": was_enrolled, "sessions_ended": sessions_ended}),
+        json!({"was_enrolled": was_enrolled, "sessions_ended": sessions_ended, "passkeys_removed": passkeys_removed}),
         now,
     )
     .await?;
@@ -331,6 +349,7 @@ pub async fn reset_mfa(
     Ok(MfaReset {
         was_enrolled,
         sessions_ended,
+        passkeys_removed,
     })
 }
 

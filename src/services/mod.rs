@@ -13,6 +13,7 @@ pub mod groups;
 pub mod guest_actions;
 pub mod guest_auth;
 pub mod guest_mfa;
+pub mod guest_passkeys;
 pub mod guests;
 pub mod import;
 pub mod import_records;

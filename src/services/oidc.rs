@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::guest_auth::{self, GuestSession};
+use super::guest_auth::{self, GuestSession, SessionOrigin};
 use super::invitations::audit_guest;
 use super::{Actor, Deps, ServiceError};
 use crate::auth::jwt::{self, OIDC_TOKEN_LIFETIME_SECS};
@@ -70,10 +70,17 @@ pub struct Authorization<'a> {
 
 /// How the guest authenticated in this session (RFC 8176 values where one fits).
 pub fn amr(gs: &GuestSession) -> Vec<&'static str> {
+    // A passkey sign-in: a hardware-bound key with user verification, multi-factor by itself.
+    if gs.origin() == Some(SessionOrigin::Passkey) {
+        return vec!["hwk", "mfa"];
+    }
     let mut amr = vec!["email"];
     // A session that needs no second factor is marked passed without one.
     if gs.guest.mfa_required && gs.session.mfa_passed {
-        amr.extend(["otp", "mfa"]);
+        match gs.session.mfa_method.as_deref() {
+            Some("passkey") => amr.extend(["hwk", "mfa"]),
+            _ => amr.extend(["otp", "mfa"]),
+        }
     }
     amr
 }
@@ -539,5 +546,70 @@ mod tests {
         let spaced = "dBjftJeZ4CVP mJ92K1yCsnZ7kvsmlKcDQ-W-HD_NiY";
         let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(spaced.as_bytes()));
         assert!(!pkce_matches(spaced, &challenge));
+    }
+}
+
+#[cfg(test)]
+mod amr_tests {
+    use super::*;
+    use crate::store::guests::GuestRow;
+    use crate::store::sessions::SessionRow;
+
+    fn session(origin: &str, mfa_required: bool, method: Option<&str>) -> GuestSession {
+        GuestSession {
+            session: SessionRow {
+                id_hash: "h".into(),
+                guest_id: "g".into(),
+                created_at: 0,
+                expires_at: 1,
+                mfa_passed: method.is_some() || !mfa_required,
+                csrf_secret: "c".into(),
+                origin: origin.into(),
+                mfa_method: method.map(str::to_string),
+            },
+            guest: GuestRow {
+                id: "g".into(),
+                partner_id: "p".into(),
+                user_id: "u".into(),
+                user_name: "ann".into(),
+                email: None,
+                display_name: None,
+                state: "active".into(),
+                approved: true,
+                mfa_required,
+                sponsor: None,
+                template: None,
+                language: None,
+                access_until: None,
+                invited_at: None,
+                redeemed_at: None,
+                created_at: 0,
+                updated_at: 0,
+                rules_fingerprint: None,
+            },
+        }
+    }
+
+    #[test]
+    fn amr_names_the_factor_that_passed() {
+        assert_eq!(amr(&session("invitation", false, None)), ["email"]);
+        assert_eq!(amr(&session("invitation", true, None)), ["email"]);
+        assert_eq!(
+            amr(&session("signin_link", true, Some("totp"))),
+            ["email", "otp", "mfa"]
+        );
+        assert_eq!(
+            amr(&session("signin_link", true, Some("passkey"))),
+            ["email", "hwk", "mfa"]
+        );
+        // A passkey sign-in: no e-mail involved, the passkey is both factors.
+        assert_eq!(
+            amr(&session("passkey", true, Some("passkey"))),
+            ["hwk", "mfa"]
+        );
+        assert_eq!(
+            amr(&session("passkey", false, Some("passkey"))),
+            ["hwk", "mfa"]
+        );
     }
 }

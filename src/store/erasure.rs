@@ -40,7 +40,7 @@ pub struct Person<'a> {
 
 /// Statements deleting a guest's rows outright, each by the guest id (`$1`). Rows that name
 /// nobody but serve as evidence (grants, consents) are kept; see docs/security.md.
-const DELETE_BY_GUEST: [&str; 10] = [
+const DELETE_BY_GUEST: [&str; 11] = [
     "DELETE FROM mail_outbox WHERE guest_id = $1",
     "DELETE FROM sync_outbox WHERE guest_id = $1",
     "DELETE FROM guest_sync WHERE guest_id = $1",
@@ -50,6 +50,7 @@ const DELETE_BY_GUEST: [&str; 10] = [
     "DELETE FROM signin_links WHERE guest_id = $1",
     "DELETE FROM email_codes WHERE guest_id = $1",
     "DELETE FROM guest_mfa WHERE guest_id = $1",
+    "DELETE FROM guest_passkeys WHERE guest_id = $1",
     "DELETE FROM notices WHERE guest_id = $1",
 ];
 

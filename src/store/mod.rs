@@ -30,6 +30,7 @@ pub mod overrides;
 pub mod ownership;
 pub mod partner_admin;
 pub mod partners;
+pub mod passkeys;
 pub mod rate_limits;
 pub mod rule_sets;
 pub mod scim_filter;

@@ -15,12 +15,14 @@ pub struct SessionRow {
     pub csrf_secret: String,
     /// How the session began (`invitation`, `signin_link`); see `guest_auth::SessionOrigin`.
     pub origin: String,
+    /// Which factor passed MFA (`totp`, `email`, `passkey`); None before it passed.
+    pub mfa_method: Option<String>,
 }
 
 pub async fn insert_session(conn: &mut AnyConnection, s: &SessionRow) -> Result<(), DbError> {
     sqlx::query(
-        "INSERT INTO guest_sessions (id_hash, guest_id, created_at, expires_at, mfa_passed, csrf_secret, origin)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO guest_sessions (id_hash, guest_id, created_at, expires_at, mfa_passed, csrf_secret, origin, mfa_method)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&s.id_hash)
     .bind(&s.guest_id)
@@ -29,6 +31,7 @@ pub async fn insert_session(conn: &mut AnyConnection, s: &SessionRow) -> Result<
     .bind(i64::from(s.mfa_passed))
     .bind(&s.csrf_secret)
     .bind(&s.origin)
+    .bind(&s.mfa_method)
     .execute(conn)
     .await?;
     Ok(())
@@ -41,7 +44,7 @@ pub async fn session(
     now: i64,
 ) -> Result<Option<SessionRow>, DbError> {
     let row = sqlx::query(
-        "SELECT id_hash, guest_id, created_at, expires_at, mfa_passed, csrf_secret, origin FROM guest_sessions
+        "SELECT id_hash, guest_id, created_at, expires_at, mfa_passed, csrf_secret, origin, mfa_method FROM guest_sessions
          WHERE id_hash = $1 AND expires_at > $2",
     )
     .bind(id_hash)
@@ -57,13 +60,20 @@ pub async fn session(
             mfa_passed: r.try_get::<i64, _>("mfa_passed")? != 0,
             csrf_secret: r.try_get("csrf_secret")?,
             origin: r.try_get("origin")?,
+            mfa_method: r.try_get("mfa_method")?,
         })
     })
     .transpose()
 }
 
-pub async fn set_mfa_passed(conn: &mut AnyConnection, id_hash: &str) -> Result<(), DbError> {
-    sqlx::query("UPDATE guest_sessions SET mfa_passed = 1 WHERE id_hash = $1")
+/// MFA passed in this session, with `method`.
+pub async fn set_mfa_passed(
+    conn: &mut AnyConnection,
+    id_hash: &str,
+    method: &str,
+) -> Result<(), DbError> {
+    sqlx::query("UPDATE guest_sessions SET mfa_passed = 1, mfa_method = $1 WHERE id_hash = $2")
+        .bind(method)
         .bind(id_hash)
         .execute(conn)
         .await?;

@@ -192,6 +192,7 @@ async fn suspend_and_resume_hold_until_an_admin_lifts_them(backend: Backend) {
         mfa_passed: false,
         csrf_secret: "test".into(),
         origin: "invitation".into(),
+        mfa_method: None,
     };
     let mut conn = w.app.deps.db.pool().acquire().await.unwrap();
     guestbridge::store::sessions::insert_session(&mut conn, &session)

@@ -480,7 +480,7 @@ impl Drop for ChromeDriver {
 }
 
 /// A loopback port nobody listens on right now.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -520,7 +520,7 @@ fn kill_process_group(pgid: u32) {
 }
 
 /// The text of the first element matching `css`.
-async fn text(b: &Client, css: &str) -> String {
+pub(crate) async fn text(b: &Client, css: &str) -> String {
     b.find(Locator::Css(css))
         .await
         .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
@@ -530,7 +530,7 @@ async fn text(b: &Client, css: &str) -> String {
 }
 
 /// Clicks the button labelled `label`.
-async fn button(b: &Client, label: &str) {
+pub(crate) async fn button(b: &Client, label: &str) {
     b.find(Locator::XPath(&format!(
         "//button[normalize-space()='{label}']"
     )))
@@ -541,7 +541,7 @@ async fn button(b: &Client, label: &str) {
     .unwrap_or_else(|e| panic!("click {label:?}: {e}"));
 }
 
-async fn path(b: &Client) -> String {
+pub(crate) async fn path(b: &Client) -> String {
     b.current_url()
         .await
         .expect("current URL")

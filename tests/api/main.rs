@@ -46,6 +46,7 @@ mod mail;
 mod oidc_provider;
 mod openapi_conformance;
 mod partner_quotas;
+mod passkeys;
 mod portal;
 mod portal_auth;
 mod queue_claims;

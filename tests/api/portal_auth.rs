@@ -672,7 +672,10 @@ async fn admins_reset_mfa_by_api_and_cli_and_the_guest_enrols_again(backend: Bac
     );
     assert_eq!(
         stdout.trim().lines().last(),
-        Some(format!("guest {id} mfa reset: was_enrolled=true sessions_ended=1").as_str())
+        Some(
+            format!("guest {id} mfa reset: was_enrolled=true sessions_ended=1 passkeys_removed=0")
+                .as_str()
+        )
     );
     assert_eq!(b.get("/apps").await.location.as_deref(), Some("/signin"));
     assert_eq!(count(&app, "SELECT COUNT(*) FROM guest_mfa").await, 0);

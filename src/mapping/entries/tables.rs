@@ -101,7 +101,18 @@ impl FileCtx<'_> {
                     ),
                     None => {}
                 },
-                "mfa" => set(&mut policy.mfa, self.boolean(key, value)),
+                "mfa" => match value.get_ref() {
+                    // `mfa = "passkey"`: MFA, and only a passkey passes it.
+                    RawValue::String(s) if s == "passkey" => {
+                        policy.mfa = true;
+                        policy.mfa_passkey = true;
+                    }
+                    RawValue::String(s) => self.error(
+                        &value.span(),
+                        format!("`mfa` must be true, false or \"passkey\", found \"{s}\""),
+                    ),
+                    _ => set(&mut policy.mfa, self.boolean(key, value)),
+                },
                 "mfa_email_fallback" => {
                     set(&mut policy.mfa_email_fallback, self.boolean(key, value))
                 }

@@ -74,6 +74,7 @@ role = "clinician"
             approval: Approval::Admin,
             mfa: true,
             mfa_email_fallback: true,
+            mfa_passkey: false,
             max_deactivations_per_hour: Some(25),
             inactive_days: Some(30),
             inactive_remove_after_days: Some(14),
@@ -527,5 +528,23 @@ fn oidc_clients_are_checked() {
             .iter()
             .any(|e| e.contains("OIDC client id \"a-client\" is also app \"a\"'s")),
         "{errors:#?}"
+    );
+}
+
+#[test]
+fn partner_mfa_may_require_a_passkey() {
+    let set = load(&[(
+        "a.toml",
+        "[[partner]]\nslug = \"acme\"\nmfa = \"passkey\"\n\n[[partner]]\nslug = \"globex\"\nmfa = true\n",
+    )]);
+    assert!(set.partners[0].mfa && set.partners[0].mfa_passkey);
+    assert!(set.partners[1].mfa && !set.partners[1].mfa_passkey);
+    one_error(
+        &[(
+            "a.toml",
+            "[[partner]]\nslug = \"acme\"\nmfa = \"webauthn\"\n",
+        )],
+        "a.toml:3",
+        "`mfa` must be true, false or \"passkey\", found \"webauthn\"",
     );
 }
