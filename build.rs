@@ -12,6 +12,9 @@ const NGINX: &str = "/usr/sbin/nginx";
 const REQUIRE_OIDC_RP: &str = "GUESTBRIDGE_REQUIRE_OIDC_RP";
 /// The relying-party library the OIDC provider test drives (`npm ci --prefix tests/oidc_rp`).
 const OIDC_RP: &str = "tests/oidc_rp/node_modules/openid-client/package.json";
+const REQUIRE_OIDC_PROVIDER: &str = "GUESTBRIDGE_REQUIRE_OIDC";
+/// The identity provider the admin SSO test runs (`npm ci --prefix tests/oidc_provider`).
+const OIDC_PROVIDER: &str = "tests/oidc_provider/node_modules/oidc-provider/package.json";
 
 fn main() {
     println!("cargo:rustc-check-cfg=cfg(gb_postgres)");
@@ -20,6 +23,7 @@ fn main() {
     println!("cargo:rustc-check-cfg=cfg(gb_pg_dump)");
     println!("cargo:rustc-check-cfg=cfg(gb_nginx)");
     println!("cargo:rustc-check-cfg=cfg(gb_oidc_rp)");
+    println!("cargo:rustc-check-cfg=cfg(gb_oidc_provider)");
     println!("cargo:rerun-if-env-changed=PATH");
     println!("cargo:rerun-if-env-changed={POSTGRES_URL}");
     println!("cargo:rerun-if-env-changed={REQUIRE_BROWSER}");
@@ -27,6 +31,8 @@ fn main() {
     println!("cargo:rerun-if-env-changed={REQUIRE_OIDC_RP}");
     // Installing the relying party's packages changes this folder (it always exists).
     println!("cargo:rerun-if-changed=tests/oidc_rp");
+    println!("cargo:rerun-if-env-changed={REQUIRE_OIDC_PROVIDER}");
+    println!("cargo:rerun-if-changed=tests/oidc_provider");
     // Installing or removing a tool changes its directory; only existing paths are watched,
     // as a missing one would make every build rerun this script.
     let mut dirs: Vec<std::path::PathBuf> = std::env::var_os("PATH")
@@ -59,6 +65,10 @@ fn main() {
     let rp_required = std::env::var(REQUIRE_OIDC_RP).is_ok_and(|v| v == "1");
     if rp_required || (Path::new(OIDC_RP).exists() && on_path("node")) {
         println!("cargo:rustc-cfg=gb_oidc_rp");
+    }
+    let provider_required = std::env::var(REQUIRE_OIDC_PROVIDER).is_ok_and(|v| v == "1");
+    if provider_required || (Path::new(OIDC_PROVIDER).exists() && on_path("node")) {
+        println!("cargo:rustc-cfg=gb_oidc_provider");
     }
 }
 

@@ -11,8 +11,8 @@
 //!
 //! A second test runs one sign-in in headless Chromium with the provider on another site.
 //!
-//! Without node or the installed provider the tests print that they are skipped, unless
-//! GUESTBRIDGE_REQUIRE_OIDC=1 (CI), where they fail.
+//! Without node or the installed provider the tests are reported as ignored (build.rs
+//! looks), unless GUESTBRIDGE_REQUIRE_OIDC=1 (CI), where they run and fail.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -30,9 +30,41 @@ const CLIENT_SECRET: &str = "sso-test-client-secret-6d1f0a";
 const GROUPS: &str =
     "gb-admins=admin,gb-auditors=auditor,acme-hr=partner-admin:acme,gb-sponsors=sponsor";
 
-crate::both_backends!(
+crate::both_backends!(without_a_reachable_provider_sso_fails_with_a_page);
+
+/// Tests that need the provider: reported as ignored where build.rs found no node or no
+/// installed provider (`gb_oidc_provider`), on top of the PostgreSQL variant's own condition.
+macro_rules! with_provider {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use crate::helpers::{self, Backend};
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(
+                    not(gb_oidc_provider),
+                    ignore = "node or tests/oidc_provider/node_modules was missing when the tests were built"
+                )]
+                async fn sqlite() {
+                    super::$name(Backend::Sqlite).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(
+                    not(all(gb_oidc_provider, gb_postgres)),
+                    ignore = "needs node, tests/oidc_provider/node_modules and GUESTBRIDGE_TEST_POSTGRES_URL"
+                )]
+                async fn postgres() {
+                    helpers::require_postgres();
+                    super::$name(Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}
+
+with_provider!(
     sso_signs_in_with_the_role_of_the_group,
-    without_a_reachable_provider_sso_fails_with_a_page,
     a_provider_taking_only_client_secret_post_gets_it
 );
 
@@ -754,8 +786,8 @@ mod sso_in_chromium_across_sites {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[cfg_attr(
-        not(gb_browser),
-        ignore = "chromium or chromium-driver was missing when the tests were built"
+        not(all(gb_browser, gb_oidc_provider)),
+        ignore = "needs chromium, node and tests/oidc_provider/node_modules when the tests are built"
     )]
     async fn sqlite() {
         super::sso_in_chromium(Backend::Sqlite).await
@@ -763,8 +795,8 @@ mod sso_in_chromium_across_sites {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[cfg_attr(
-        not(all(gb_browser, gb_postgres)),
-        ignore = "needs chromium and GUESTBRIDGE_TEST_POSTGRES_URL when the tests are built"
+        not(all(gb_browser, gb_oidc_provider, gb_postgres)),
+        ignore = "needs chromium, node, tests/oidc_provider/node_modules and GUESTBRIDGE_TEST_POSTGRES_URL"
     )]
     async fn postgres() {
         helpers::require_postgres();

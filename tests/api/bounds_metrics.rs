@@ -58,19 +58,23 @@ both_backends!(queue_gauges_count_each_state_up_to_the_cap);
 
 /// `n` mail rows (every `sent_every`-th sent, the others pending) and `n` sync events of
 /// target `hooks` (likewise delivered or pending), written straight into the tables.
+/// Retries due in 2100: the app's own senders, running beside the test, must not claim the
+/// rows (a delivery to the hooks target would turn one into a dead letter mid-count).
+const NOT_DUE: i64 = 4_102_444_800_000;
+
 async fn fill_outboxes(app: &crate::helpers::TestApp, n: i64, sent_every: i64) {
     let mut conn = app.deps.db.pool().acquire().await.unwrap();
     let mail = format!(
         "INSERT INTO mail_outbox (id, kind, to_addr, subject, idempotency_key, created_at, next_attempt_at, sent_at)
          WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n})
-         SELECT 'm' || i, 'invitation', 'recipient', 's', 'k' || i, i, i,
+         SELECT 'm' || i, 'invitation', 'recipient', 's', 'k' || i, i, {NOT_DUE} + i,
                 CASE WHEN i % {sent_every} = 0 THEN i ELSE NULL END FROM n"
     );
     sqlx::query(&mail).execute(&mut *conn).await.unwrap();
     let sync = format!(
         "INSERT INTO sync_outbox (id, target, guest_id, kind, payload, created_at, next_attempt_at, delivered_at)
          WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n})
-         SELECT 'e' || i, 'hooks', 'g' || i, 'guest_upserted', '{{}}', i, i,
+         SELECT 'e' || i, 'hooks', 'g' || i, 'guest_upserted', '{{}}', i, {NOT_DUE} + i,
                 CASE WHEN i % {sent_every} = 0 THEN i ELSE NULL END FROM n"
     );
     sqlx::query(&sync).execute(&mut *conn).await.unwrap();
@@ -123,10 +127,10 @@ async fn fill_outboxes_from(app: &crate::helpers::TestApp, from: i64, to: i64) {
     for sql in [
         format!("INSERT INTO mail_outbox (id, kind, to_addr, subject, idempotency_key, created_at, next_attempt_at)
          WITH RECURSIVE n(i) AS (SELECT {from} UNION ALL SELECT i + 1 FROM n WHERE i < {to})
-         SELECT 'm' || i, 'invitation', 'recipient', 's', 'k' || i, i, i FROM n"),
+         SELECT 'm' || i, 'invitation', 'recipient', 's', 'k' || i, i, {NOT_DUE} + i FROM n"),
         format!("INSERT INTO sync_outbox (id, target, guest_id, kind, payload, created_at, next_attempt_at)
          WITH RECURSIVE n(i) AS (SELECT {from} UNION ALL SELECT i + 1 FROM n WHERE i < {to})
-         SELECT 'e' || i, 'hooks', 'g' || i, 'guest_upserted', '{{}}', i, i FROM n"),
+         SELECT 'e' || i, 'hooks', 'g' || i, 'guest_upserted', '{{}}', i, {NOT_DUE} + i FROM n"),
     ] {
         sqlx::query(&sql).execute(&mut *conn).await.unwrap();
     }
