@@ -332,9 +332,17 @@ const ACTIVITY_EVERY_MS: i64 = 5 * 60 * 1000;
 /// Record that the guest used an app (an OIDC token, a forward-auth check), for the
 /// inactivity policy.
 pub async fn record_activity(deps: &Deps, guest_id: &str) -> Result<(), ServiceError> {
+    // A proxy asks on every request: read first, so only a stale mark takes the writer turn.
+    let now = deps.now_ms();
+    let seen = {
+        let mut conn = deps.db.pool().acquire().await?;
+        crate::store::due_work::last_seen(&mut conn, guest_id).await?
+    };
+    if seen.is_some_and(|s| s >= now - ACTIVITY_EVERY_MS) {
+        return Ok(());
+    }
     let mut tx = deps.db.begin_write().await?;
-    crate::store::due_work::touch_seen_at_most(&mut tx, guest_id, deps.now_ms(), ACTIVITY_EVERY_MS)
-        .await?;
+    crate::store::due_work::touch_seen_at_most(&mut tx, guest_id, now, ACTIVITY_EVERY_MS).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -10,11 +10,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::guest_auth::{self, GuestSession, SessionOrigin};
+use super::guest_auth::{self, guest_actor, GuestSession, SessionOrigin};
 use super::invitations::audit_guest;
-use super::{Actor, Deps, ServiceError};
+use super::{Deps, ServiceError};
 use crate::auth::jwt::{self, OIDC_TOKEN_LIFETIME_SECS};
-use crate::auth::secrets::{hash_token, random_token};
+use crate::auth::secrets::{constant_time_eq, hash_token, random_token};
 use crate::mapping::{App, OidcClient};
 use crate::store::guests::{self as guest_store, GuestRow};
 use crate::store::oauth::{self, CodeRow, CodeUse, RefreshRow, RefreshUse};
@@ -122,7 +122,7 @@ pub async fn issue_code(
     oauth::insert_code(&mut tx, &row).await?;
     audit_guest(
         &mut tx,
-        &guest_auth_actor(&gs.guest.id),
+        &guest_actor(&gs.guest.id),
         &gs.guest,
         "oidc.authorized",
         json!({"app": req.app.id, "client_id": req.client.client_id, "scope": row.scope}),
@@ -131,13 +131,6 @@ pub async fn issue_code(
     .await?;
     tx.commit().await?;
     Ok(Some(code))
-}
-
-fn guest_auth_actor(guest_id: &str) -> Actor {
-    Actor {
-        label: format!("guest:{guest_id}"),
-        request_id: None,
-    }
 }
 
 /// The tokens a successful exchange or refresh returns.
@@ -234,7 +227,7 @@ pub async fn exchange_code(
     crate::store::due_work::touch_seen(&mut tx, &guest.id, now).await?;
     audit_guest(
         &mut tx,
-        &guest_auth_actor(&guest.id),
+        &guest_actor(&guest.id),
         &guest,
         "oidc.tokens_issued",
         json!({"app": app.id, "client_id": client.client_id, "grant": "authorization_code"}),
@@ -266,7 +259,7 @@ pub async fn refresh(
             if let Some(guest) = guest_store::get(&mut tx, &row.guest_id).await? {
                 audit_guest(
                     &mut tx,
-                    &guest_auth_actor(&guest.id),
+                    &guest_actor(&guest.id),
                     &guest,
                     "oidc.refresh_reused",
                     json!({"client_id": row.client_id, "revoked": revoked}),
@@ -519,10 +512,6 @@ pub fn secret_matches(client: &OidcClient, secret: &str) -> bool {
     };
     let got = hex::encode(Sha256::digest(secret.as_bytes()));
     constant_time_eq(got.as_bytes(), expected.as_bytes())
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

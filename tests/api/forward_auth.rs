@@ -17,7 +17,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Map, Value};
 
 use crate::helpers::{spawn_with, test_actor, Backend, Scim, TestApp};
-use crate::portal::{field, Browser};
+use crate::portal::{accepted_invitation, Browser};
 use crate::smtp::TestSmtp;
 
 const NGINX: &str = "/usr/sbin/nginx";
@@ -222,50 +222,6 @@ async fn signed_in_guest(
     n: usize,
 ) -> (Browser, String) {
     accepted_invitation(app, globex, smtp, user_name, n, "/apps").await
-}
-
-/// A person of `partner` who accepted their invitation, sent on to `next`.
-async fn accepted_invitation(
-    app: &TestApp,
-    partner: &Scim,
-    smtp: &TestSmtp,
-    user_name: &str,
-    n: usize,
-    next: &str,
-) -> (Browser, String) {
-    let user_id = partner
-        .create_user(&json!({
-            "userName": user_name,
-            "displayName": "Gus Guest",
-            "emails": [{"value": user_name, "primary": true}],
-        }))
-        .await;
-    let mails = smtp.wait_for(n, WAIT).await;
-    let link = mails
-        .iter()
-        .filter(|m| m.to == vec![user_name.to_string()])
-        .find_map(|m| m.find_link(&format!("{}/invite/", app.address)))
-        .expect("an invitation link");
-    let mut b = Browser::new(app);
-    let invite = b.get(&link).await;
-    assert_eq!(invite.status, StatusCode::OK, "{}", invite.body);
-    let accepted = b
-        .post(
-            &link,
-            &[
-                ("csrf", &field(&invite.body, "csrf")),
-                ("decision", "accept"),
-                ("consent_version", &field(&invite.body, "consent_version")),
-            ],
-        )
-        .await;
-    assert_eq!(
-        accepted.location.as_deref(),
-        Some(next),
-        "{}",
-        accepted.body
-    );
-    (b, user_id)
 }
 
 async fn app_with_smtp(backend: Backend, smtp: &TestSmtp) -> TestApp {

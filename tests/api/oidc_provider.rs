@@ -19,7 +19,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use crate::helpers::{spawn_with, test_actor, Backend, Scim, TestApp};
-use crate::portal::{field, Browser};
+use crate::portal::{accepted_invitation, Browser};
 use crate::smtp::TestSmtp;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -162,38 +162,9 @@ async fn app_with_smtp(backend: Backend, smtp: &TestSmtp) -> TestApp {
 
 /// A globex guest who accepted their invitation; the browser holds their portal session.
 async fn signed_in(app: &TestApp, globex: &Scim, smtp: &TestSmtp, user: &str, n: usize) -> Browser {
-    globex
-        .create_user(&json!({
-            "userName": user,
-            "displayName": "Gus Guest",
-            "emails": [{"value": user, "primary": true}],
-        }))
-        .await;
-    let mails = smtp.wait_for(n, WAIT).await;
-    let link = mails
-        .iter()
-        .filter(|m| m.to == vec![user.to_string()])
-        .find_map(|m| m.find_link(&format!("{}/invite/", app.address)))
-        .expect("an invitation link");
-    let mut b = Browser::new(app);
-    let invite = b.get(&link).await;
-    let accepted = b
-        .post(
-            &link,
-            &[
-                ("csrf", &field(&invite.body, "csrf")),
-                ("decision", "accept"),
-                ("consent_version", &field(&invite.body, "consent_version")),
-            ],
-        )
-        .await;
-    assert_eq!(
-        accepted.location.as_deref(),
-        Some("/apps"),
-        "{}",
-        accepted.body
-    );
-    b
+    accepted_invitation(app, globex, smtp, user, n, "/apps")
+        .await
+        .0
 }
 
 async fn guest_id(app: &TestApp, user: &str) -> String {

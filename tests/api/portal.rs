@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::both_backends;
-use crate::helpers::{spawn_with, test_actor, Backend, TestApp};
+use crate::helpers::{spawn_with, test_actor, Backend, Scim, TestApp};
 use crate::smtp::TestSmtp;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -139,6 +139,51 @@ pub(crate) fn html_unescape(s: &str) -> String {
         .replace("&amp;", "&")
         .replace("&quot;", "\"")
         .replace("&#x27;", "'")
+}
+
+/// A person of `partner` (created through SCIM) who accepted the invitation mailed to them
+/// (the `n`th mail), sent on to `next`: the browser holds their session; gives their SCIM id.
+pub(crate) async fn accepted_invitation(
+    app: &TestApp,
+    partner: &Scim,
+    smtp: &TestSmtp,
+    user_name: &str,
+    n: usize,
+    next: &str,
+) -> (Browser, String) {
+    let user_id = partner
+        .create_user(&json!({
+            "userName": user_name,
+            "displayName": "Gus Guest",
+            "emails": [{"value": user_name, "primary": true}],
+        }))
+        .await;
+    let mails = smtp.wait_for(n, WAIT).await;
+    let link = mails
+        .iter()
+        .filter(|m| m.to == vec![user_name.to_string()])
+        .find_map(|m| m.find_link(&format!("{}/invite/", app.address)))
+        .expect("an invitation link");
+    let mut b = Browser::new(app);
+    let invite = b.get(&link).await;
+    assert_eq!(invite.status, StatusCode::OK, "{}", invite.body);
+    let accepted = b
+        .post(
+            &link,
+            &[
+                ("csrf", &field(&invite.body, "csrf")),
+                ("decision", "accept"),
+                ("consent_version", &field(&invite.body, "consent_version")),
+            ],
+        )
+        .await;
+    assert_eq!(
+        accepted.location.as_deref(),
+        Some(next),
+        "{}",
+        accepted.body
+    );
+    (b, user_id)
 }
 
 async fn app_with_smtp(backend: Backend, smtp: &TestSmtp) -> TestApp {
